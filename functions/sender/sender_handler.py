@@ -1,0 +1,86 @@
+"""Sender Lambda: SQS batch -> Pinterest requests of up to 1000 events -> partial batch response.
+
+A message that cannot be parsed is reported as a batch item failure at once, so it reaches the
+DLQ after maxReceiveCount receives without holding back the others.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import SQSEvent
+from pydantic import ValidationError
+
+from pinrelay.adapters.aws import client
+from pinrelay.adapters.dynamodb import DynamoDedupStore
+from pinrelay.adapters.pinterest_http import RequestsPinterestApi
+from pinrelay.adapters.secrets import secret_value
+from pinrelay.config import sender_settings
+from pinrelay.models import QueuedEvent
+from pinrelay.sender import QueuedMessage, SenderService
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+
+@cache
+def service() -> SenderService:
+    settings = sender_settings()
+    api = RequestsPinterestApi(
+        settings.pinterest_api_url,
+        token=lambda: secret_value(settings.token_ref, settings.secrets_max_age_seconds),
+        timeout_seconds=settings.pinterest_timeout_seconds,
+    )
+    api.post_events = tracer.capture_method(api.post_events)  # a subsegment per Pinterest call
+    return SenderService(
+        api=api,
+        store=DynamoDedupStore(settings.dedup_table_name, client("dynamodb")),
+        test_mode=settings.pinterest_test_mode,
+        max_attempts=settings.sender_max_attempts,
+        backoff_base_seconds=settings.sender_backoff_base_seconds,
+        backoff_max_seconds=settings.sender_backoff_max_seconds,
+        clock=time.time,
+        sleep=time.sleep,
+    )
+
+
+@tracer.capture_lambda_handler(capture_response=False)
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def lambda_handler(event: dict, context) -> dict:
+    failures: list[str] = []
+    messages: list[QueuedMessage] = []
+    for record in SQSEvent(event).records:
+        try:
+            queued = QueuedEvent.model_validate_json(record.body)
+        except ValidationError:
+            logger.error("unreadable message", extra={"message_id": record.message_id})
+            failures.append(record.message_id)
+            continue
+        receive_count = int(record.attributes.approximate_receive_count or 1)
+        messages.append(QueuedMessage(message_id=record.message_id, receive_count=receive_count, event=queued))
+    report = service().deliver(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
+    failures.extend(report.failed_message_ids)
+    metrics.add_metric(name="EventsDelivered", unit=MetricUnit.Count, value=report.delivered)
+    metrics.add_metric(name="EventsRejectedByPinterest", unit=MetricUnit.Count, value=report.rejected)
+    metrics.add_metric(name="EventsRetryLater", unit=MetricUnit.Count, value=len(failures))
+    metrics.add_metric(name="PinterestRequests", unit=MetricUnit.Count, value=report.requests)
+    logger.info(
+        "batch delivered",
+        extra={
+            "records": len(event.get("Records", [])),
+            "delivered": report.delivered,
+            "rejected": report.rejected,
+            "skipped_already_done": report.skipped_already_done,
+            "requests": report.requests,
+            "request_sizes": report.request_sizes,
+            "retries": report.retries,
+            "failed": len(failures),
+            "rejections": [{"key": key, "error": error} for key, error in report.rejections[:20]],
+        },
+    )
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}

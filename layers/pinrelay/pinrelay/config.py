@@ -1,0 +1,98 @@
+"""The one place where configuration is read: environment variables -> pydantic models.
+
+In AWS the secrets come from Secrets Manager (``*_SECRET_NAME``); locally a plain value
+(``INGEST_API_KEY`` etc.) may be given instead. Nothing else in pinrelay reads os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+AD_ACCOUNT_PATTERN = r"^\d{1,18}$"
+
+
+class _EnvModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None):
+        env = os.environ if environ is None else environ
+        values = {name: env[name.upper()] for name in cls.model_fields if name.upper() in env and env[name.upper()] != ""}
+        return cls.model_validate(values)
+
+
+class SecretRef(BaseModel):
+    """A secret given either by name (Secrets Manager) or, locally, by value."""
+
+    model_config = ConfigDict(frozen=True)
+    secret_name: str | None = None
+    plain_value: str | None = Field(default=None, repr=False)
+
+
+class IngestSettings(_EnvModel):
+    pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
+    queue_url: str
+    dedup_table_name: str
+    dedup_window_seconds: int = Field(default=86_400, ge=60)
+    ingest_api_key_secret_name: str | None = None
+    ingest_api_key: str | None = Field(default=None, repr=False)
+    shopify_webhook_secret_name: str | None = None
+    shopify_webhook_secret: str | None = Field(default=None, repr=False)
+    shopify_event_id_template: str = "{order_id}"
+    shopify_content_id_field: Literal["product_id", "variant_id", "sku"] = "product_id"
+    secrets_max_age_seconds: int = 300
+
+    @model_validator(mode="after")
+    def _secrets_given(self):
+        if not (self.ingest_api_key_secret_name or self.ingest_api_key):
+            raise ValueError("set INGEST_API_KEY_SECRET_NAME (AWS) or INGEST_API_KEY (local)")
+        return self
+
+    @property
+    def ingest_api_key_ref(self) -> SecretRef:
+        return SecretRef(secret_name=self.ingest_api_key_secret_name, plain_value=self.ingest_api_key)
+
+    @property
+    def shopify_secret_ref(self) -> SecretRef:
+        return SecretRef(secret_name=self.shopify_webhook_secret_name, plain_value=self.shopify_webhook_secret)
+
+
+class SenderSettings(_EnvModel):
+    dedup_table_name: str
+    pinterest_api_url: str = "https://api.pinterest.com/v5"
+    pinterest_conversion_token_secret_name: str | None = None
+    pinterest_conversion_token: str | None = Field(default=None, repr=False)
+    pinterest_test_mode: bool = False
+    pinterest_timeout_seconds: float = Field(default=10.0, gt=0)
+    sender_max_attempts: int = Field(default=4, ge=1)
+    sender_backoff_base_seconds: float = Field(default=0.5, ge=0)
+    sender_backoff_max_seconds: float = Field(default=8.0, ge=0)
+    secrets_max_age_seconds: int = 300
+
+    @model_validator(mode="after")
+    def _token_given(self):
+        if not (self.pinterest_conversion_token_secret_name or self.pinterest_conversion_token):
+            raise ValueError(
+                "set PINTEREST_CONVERSION_TOKEN_SECRET_NAME (AWS) or PINTEREST_CONVERSION_TOKEN (local)"
+            )
+        return self
+
+    @property
+    def token_ref(self) -> SecretRef:
+        return SecretRef(
+            secret_name=self.pinterest_conversion_token_secret_name, plain_value=self.pinterest_conversion_token
+        )
+
+
+@cache
+def ingest_settings() -> IngestSettings:
+    return IngestSettings.from_env()
+
+
+@cache
+def sender_settings() -> SenderSettings:
+    return SenderSettings.from_env()

@@ -1,0 +1,153 @@
+"""Ingest: validate, normalise and hash, claim the dedup key, queue. No AWS imports.
+
+Order of effects for the accepted events of one request:
+1. claim each dedup key (conditional write; a live claim answers ``duplicate``);
+2. queue one message per claimed event;
+3. if queueing fails for some, release exactly those claims and report an error, so the
+   sender's retry (Shopify, WooCommerce, the shop's backend) is not swallowed as a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pinrelay.events import EventRejected, PreparedEvent, prepare_api_event
+from pinrelay.models import EventResult
+from pinrelay.ports import DedupClaim, DedupStore, EventQueue
+
+MAX_EVENTS_PER_REQUEST = 1000
+
+
+class IngestUnavailable(RuntimeError):
+    """AWS could not take the events now; answer 5xx so the caller retries."""
+
+
+@dataclass(slots=True)
+class IngestOutcome:
+    results: list[EventResult] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for result in self.results if result.status == status)
+
+    @property
+    def any_valid(self) -> bool:
+        return any(result.status != "rejected" for result in self.results)
+
+    @property
+    def failed(self) -> bool:
+        return any(result.status == "error" for result in self.results)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "accepted": self.count("accepted"),
+            "duplicates": self.count("duplicate"),
+            "rejected": self.count("rejected"),
+            "errors": self.count("error"),
+            "events": [result.model_dump(exclude_none=True) for result in self.results],
+        }
+
+
+class IngestService:
+    def __init__(
+        self,
+        *,
+        ad_account_id: str,
+        dedup_window_seconds: int,
+        store: DedupStore,
+        queue: EventQueue,
+        clock: Callable[[], float],
+    ) -> None:
+        self.ad_account_id = ad_account_id
+        self.dedup_window_seconds = dedup_window_seconds
+        self.store = store
+        self.queue = queue
+        self.clock = clock
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def ingest_api_events(self, raw_events: list[Any], source: str = "api") -> IngestOutcome:
+        now = self.now()
+        prepared: list[PreparedEvent | EventRejected] = []
+        for raw in raw_events:
+            try:
+                prepared.append(prepare_api_event(raw, now))
+            except EventRejected as rejected:
+                prepared.append(rejected)
+        return self.accept(prepared, source, now)
+
+    def accept(self, prepared: list[PreparedEvent | EventRejected], source: str, now: int | None = None) -> IngestOutcome:
+        """Dedup and queue already prepared events, keeping the request's order in the answer."""
+        now = self.now() if now is None else now
+        outcome = IngestOutcome()
+        claims: list[DedupClaim] = []
+        claimed_events: list[tuple[int, PreparedEvent]] = []
+        seen_in_request: set[str] = set()
+        claim_id = uuid.uuid4().hex
+        for index, item in enumerate(prepared):
+            if isinstance(item, EventRejected):
+                outcome.results.append(
+                    EventResult(index=index, status="rejected", reason=item.reason, event_id=item.event_id, event_name=item.event_name)
+                )
+                continue
+            result = EventResult(
+                index=index, status="accepted", event_id=item.event_id, event_name=item.event_name, warnings=item.warnings or None
+            )
+            outcome.results.append(result)
+            key = item.dedup_key(self.ad_account_id)
+            if key in seen_in_request:
+                result.status = "duplicate"
+                result.reason = "the same event_name and event_id appear earlier in this request"
+                continue
+            seen_in_request.add(key)
+            claims.append(DedupClaim(key=key, accepted_at=now, expires_at=now + self.dedup_window_seconds, claim_id=claim_id))
+            claimed_events.append((index, item))
+        if not claims:
+            return outcome
+        try:
+            fresh = self.store.claim(claims, now)
+        except Exception as exc:
+            raise IngestUnavailable(f"dedup store unavailable: {type(exc).__name__}") from exc
+        to_queue: list[tuple[DedupClaim, int, PreparedEvent]] = []
+        for claim, is_fresh, (index, item) in zip(claims, fresh, claimed_events, strict=True):
+            if is_fresh:
+                to_queue.append((claim, index, item))
+            else:
+                outcome.results[index].status = "duplicate"
+                outcome.results[index].reason = "already received within the dedup window"
+        if not to_queue:
+            return outcome
+        bodies = [self.message_body(claim, item, source) for claim, _, item in to_queue]
+        try:
+            failed_positions = set(self.queue.send(bodies))
+        except Exception as exc:
+            failed_positions = set(range(len(bodies)))
+            failure = type(exc).__name__
+        else:
+            failure = "queue refused the message"
+        if failed_positions:
+            unqueued = [to_queue[position] for position in sorted(failed_positions)]
+            self.store.release([claim for claim, _, _ in unqueued])
+            for _, index, _ in unqueued:
+                outcome.results[index].status = "error"
+                outcome.results[index].reason = f"not queued ({failure}); retry the request"
+        return outcome
+
+    def message_body(self, claim: DedupClaim, item: PreparedEvent, source: str) -> str:
+        return json.dumps(
+            {
+                "v": 1,
+                "ad_account_id": self.ad_account_id,
+                "source": source,
+                "dedup_key": claim.key,
+                "accepted_at": claim.accepted_at,
+                "expires_at": claim.expires_at,
+                "event": item.event,
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )

@@ -1,0 +1,220 @@
+"""Pydantic models: what pinrelay accepts at ingest, what it queues, what Pinterest answers.
+
+Field names, types and bounds follow ``ConversionEvents`` in Pinterest's OpenAPI 5.23
+(tests/contract holds the schema). Unknown keys are refused (``extra="forbid"``), as Pinterest
+refuses them (``additionalProperties: false``).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, field_validator
+
+# The 15 names of OpenAPI 5.23 (custom included) and the 7 Pinterest documents since.
+EVENT_NAMES = frozenset({
+    "add_payment_info", "add_to_cart", "add_to_wishlist", "app_install", "checkout", "custom",
+    "initiate_checkout", "lead", "page_visit", "search", "signup", "subscribe", "view_category",
+    "view_content", "watch_video",
+    "app_open", "contact", "customize_product", "find_location", "schedule", "start_trial",
+    "submit_application",
+})
+ActionSource = Literal["app_android", "app_ios", "web", "offline"]
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def _decimal_string(value: Any) -> Any:
+    """Pinterest takes money as a string parsed into a double: accept numbers, send strings."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("must be a number or a numeric string")
+    if isinstance(value, (int, float, str)):
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise ValueError("must be a number or a numeric string") from None
+        if not number.is_finite():
+            raise ValueError("must be a finite number")
+        if abs(number) >= Decimal("1e15"):
+            raise ValueError("is too large")
+        return str(value).strip() if isinstance(value, str) else format(number, "f")
+    raise ValueError("must be a number or a numeric string")
+
+
+DecimalString = Annotated[str, BeforeValidator(_decimal_string)]
+ShortStr = Annotated[str, Field(max_length=100)]
+Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+Count = Annotated[StrictInt, Field(ge=0, le=2**63 - 1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class Content(_Strict):
+    id: str | None = None
+    item_brand: str | None = None
+    item_category: str | None = None
+    item_name: str | None = None
+    item_price: DecimalString | None = None
+    quantity: Int64 | None = None
+
+
+class CustomData(_Strict):
+    content_brand: str | None = None
+    content_category: str | None = None
+    content_ids: list[str] | None = None
+    content_name: str | None = None
+    contents: list[Content] | None = None
+    currency: str | None = None
+    external_measurement_id: str | None = None
+    external_measurement_vendor_id: Int64 | None = None
+    np: str | None = None
+    num_items: Int64 | None = None
+    opt_out_type: str | None = None
+    order_id: str | None = None
+    predicted_ltv: DecimalString | None = None
+    search_string: str | None = None
+    value: DecimalString | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.strip().upper()
+        if not _CURRENCY.fullmatch(code):
+            raise ValueError("must be a three-letter ISO-4217 code such as USD")
+        return code
+
+
+class AppInfo(_Strict):
+    app_id: Annotated[str, Field(max_length=200)] | None = None
+    app_name: Annotated[str, Field(max_length=200)] | None = None
+    app_package_name: Annotated[str, Field(max_length=200)] | None = None
+    app_store: ShortStr | None = None
+    app_version: ShortStr | None = None
+    install_time: Count | None = None
+    user_agent: Annotated[str, Field(max_length=16384)] | None = None
+    window_height: Annotated[StrictInt, Field(ge=0, le=30720)] | None = None
+    window_width: Annotated[StrictInt, Field(ge=0, le=30720)] | None = None
+
+
+class DeviceInfo(_Strict):
+    battery_level: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    brand: ShortStr | None = None
+    carrier: ShortStr | None = None
+    cpu_cores: Annotated[StrictInt, Field(ge=0, le=1152)] | None = None
+    external_storage_free_space: Annotated[StrictInt, Field(ge=0, le=1048576)] | None = None
+    external_storage_size: Annotated[StrictInt, Field(ge=0, le=1048576)] | None = None
+    form_factor: Literal["desktop", "laptop", "cellphone", "tablet", "smartwatch", "tv", "vr", "console", "other"] | None = None
+    kernel_version: ShortStr | None = None
+    languages: Annotated[list[str], Field(max_length=100)] | None = None
+    locale: Annotated[str, Field(max_length=35)] | None = None
+    model: ShortStr | None = None
+    network_type: Literal["wifi", "cellular_2g", "cellular_3g", "cellular_4g", "cellular_5g", "cellular_6g", "ethernet", "unknown"] | None = None
+    os_family: Literal["ios", "android", "macos", "windows", "linux", "bsd", "other"] | None = None
+    os_name: ShortStr | None = None
+    os_release_name: ShortStr | None = None
+    os_version: ShortStr | None = None
+    screen_density: Annotated[StrictInt, Field(ge=0, le=100000)] | None = None
+    screen_height: Annotated[StrictInt, Field(ge=0, le=30720)] | None = None
+    screen_width: Annotated[StrictInt, Field(ge=0, le=30720)] | None = None
+    storage_free_space: Annotated[StrictInt, Field(ge=0, le=1048576)] | None = None
+    storage_size: Annotated[StrictInt, Field(ge=0, le=1048576)] | None = None
+    timezone: Annotated[str, Field(max_length=40)] | None = None
+    timezone_abbr: Annotated[str, Field(max_length=5)] | None = None
+    type: ShortStr | None = None
+
+
+RawValues = str | list[str]
+
+
+class RawUserData(_Strict):
+    """User data as a shop sends it: raw values or SHA-256 hex, a string or a list."""
+
+    em: RawValues | None = None
+    ph: RawValues | None = None
+    fn: RawValues | None = None
+    ln: RawValues | None = None
+    ge: RawValues | None = None
+    db: RawValues | None = None
+    ct: RawValues | None = None
+    st: RawValues | None = None
+    zp: RawValues | None = None
+    country: RawValues | None = None
+    external_id: RawValues | None = None
+    hashed_maids: RawValues | None = None
+    client_ip_address: str | None = None
+    client_user_agent: str | None = None
+    click_id: str | None = None
+    partner_id: str | None = None
+
+
+class IncomingEvent(_Strict):
+    """One event posted to ``POST /events``, in Pinterest's own field names."""
+
+    event_name: str
+    action_source: ActionSource
+    event_id: Annotated[str, Field(min_length=1, max_length=256)]
+    event_time: Int64 | None = None
+    user_data: RawUserData
+    custom_data: CustomData | None = None
+    app_id: str | None = None
+    app_info: AppInfo | None = None
+    app_name: str | None = None
+    app_version: str | None = None
+    device_brand: str | None = None
+    device_carrier: str | None = None
+    device_info: DeviceInfo | None = None
+    device_model: str | None = None
+    device_type: str | None = None
+    event_source_url: str | None = None
+    language: str | None = None
+    opt_out: StrictBool | None = None
+    os_version: str | None = None
+    partner_name: str | None = None
+    wifi: StrictBool | None = None
+
+    @field_validator("event_name")
+    @classmethod
+    def _known_event_name(cls, value: str) -> str:
+        if value not in EVENT_NAMES:
+            raise ValueError(f"unknown event_name {value!r}; use one of Pinterest's: {', '.join(sorted(EVENT_NAMES))}")
+        return value
+
+    @field_validator("event_id")
+    @classmethod
+    def _event_id_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class QueuedEvent(BaseModel):
+    """The SQS message body: one hashed Pinterest event and what the sender needs to record it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: Literal[1] = 1
+    ad_account_id: Annotated[str, Field(pattern=r"^\d{1,18}$")]
+    source: str
+    dedup_key: str
+    accepted_at: int
+    expires_at: int
+    event: dict[str, Any]
+
+
+class EventResult(BaseModel):
+    """The ingest answer for one event."""
+
+    index: int
+    status: Literal["accepted", "duplicate", "rejected", "error"]
+    event_id: str | None = None
+    event_name: str | None = None
+    reason: str | None = None
+    warnings: list[str] | None = None

@@ -1,0 +1,247 @@
+"""Normalisation and SHA-256 hashing of user data, as Pinterest's field descriptions say.
+
+Every hashed field has a rule (see README "Normalisation"):
+
+=============  ==============================================================
+em             trimmed, lowercase
+ph             digits only with country code (E.164 without '+'), via phonenumbers;
+               the region comes from the address country
+fn, ln         trimmed, lowercase
+ct             lowercase, without spaces or punctuation
+st             two-letter code, lowercase (US and Canadian names mapped)
+zp             US: first 5 digits; elsewhere letters and digits kept, lowercase, no spaces
+country        ISO 3166-1 alpha-2, lowercase
+ge             f, m or n
+db             YYYYMMDD
+external_id    trimmed
+hashed_maids   trimmed, lowercase
+=============  ==============================================================
+
+A value that already is a SHA-256 hex digest (64 hex characters, any case) is kept, lowercased,
+never hashed twice. Empty values are dropped. This module imports nothing from AWS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from datetime import date
+
+HASHED_FIELDS = ("em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id", "hashed_maids")
+CLEAR_FIELDS = ("client_ip_address", "client_user_agent", "click_id", "partner_id")
+
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
+_NON_DIGIT = re.compile(r"\D+")
+_SUBDIVISION = re.compile(r"([A-Za-z]{2})-(\w{1,3})")
+
+US_STATES = {
+    "alabama": "al", "alaska": "ak", "arizona": "az", "arkansas": "ar", "california": "ca",
+    "colorado": "co", "connecticut": "ct", "delaware": "de", "district of columbia": "dc",
+    "florida": "fl", "georgia": "ga", "hawaii": "hi", "idaho": "id", "illinois": "il",
+    "indiana": "in", "iowa": "ia", "kansas": "ks", "kentucky": "ky", "louisiana": "la",
+    "maine": "me", "maryland": "md", "massachusetts": "ma", "michigan": "mi", "minnesota": "mn",
+    "mississippi": "ms", "missouri": "mo", "montana": "mt", "nebraska": "ne", "nevada": "nv",
+    "new hampshire": "nh", "new jersey": "nj", "new mexico": "nm", "new york": "ny",
+    "north carolina": "nc", "north dakota": "nd", "ohio": "oh", "oklahoma": "ok", "oregon": "or",
+    "pennsylvania": "pa", "rhode island": "ri", "south carolina": "sc", "south dakota": "sd",
+    "tennessee": "tn", "texas": "tx", "utah": "ut", "vermont": "vt", "virginia": "va",
+    "washington": "wa", "west virginia": "wv", "wisconsin": "wi", "wyoming": "wy",
+    "puerto rico": "pr", "guam": "gu", "american samoa": "as", "virgin islands": "vi",
+    "u.s. virgin islands": "vi", "northern mariana islands": "mp",
+    "armed forces americas": "aa", "armed forces europe": "ae", "armed forces pacific": "ap",
+}
+CA_PROVINCES = {
+    "alberta": "ab", "british columbia": "bc", "manitoba": "mb", "new brunswick": "nb",
+    "newfoundland and labrador": "nl", "nova scotia": "ns", "ontario": "on",
+    "prince edward island": "pe", "quebec": "qc", "québec": "qc", "saskatchewan": "sk",
+    "northwest territories": "nt", "nunavut": "nu", "yukon": "yt",
+}
+_SUBDIVISION_NAMES = {**US_STATES, **CA_PROVINCES}
+
+_GENDERS = {
+    "f": "f", "female": "f", "w": "f", "woman": "f",
+    "m": "m", "male": "m", "man": "m",
+    "n": "n", "non-binary": "n", "nonbinary": "n", "non binary": "n", "x": "n",
+}
+
+
+class NormalisationError(ValueError):
+    """A value that cannot be put in the form Pinterest asks for; it is dropped with a warning."""
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def is_sha256_hex(value: str) -> bool:
+    return len(value) == 64 and _SHA256_HEX.fullmatch(value) is not None
+
+
+def normalise_email(value: str, country: str | None = None) -> str:
+    email = value.strip().lower()
+    if "@" not in email:
+        raise NormalisationError("not an email address")
+    return email
+
+
+def normalise_phone(value: str, country: str | None = None) -> str:
+    import phonenumbers  # deferred: only events with a phone pay for it
+
+    raw = value.strip()
+    region = country.upper() if country else None
+    if not raw.startswith("+") and raw.startswith("00"):
+        raw = "+" + raw[2:]
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        if region is None and not raw.startswith("+"):
+            raise NormalisationError("phone number without country code and no address country to take it from") from exc
+        raise NormalisationError("not a phone number") from exc
+    if not phonenumbers.is_possible_number(number):
+        raise NormalisationError("not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+def normalise_name(value: str, country: str | None = None) -> str:
+    return " ".join(value.split()).lower()
+
+
+def normalise_city(value: str, country: str | None = None) -> str:
+    return _NON_ALNUM.sub("", value.lower())
+
+
+def normalise_state(value: str, country: str | None = None) -> str:
+    text = " ".join(value.split()).lower()
+    if len(text) == 2 and text.isalpha():
+        return text
+    if text in _SUBDIVISION_NAMES:
+        return _SUBDIVISION_NAMES[text]
+    match = _SUBDIVISION.fullmatch(text)  # ISO 3166-2 such as "US-KY", "JP-13"
+    if match:
+        return match.group(2).lower()
+    state = _NON_ALNUM.sub("", text)
+    if not state:
+        raise NormalisationError("not a state")
+    return state
+
+
+def normalise_zip(value: str, country: str | None = None) -> str:
+    text = value.strip().lower()
+    if country is None and re.fullmatch(r"\d{5}(-?\d{4})?", text):
+        country = "us"
+    if country and country.lower() == "us":
+        digits = _NON_DIGIT.sub("", text)
+        if len(digits) < 5:
+            raise NormalisationError("US zip code with fewer than 5 digits")
+        return digits[:5]
+    zip_code = _NON_ALNUM.sub("", text)
+    if not zip_code:
+        raise NormalisationError("not a postal code")
+    return zip_code
+
+
+def normalise_country(value: str, country: str | None = None) -> str:
+    text = value.strip().lower()
+    if len(text) != 2 or not text.isascii() or not text.isalpha():
+        raise NormalisationError("not an ISO 3166-1 alpha-2 country code")
+    return text
+
+
+def normalise_gender(value: str, country: str | None = None) -> str:
+    key = value.strip().lower()
+    if key not in _GENDERS:
+        raise NormalisationError("gender must be f, m or n")
+    return _GENDERS[key]
+
+
+def normalise_birth_date(value: str, country: str | None = None) -> str:
+    digits = _NON_DIGIT.sub("", value)
+    if len(digits) != 8 or not re.fullmatch(r"\d{4}\D?\d{2}\D?\d{2}", value.strip()):
+        raise NormalisationError("birth date must be YYYYMMDD or YYYY-MM-DD")
+    try:
+        date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError as exc:
+        raise NormalisationError("not a calendar date") from exc
+    return digits
+
+
+def normalise_external_id(value: str, country: str | None = None) -> str:
+    return value.strip()
+
+
+def normalise_maid(value: str, country: str | None = None) -> str:
+    return value.strip().lower()
+
+
+NORMALISERS: dict[str, Callable[[str, str | None], str]] = {
+    "em": normalise_email,
+    "ph": normalise_phone,
+    "fn": normalise_name,
+    "ln": normalise_name,
+    "ge": normalise_gender,
+    "db": normalise_birth_date,
+    "ct": normalise_city,
+    "st": normalise_state,
+    "zp": normalise_zip,
+    "country": normalise_country,
+    "external_id": normalise_external_id,
+    "hashed_maids": normalise_maid,
+}
+
+
+class UserDataBuilder:
+    """Collects raw user data, normalises and hashes it; raw values are never kept.
+
+    ``add`` takes one raw value with the country of the address it came from (for ph and zp).
+    ``build`` returns the Pinterest ``user_data`` object: hashed fields as lists of unique
+    lowercase hex digests, clear fields as strings. ``warnings`` names each dropped value's field.
+    """
+
+    __slots__ = ("_hashed", "_clear", "warnings")
+
+    def __init__(self) -> None:
+        self._hashed: dict[str, list[str]] = {}
+        self._clear: dict[str, str] = {}
+        self.warnings: list[str] = []
+
+    def add(self, field: str, value: str | None, country: str | None = None) -> None:
+        if value is None:
+            return
+        text = value.strip()
+        if not text:
+            return
+        if is_sha256_hex(text):
+            digest = text.lower()
+        else:
+            try:
+                digest = sha256_hex(NORMALISERS[field](text, country))
+            except NormalisationError as exc:
+                self.warnings.append(f"user_data.{field}: value dropped, {exc}")
+                return
+        values = self._hashed.setdefault(field, [])
+        if digest not in values:
+            values.append(digest)
+
+    def add_all(self, field: str, values: Iterable[str | None], country: str | None = None) -> None:
+        for value in values:
+            self.add(field, value, country)
+
+    def set_clear(self, field: str, value: str | None) -> None:
+        if value is not None and value.strip() and field not in self._clear:
+            self._clear[field] = value.strip()
+
+    def build(self) -> dict[str, object]:
+        return {**self._hashed, **self._clear}
+
+
+def address_country(*countries: str | None) -> str | None:
+    """The first usable ISO alpha-2 country among the candidates, lowercase."""
+    for country in countries:
+        if country and not is_sha256_hex(country.strip()):
+            try:
+                return normalise_country(country)
+            except NormalisationError:
+                continue
+    return None

@@ -1,0 +1,206 @@
+"""Sender: deliver queued events to Pinterest in requests of up to 1000. No AWS imports.
+
+Policy, per SQS batch:
+- group by ad account, skip events already delivered or rejected (a redelivered message),
+  chunk to <= 1000 events, POST each chunk;
+- 200 / 422: read the per-event ``status`` (same order as sent): processed -> delivered,
+  failed -> rejected with Pinterest's message, never retried;
+- 400 for a chunk: Pinterest refused the whole request, so split it in halves until the event
+  it refuses is alone, and record that one as rejected;
+- 429, 5xx, 401/403/404, timeouts, connection errors, an unreadable answer: retried with
+  exponential backoff (``Retry-After`` honoured) while the invocation has time, then the
+  messages are returned as batch item failures; SQS redelivers them and, after
+  maxReceiveCount receives, moves them to the DLQ.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pinrelay.models import QueuedEvent
+from pinrelay.ports import DedupStore, DeliveryRecord, HttpAnswer, PinterestApi
+
+MAX_EVENTS_PER_REQUEST = 1000
+RETRYABLE_STATUSES = frozenset({401, 403, 404, 408, 409, 425, 429}) | frozenset(range(500, 600))
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class QueuedMessage:
+    message_id: str
+    receive_count: int
+    event: QueuedEvent
+
+
+@dataclass(slots=True)
+class SendReport:
+    failed_message_ids: list[str] = field(default_factory=list)
+    delivered: int = 0
+    rejected: int = 0
+    skipped_already_done: int = 0
+    requests: int = 0
+    request_sizes: list[int] = field(default_factory=list)
+    retries: int = 0
+    rejections: list[tuple[str, str]] = field(default_factory=list)  # (dedup key, Pinterest's message)
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+def chunks(items: list[Any], size: int = MAX_EVENTS_PER_REQUEST) -> list[list[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def per_event_statuses(answer: HttpAnswer, sent: int) -> list[dict[str, Any]] | None:
+    """The ``events`` list of a 200 or 422 answer, or None if it does not match what was sent."""
+    body = answer.body
+    if not isinstance(body, dict):
+        return None
+    events = body.get("events")
+    if events is None and isinstance(body.get("details"), dict):
+        events = body["details"].get("events")
+    if not isinstance(events, list) or len(events) != sent:
+        return None
+    if not all(isinstance(item, dict) and item.get("status") in ("processed", "failed") for item in events):
+        return None
+    return events
+
+
+def error_text(answer: HttpAnswer) -> str:
+    if answer.transport_error:
+        return answer.transport_error
+    if isinstance(answer.body, dict) and answer.body.get("message"):
+        return f"HTTP {answer.status}: {answer.body['message']}"
+    return f"HTTP {answer.status}"
+
+
+class SenderService:
+    def __init__(
+        self,
+        *,
+        api: PinterestApi,
+        store: DedupStore,
+        test_mode: bool,
+        max_attempts: int,
+        backoff_base_seconds: float,
+        backoff_max_seconds: float,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.test_mode = test_mode
+        self.max_attempts = max_attempts
+        self.backoff_base_seconds = backoff_base_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.clock = clock
+        self.sleep = sleep
+
+    def deliver(self, messages: list[QueuedMessage], remaining_seconds: Callable[[], float]) -> SendReport:
+        report = SendReport()
+        if not messages:
+            return report
+        states = self.store.delivery_states(sorted({m.event.dedup_key for m in messages}))
+        by_account: dict[str, list[QueuedMessage]] = {}
+        seen: set[str] = set()
+        for message in messages:
+            key = message.event.dedup_key
+            if states.get(key) in ("delivered", "rejected") or key in seen:
+                report.skipped_already_done += 1
+                continue
+            seen.add(key)
+            by_account.setdefault(message.event.ad_account_id, []).append(message)
+        records: list[DeliveryRecord] = []
+        for ad_account_id, account_messages in by_account.items():
+            for chunk in chunks(account_messages):
+                try:
+                    records.extend(self._send_chunk(ad_account_id, chunk, report, remaining_seconds))
+                except _Retryable as exc:
+                    logger.warning("pinterest unavailable for %d events: %s", len(chunk), exc)
+                    report.failed_message_ids.extend(m.message_id for m in chunk)
+        if records:
+            try:
+                self.store.record_deliveries(records)
+            except Exception:  # the events did reach Pinterest: do not send them again
+                logger.exception("could not record %d delivery outcomes", len(records))
+        return report
+
+    def _send_chunk(
+        self, ad_account_id: str, chunk: list[QueuedMessage], report: SendReport, remaining_seconds: Callable[[], float]
+    ) -> list[DeliveryRecord]:
+        answer = self._post_with_retries(ad_account_id, chunk, report, remaining_seconds)
+        now = int(self.clock())
+        if answer.status == 400:
+            if len(chunk) == 1:
+                return [self._record(chunk[0], "rejected", now, error_text(answer), report)]
+            middle = len(chunk) // 2
+            return self._send_chunk(ad_account_id, chunk[:middle], report, remaining_seconds) + self._send_chunk(
+                ad_account_id, chunk[middle:], report, remaining_seconds
+            )
+        statuses = per_event_statuses(answer, len(chunk))
+        assert statuses is not None  # _post_with_retries only returns readable answers or 400
+        records = []
+        for message, status in zip(chunk, statuses, strict=True):
+            if status["status"] == "processed":
+                records.append(self._record(message, "delivered", now, None, report))
+            else:
+                reason = status.get("error_message") or "failed without a message"
+                records.append(self._record(message, "rejected", now, reason, report))
+        return records
+
+    def _record(self, message: QueuedMessage, state: str, now: int, error: str | None, report: SendReport) -> DeliveryRecord:
+        if state == "delivered":
+            report.delivered += 1
+        else:
+            report.rejected += 1
+            report.rejections.append((message.event.dedup_key, error or ""))
+        return DeliveryRecord(
+            key=message.event.dedup_key,
+            state=state,  # type: ignore[arg-type]
+            attempts=message.receive_count,
+            accepted_at=message.event.accepted_at,
+            expires_at=message.event.expires_at,
+            updated_at=now,
+            error_message=error,
+        )
+
+    def _post_with_retries(
+        self, ad_account_id: str, chunk: list[QueuedMessage], report: SendReport, remaining_seconds: Callable[[], float]
+    ) -> HttpAnswer:
+        events = [message.event.event for message in chunk]
+        for attempt in range(1, self.max_attempts + 1):
+            report.requests += 1
+            report.request_sizes.append(len(events))
+            answer = self.api.post_events(ad_account_id, events, self.test_mode)
+            try:
+                return self._readable(answer, len(events))
+            except _Retryable as exc:
+                if attempt == self.max_attempts:
+                    raise
+                delay = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
+                if exc.retry_after is not None:
+                    delay = max(delay, min(exc.retry_after, self.backoff_max_seconds * 4))
+                # keep time to answer SQS: never sleep into the end of the invocation
+                if remaining_seconds() - delay < 5:
+                    raise
+                report.retries += 1
+                logger.info("retrying in %.1fs after %s", delay, exc)
+                self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _readable(answer: HttpAnswer, sent: int) -> HttpAnswer:
+        if answer.status is None or answer.status in RETRYABLE_STATUSES:
+            raise _Retryable(error_text(answer), answer.retry_after)
+        if answer.status == 400:
+            return answer
+        if answer.status in (200, 422) and per_event_statuses(answer, sent) is not None:
+            return answer
+        raise _Retryable(f"unexpected answer {error_text(answer)}")

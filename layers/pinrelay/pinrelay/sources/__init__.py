@@ -1,0 +1,1 @@
+"""Mappings from what a shop platform sends to Pinterest events (plain Python, no AWS)."""

@@ -1,0 +1,26 @@
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def load_fixture(relative: str) -> dict:
+    return json.loads((FIXTURES / relative).read_text())
+
+
+def shopify_order(now: int | None = None, name: str = "shopify_orders_create_shopifyappjs-rest-2025-10.json") -> dict:
+    """A real Shopify order (see fixtures/SOURCES.md) with its timestamps moved to now."""
+    order = load_fixture(f"shopify/{name}")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now or time.time()))
+    for key in ("created_at", "updated_at", "processed_at"):
+        if key in order:
+            order[key] = stamp
+    return order
+
+
+@pytest.fixture
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,108 @@
+import hashlib
+
+import pytest
+
+from pinrelay.events import EventRejected, prepare_api_event
+
+
+def h(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def event(now, **overrides):
+    base = {
+        "event_name": "checkout",
+        "action_source": "web",
+        "event_id": "order-1001",
+        "event_time": now,
+        "user_data": {"em": "Bob@Example.com", "client_ip_address": "216.3.128.12", "client_user_agent": "Mozilla/5.0"},
+        "custom_data": {"value": 72.39, "currency": "usd", "order_id": "1001", "num_items": 2},
+    }
+    base.update(overrides)
+    return base
+
+
+def test_valid_event_is_hashed_and_money_sent_as_string(now):
+    prepared = prepare_api_event(event(now), now)
+    assert prepared.event["user_data"] == {
+        "em": [h("bob@example.com")], "client_ip_address": "216.3.128.12", "client_user_agent": "Mozilla/5.0"
+    }
+    assert prepared.event["custom_data"] == {"value": "72.39", "currency": "USD", "order_id": "1001", "num_items": 2}
+    assert prepared.dedup_key("123") == "123#checkout#order-1001"
+
+
+def test_event_time_defaults_to_now(now):
+    raw = event(now)
+    del raw["event_time"]
+    assert prepare_api_event(raw, now).event["event_time"] == now
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason_part"),
+    [
+        ({"event_time": -8 * 86400}, "more than 7 days in the past"),
+        ({"event_time": 301}, "more than 5 minutes in the future"),
+    ],
+)
+def test_event_time_window(now, overrides, reason_part):
+    with pytest.raises(EventRejected) as caught:
+        prepare_api_event(event(now, event_time=now + overrides["event_time"]), now)
+    assert reason_part in caught.value.reason
+    assert caught.value.event_id == "order-1001"
+
+
+def test_edges_of_the_window_are_accepted(now):
+    prepare_api_event(event(now, event_time=now - 7 * 86400), now)
+    prepare_api_event(event(now, event_time=now + 300), now)
+
+
+@pytest.mark.parametrize("missing", ["event_id", "event_name", "action_source", "user_data"])
+def test_missing_required_field_is_named(now, missing):
+    raw = event(now)
+    del raw[missing]
+    with pytest.raises(EventRejected) as caught:
+        prepare_api_event(raw, now)
+    assert caught.value.reason == f"{missing}: Field required"
+
+
+def test_no_identifier_pinterest_can_match_on(now):
+    with pytest.raises(EventRejected) as caught:
+        prepare_api_event(event(now, user_data={"fn": "Bob", "client_ip_address": "1.2.3.4"}), now)
+    assert "no identifier Pinterest can match on" in caught.value.reason
+
+
+def test_email_that_cannot_be_normalised_leaves_no_identifier(now):
+    with pytest.raises(EventRejected):
+        prepare_api_event(event(now, user_data={"em": "   "}), now)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"event_name": "purchase"}, "event_name: unknown event_name 'purchase'"),
+        ({"action_source": "email"}, "action_source: Input should be 'app_android', 'app_ios', 'web' or 'offline'"),
+        ({"colour": "red"}, "colour: unknown field (Pinterest refuses it)"),
+        ({"custom_data": {"value": "12,5"}}, "custom_data.value: must be a number or a numeric string"),
+        ({"custom_data": {"currency": "dollars"}}, "custom_data.currency: must be a three-letter ISO-4217 code such as USD"),
+        ({"event_time": "yesterday"}, "event_time: Input should be a valid integer"),
+        ({"user_data": {"em": 5}}, "user_data.em.str: Input should be a valid string"),
+    ],
+)
+def test_field_level_reasons(now, overrides, reason):
+    with pytest.raises(EventRejected) as caught:
+        prepare_api_event(event(now, **overrides), now)
+    assert caught.value.reason.startswith(reason)
+
+
+def test_already_hashed_email_passes_through(now):
+    digest = h("bob@example.com").upper()
+    prepared = prepare_api_event(event(now, user_data={"em": [digest]}), now)
+    assert prepared.event["user_data"]["em"] == [digest.lower()]
+
+
+def test_zip_uses_its_own_country_when_lists_are_paired(now):
+    prepared = prepare_api_event(
+        event(now, user_data={"em": "a@b.co", "zp": ["40202-1234", "SW1A 1AA"], "country": ["US", "GB"]}), now
+    )
+    assert prepared.event["user_data"]["zp"] == [h("40202"), h("sw1a1aa")]
+    assert prepared.event["user_data"]["country"] == [h("us"), h("gb")]

@@ -1,0 +1,97 @@
+import base64
+import hashlib
+import hmac
+import json
+
+import pytest
+
+from pinrelay.events import EventRejected
+from pinrelay.sources import shopify
+from pinrelay.sources.signatures import sign_body, verify_base64_hmac
+from tests.conftest import shopify_order
+
+
+def h(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_orders_create_becomes_a_checkout_event(now):
+    order = shopify_order(now)
+    order["landing_site"] = "/products/ipod?utm_source=pinterest&epik=dj0yJnU9b2JDcFFHekV4SHJN"
+    order["client_details"]["browser_ip"] = "216.3.128.12"
+    order["client_details"]["user_agent"] = "Mozilla/5.0 (iPhone)"
+    event = shopify.order_to_event(order, now=now).event
+    assert event["event_name"] == "checkout"
+    assert event["action_source"] == "web"
+    assert event["event_id"] == "450789469"
+    assert event["event_time"] == now
+    custom = event["custom_data"]
+    assert custom["order_id"] == "450789469"
+    assert custom["value"] == "597.00"
+    assert custom["currency"] == "USD"
+    assert custom["num_items"] == 3
+    assert custom["content_ids"] == ["632910392"]
+    assert custom["contents"][0] == {"id": "632910392", "item_price": "199.00", "quantity": 1, "item_name": "IPod Nano - 8gb"}
+    user = event["user_data"]
+    assert user["em"] == [h("bob.norman@mail.example.com")]
+    assert user["ph"] == [h("557734881234"), h("16136120707"), h("15024592181"), h("15556251199")]
+    assert user["fn"] == [h("bob")] and user["ln"] == [h("norman")]
+    assert user["ct"] == [h("louisville")]
+    assert user["st"] == [h("ky")]
+    assert user["zp"] == [h("40202")]
+    assert user["country"] == [h("us")]
+    assert user["external_id"] == [h("207119551")]
+    assert user["client_ip_address"] == "216.3.128.12"
+    assert user["client_user_agent"] == "Mozilla/5.0 (iPhone)"
+    assert user["click_id"] == "dj0yJnU9b2JDcFFHekV4SHJN"
+
+
+def test_sample_without_client_details_and_with_big_ids(now):
+    order = shopify_order(now, "shopify_orders_create_triggerdev.json")
+    event = shopify.order_to_event(order, now=now).event
+    assert event["event_id"] == "820982911946154500"  # a Python int keeps every digit of the JSON
+    assert "client_ip_address" not in event["user_data"]
+    assert event["user_data"]["em"][0] == h("jon@example.com")
+
+
+def test_unspecified_ip_placeholder_is_not_sent(now):
+    order = shopify_order(now)  # the sample's browser_ip is 0.0.0.0
+    assert "client_ip_address" not in shopify.order_to_event(order, now=now).event["user_data"]
+
+
+def test_event_id_template_and_content_id_field(now):
+    order = shopify_order(now)
+    event = shopify.order_to_event(order, now=now, event_id_template="shopify-{order_number}", content_id_field="variant_id").event
+    assert event["event_id"] == "shopify-1001"
+    assert event["custom_data"]["content_ids"][0] == str(order["line_items"][0]["variant_id"])
+
+
+def test_bad_event_id_template_is_refused_at_start():
+    with pytest.raises(KeyError):
+        shopify.validate_event_id_template("{order_uuid}")
+
+
+def test_stale_order_is_rejected_with_reason(now):
+    order = shopify_order(now - 8 * 86400)
+    with pytest.raises(EventRejected, match="more than 7 days in the past"):
+        shopify.order_to_event(order, now=now)
+
+
+def test_not_an_order(now):
+    with pytest.raises(EventRejected, match="not a Shopify order"):
+        shopify.order_to_event({"hello": 1}, now=now)
+
+
+def test_hmac_is_checked_on_the_raw_bytes():
+    body = json.dumps({"id": 1, "note": "a/b"}).encode()
+    secret = "shpss_secret"
+    signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    assert sign_body(body, secret) == signature
+    assert verify_base64_hmac(body, signature, [secret])
+    assert verify_base64_hmac(body, signature, ["old-secret", secret])  # rotation: either key
+    assert not verify_base64_hmac(body.replace(b"a/b", b"a\\/b"), signature, [secret])  # re-serialised
+    assert not verify_base64_hmac(body[:-1], signature, [secret])
+    assert not verify_base64_hmac(body, signature, ["another-shop"])
+    assert not verify_base64_hmac(body, None, [secret])
+    assert not verify_base64_hmac(body, "not base64!!", [secret])
+    assert not verify_base64_hmac(body, signature, [])
