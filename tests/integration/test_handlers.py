@@ -1,0 +1,167 @@
+"""The real Lambda handlers, invoked with API Gateway v2 and SQS events, against moto server
+(SQS, DynamoDB, Secrets Manager) and the Pinterest stand-in (a real HTTP server)."""
+
+import base64
+import hashlib
+import hmac
+import importlib
+import json
+import time
+import uuid
+
+import pytest
+
+from pinrelay import config
+from pinrelay_local.http_gateway import LambdaContext, build_http_api_event
+from pinrelay_local.pinterest_standin import ConversionEventsValidator, PinterestStandIn
+from tests.conftest import shopify_order
+
+AD_ACCOUNT = "549755885175"
+API_KEY = "test-ingest-key"
+SHOPIFY_SECRET = "test-shopify-secret"
+TOKEN = "test-conversion-token"
+
+
+@pytest.fixture
+def standin():
+    with PinterestStandIn(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def stack(aws, dedup_table, queue_url, standin, monkeypatch):
+    suffix = uuid.uuid4().hex[:6]
+    names = {}
+    for kind, value in (("ingest", API_KEY), ("shopify", SHOPIFY_SECRET), ("token", TOKEN)):
+        names[kind] = f"pinrelay/{kind}-{suffix}"
+        aws["secretsmanager"].create_secret(Name=names[kind], SecretString=value)
+    env = {
+        "PINTEREST_AD_ACCOUNT_ID": AD_ACCOUNT, "QUEUE_URL": queue_url, "DEDUP_TABLE_NAME": dedup_table,
+        "INGEST_API_KEY_SECRET_NAME": names["ingest"], "SHOPIFY_WEBHOOK_SECRET_NAME": names["shopify"],
+        "PINTEREST_CONVERSION_TOKEN_SECRET_NAME": names["token"], "PINTEREST_API_URL": standin.base_url,
+        "PINTEREST_TEST_MODE": "false", "POWERTOOLS_SERVICE_NAME": "pinrelay", "POWERTOOLS_METRICS_NAMESPACE": "Pinrelay",
+        "SENDER_BACKOFF_BASE_SECONDS": "0", "SENDER_MAX_ATTEMPTS": "2",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    config.ingest_settings.cache_clear()
+    config.sender_settings.cache_clear()
+    ingest = importlib.import_module("ingest_handler")
+    sender = importlib.import_module("sender_handler")
+    ingest.service.cache_clear()
+    sender.service.cache_clear()
+    yield {"ingest": ingest, "sender": sender, "aws": aws, "queue_url": queue_url, "table": dedup_table, "standin": standin}
+    config.ingest_settings.cache_clear()
+    config.sender_settings.cache_clear()
+
+
+def call_ingest(stack, path, body: bytes, headers: dict[str, str]):
+    event = build_http_api_event(method="POST", raw_path=path, raw_query="", header_pairs=list(headers.items()), body=body,
+                                 source_ip="127.0.0.1", route_key=f"POST {path}")
+    answer = stack["ingest"].lambda_handler(event, LambdaContext("IngestFunction"))
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def post_events(stack, payload, key=API_KEY):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return call_ingest(stack, "/events", body, {"x-api-key": key, "content-type": "application/json"})
+
+
+def post_shopify(stack, order, topic="orders/create", secret=SHOPIFY_SECRET):
+    body = json.dumps(order).encode()
+    signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return call_ingest(stack, "/webhooks/shopify", body, {"x-shopify-hmac-sha256": signature, "x-shopify-topic": topic,
+                                                          "x-shopify-webhook-id": str(uuid.uuid4())})
+
+
+def drain(stack):
+    """Receive what is queued and hand it to the sender as Lambda's SQS event source would."""
+    sqs = stack["aws"]["sqs"]
+    records = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=stack["queue_url"], MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        if not batch:
+            break
+        records += batch
+    event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                          "attributes": m["Attributes"], "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                          "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
+                         for m in records]}
+    return records, stack["sender"].lambda_handler(event, LambdaContext("SenderFunction", timeout_s=120))
+
+
+def api_event(now, event_id="e1", **extra):
+    return {"event_name": "checkout", "action_source": "web", "event_id": event_id, "event_time": now,
+            "user_data": {"em": ["Bob@Example.com"], "ph": "+1 (502) 459-2181", "client_ip_address": "216.3.128.12",
+                          "client_user_agent": "Mozilla/5.0"},
+            "custom_data": {"value": 19.99, "currency": "USD"}, **extra}
+
+
+def test_api_events_flow_to_pinterest_once(stack, now):
+    status, body = post_events(stack, {"data": [api_event(now, "e1"), api_event(now, "e2"), {"event_id": "bad"}]})
+    assert status == 202
+    assert [e["status"] for e in body["events"]] == ["accepted", "accepted", "rejected"]
+    assert body["events"][2]["reason"].startswith("event_name: Field required")
+    status, body = post_events(stack, api_event(now, "e1"))
+    assert status == 202 and body["events"][0]["status"] == "duplicate"
+    records, answer = drain(stack)
+    assert len(records) == 2 and answer == {"batchItemFailures": []}
+    (request,) = stack["standin"].received
+    assert request["status"] == 200 and request["ad_account_id"] == AD_ACCOUNT and request["test"] is False
+    assert ConversionEventsValidator().errors(request["body"]) == []
+    sent = request["body"]["data"][0]
+    assert sent["user_data"]["em"] == [hashlib.sha256(b"bob@example.com").hexdigest()]
+    assert sent["user_data"]["ph"] == [hashlib.sha256(b"15024592181").hexdigest()]
+    assert sent["custom_data"]["value"] == "19.99"
+    item = stack["aws"]["dynamodb"].get_item(TableName=stack["table"], Key={"pk": {"S": f"{AD_ACCOUNT}#checkout#e1"}})["Item"]
+    assert item["state"]["S"] == "delivered" and item["attempts"]["N"] == "1"
+
+
+def test_no_raw_pii_in_the_queue(stack, now):
+    post_events(stack, api_event(now))
+    message = stack["aws"]["sqs"].receive_message(QueueUrl=stack["queue_url"])["Messages"][0]["Body"]
+    for raw in ("Bob@Example.com", "bob@example.com", "459-2181", "15024592181"):
+        assert raw not in message
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "status", "message"),
+    [
+        (b"{not json", API_KEY, 400, "body is not JSON"),
+        (b"{}", "wrong-key", 401, "unauthorized"),
+        (b"[1, 2]", API_KEY, 400, 'body must be one event object or {"data": [events]}'),
+        (json.dumps({"data": [{}] * 1001}).encode(), API_KEY, 413, "data: 1001 events; at most 1000 per request"),
+        (b"{" + b" " * 1_048_577 + b"}", API_KEY, 413, "body over 1048576 bytes; split it into several requests"),
+    ],
+)
+def test_bad_requests_get_clear_errors(stack, body, key, status, message):
+    assert post_events(stack, body, key=key) == (status, {"message": message})
+
+
+def test_422_when_no_event_is_valid_and_nothing_is_queued(stack, now):
+    status, body = post_events(stack, {"data": [api_event(now - 8 * 86400), {"event_name": "checkout"}]})
+    assert status == 422 and body["rejected"] == 2
+    assert "Messages" not in stack["aws"]["sqs"].receive_message(QueueUrl=stack["queue_url"])
+
+
+def test_shopify_order_is_verified_mapped_and_deduplicated(stack, now):
+    order = shopify_order(now)
+    assert post_shopify(stack, order, secret="not-the-secret") == (401, {"message": "unauthorized"})
+    status, body = post_shopify(stack, order)
+    assert status == 200 and body["events"][0] == {"index": 0, "status": "accepted", "event_id": "450789469", "event_name": "checkout"}
+    status, body = post_shopify(stack, order)  # Shopify's retry of the same order
+    assert body["events"][0]["status"] == "duplicate"
+    assert post_shopify(stack, order, topic="app/uninstalled")[0] == 200
+    records, answer = drain(stack)
+    assert len(records) == 1 and answer == {"batchItemFailures": []}
+    assert stack["standin"].received[0]["body"]["data"][0]["custom_data"]["order_id"] == "450789469"
+
+
+def test_sender_returns_unreadable_messages_and_pinterest_outages_as_batch_failures(stack, now):
+    post_events(stack, api_event(now))
+    stack["aws"]["sqs"].send_message(QueueUrl=stack["queue_url"], MessageBody="not json at all")
+    stack["standin"].set_fault("status", status=503)
+    records, answer = drain(stack)
+    assert len(records) == 2
+    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == sorted(m["MessageId"] for m in records)
+    assert len(stack["standin"].received) == 2  # SENDER_MAX_ATTEMPTS
