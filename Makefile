@@ -1,20 +1,46 @@
-# pinrelay developer tasks. Other targets (setup, test, local, ...) live alongside these.
+# pinrelay developer tasks. `make local` runs the pipeline on this machine (no AWS account);
+# `make test` runs every test. Both set up .venv (Python 3.13, the Lambda runtime) first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+PYTHON ?= python3.13
+# pyenv machines: make python3.13 resolvable (sam build's python3.13 workflow needs it too).
+export PYENV_VERSION ?= 3.11.7:3.13.0
+export SAM_CLI_TELEMETRY = 0
 
 SAM_BIN := $(VENV)/bin/sam
 SAM_BUILD_DIR := .aws-sam/build
-# pyenv: make python3.13 resolvable on PATH (lambda-builders needs it for the python3.13 runtime).
-SAM_PYENV_VERSION := 3.11.7:3.13.0
 
-.PHONY: lint build
+.PHONY: setup local test test-fast lint build post-samples clean
+
+## setup: create .venv with Python 3.13 and install pinrelay with its dev tools
+setup: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml layers/pinrelay/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## local: moto (SQS, DynamoDB, Secrets Manager) + ingest on 127.0.0.1:$${LOCAL_PORT:-3000} + sender + Pinterest stand-in
+local: setup
+	$(PY) -m pinrelay_local run
+
+## post-samples: sign and post every sample in events/ to the running local stack
+post-samples: setup
+	$(PY) -m pinrelay_local post-samples
+
+## test: unit, integration (moto server, real HTTP servers) and end-to-end tests
+test: setup
+	$(PY) -m pytest -q
 
 ## lint: cfn-lint the SAM template and its offline samtranslator translation
-lint:
-	PYTHONPATH=local $(PY) -m pinrelay_local.lint_template
+lint: setup
+	$(PY) -m pinrelay_local.lint_template
 
-## build: sam build (no Docker; arm64 wheels) + precompile .pyc for Lambda cold starts
-build:
-	export PYENV_VERSION=$(SAM_PYENV_VERSION) SAM_CLI_TELEMETRY=0; \
-	$(SAM_BIN) build --template-file template.yaml --build-dir $(SAM_BUILD_DIR) && \
-	python3.13 -m compileall -q --invalidation-mode unchecked-hash $(SAM_BUILD_DIR)
+## build: sam build (no Docker; arm64 wheels) + .pyc compiled by 3.13 for Lambda cold starts
+build: setup
+	test -x $(SAM_BIN) || $(PY) -m pip install --quiet -e '.[dev,deploy]'
+	$(SAM_BIN) build --template-file template.yaml --build-dir $(SAM_BUILD_DIR)
+	$(PYTHON) -m compileall -q --invalidation-mode unchecked-hash $(SAM_BUILD_DIR)
+
+clean:
+	rm -rf .aws-sam .pytest_cache $(VENV)

@@ -106,3 +106,14 @@ def test_zip_uses_its_own_country_when_lists_are_paired(now):
     )
     assert prepared.event["user_data"]["zp"] == [h("40202"), h("sw1a1aa")]
     assert prepared.event["user_data"]["country"] == [h("us"), h("gb")]
+
+
+def test_pinterest_example_event_with_every_field_passes_through_unchanged(now):
+    import json
+    from tests.conftest import FIXTURES
+
+    example = json.loads((FIXTURES / "pinterest/pinterest_capi_events_create_apidescription.json").read_text())["data"][0]
+    example["event_time"] = now
+    prepared = prepare_api_event(example, now)
+    assert prepared.event == example  # already hashed user data, app and device info: nothing altered
+    assert prepared.warnings == []

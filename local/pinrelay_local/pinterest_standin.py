@@ -1,0 +1,718 @@
+"""A local stand-in for Pinterest's Conversions API (``POST /v5/ad_accounts/{id}/events``).
+
+Used by the local stack and the tests. It is a real HTTP server that answers the way the
+Pinterest API answers (see ``pinterest/openapi-events-5.23.yaml``, a verbatim excerpt of
+pinterest/api-description, and ``pinterest/example-422-response.json``):
+
+* ``404`` JSON Error for any other path, ``405`` for a method other than POST;
+* ``401 {"code": 2, "message": "Authentication failed."}`` unless the header is exactly
+  ``Authorization: Bearer <token>``;
+* ``400 {"code": 4196, ...}`` for a body that is not JSON or not valid against
+  ``components.schemas.ConversionEvents`` (the message lists the schema errors);
+* per-event checks (event_time within the last 7 days and not more than 5 minutes ahead,
+  a documented event_name, sha256-looking hashed user_data fields); ``200``
+  ConversionApiResponse when every event is processed, otherwise ``422 {"code": 953, ...,
+  "details": {ConversionApiResponse}}`` with one result per event in request order.
+
+Fault injection (``set_fault``) and an HTTP control API (``/_standin/...``) let tests, even
+from another process, make it misbehave. Standalone: ``python -m pinrelay_local.pinterest_standin``.
+
+Nothing here is shipped to Lambda.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import http
+import json
+import re
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+from openapi_schema_validator import OAS30WriteValidator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+__all__ = [
+    "ConversionEventsValidator",
+    "DEFAULT_OPENAPI_PATH",
+    "DEFAULT_TOKEN",
+    "EVENT_NAMES",
+    "Fault",
+    "FAULT_MODES",
+    "HASHED_USER_DATA_FIELDS",
+    "PinterestStandIn",
+]
+
+DEFAULT_OPENAPI_PATH = Path(__file__).resolve().parent / "pinterest" / "openapi-events-5.23.yaml"
+DEFAULT_TOKEN = "local-conversion-token"
+_SPEC_URI = "urn:pinrelay-local:pinterest:openapi-events"
+
+# The documented event names (the 15 listed in the 5.23 description plus the newer ones
+# Pinterest documents in its Conversions API guide).
+EVENT_NAMES = frozenset(
+    """
+    add_payment_info add_to_cart add_to_wishlist app_install checkout custom initiate_checkout
+    lead page_visit search signup subscribe view_category view_content watch_video app_open
+    contact customize_product find_location schedule start_trial submit_application
+    """.split()
+)
+HASHED_USER_DATA_FIELDS = (
+    "em", "ph", "fn", "ln", "ge", "db", "ct", "st", "zp", "country", "external_id", "hashed_maids",
+)
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+MAX_EVENT_AGE_SECONDS = 7 * 24 * 3600
+MAX_FUTURE_SKEW_SECONDS = 5 * 60
+
+_EVENTS_PATH = re.compile(r"/v5/ad_accounts/(?P<ad_account_id>[^/]+)/events")
+_AD_ACCOUNT_ID = re.compile(r"\d{1,18}")
+
+ERR_BAD_REQUEST = {"code": 4196, "message": "The request was invalid."}
+ERR_AUTH = {"code": 2, "message": "Authentication failed."}
+ERR_UNPROCESSABLE_MESSAGE = (
+    "The action could not be processed properly due to some or all data provided being invalid."
+)
+# Error bodies Pinterest documents for the statuses a fault may inject.
+_ERROR_BODIES: dict[int, dict[str, Any]] = {
+    400: ERR_BAD_REQUEST,
+    401: ERR_AUTH,
+    403: {"code": 29, "message": "You are not permitted to access that resource."},
+    429: {
+        "code": 8,
+        "message": "This request exceeded a rate limit. This can happen if the client exceeds one\n"
+        "of the published rate limits within a short time window.",
+    },
+    503: {
+        "code": 4197,
+        "message": "The endpoint has been ramped down and is currently not accepting any traffic.",
+    },
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Schema validation
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _load_openapi(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _json_path(parts: Iterable[Any]) -> str:
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ConversionEventsValidator:
+    """Validates a request body against ``components.schemas.ConversionEvents`` (OpenAPI 3.0).
+
+    The yaml is read once per path (cached for the process); ``$ref``s resolve inside it.
+    """
+
+    SCHEMA_POINTER = "#/components/schemas/ConversionEvents"
+
+    def __init__(self, openapi_path: str | Path | None = None) -> None:
+        self.openapi_path = Path(openapi_path) if openapi_path else DEFAULT_OPENAPI_PATH
+        self.document = _load_openapi(str(self.openapi_path.resolve()))
+        registry = Registry().with_resource(
+            _SPEC_URI, Resource.from_contents(self.document, default_specification=DRAFT4)
+        )
+        # Write validator: this is a request body (readOnly properties are not allowed).
+        self._validator = OAS30WriteValidator(
+            {"$ref": _SPEC_URI + self.SCHEMA_POINTER}, registry=registry
+        )
+
+    def errors(self, body: Any) -> list[str]:
+        """Human-readable schema errors, each prefixed with its JSON path; [] when valid."""
+        found = sorted(
+            self._validator.iter_errors(body),
+            key=lambda e: (list(map(str, e.absolute_path)), e.message),
+        )
+        messages = []
+        for error in found:
+            path = _json_path(error.absolute_path)
+            if error.context:  # anyOf/oneOf: say what each alternative wanted
+                reasons = []
+                for sub in error.context:
+                    sub_path = _json_path(sub.absolute_path)
+                    reason = sub.message if sub_path == path else f"{sub_path}: {sub.message}"
+                    if reason not in reasons:
+                        reasons.append(reason)
+                message = f"not valid under any of the given schemas ({'; '.join(reasons)})"
+            else:
+                message = _short(error.message)
+            messages.append(f"{path}: {message}")
+        return messages
+
+    def is_valid(self, body: Any) -> bool:
+        return self._validator.is_valid(body)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-event checks (what Pinterest rejects with 422 once the request is well formed)
+# --------------------------------------------------------------------------------------------
+
+
+def check_event(
+    event: dict[str, Any],
+    now: int,
+    *,
+    max_age: int = MAX_EVENT_AGE_SECONDS,
+    max_future: int = MAX_FUTURE_SKEW_SECONDS,
+) -> str | None:
+    """Return an error_message for an event Pinterest would fail, or None if processed."""
+    problems = []
+    name = event.get("event_name")
+    if name not in EVENT_NAMES:
+        problems.append(f"Invalid event_name parameter. Given event_name: {name}")
+    event_time = event.get("event_time")
+    if isinstance(event_time, int):
+        if event_time < now - max_age:
+            problems.append(
+                "Invalid event_timestamp parameter. Given timestamp is in the past. "
+                f"Current timestamp: {now}, Given event_timestamp: {event_time}"
+            )
+        elif event_time > now + max_future:
+            problems.append(
+                "Invalid event_timestamp parameter. Given timestamp is in the future. "
+                f"Current timestamp: {now}, Given event_timestamp: {event_time}"
+            )
+    user_data = event.get("user_data") or {}
+    for field in HASHED_USER_DATA_FIELDS:
+        values = user_data.get(field)
+        if not isinstance(values, list):
+            continue
+        for i, value in enumerate(values):
+            # Never echo the value: an unhashed one is personal data.
+            if not (isinstance(value, str) and _SHA256_HEX.fullmatch(value)):
+                problems.append(
+                    f"Invalid user_data.{field} parameter. "
+                    f"user_data.{field}[{i}] is not a valid sha256 hash"
+                )
+    return "; ".join(problems) if problems else None
+
+
+# --------------------------------------------------------------------------------------------
+# Fault injection
+# --------------------------------------------------------------------------------------------
+
+FAULT_MODES = (None, "status", "slow", "not_json", "close")
+
+
+@dataclass
+class Fault:
+    """A misbehaviour applied to requests on the events endpoint.
+
+    mode: "status" (answer ``status`` with Pinterest's error body, plus ``Retry-After:
+    retry_after`` if given), "slow" (sleep ``seconds`` then answer normally), "not_json"
+    (200 with an HTML body), "close" (read the request, then close without answering).
+    ``count``: apply to this many requests, then clear; ``until``: epoch deadline after which
+    it clears. Neither: until changed.
+    """
+
+    mode: str
+    status: int = 503
+    retry_after: str | None = None
+    seconds: float = 5.0
+    count: int | None = None
+    until: float | None = None
+    body: Any = None  # override the JSON body of a "status" answer
+
+    def __post_init__(self) -> None:
+        if self.mode not in FAULT_MODES or self.mode is None:
+            raise ValueError(f"unknown fault mode {self.mode!r}; one of {FAULT_MODES}")
+        self.status = int(self.status)
+        if self.retry_after is not None:
+            self.retry_after = str(self.retry_after)
+        self.seconds = float(self.seconds)
+        if self.count is not None:
+            self.count = int(self.count)
+            if self.count < 1:
+                raise ValueError("count must be >= 1")
+        if self.until is not None:
+            self.until = float(self.until)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Fault | None":
+        data = dict(data)
+        mode = data.pop("mode", None)
+        if mode is None:
+            return None
+        duration = data.pop("duration", None)
+        if duration is not None:
+            data["until"] = time.time() + float(duration)
+        return cls(mode=mode, **data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+# --------------------------------------------------------------------------------------------
+
+
+_LOG_LOCK = threading.Lock()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    standin: "PinterestStandIn"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout) while we were slow is normal here, not an error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "PinterestStandIn/1.0"
+    server: _Server
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # one concise line per request is written by PinterestStandIn._log when verbose
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        *,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except ConnectionError:  # the client went away (e.g. timed out during "slow")
+            self.close_connection = True
+
+    # -- verbs ---------------------------------------------------------------------------
+
+    def do_POST(self) -> None:
+        self.server.standin._handle(self)
+
+    do_GET = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_POST
+
+
+class PinterestStandIn:
+    """A real HTTP server answering ``POST /v5/ad_accounts/{id}/events`` like Pinterest.
+
+    >>> with PinterestStandIn() as pin:
+    ...     requests.post(f"{pin.base_url}/ad_accounts/123/events", json=body,
+    ...                   headers={"Authorization": f"Bearer {pin.token}"})
+    ...     pin.wait_for_events(1)
+
+    Records (``.received``), one per request on the events endpoint (valid path), oldest first:
+    ``{"ad_account_id": str, "test": bool, "body": parsed JSON or None, "status": int,
+    "response": dict | None, "at": float, "path": str, "fault": mode or None}``; ``status`` is
+    0 and ``response`` None when a "close" fault dropped the connection.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str = DEFAULT_TOKEN,
+        openapi_path: str | Path | None = None,
+        *,
+        verbose: bool = False,
+        clock: Callable[[], float] = time.time,
+        max_event_age_seconds: int = MAX_EVENT_AGE_SECONDS,
+        max_future_skew_seconds: int = MAX_FUTURE_SKEW_SECONDS,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.token = token
+        self.verbose = verbose
+        self.clock = clock
+        self.max_event_age_seconds = max_event_age_seconds
+        self.max_future_skew_seconds = max_future_skew_seconds
+        self.validator = ConversionEventsValidator(openapi_path)
+        self._records: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._fault: Fault | None = None
+        self._fault_lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> "PinterestStandIn":
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = _Server((self.host, self.port), _Handler)
+        server.standin = self
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"pinterest-standin:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()  # wakes "slow" handlers
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "PinterestStandIn":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def root_url(self) -> str:
+        """``http://host:port`` (the control endpoints live under ``/_standin/``)."""
+        if self._server is None:
+            raise RuntimeError("PinterestStandIn is not started")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The PINTEREST_API_URL to give a client, e.g. ``http://127.0.0.1:18080/v5``."""
+        return f"{self.root_url}/v5"
+
+    def events_url(self, ad_account_id: str | int, test: bool = False) -> str:
+        return f"{self.base_url}/ad_accounts/{ad_account_id}/events" + ("?test=true" if test else "")
+
+    # -- records -------------------------------------------------------------------------
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """A snapshot (a new list) of every record so far, oldest first."""
+        with self._cond:
+            return list(self._records)
+
+    def delivered_events(self) -> list[dict[str, Any]]:
+        """The data items Pinterest would have processed: from requests answered 200 or 422,
+        those whose per-event status is "processed", in arrival order (test ones included;
+        check ``record["test"]`` via ``received`` to tell them apart)."""
+        out = []
+        for record in self.received:
+            if record["status"] not in (200, 422) or record["fault"] not in (None, "slow"):
+                continue
+            response = record["response"]
+            results = (response.get("details") if record["status"] == 422 else response) or {}
+            for item, result in zip(record["body"]["data"], results.get("events", [])):
+                if result.get("status") == "processed":
+                    out.append(item)
+        return out
+
+    def wait_for_events(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until at least ``n`` events were delivered; return them. TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                events = self.delivered_events()
+                if len(events) >= n:
+                    return events
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"waited {timeout}s for {n} delivered events, got {len(events)} "
+                        f"({len(self._records)} requests received)"
+                    )
+                self._cond.wait(remaining)
+
+    def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Block until at least ``n`` requests were recorded; return the records."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._records) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"waited {timeout}s for {n} requests, got {len(self._records)}"
+                    )
+                self._cond.wait(remaining)
+            return list(self._records)
+
+    def clear(self) -> int:
+        """Forget the records (not the fault). Returns how many were dropped."""
+        with self._cond:
+            n = len(self._records)
+            self._records.clear()
+            return n
+
+    def _record(self, record: dict[str, Any]) -> None:
+        with self._cond:
+            self._records.append(record)
+            self._cond.notify_all()
+
+    # -- faults --------------------------------------------------------------------------
+
+    @property
+    def fault(self) -> Fault | None:
+        with self._fault_lock:
+            self._expire_fault_locked()
+            return self._fault
+
+    @fault.setter
+    def fault(self, value: Fault | dict[str, Any] | None) -> None:
+        if isinstance(value, dict):
+            value = Fault.from_dict(value)
+        if value is not None and not isinstance(value, Fault):
+            raise TypeError("fault must be a Fault, a dict or None")
+        with self._fault_lock:
+            self._fault = value
+
+    def set_fault(self, mode: str | None, **kw: Any) -> Fault | None:
+        """Set (or with ``mode=None`` clear) the fault. Keywords: status=503, retry_after=None,
+        seconds=5.0 (slow), count=None (N requests), until=None (epoch) or duration=None (s),
+        body=None (JSON body of a "status" answer)."""
+        self.fault = Fault.from_dict({"mode": mode, **kw})
+        return self.fault
+
+    def clear_fault(self) -> None:
+        self.fault = None
+
+    def _expire_fault_locked(self) -> None:
+        if self._fault is not None and self._fault.until is not None and time.time() >= self._fault.until:
+            self._fault = None
+
+    def _take_fault(self) -> Fault | None:
+        """The fault for this request (a copy), consuming one unit of ``count``."""
+        with self._fault_lock:
+            self._expire_fault_locked()
+            fault = self._fault
+            if fault is None:
+                return None
+            taken = copy.copy(fault)
+            if fault.count is not None:
+                fault.count -= 1
+                if fault.count <= 0:
+                    self._fault = None
+            return taken
+
+    # -- request handling ----------------------------------------------------------------
+
+    def _log(self, handler: _Handler, status: int | str, note: str = "") -> None:
+        if self.verbose:
+            line = f"[pinterest-standin] {handler.command} {handler.path} -> {status}" + (f" {note}" if note else "")
+            with _LOG_LOCK:  # one write per line, so concurrent handlers never interleave
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
+
+    def _handle(self, h: _Handler) -> None:
+        url = urlsplit(h.path)
+        if url.path.startswith("/_standin/"):
+            self._handle_control(h, url.path)
+            return
+        match = _EVENTS_PATH.fullmatch(url.path)
+        if not match or not _AD_ACCOUNT_ID.fullmatch(match["ad_account_id"]):
+            h._read_body()
+            self._log(h, 404)
+            h._send(404, {"code": 404, "message": "Not found."})
+            return
+        if h.command != "POST":
+            h._read_body()
+            self._log(h, 405)
+            h._send(405, {"code": 405, "message": "Method not allowed."}, headers={"Allow": "POST"})
+            return
+
+        raw = h._read_body()
+        query = parse_qs(url.query)
+        record: dict[str, Any] = {
+            "ad_account_id": match["ad_account_id"],
+            "test": query.get("test", [""])[-1].lower() == "true",
+            "body": None,
+            "status": 0,
+            "response": None,
+            "at": time.time(),
+            "path": h.path,
+            "fault": None,
+        }
+        try:
+            record["body"] = json.loads(raw)
+            is_json = True
+        except ValueError:
+            is_json = False
+
+        fault = self._take_fault()
+        if fault is not None:
+            record["fault"] = fault.mode
+            if fault.mode == "close":
+                h.close_connection = True  # the connection is closed with no answer at all
+                self._record(record)
+                self._log(h, "closed", "(fault close)")
+                return
+            if fault.mode == "status":
+                payload = fault.body if fault.body is not None else _ERROR_BODIES.get(
+                    fault.status,
+                    {"code": fault.status, "message": _reason(fault.status)},
+                )
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+                record.update(status=fault.status, response=payload)
+                self._record(record)
+                self._log(h, fault.status, "(fault status)")
+                h._send(fault.status, payload, headers=headers)
+                return
+            if fault.mode == "not_json":
+                record.update(status=200, response=None)
+                self._record(record)
+                self._log(h, 200, "(fault not_json)")
+                h._send(200, b"<html><body>upstream ok</body></html>", content_type="text/html")
+                return
+            if fault.mode == "slow":
+                self._stopping.wait(fault.seconds)
+
+        status, payload = self._answer(h, record["body"], is_json)
+        record.update(status=status, response=payload)
+        self._record(record)
+        if status in (200, 422):
+            summary = payload if status == 200 else payload["details"]
+            note = (
+                f"({summary['num_events_processed']}/{summary['num_events_received']} processed"
+                f"{', test' if record['test'] else ''})"
+            )
+        else:
+            note = f"({payload['message'][:120]})"
+        self._log(h, status, note)  # before answering, so log lines follow request order
+        h._send(status, payload)
+
+    def _answer(self, h: _Handler, body: Any, is_json: bool) -> tuple[int, dict[str, Any]]:
+        if h.headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, dict(ERR_AUTH)
+        if not is_json:
+            return 400, dict(ERR_BAD_REQUEST)
+        problems = self.validator.errors(body)
+        if problems:
+            return 400, {
+                "code": ERR_BAD_REQUEST["code"],
+                "message": f"{ERR_BAD_REQUEST['message']} " + "; ".join(problems),
+            }
+        now = int(self.clock())
+        results = []
+        for event in body["data"]:
+            error = check_event(
+                event,
+                now,
+                max_age=self.max_event_age_seconds,
+                max_future=self.max_future_skew_seconds,
+            )
+            if error is None:
+                results.append({"status": "processed", "error_message": None, "warning_message": None})
+            else:
+                results.append({"status": "failed", "error_message": error, "warning_message": ""})
+        processed = sum(1 for r in results if r["status"] == "processed")
+        summary = {
+            "num_events_received": len(results),
+            "num_events_processed": processed,
+            "events": results,
+        }
+        if processed == len(results):
+            return 200, summary
+        return 422, {"code": 953, "message": ERR_UNPROCESSABLE_MESSAGE, "details": summary}
+
+    def _handle_control(self, h: _Handler, path: str) -> None:
+        raw = h._read_body()
+        self._log(h, "control")
+        if path == "/_standin/received" and h.command == "GET":
+            h._send(200, self.received)
+        elif path == "/_standin/fault" and h.command == "GET":
+            fault = self.fault
+            h._send(200, {"fault": fault.to_dict() if fault else None})
+        elif path == "/_standin/fault" and h.command == "POST":
+            try:
+                data = json.loads(raw or b"{}")
+                if not isinstance(data, dict):
+                    raise ValueError("expected a JSON object")
+                self.fault = data
+            except (ValueError, TypeError) as exc:
+                h._send(400, {"code": 400, "message": f"bad fault: {exc}"})
+                return
+            fault = self.fault
+            h._send(200, {"fault": fault.to_dict() if fault else None})
+        elif path == "/_standin/clear" and h.command == "POST":
+            h._send(200, {"cleared": self.clear()})
+        else:
+            h._send(404, {"code": 404, "message": "Not found."})
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase + "."
+    except ValueError:
+        return "Error."
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the Pinterest Conversions API stand-in.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--token", default=DEFAULT_TOKEN)
+    parser.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    args = parser.parse_args(argv)
+    standin = PinterestStandIn(args.host, args.port, args.token, verbose=not args.quiet).start()
+    print(f"Pinterest stand-in listening: PINTEREST_API_URL={standin.base_url}", file=sys.stderr, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standin.stop()
+
+
+if __name__ == "__main__":
+    main()
