@@ -2,6 +2,7 @@
 
     python -m pinrelay_local run [--port 3000]          # what `make local` runs (the default)
     python -m pinrelay_local post-samples [--url URL]   # POST events/webhooks/*.json and events/api/*.json
+    python -m pinrelay_local lambda-events              # write events/lambda/*.json for `sam local invoke -e`
 """
 
 from __future__ import annotations
@@ -70,6 +71,14 @@ def samples(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def lambda_events(args: argparse.Namespace) -> int:
+    from pinrelay_local.lambda_events import write_lambda_events
+
+    for path in write_lambda_events():
+        _say(f"wrote {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pinrelay_local", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
@@ -94,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     p_post.add_argument("--shop-domain", default=DEFAULT_SHOP_DOMAIN, help="X-Shopify-Shop-Domain header")
     p_post.set_defaults(func=samples)
 
+    p_events = sub.add_parser("lambda-events", help="write events/lambda/*.json (API Gateway v2 and SQS test events)")
+    p_events.set_defaults(func=lambda_events)
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in ("run", "post-samples") and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0] not in ("run", "post-samples", "lambda-events") and argv[0] not in ("-h", "--help")):
         argv.insert(0, "run")  # `python -m pinrelay_local [--port N]` runs the stack
     args = parser.parse_args(argv)
     return args.func(args)

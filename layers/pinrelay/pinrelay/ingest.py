@@ -138,16 +138,21 @@ class IngestService:
         return outcome
 
     def message_body(self, claim: DedupClaim, item: PreparedEvent, source: str) -> str:
-        return json.dumps(
-            {
-                "v": 1,
-                "ad_account_id": self.ad_account_id,
-                "source": source,
-                "dedup_key": claim.key,
-                "accepted_at": claim.accepted_at,
-                "expires_at": claim.expires_at,
-                "event": item.event,
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        return queued_message_body(self.ad_account_id, claim, item, source)
+
+
+def queued_message_body(ad_account_id: str, claim: DedupClaim, item: PreparedEvent, source: str) -> str:
+    """The SQS message of one accepted event (``models.QueuedEvent``): hashed data only."""
+    return json.dumps(
+        {
+            "v": 1,
+            "ad_account_id": ad_account_id,
+            "source": source,
+            "dedup_key": claim.key,
+            "accepted_at": claim.accepted_at,
+            "expires_at": claim.expires_at,
+            "event": item.event,
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
