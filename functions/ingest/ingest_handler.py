@@ -1,54 +1,71 @@
 """Ingest Lambda: HTTP API (payload 2.0) -> validate, normalise + hash -> dedup -> SQS.
 
-Routes: POST /events (x-api-key), POST /webhooks/shopify (X-Shopify-Hmac-Sha256).
-The handler only speaks HTTP; the work is in pinrelay.ingest and pinrelay.sources.
+Routes: POST /events (x-api-key), POST /webhooks/shopify (X-Shopify-Hmac-Sha256),
+POST /webhooks/woocommerce (X-WC-Webhook-Signature). This module only speaks HTTP and picks the
+ad account; the work is in pinrelay.ingest, pinrelay.sources and pinrelay.accounts.
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
 import json
 import time
-from functools import cache
+from datetime import datetime
+from functools import cache, lru_cache
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 
+from pinrelay.accounts import AccountMap, AccountRoute, key_matches, stored_key_digest
 from pinrelay.adapters.aws import client
 from pinrelay.adapters.dynamodb import DynamoDedupStore
-from pinrelay.adapters.secrets import secret_values
+from pinrelay.adapters.metrics import emit_ingest_metrics
+from pinrelay.adapters.secrets import secret_value, secret_values
 from pinrelay.adapters.sqs import SqsEventQueue
-from pinrelay.config import IngestSettings, ingest_settings
-from pinrelay.events import EventRejected
+from pinrelay.config import IngestSettings, SecretRef, ingest_settings
+from pinrelay.events import EventRejected, PreparedEvent
 from pinrelay.ingest import MAX_EVENTS_PER_REQUEST, IngestOutcome, IngestService, IngestUnavailable
-from pinrelay.sources import shopify
+from pinrelay.sources import shopify, woocommerce
 from pinrelay.sources.signatures import verify_base64_hmac
 
 MAX_BODY_BYTES = 1_048_576
+UNAUTHORIZED = {"message": "unauthorized"}
 
 logger = Logger()
-metrics = Metrics()
 app = APIGatewayHttpResolver()
-
-
-@cache
-def service() -> IngestService:
-    settings = ingest_settings()
-    shopify.validate_event_id_template(settings.shopify_event_id_template)
-    return IngestService(
-        ad_account_id=settings.pinterest_ad_account_id,
-        dedup_window_seconds=settings.dedup_window_seconds,
-        store=DynamoDedupStore(settings.dedup_table_name, client("dynamodb")),
-        queue=SqsEventQueue(settings.queue_url, client("sqs")),
-        clock=time.time,
-    )
 
 
 def settings() -> IngestSettings:
     return ingest_settings()
+
+
+@cache
+def service() -> IngestService:
+    config = settings()
+    shopify.validate_event_id_template(config.shopify_event_id_template)
+    return IngestService(
+        ad_account_id=config.pinterest_ad_account_id,
+        dedup_window_seconds=config.dedup_window_seconds,
+        store=DynamoDedupStore(config.dedup_table_name, client("dynamodb")),
+        queue=SqsEventQueue(config.queue_url, client("sqs")),
+        clock=time.time,
+        ldp_policy=config.ldp_policy,
+    )
+
+
+def _secrets(ref: SecretRef | None) -> list[str]:
+    return secret_values(ref, settings().secrets_max_age_seconds) if ref else []
+
+
+@lru_cache(maxsize=4)
+def _parse_account_map(raw: str) -> AccountMap:
+    return AccountMap.model_validate_json(raw)
+
+
+def account_map() -> AccountMap:
+    ref = settings().account_map_ref
+    return _parse_account_map(secret_value(ref, settings().secrets_max_age_seconds)) if ref else AccountMap()
 
 
 def _json(status: int, body: dict) -> Response:
@@ -62,15 +79,11 @@ def _raw_body() -> bytes:
 
 
 def _header(name: str) -> str | None:
-    headers = app.current_event.headers or {}
-    return headers.get(name) or headers.get(name.lower())
+    return (app.current_event.headers or {}).get(name)
 
 
 def _answer(outcome: IngestOutcome, source: str, webhook: bool = False) -> Response:
-    for status in ("accepted", "duplicate", "rejected", "error"):
-        count = outcome.count(status)
-        if count:
-            metrics.add_metric(name=f"Events{status.capitalize()}", unit=MetricUnit.Count, value=count)
+    emit_ingest_metrics(outcome.results, source)
     logger.info(
         "ingested",
         extra={
@@ -86,22 +99,41 @@ def _answer(outcome: IngestOutcome, source: str, webhook: bool = False) -> Respo
         return _json(503, {"message": "some events could not be queued; retry the request", **outcome.as_json()})
     if not outcome.any_valid and not webhook:
         return _json(422, {"message": "no event is valid", **outcome.as_json()})
-    return _json(202 if not webhook else 200, outcome.as_json())
+    # webhooks get 200 even when their event is rejected: the platforms retry non-2xx answers
+    # and disable subscriptions that keep failing; the reason is in the body, logs and metrics.
+    return _json(200 if webhook else 202, outcome.as_json())
+
+
+def _accept(prepared: list[PreparedEvent | EventRejected], source: str, now: int, route: AccountRoute | None,
+            webhook: bool, consent_known: bool | None = None) -> Response:
+    try:
+        outcome = service().accept(prepared, source=source, now=now, ad_account_id=route.ad_account_id if route else None,
+                                   consent_known=consent_known)
+    except IngestUnavailable as exc:
+        logger.error("ingest unavailable", extra={"error": str(exc)})
+        return _json(503, {"message": "temporarily unavailable; retry the request"})
+    return _answer(outcome, source, webhook)
+
+
+def _read_json(raw: bytes) -> tuple[object | None, Response | None]:
+    if len(raw) > MAX_BODY_BYTES:
+        return None, _json(413, {"message": f"body over {MAX_BODY_BYTES} bytes; split it into several requests"})
+    try:
+        return json.loads(raw), None
+    except (ValueError, UnicodeDecodeError):
+        return None, _json(400, {"message": "body is not JSON"})
 
 
 @app.post("/events")
 def post_events() -> Response:
     given = _header("x-api-key") or ""
-    keys = secret_values(settings().ingest_api_key_ref, settings().secrets_max_age_seconds)
-    if not any(hmac.compare_digest(given.encode(), key.encode()) for key in keys):
-        return _json(401, {"message": "unauthorized"})
-    raw = _raw_body()
-    if len(raw) > MAX_BODY_BYTES:
-        return _json(413, {"message": f"body over {MAX_BODY_BYTES} bytes; split it into several requests"})
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return _json(400, {"message": "body is not JSON"})
+    route = account_map().for_api_key(given)
+    default_keys = [stored_key_digest(key) for key in _secrets(settings().ingest_api_key_ref)]
+    if route is None and not key_matches(given, default_keys):
+        return _json(401, UNAUTHORIZED)
+    payload, error = _read_json(_raw_body())
+    if error:
+        return error
     if isinstance(payload, dict) and "data" in payload:
         events = payload["data"]
         if not isinstance(events, list) or not events:
@@ -115,51 +147,73 @@ def post_events() -> Response:
     else:
         return _json(400, {"message": 'body must be one event object or {"data": [events]}'})
     try:
-        outcome = service().ingest_api_events(events, source="api")
+        outcome = service().ingest_api_events(events, source="api", ad_account_id=route.ad_account_id if route else None)
     except IngestUnavailable as exc:
         logger.error("ingest unavailable", extra={"error": str(exc)})
         return _json(503, {"message": "temporarily unavailable; retry the request"})
     return _answer(outcome, "api")
 
 
+def _too_old(triggered_at: str | None, now: int) -> bool:
+    """Replay guard: a webhook whose trigger time is outside the window is refused."""
+    if not triggered_at:
+        return False
+    try:
+        stamp = datetime.fromisoformat(triggered_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return True
+    return not (now - settings().webhook_max_age_seconds <= stamp <= now + 300)
+
+
 @app.post("/webhooks/shopify")
 def post_shopify_webhook() -> Response:
     raw = _raw_body()
-    secrets = secret_values(settings().shopify_secret_ref, settings().secrets_max_age_seconds) if (
-        settings().shopify_webhook_secret_name or settings().shopify_webhook_secret
-    ) else []
+    route = account_map().for_shopify_shop(_header("x-shopify-shop-domain"))
+    secrets = [s.get_secret_value() for s in route.shopify_webhook_secrets] if route else _secrets(settings().shopify_secret_ref)
     if not verify_base64_hmac(raw, _header("x-shopify-hmac-sha256"), secrets):
-        return _json(401, {"message": "unauthorized"})
+        return _json(401, UNAUTHORIZED)
+    now = service().now()
+    if _too_old(_header("x-shopify-triggered-at"), now):
+        return _json(401, UNAUTHORIZED)
     topic = _header("x-shopify-topic") or ""
-    if topic not in shopify.ORDER_TOPICS:
+    if topic not in shopify.SHOPIFY_TOPICS:
         return _json(200, {"message": f"topic {topic!r} is not forwarded", "ignored": True})
-    if len(raw) > MAX_BODY_BYTES:
-        return _json(413, {"message": f"body over {MAX_BODY_BYTES} bytes"})
+    payload, error = _read_json(raw)
+    if error:
+        return error
+    prepared = shopify.shopify_events(
+        topic, payload, now=now, webhook_id=_header("x-shopify-webhook-id"),
+        event_id_template=settings().shopify_event_id_template, content_id_field=settings().shopify_content_id_field,
+    )
+    return _accept(prepared, "shopify", now, route, webhook=True, consent_known=False)
+
+
+@app.post("/webhooks/woocommerce")
+def post_woocommerce_webhook() -> Response:
+    raw = _raw_body()
+    if woocommerce.is_ping(raw, _header("content-type")):
+        return _json(200, {"message": "pong"})
+    route = account_map().for_woocommerce_source(_header("x-wc-webhook-source"))
+    secrets = [s.get_secret_value() for s in route.woocommerce_webhook_secrets] if route else _secrets(settings().woocommerce_secret_ref)
+    if not verify_base64_hmac(raw, _header("x-wc-webhook-signature"), secrets):
+        return _json(401, UNAUTHORIZED)
+    topic = _header("x-wc-webhook-topic") or ""
+    if topic not in woocommerce.ORDER_TOPICS:
+        return _json(200, {"message": f"topic {topic!r} is not forwarded", "ignored": True})
+    payload, error = _read_json(raw)
+    if error:
+        return error
+    now = service().now()
     try:
-        order = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return _json(400, {"message": "body is not JSON"})
-    svc = service()
-    now = svc.now()
-    try:
-        prepared = shopify.order_to_event(
-            order,
-            now=now,
-            event_id_template=settings().shopify_event_id_template,
-            content_id_field=settings().shopify_content_id_field,
-            webhook_id=_header("x-shopify-webhook-id"),
-        )
+        event = woocommerce.order_to_event(payload, now=now, topic=topic, content_id_field=settings().shopify_content_id_field,
+                                           max_paid_age_seconds=settings().dedup_window_seconds)
     except EventRejected as rejected:
-        prepared = rejected
-    try:
-        outcome = svc.accept([prepared], source="shopify", now=now)
-    except IngestUnavailable as exc:
-        logger.error("ingest unavailable", extra={"error": str(exc)})
-        return _json(503, {"message": "temporarily unavailable; retry the request"})
-    return _answer(outcome, "shopify", webhook=True)
+        event = rejected
+    if event is None:
+        return _json(200, {"message": "order not paid yet: nothing to send", "ignored": True})
+    return _accept([event], "woocommerce", now, route, webhook=True, consent_known=False)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
-@metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     return app.resolve(event, context)

@@ -20,6 +20,10 @@ AD_ACCOUNT = "549755885175"
 API_KEY = "test-ingest-key"
 SHOPIFY_SECRET = "test-shopify-secret"
 TOKEN = "test-conversion-token"
+WOO_SECRET = "test-woo-secret"
+EU_ACCOUNT = {"name": "eu", "ad_account_id": "111222333", "conversion_token": "eu-token",
+              "api_key_sha256": [hashlib.sha256(b"eu-key").hexdigest()],
+              "shopify_shop_domains": ["eu-shop.myshopify.com"], "shopify_webhook_secrets": ["eu-shop-secret"]}
 
 
 @pytest.fixture
@@ -41,6 +45,7 @@ def stack(aws, dedup_table, queue_url, standin, monkeypatch):
         "PINTEREST_CONVERSION_TOKEN_SECRET_NAME": names["token"], "PINTEREST_API_URL": standin.base_url,
         "PINTEREST_TEST_MODE": "false", "POWERTOOLS_SERVICE_NAME": "pinrelay", "POWERTOOLS_METRICS_NAMESPACE": "Pinrelay",
         "SENDER_BACKOFF_BASE_SECONDS": "0", "SENDER_MAX_ATTEMPTS": "2",
+        "WOOCOMMERCE_WEBHOOK_SECRET": WOO_SECRET, "ACCOUNT_MAP": json.dumps({"accounts": [EU_ACCOUNT]}),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -67,11 +72,19 @@ def post_events(stack, payload, key=API_KEY):
     return call_ingest(stack, "/events", body, {"x-api-key": key, "content-type": "application/json"})
 
 
-def post_shopify(stack, order, topic="orders/create", secret=SHOPIFY_SECRET):
+def sign(body: bytes, secret: str) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def post_shopify(stack, order, topic="orders/create", secret=SHOPIFY_SECRET, **headers):
     body = json.dumps(order).encode()
-    signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-    return call_ingest(stack, "/webhooks/shopify", body, {"x-shopify-hmac-sha256": signature, "x-shopify-topic": topic,
-                                                          "x-shopify-webhook-id": str(uuid.uuid4())})
+    return call_ingest(stack, "/webhooks/shopify", body, {"x-shopify-hmac-sha256": sign(body, secret), "x-shopify-topic": topic,
+                                                          "x-shopify-webhook-id": str(uuid.uuid4()), **headers})
+
+
+def post_woocommerce(stack, body: bytes, topic="order.created", secret=WOO_SECRET, content_type="application/json", **headers):
+    return call_ingest(stack, "/webhooks/woocommerce", body, {"x-wc-webhook-signature": sign(body, secret), "x-wc-webhook-topic": topic,
+                                                              "content-type": content_type, **headers})
 
 
 def drain(stack):
@@ -148,7 +161,8 @@ def test_shopify_order_is_verified_mapped_and_deduplicated(stack, now):
     order = shopify_order(now)
     assert post_shopify(stack, order, secret="not-the-secret") == (401, {"message": "unauthorized"})
     status, body = post_shopify(stack, order)
-    assert status == 200 and body["events"][0] == {"index": 0, "status": "accepted", "event_id": "450789469", "event_name": "checkout"}
+    assert status == 200 and body["events"][0] == {"index": 0, "status": "accepted", "event_id": "450789469", "event_name": "checkout",
+                                                   "match_keys": ["em", "ph", "external_id", "address"]}
     status, body = post_shopify(stack, order)  # Shopify's retry of the same order
     assert body["events"][0]["status"] == "duplicate"
     assert post_shopify(stack, order, topic="app/uninstalled")[0] == 200
@@ -165,3 +179,48 @@ def test_sender_returns_unreadable_messages_and_pinterest_outages_as_batch_failu
     assert len(records) == 2
     assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == sorted(m["MessageId"] for m in records)
     assert len(stack["standin"].received) == 2  # SENDER_MAX_ATTEMPTS
+
+
+def test_woocommerce_ping_and_paid_order(stack, now):
+    from tests.conftest import load_fixture
+
+    assert call_ingest(stack, "/webhooks/woocommerce", b"webhook_id=12", {"content-type": "application/x-www-form-urlencoded"})[0] == 200
+    order = load_fixture("woocommerce/woocommerce_order_updated_wcrestdocs.json")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+    for key in ("date_created_gmt", "date_modified_gmt", "date_paid_gmt", "date_completed_gmt"):
+        order[key] = stamp
+    body = json.dumps(order).encode()
+    assert post_woocommerce(stack, body, secret="wrong")[0] == 401
+    status, answer = post_woocommerce(stack, body)
+    assert status == 200 and answer["events"][0]["status"] == "accepted" and answer["events"][0]["event_name"] == "checkout"
+    status, answer = post_woocommerce(stack, body, topic="order.updated")
+    assert answer["events"][0]["status"] == "duplicate"  # created then updated: one checkout
+    records, result = drain(stack)
+    assert len(records) == 1 and result == {"batchItemFailures": []}
+
+
+def test_account_map_routes_keys_and_shops_to_their_ad_account(stack, now):
+    status, body = post_events(stack, api_event(now, "eu-1"), key="eu-key")
+    assert status == 202 and body["accepted"] == 1
+    order = shopify_order(now)
+    # the EU shop must sign with its own secret: the default secret is refused for it
+    assert post_shopify(stack, order, **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})[0] == 401
+    status, body = post_shopify(stack, order, secret="eu-shop-secret", **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})
+    assert status == 200 and body["accepted"] == 1
+    messages = stack["aws"]["sqs"].receive_message(QueueUrl=stack["queue_url"], MaxNumberOfMessages=10)["Messages"]
+    assert {json.loads(m["Body"])["ad_account_id"] for m in messages} == {"111222333"}
+
+
+def test_replayed_shopify_webhook_outside_the_window_is_refused(stack, now):
+    order = shopify_order(now)
+    old = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 6 * 3600))
+    fresh = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 60))
+    assert post_shopify(stack, order, **{"x-shopify-triggered-at": old}) == (401, {"message": "unauthorized"})
+    assert post_shopify(stack, order, **{"x-shopify-triggered-at": fresh})[0] == 200
+
+
+def test_a_secret_left_at_its_placeholder_lets_nobody_in(stack, monkeypatch):
+    monkeypatch.setenv("INGEST_API_KEY_SECRET_NAME", "")
+    monkeypatch.setenv("INGEST_API_KEY", "REPLACE_ME")
+    config.ingest_settings.cache_clear()
+    assert post_events(stack, {"data": []}, key="REPLACE_ME") == (401, {"message": "unauthorized"})

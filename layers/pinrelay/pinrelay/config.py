@@ -33,6 +33,12 @@ class SecretRef(BaseModel):
     plain_value: str | None = Field(default=None, repr=False)
 
 
+def _ref(secret_name: str | None, plain_value: str | None) -> SecretRef | None:
+    if not (secret_name or plain_value):
+        return None
+    return SecretRef(secret_name=secret_name, plain_value=plain_value)
+
+
 class IngestSettings(_EnvModel):
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     queue_url: str
@@ -42,6 +48,12 @@ class IngestSettings(_EnvModel):
     ingest_api_key: str | None = Field(default=None, repr=False)
     shopify_webhook_secret_name: str | None = None
     shopify_webhook_secret: str | None = Field(default=None, repr=False)
+    woocommerce_webhook_secret_name: str | None = None
+    woocommerce_webhook_secret: str | None = Field(default=None, repr=False)
+    account_map_secret_name: str | None = None
+    account_map: str | None = Field(default=None, repr=False)
+    ldp_policy: Literal["never", "california", "always"] = "never"
+    webhook_max_age_seconds: int = Field(default=18_000, ge=60)  # Shopify retries for 4 h
     shopify_event_id_template: str = "{order_id}"
     shopify_content_id_field: Literal["product_id", "variant_id", "sku"] = "product_id"
     secrets_max_age_seconds: int = 300
@@ -57,8 +69,16 @@ class IngestSettings(_EnvModel):
         return SecretRef(secret_name=self.ingest_api_key_secret_name, plain_value=self.ingest_api_key)
 
     @property
-    def shopify_secret_ref(self) -> SecretRef:
-        return SecretRef(secret_name=self.shopify_webhook_secret_name, plain_value=self.shopify_webhook_secret)
+    def shopify_secret_ref(self) -> SecretRef | None:
+        return _ref(self.shopify_webhook_secret_name, self.shopify_webhook_secret)
+
+    @property
+    def woocommerce_secret_ref(self) -> SecretRef | None:
+        return _ref(self.woocommerce_webhook_secret_name, self.woocommerce_webhook_secret)
+
+    @property
+    def account_map_ref(self) -> SecretRef | None:
+        return _ref(self.account_map_secret_name, self.account_map)
 
 
 class SenderSettings(_EnvModel):
@@ -71,7 +91,13 @@ class SenderSettings(_EnvModel):
     sender_max_attempts: int = Field(default=4, ge=1)
     sender_backoff_base_seconds: float = Field(default=0.5, ge=0)
     sender_backoff_max_seconds: float = Field(default=8.0, ge=0)
+    account_map_secret_name: str | None = None
+    account_map: str | None = Field(default=None, repr=False)
     secrets_max_age_seconds: int = 300
+
+    @property
+    def account_map_ref(self) -> SecretRef | None:
+        return _ref(self.account_map_secret_name, self.account_map)
 
     @model_validator(mode="after")
     def _token_given(self):
@@ -88,6 +114,16 @@ class SenderSettings(_EnvModel):
         )
 
 
+class OfflineImportSettings(_EnvModel):
+    """The S3-triggered offline import (functions/offline_import): no HTTP, so no API key."""
+
+    pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
+    queue_url: str
+    dedup_table_name: str
+    dedup_window_seconds: int = Field(default=86_400, ge=60)
+    offline_import_max_bytes: int = Field(default=100 * 1_048_576, ge=1)
+
+
 @cache
 def ingest_settings() -> IngestSettings:
     return IngestSettings.from_env()
@@ -96,3 +132,8 @@ def ingest_settings() -> IngestSettings:
 @cache
 def sender_settings() -> SenderSettings:
     return SenderSettings.from_env()
+
+
+@cache
+def offline_import_settings() -> OfflineImportSettings:
+    return OfflineImportSettings.from_env()

@@ -18,6 +18,7 @@ from typing import Any
 from pinrelay.events import EventRejected, PreparedEvent, prepare_api_event
 from pinrelay.models import EventResult
 from pinrelay.ports import DedupClaim, DedupStore, EventQueue
+from pinrelay.privacy import LdpPolicy, apply_ldp, match_keys
 
 MAX_EVENTS_PER_REQUEST = 1000
 
@@ -60,8 +61,10 @@ class IngestService:
         store: DedupStore,
         queue: EventQueue,
         clock: Callable[[], float],
+        ldp_policy: LdpPolicy = "never",
     ) -> None:
         self.ad_account_id = ad_account_id
+        self.ldp_policy = ldp_policy
         self.dedup_window_seconds = dedup_window_seconds
         self.store = store
         self.queue = queue
@@ -70,7 +73,7 @@ class IngestService:
     def now(self) -> int:
         return int(self.clock())
 
-    def ingest_api_events(self, raw_events: list[Any], source: str = "api") -> IngestOutcome:
+    def ingest_api_events(self, raw_events: list[Any], source: str = "api", ad_account_id: str | None = None) -> IngestOutcome:
         now = self.now()
         prepared: list[PreparedEvent | EventRejected] = []
         for raw in raw_events:
@@ -78,11 +81,23 @@ class IngestService:
                 prepared.append(prepare_api_event(raw, now))
             except EventRejected as rejected:
                 prepared.append(rejected)
-        return self.accept(prepared, source, now)
+        return self.accept(prepared, source, now, ad_account_id)
 
-    def accept(self, prepared: list[PreparedEvent | EventRejected], source: str, now: int | None = None) -> IngestOutcome:
-        """Dedup and queue already prepared events, keeping the request's order in the answer."""
+    def accept(
+        self,
+        prepared: list[PreparedEvent | EventRejected],
+        source: str,
+        now: int | None = None,
+        ad_account_id: str | None = None,
+        consent_known: bool | None = None,
+    ) -> IngestOutcome:
+        """Dedup and queue already prepared events, keeping the request's order in the answer.
+
+        ``ad_account_id`` defaults to the deployment's own; ``consent_known`` says whether the
+        source carries consent data (None: judge by each event's ``opt_out``).
+        """
         now = self.now() if now is None else now
+        account = ad_account_id or self.ad_account_id
         outcome = IngestOutcome()
         claims: list[DedupClaim] = []
         claimed_events: list[tuple[int, PreparedEvent]] = []
@@ -94,11 +109,13 @@ class IngestService:
                     EventResult(index=index, status="rejected", reason=item.reason, event_id=item.event_id, event_name=item.event_name)
                 )
                 continue
+            apply_ldp(item.event, self.ldp_policy, consent_known)
             result = EventResult(
-                index=index, status="accepted", event_id=item.event_id, event_name=item.event_name, warnings=item.warnings or None
+                index=index, status="accepted", event_id=item.event_id, event_name=item.event_name,
+                match_keys=match_keys(item.event["user_data"]), warnings=item.warnings or None,
             )
             outcome.results.append(result)
-            key = item.dedup_key(self.ad_account_id)
+            key = item.dedup_key(account)
             if key in seen_in_request:
                 result.status = "duplicate"
                 result.reason = "the same event_name and event_id appear earlier in this request"
@@ -121,7 +138,7 @@ class IngestService:
                 outcome.results[index].reason = "already received within the dedup window"
         if not to_queue:
             return outcome
-        bodies = [self.message_body(claim, item, source) for claim, _, item in to_queue]
+        bodies = [queued_message_body(account, claim, item, source) for claim, _, item in to_queue]
         try:
             failed_positions = set(self.queue.send(bodies))
         except Exception as exc:
@@ -136,9 +153,6 @@ class IngestService:
                 outcome.results[index].status = "error"
                 outcome.results[index].reason = f"not queued ({failure}); retry the request"
         return outcome
-
-    def message_body(self, claim: DedupClaim, item: PreparedEvent, source: str) -> str:
-        return queued_message_body(self.ad_account_id, claim, item, source)
 
 
 def queued_message_body(ad_account_id: str, claim: DedupClaim, item: PreparedEvent, source: str) -> str:

@@ -217,4 +217,5 @@ class EventResult(BaseModel):
     event_id: str | None = None
     event_name: str | None = None
     reason: str | None = None
+    match_keys: list[str] | None = None
     warnings: list[str] | None = None

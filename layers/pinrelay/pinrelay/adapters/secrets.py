@@ -16,7 +16,13 @@ def secret_value(ref: SecretRef, max_age_seconds: int) -> str:
     return ref.plain_value
 
 
+PLACEHOLDER = "REPLACE_ME"  # what the stack puts in a secret the operator has not set yet
+
+
 def secret_values(ref: SecretRef, max_age_seconds: int) -> list[str]:
-    """A secret holding one value, or several separated by commas or newlines (rotation)."""
+    """A secret holding one value, or several separated by commas or newlines (rotation).
+
+    The stack's placeholder is never a usable value: a secret nobody has set lets nobody in.
+    """
     raw = secret_value(ref, max_age_seconds)
-    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip() and part.strip() != PLACEHOLDER]

@@ -1,14 +1,30 @@
 """Shopify webhooks -> Pinterest events.
 
-``orders/create`` becomes a ``checkout`` event. Its event_id comes from a template (default
-``{order_id}``) so that it can equal the event_id the Pinterest tag sent from the thank-you page;
-Pinterest then counts the order once.
+=================  ===================  ======================================================
+topic              Pinterest event      event_id
+=================  ===================  ======================================================
+orders/create      checkout             template, default ``{order_id}`` (can equal the id the
+                                        Pinterest tag sent from the thank-you page; Pinterest
+                                        then counts the order once)
+checkouts/create   initiate_checkout    ``checkout-{token}``: one per checkout, so Shopify's
+                                        retries of the webhook are duplicates
+carts/create,      add_to_cart          ``cart-{token}-{updated_at in ms}`` (else
+carts/update                            ``cart-{token}-{webhook_id}``): a retry carries the
+                                        original payload, so it is a duplicate; another change
+                                        of the cart is another event
+=================  ===================  ======================================================
+
+Cart webhooks carry no email, customer or IP address: a cart becomes an event only when the
+payload names the customer, otherwise it is rejected with the reason. Other topics are not
+forwarded (``shopify_events`` returns ``[]``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -105,11 +121,12 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return builder.build(), builder.warnings
 
 
-def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str, Any]:
+def line_item_contents(lines: list[dict[str, Any]] | None, content_id_field: str) -> dict[str, Any]:
+    """``content_ids``, ``contents`` and ``num_items`` from Shopify line items (orders, checkouts, carts)."""
     contents: list[dict[str, Any]] = []
     content_ids: list[str] = []
     num_items = 0
-    for line in order.get("line_items") or []:
+    for line in lines or []:
         quantity = int(line.get("quantity") or 0)
         num_items += quantity
         content_id = line.get(content_id_field)
@@ -125,16 +142,23 @@ def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str,
         if line.get("vendor"):
             item["item_brand"] = str(line["vendor"])
         contents.append(item)
-    custom_data: dict[str, Any] = {"order_id": str(order["id"]), "num_items": num_items}
+    custom_data: dict[str, Any] = {"num_items": num_items}
+    if content_ids:
+        custom_data["content_ids"] = content_ids
+    if contents:
+        custom_data["contents"] = contents
+    return custom_data
+
+
+def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str, Any]:
+    lines = line_item_contents(order.get("line_items"), content_id_field)
+    custom_data: dict[str, Any] = {"order_id": str(order["id"]), "num_items": lines.pop("num_items")}
     value = order.get("subtotal_price") if order.get("subtotal_price") is not None else order.get("total_price")
     if value is not None:
         custom_data["value"] = str(value)
     if order.get("currency"):
         custom_data["currency"] = str(order["currency"]).upper()
-    if content_ids:
-        custom_data["content_ids"] = content_ids
-    if contents:
-        custom_data["contents"] = contents
+    custom_data.update(lines)
     return custom_data
 
 
@@ -166,3 +190,188 @@ def order_to_event(
     prepared = PreparedEvent(event=event, warnings=warnings)
     check_deliverable(prepared, now)
     return prepared
+
+
+def _has_identifier(user_data: dict[str, Any]) -> bool:
+    return bool(
+        user_data.get("em")
+        or user_data.get("hashed_maids")
+        or (user_data.get("client_ip_address") and user_data.get("client_user_agent"))
+    )
+
+
+def checkout_to_event(
+    checkout: dict[str, Any],
+    *,
+    now: int,
+    webhook_id: str | None = None,
+    content_id_field: str = "product_id",
+) -> PreparedEvent:
+    """Map a ``checkouts/create`` body to a hashed ``initiate_checkout`` event, or raise EventRejected.
+
+    value is ``subtotal_price`` (after discounts, before tax and shipping), in the currency the
+    customer saw (``presentment_currency``, else ``currency``). The event_id is
+    ``checkout-{token}``: stable per checkout, so a retried delivery is a duplicate.
+    ``webhook_id`` is accepted for a uniform signature and not used.
+    """
+    if not isinstance(checkout, dict) or not (checkout.get("token") or checkout.get("id")):
+        raise EventRejected("checkout: the body is not a Shopify checkout (no token)")
+    event_id = f"checkout-{checkout.get('token') or checkout.get('id')}"
+    user_data, warnings = order_user_data(checkout)
+    custom_data: dict[str, Any] = {}
+    if checkout.get("subtotal_price") is not None:
+        custom_data["value"] = str(checkout["subtotal_price"])
+    elif checkout.get("total_line_items_price") is not None:
+        custom_data["value"] = str(checkout["total_line_items_price"])
+    currency = checkout.get("presentment_currency") or checkout.get("currency")
+    if currency:
+        custom_data["currency"] = str(currency).upper()
+    custom_data.update(line_item_contents(checkout.get("line_items"), content_id_field))
+    event: dict[str, Any] = {
+        "event_name": "initiate_checkout",
+        "action_source": "web",
+        "event_id": event_id,
+        "event_time": _epoch(checkout.get("created_at")) or now,
+        "user_data": user_data,
+        "custom_data": custom_data,
+    }
+    if checkout.get("customer_locale"):
+        event["language"] = str(checkout["customer_locale"])[:2].lower()
+    prepared = PreparedEvent(event=event, warnings=warnings)
+    check_deliverable(prepared, now)
+    return prepared
+
+
+def _cart_currency(lines: list[dict[str, Any]]) -> str | None:
+    for line in lines:
+        for key in ("price_set", "line_price_set"):
+            money = (line.get(key) or {}).get("presentment_money") or (line.get(key) or {}).get("shop_money") or {}
+            if money.get("currency_code"):
+                return str(money["currency_code"]).upper()
+    return None
+
+
+def _cart_value(lines: list[dict[str, Any]]) -> str | None:
+    """Sum of ``line_price`` (price x quantity after line discounts), else of price x quantity."""
+    total = Decimal(0)
+    for line in lines:
+        try:
+            if line.get("line_price") is not None:
+                total += Decimal(str(line["line_price"]))
+            elif line.get("price") is not None:
+                total += Decimal(str(line["price"])) * int(line.get("quantity") or 0)
+            else:
+                return None
+        except (InvalidOperation, ValueError):
+            return None
+    return format(total, "f") if lines else None
+
+
+def _cart_stamp(cart: dict[str, Any]) -> str | None:
+    timestamp = cart.get("updated_at") or cart.get("created_at")
+    if not timestamp:
+        return None
+    try:
+        return str(int(datetime.fromisoformat(str(timestamp)).timestamp() * 1000))
+    except ValueError:
+        return None
+
+
+def cart_to_event(
+    cart: dict[str, Any],
+    *,
+    now: int,
+    webhook_id: str | None = None,
+    content_id_field: str = "product_id",
+) -> PreparedEvent:
+    """Map a ``carts/create`` / ``carts/update`` body to an ``add_to_cart`` event, or raise EventRejected.
+
+    Shopify's cart payload names no customer (no email, customer, IP address or user agent):
+    such a cart is rejected, with the reason, as Pinterest could not match it. The event_id is
+    ``cart-{token}-{updated_at in epoch ms}``: Shopify retries a delivery with the original
+    payload, so a retry is a duplicate, while each change of the cart is a new event. Without a
+    usable ``updated_at`` it is ``cart-{token}-{webhook_id}``.
+    """
+    if not isinstance(cart, dict) or not (cart.get("token") or cart.get("id")):
+        raise EventRejected("cart: the body is not a Shopify cart (no token)")
+    token = cart.get("token") or cart.get("id")
+    stamp = _cart_stamp(cart) or webhook_id
+    if not stamp:
+        raise EventRejected("cart: no updated_at and no X-Shopify-Webhook-Id to build a stable event_id from")
+    event_id = f"cart-{token}-{stamp}"
+    user_data, warnings = order_user_data(cart)
+    if not _has_identifier(user_data):
+        raise EventRejected(
+            "user_data: no identifier Pinterest can match on; Shopify cart webhooks carry no email, "
+            "customer or IP address and user agent, so add_to_cart is sent only for a known customer",
+            event_id, "add_to_cart",
+        )
+    lines = cart.get("line_items") or []
+    custom_data: dict[str, Any] = {}
+    value = _cart_value(lines)
+    if value is not None:
+        custom_data["value"] = value
+    currency = _cart_currency(lines) or (str(cart["currency"]).upper() if cart.get("currency") else None)
+    if currency:
+        custom_data["currency"] = currency
+    custom_data.update(line_item_contents(lines, content_id_field))
+    event: dict[str, Any] = {
+        "event_name": "add_to_cart",
+        "action_source": "web",
+        "event_id": event_id,
+        "event_time": _epoch(cart.get("updated_at")) or _epoch(cart.get("created_at")) or now,
+        "user_data": user_data,
+        "custom_data": custom_data,
+    }
+    prepared = PreparedEvent(event=event, warnings=warnings)
+    check_deliverable(prepared, now)
+    return prepared
+
+
+ShopifyMapper = Callable[..., PreparedEvent]
+
+
+def _order_mapper(payload: Any, *, now: int, webhook_id: str | None, event_id_template: str, content_id_field: str) -> PreparedEvent:
+    return order_to_event(
+        payload, now=now, event_id_template=event_id_template, content_id_field=content_id_field, webhook_id=webhook_id
+    )
+
+
+def _checkout_mapper(payload: Any, *, now: int, webhook_id: str | None, event_id_template: str, content_id_field: str) -> PreparedEvent:
+    return checkout_to_event(payload, now=now, webhook_id=webhook_id, content_id_field=content_id_field)
+
+
+def _cart_mapper(payload: Any, *, now: int, webhook_id: str | None, event_id_template: str, content_id_field: str) -> PreparedEvent:
+    return cart_to_event(payload, now=now, webhook_id=webhook_id, content_id_field=content_id_field)
+
+
+# topic -> mapper(payload, *, now, webhook_id, event_id_template, content_id_field) -> PreparedEvent
+# (raises EventRejected). event_id_template applies to orders only.
+SHOPIFY_TOPICS: dict[str, ShopifyMapper] = {
+    "orders/create": _order_mapper,
+    "checkouts/create": _checkout_mapper,
+    "carts/create": _cart_mapper,
+    "carts/update": _cart_mapper,
+}
+
+
+def shopify_events(
+    topic: str,
+    payload: Any,
+    *,
+    now: int,
+    webhook_id: str | None = None,
+    event_id_template: str = "{order_id}",
+    content_id_field: str = "product_id",
+) -> list[PreparedEvent | EventRejected]:
+    """The events one webhook gives: ``[]`` for a topic pinrelay does not forward, else one
+    PreparedEvent or the EventRejected saying why it cannot be forwarded."""
+    mapper = SHOPIFY_TOPICS.get((topic or "").strip().lower())
+    if mapper is None:
+        return []
+    try:
+        return [mapper(payload, now=now, webhook_id=webhook_id, event_id_template=event_id_template, content_id_field=content_id_field)]
+    except EventRejected as rejected:
+        return [rejected]
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a malformed body: answer, don't crash
+        return [EventRejected(f"{topic}: the body is not a Shopify payload pinrelay understands ({type(exc).__name__})")]

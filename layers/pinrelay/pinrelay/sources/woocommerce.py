@@ -1,0 +1,227 @@
+"""WooCommerce webhooks -> Pinterest events.
+
+``order.created`` and ``order.updated`` become one ``checkout`` event once the order is paid:
+
+* paid: the status is ``processing`` or ``completed``, or ``date_paid`` is set and the status is
+  not one that undoes or precedes payment (pending, failed, cancelled, refunded, draft, trash).
+  An unpaid order (e.g. ``on-hold`` bank transfer, ``pending``) gives nothing to send (None).
+* event_id: a template, default ``{order_id}``; order.created and every later order.updated of
+  one order give the same id, so the dedup window answers them as duplicates.
+* an order paid longer ago than ``max_paid_age_seconds`` (default 24 h, the dedup window) gives
+  nothing to send: WooCommerce sends order.updated for every later change (shipped, note,
+  refund), and once the dedup entry has expired that would count the order a second time.
+* value: the sum of the line items' ``total`` (after discounts, before tax and shipping; fees
+  are left out), like Shopify's ``subtotal_price``.
+* event_time: ``date_created_gmt`` (UTC), when the shopper placed the order, as the tag on the
+  thank-you page saw it.
+
+WooCommerce's webhook ping (``webhook_id=<id>``, form-encoded, unsigned) is recognised by
+``is_ping`` and must be answered 200.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pinrelay.events import EventRejected, PreparedEvent, check_deliverable
+from pinrelay.normalise import UserDataBuilder, address_country
+
+ORDER_TOPICS = frozenset({"order.created", "order.updated"})
+PAID_STATUSES = frozenset({"processing", "completed"})
+UNPAID_STATUSES = frozenset({"pending", "failed", "cancelled", "refunded", "checkout-draft", "draft", "trash", "auto-draft"})
+CONTENT_ID_FIELDS = ("product_id", "variation_id", "variant_id", "sku")
+EVENT_ID_FIELDS = ("order_id", "order_number", "order_key")
+DEFAULT_MAX_PAID_AGE_SECONDS = 86_400
+
+_PING = re.compile(rb"\s*webhook_id=(\d{1,20})\s*")
+_FORM = "application/x-www-form-urlencoded"
+
+
+def is_ping(raw_body: bytes, content_type: str | None) -> bool:
+    """True for the ping WooCommerce posts when a webhook is created: ``webhook_id=<id>``.
+
+    It is form-encoded (or has no content type) and carries no signature; it must get a 200.
+    """
+    if content_type:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type not in (_FORM, "text/plain"):
+            return False
+    return len(raw_body) <= 64 and _PING.fullmatch(raw_body) is not None
+
+
+def validate_event_id_template(template: str) -> None:
+    """Raise KeyError/ValueError when the template names a field pinrelay cannot fill."""
+    template.format_map({name: "x" for name in EVENT_ID_FIELDS})
+
+
+def _gmt_epoch(timestamp: Any) -> int | None:
+    """WooCommerce ``*_gmt`` fields: ISO 8601 without offset, in UTC."""
+    if not timestamp or not isinstance(timestamp, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+def is_paid(order: dict[str, Any]) -> bool:
+    status = str(order.get("status") or "").lower()
+    if status in UNPAID_STATUSES:
+        return False
+    return status in PAID_STATUSES or bool(order.get("date_paid_gmt") or order.get("date_paid"))
+
+
+def _routable_ip(value: Any) -> str | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    return None if address.is_unspecified else str(address)
+
+
+def _add_address(builder: UserDataBuilder, address: dict[str, Any], fallback_country: str | None) -> None:
+    country = address_country(address.get("country")) or fallback_country
+    builder.add("em", address.get("email"))
+    builder.add("ph", address.get("phone"), country)
+    builder.add("fn", address.get("first_name"))
+    builder.add("ln", address.get("last_name"))
+    builder.add("ct", address.get("city"))
+    builder.add("st", address.get("state"))
+    builder.add("zp", address.get("postcode"), country)
+    if address_country(address.get("country")):
+        builder.add("country", country)
+
+
+def _meta(order: dict[str, Any], *keys: str) -> str | None:
+    for item in order.get("meta_data") or []:
+        if isinstance(item, dict) and item.get("key") in keys and isinstance(item.get("value"), str) and item["value"]:
+            return item["value"]
+    return None
+
+
+def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    billing = order.get("billing") or {}
+    shipping = order.get("shipping") or {}
+    country = address_country(billing.get("country"), shipping.get("country"))
+    builder = UserDataBuilder()
+    _add_address(builder, billing, country)
+    _add_address(builder, shipping, country)
+    customer_id = order.get("customer_id")
+    if customer_id not in (None, 0, "0", ""):
+        builder.add("external_id", str(customer_id))
+    builder.set_clear("client_ip_address", _routable_ip(order.get("customer_ip_address")))
+    builder.set_clear("client_user_agent", order.get("customer_user_agent") or None)
+    builder.set_clear("click_id", _meta(order, "_epik", "epik"))
+    return builder.build(), builder.warnings
+
+
+def _money(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _content_id(line: dict[str, Any], content_id_field: str) -> str | None:
+    if content_id_field in ("variation_id", "variant_id"):
+        value = line.get("variation_id") or line.get("product_id")  # simple products: variation_id 0
+    else:
+        value = line.get(content_id_field)
+    if value in (None, "", 0, "0"):
+        return None
+    return str(value)
+
+
+def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str, Any]:
+    contents: list[dict[str, Any]] = []
+    content_ids: list[str] = []
+    num_items = 0
+    value = Decimal(0)
+    value_known = True
+    for line in order.get("line_items") or []:
+        quantity = int(line.get("quantity") or 0)
+        num_items += quantity
+        item: dict[str, Any] = {"quantity": quantity}
+        content_id = _content_id(line, content_id_field)
+        if content_id is not None:
+            item["id"] = content_id
+            if content_id not in content_ids:
+                content_ids.append(content_id)
+        price = _money(line.get("price"))
+        if price is not None:
+            item["item_price"] = format(price, "f")
+        if line.get("name"):
+            item["item_name"] = html.unescape(str(line["name"]))
+        contents.append(item)
+        total = _money(line.get("total"))
+        if total is None:
+            value_known = False
+        else:
+            value += total
+    custom_data: dict[str, Any] = {"order_id": str(order["id"]), "num_items": num_items}
+    if contents and value_known:
+        custom_data["value"] = format(value, "f")
+    if order.get("currency"):
+        custom_data["currency"] = str(order["currency"]).upper()
+    if content_ids:
+        custom_data["content_ids"] = content_ids
+    if contents:
+        custom_data["contents"] = contents
+    return custom_data
+
+
+def order_to_event(
+    order: dict[str, Any],
+    *,
+    now: int,
+    topic: str,
+    content_id_field: str = "product_id",
+    event_id_template: str = "{order_id}",
+    max_paid_age_seconds: int = DEFAULT_MAX_PAID_AGE_SECONDS,
+) -> PreparedEvent | None:
+    """Map an ``order.created`` / ``order.updated`` body to a hashed ``checkout`` event.
+
+    None when there is nothing to send (another topic, an unpaid order, an order paid longer
+    ago than ``max_paid_age_seconds``); EventRejected when the order cannot be forwarded.
+    """
+    if topic not in ORDER_TOPICS:
+        return None
+    if not isinstance(order, dict) or order.get("id") in (None, "", 0):
+        raise EventRejected("order: the body is not a WooCommerce order (no id)")
+    if not is_paid(order):
+        return None
+    paid_at = _gmt_epoch(order.get("date_paid_gmt")) or _gmt_epoch(order.get("date_created_gmt"))
+    if paid_at is not None and paid_at < now - max_paid_age_seconds:
+        return None
+    event_id = event_id_template.format_map({
+        "order_id": str(order["id"]),
+        "order_number": str(order.get("number") or ""),
+        "order_key": str(order.get("order_key") or ""),
+    })
+    if not event_id:
+        raise EventRejected(f"event_id: the template {event_id_template!r} gives an empty id for this order")
+    user_data, warnings = order_user_data(order)
+    event: dict[str, Any] = {
+        "event_name": "checkout",
+        "action_source": "offline" if order.get("created_via") == "pos" else "web",
+        "event_id": event_id,
+        "event_time": _gmt_epoch(order.get("date_created_gmt")) or paid_at or now,
+        "user_data": user_data,
+        "custom_data": order_custom_data(order, content_id_field),
+    }
+    prepared = PreparedEvent(event=event, warnings=warnings)
+    check_deliverable(prepared, now)
+    return prepared
