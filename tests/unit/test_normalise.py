@@ -104,3 +104,37 @@ def test_clear_fields_stay_clear_and_first_wins():
 def test_address_country_takes_the_first_usable_code():
     assert address_country(None, "Canada", "CA", "US") == "ca"
     assert address_country(h("us")) is None
+
+
+ADDRESSES = {
+    # country: (raw user_data, expected normal forms)
+    "US": ({"ph": "(502) 459-2181", "ct": "Louisville", "st": "Kentucky", "zp": "40202-3411", "country": "US"},
+           {"ph": "15024592181", "ct": "louisville", "st": "ky", "zp": "40202", "country": "us"}),
+    "GB": ({"ph": "020 7946 0018", "ct": "London", "st": "ENG", "zp": "SW1A 1AA", "country": "GB"},
+           {"ph": "442079460018", "ct": "london", "st": "eng", "zp": "sw1a1aa", "country": "gb"}),
+    "CA": ({"ph": "613-555-0143", "ct": "Saint-Jean-sur-Richelieu", "st": "Québec", "zp": "J3B 1A1", "country": "ca"},
+           {"ph": "16135550143", "ct": "saintjeansurrichelieu", "st": "qc", "zp": "j3b1a1", "country": "ca"}),
+    "DE": ({"ph": "030 901820", "ct": "Frankfurt am Main", "st": "HE", "zp": "60311", "country": "DE"},
+           {"ph": "4930901820", "ct": "frankfurtammain", "st": "he", "zp": "60311", "country": "de"}),
+    "JP": ({"ph": "03-1234-5678", "ct": "Chiyoda-ku", "st": "JP-13", "zp": "100-0001", "country": "JP"},
+           {"ph": "81312345678", "ct": "chiyodaku", "st": "13", "zp": "1000001", "country": "jp"}),
+}
+
+
+@pytest.mark.parametrize("country", sorted(ADDRESSES))
+def test_whole_addresses_by_country(country):
+    from pinrelay.events import hash_raw_user_data
+
+    raw, normal = ADDRESSES[country]
+    hashed, warnings = hash_raw_user_data({"em": "someone@example.com", **raw})
+    assert warnings == []
+    assert {field: hashed[field] for field in normal} == {field: [h(value)] for field, value in normal.items()}
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [("+44 20 7946 0018", "442079460018"), ("0044 20 7946 0018", "442079460018"), ("+1-415-555-0134", "14155550134"),
+     ("+49 (0)30 901820", "4930901820"), ("+81 90-1234-5678", "819012345678")],
+)
+def test_international_phone_formats_need_no_country(raw, normal):
+    assert NORMALISERS["ph"](raw, None) == normal
