@@ -121,6 +121,7 @@ class OfflineImportSettings(_EnvModel):
     queue_url: str
     dedup_table_name: str
     dedup_window_seconds: int = Field(default=86_400, ge=60)
+    ldp_policy: Literal["never", "california", "always"] = "never"
     offline_import_max_bytes: int = Field(default=100 * 1_048_576, ge=1)
 
 

@@ -1,0 +1,138 @@
+"""`pinrelay import-offline` without a server: batching, retries, the answer of each row."""
+
+import json
+
+import pytest
+import requests
+
+from pinrelay_local import cli
+from pinrelay.sources.offline_csv import load_offline_csv
+
+
+class Answer:
+    def __init__(self, status, body):
+        self.status_code = status
+        self._body = body
+        self.text = json.dumps(body)
+        self.reason = ""
+
+    def json(self):
+        return self._body
+
+
+class ScriptedSession:
+    """Answers each POST from a script: an Answer, an exception, or a callable(events) -> Answer."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.posted = []
+        self.headers = {}
+
+    def post(self, url, data, timeout):
+        events = json.loads(data)["data"]
+        self.posted.append([e["event_id"] for e in events])
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step(events) if callable(step) else step
+
+
+def all_(status):
+    return lambda events: Answer(202, {"events": [{"index": i, "status": status, "event_id": e["event_id"]}
+                                                  for i, e in enumerate(events)]})
+
+
+def checked_rows(now, count=3):
+    text = "event_id,email,event_time\n" + "".join(f"s-{i},a{i}@example.com,{now}\n" for i in range(count))
+    return list(load_offline_csv(text, now))
+
+
+def poster(script):
+    sleeps = []
+    p = cli.IngestPoster("http://ingest.invalid", "key", 5, sleep=sleeps.append)
+    p.session = ScriptedSession(script)
+    return p, sleeps
+
+
+def test_5xx_and_connection_errors_are_retried_with_backoff(now):
+    p, sleeps = poster([requests.ConnectionError("refused"), Answer(502, {"message": "bad gateway"}), all_("accepted")])
+    report = cli.SendReport()
+    p.send(cli.batches(checked_rows(now), 1000)[0], report)
+    assert [o.status for o in report.outcomes.values()] == ["accepted"] * 3
+    assert sleeps == [0.5, 1.0] and report.requests == 3 and report.failed_requests == []
+
+
+def test_gives_up_after_3_retries(now):
+    p, sleeps = poster([Answer(500, {"message": "boom"})] * 4)
+    report = cli.SendReport()
+    p.send(cli.batches(checked_rows(now), 1000)[0], report)
+    assert sleeps == [0.5, 1.0, 2.0]
+    assert {o.status for o in report.outcomes.values()} == {"failed"}
+    assert report.failed_requests == ["HTTP 500: boom"]
+
+
+def test_503_with_results_retries_only_what_was_not_queued(now):
+    partial = Answer(503, {"message": "retry", "events": [
+        {"index": 0, "status": "accepted"}, {"index": 1, "status": "error", "reason": "not queued"},
+        {"index": 2, "status": "rejected", "reason": "custom_data.value: must be a number or a numeric string"}]})
+    p, _ = poster([partial, all_("accepted")])
+    report = cli.SendReport()
+    p.send(cli.batches(checked_rows(now), 1000)[0], report)
+    assert p.session.posted == [["s-0", "s-1", "s-2"], ["s-1"]]
+    assert {n: (o.status, o.reason) for n, o in report.outcomes.items()} == {
+        2: ("accepted", None), 3: ("accepted", None), 4: ("rejected", "value: must be a number or a numeric string")}
+
+
+def test_client_errors_are_not_retried(now):
+    p, sleeps = poster([Answer(401, {"message": "unauthorized"})])
+    report = cli.SendReport()
+    p.send(cli.batches(checked_rows(now), 1000)[0], report)
+    assert sleeps == [] and p.unauthorized
+    assert report.outcomes[2].reason == "HTTP 401: unauthorized"
+
+
+def test_batches_respect_count_and_body_size(now):
+    rows = checked_rows(now, 7)
+    assert [len(b) for b in cli.batches(rows, 3)] == [3, 3, 1]
+    one = len(cli.batches(rows, 1000)[0][0][1])
+    sized = cli.batches(rows, 1000, max_bytes=len(b'{"data":[]}') + 2 * one + 1)
+    assert [len(b) for b in sized] == [2, 2, 2, 1]
+    for batch in sized:
+        body = b'{"data":[' + b",".join(encoded for _, encoded in batch) + b"]}"
+        assert len(body) <= len(b'{"data":[]}') + 2 * one + 1
+        assert json.loads(body)["data"][0]["action_source"] == "offline"
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "x"])
+def test_batch_size_is_checked(value, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["import-offline", "x.csv", "--batch-size", value])
+    assert "--batch-size" in capsys.readouterr().err
+
+
+def test_subcommands_register_in_one_place():
+    assert "import-offline" in cli.COMMANDS
+    with pytest.raises(ValueError):
+        cli.register("import-offline", "again", lambda parser: None, lambda args: 0)
+
+
+def test_progress_bar_redraws_on_a_terminal():
+    class Tty:
+        def __init__(self):
+            self.text = ""
+
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            self.text += text
+
+        def flush(self):
+            pass
+
+    stream = Tty()
+    progress = cli.Progress(4, stream, width=4)
+    progress.update(2)
+    progress.update(4)
+    progress.close()
+    assert stream.text == "\rsending [##--] 2/4 rows (50%)\rsending [####] 4/4 rows (100%)\n"

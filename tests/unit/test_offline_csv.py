@@ -1,0 +1,309 @@
+import hashlib
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pinrelay.events import EventRejected, PreparedEvent, prepare_api_event
+from pinrelay.sources.offline_csv import (
+    COLUMNS,
+    OfflineCsvError,
+    RowError,
+    column_reason,
+    load_offline_csv,
+    parse_event_time,
+    read_offline_csv,
+    sniff_delimiter,
+)
+
+
+def h(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def iso_day(now: int, days_ago: int = 0) -> str:
+    return (datetime.fromtimestamp(now, UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%d")
+
+
+def rows(text: str | bytes, now: int):
+    return list(load_offline_csv(text, now))
+
+
+def test_rows_become_offline_api_events(now):
+    text = (
+        "event_id,email,phone,country,value,currency,order_id,content_ids,num_items,event_time\n"
+        f"s-1,Jane.Doe@Example.com,(415) 555-0134,US,72.39,usd,1001,sku-1|sku-2,3,{now}\n"
+    )
+    ((row_number, raw),) = list(read_offline_csv(text, now))
+    assert row_number == 2
+    assert raw == {
+        "event_name": "checkout", "action_source": "offline", "event_id": "s-1", "event_time": now,
+        "user_data": {"em": ["Jane.Doe@Example.com"], "ph": ["(415) 555-0134"], "country": "US"},
+        "custom_data": {"value": "72.39", "currency": "usd", "order_id": "1001", "content_ids": ["sku-1", "sku-2"],
+                        "num_items": 3},
+    }
+    (checked,) = rows(text, now)
+    assert checked.ok and checked.warnings == []
+    # the same result as POST /events for the same raw event
+    assert checked.result.event == prepare_api_event(raw, now).event
+    assert checked.result.event["user_data"] == {
+        "em": [h("jane.doe@example.com")], "ph": [h("14155550134")], "country": [h("us")]
+    }
+    assert checked.result.event["custom_data"]["currency"] == "USD"
+    assert checked.result.event["action_source"] == "offline"
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_delimiter_is_sniffed(now, delimiter):
+    header = delimiter.join(["event_id", "email", "value", "event_time"])
+    line = delimiter.join(["s-1", "a@example.com", "12.5", str(now)])
+    (checked,) = rows(f"{header}\n{line}\n", now)
+    assert checked.ok
+    assert checked.result.event["custom_data"] == {"value": "12.5"}
+
+
+def test_sniffing_picks_the_delimiter_that_splits_the_header_most():
+    assert sniff_delimiter("event_id;email;value") == ";"
+    assert sniff_delimiter("event_id\temail") == "\t"
+    assert sniff_delimiter('event_id;email;"value, in EUR"') == ";"
+    assert sniff_delimiter('event_id,email,"Sale; in store"') == ","
+    assert sniff_delimiter("event_id") == ","
+
+
+def test_utf8_bom_crlf_and_quoted_cells(now):
+    text = f'\ufeffEvent_ID,"First Name",Email,City,event_time\r\n"s-1","Léon","a@example.com","St. Louis, MO",{now}\r\n'
+    (checked,) = rows(text.encode("utf-8"), now)
+    assert checked.ok
+    assert checked.result.event["user_data"]["fn"] == [h("léon")]
+    assert checked.result.event["user_data"]["ct"] == [h("stlouismo")]
+
+
+def test_not_utf8_refuses_the_file(now):
+    with pytest.raises(OfflineCsvError, match="not UTF-8"):
+        read_offline_csv("event_id,email,event_time\n1,é@example.com,1\n".encode("latin-1"), now)
+
+
+def test_several_emails_and_phones(now):
+    text = f"event_id;email;phone;country;event_time\ns-1;A@example.com | b@example.org|;+44 20 7946 0018|(415) 555-0134;US;{now}\n"
+    (checked,) = rows(text, now)
+    user_data = checked.result.event["user_data"]
+    assert user_data["em"] == [h("a@example.com"), h("b@example.org")]
+    assert user_data["ph"] == [h("442079460018"), h("14155550134")]
+
+
+def test_sha256_emails_are_kept(now):
+    digest = h("a@example.com").upper()
+    (checked,) = rows(f"event_id,email,event_time\ns-1,{digest},{now}\n", now)
+    assert checked.result.event["user_data"]["em"] == [digest.lower()]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1714521600", 1714521600),
+        ("1714521600.9", 1714521600),
+        ("2024-05-01T00:00:00Z", 1714521600),
+        ("2024-05-01T02:00:00+02:00", 1714521600),
+        ("2024-05-01 00:00:00", 1714521600),  # no offset: UTC
+        ("2024-05-01", 1714521600),  # a date: midnight UTC
+        ("20240501", 1714521600),
+    ],
+)
+def test_event_time_forms(text, expected):
+    assert parse_event_time(text, now=1_800_000_000) == expected
+
+
+def test_a_date_whose_midnight_is_still_ahead_means_now():
+    now = int(datetime(2024, 5, 1, 20, 0, tzinfo=UTC).timestamp())
+    # 2024-05-02 in Auckland while it is still 2024-05-01 in UTC
+    assert parse_event_time("2024-05-02", now) == now
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("1714521600000", "milliseconds"), ("2024-02-30", "not a calendar date"), ("yesterday", "not unix seconds"),
+     ("05/01/2024", "not unix seconds")],
+)
+def test_bad_event_times(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_event_time(text, now=1_800_000_000)
+
+
+def test_today_and_older_dates(now):
+    text = (
+        "event_id,email,event_time\n"
+        f"s-1,a@example.com,{iso_day(now)}\n"
+        f"s-2,a@example.com,{iso_day(now, 3)}\n"
+        f"s-3,a@example.com,{iso_day(now, 9)}\n"
+    )
+    first, second, third = rows(text, now)
+    assert first.ok and first.result.event["event_time"] <= now
+    assert second.ok
+    assert not third.ok
+    assert third.reason.startswith(f"event_time: {iso_day(now, 9)}T00:00:00Z is more than 7 days in the past")
+
+
+def test_header_is_case_insensitive_and_columns_in_any_order(now):
+    text = f"EVENT_TIME, Email ,Event Id,Event-Name,OPT_OUT,store_id\n{now},a@example.com,s-1,Add_To_Cart,TRUE,store-7\n"
+    (checked,) = rows(text, now)
+    assert checked.ok
+    event = checked.result.event
+    assert event["event_name"] == "add_to_cart" and event["event_id"] == "s-1" and event["opt_out"] is True
+    assert "store_id" not in str(event)  # accepted, not sent
+
+
+def test_unknown_column_refuses_the_file_with_a_suggestion(now):
+    with pytest.raises(OfflineCsvError) as caught:
+        read_offline_csv(f"event_id,emial,event_time,loyalty\ns-1,a@example.com,{now},x\n", now)
+    message = str(caught.value)
+    assert "'emial' (did you mean email?)" in message
+    assert "'loyalty'" in message
+    assert "a@example.com" not in message
+    for column in COLUMNS:
+        assert column in message
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("email,event_time", "missing required column(s) event_id"),
+        ("event_id,event_time", "missing required column(s) email (Pinterest matches"),
+        ("event_id,email", "missing required column(s) event_time"),
+        ("event_id,email,Email,event_time", "column email appears twice"),
+    ],
+)
+def test_header_problems_refuse_the_file(now, header, message):
+    with pytest.raises(OfflineCsvError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_offline_csv(f"{header}\n", now)
+
+
+def test_empty_file_is_refused(now):
+    with pytest.raises(OfflineCsvError, match="empty"):
+        read_offline_csv(b"\xef\xbb\xbf\n\n", now)
+
+
+def test_row_errors_name_the_column_never_the_value(now):
+    secret_email = "jane.secret@nowhere"
+    text = (
+        "event_id,email,phone,value,currency,num_items,opt_out,event_name,event_time\n"
+        f"s-1,{secret_email.replace('@', '')},,10,USD,,,,{now}\n"  # not an email
+        f"s-2,{secret_email},,ten-dollars,USD,,,,{now}\n"
+        f"s-3,{secret_email},,10,dollars,,,,{now}\n"
+        f"s-4,{secret_email},,10,USD,2.5,,,{now}\n"
+        f"s-5,{secret_email},,10,USD,,maybe,,{now}\n"
+        f"s-6,{secret_email},,10,USD,,,purchase-now,{now}\n"
+        f",{secret_email},,10,USD,,,,{now}\n"
+        f"s-8,{secret_email},,10,USD,,,,not-a-time\n"
+        f"s-9,,,10,USD,,,,{now}\n"
+        f"s-10,{secret_email},0000,10,USD,,,,{now}\n"  # a bad phone is dropped with a warning
+    )
+    checked = rows(text, now)
+    reasons = {row.row_number: row.reason for row in checked}
+    assert reasons == {
+        2: "email: value dropped, not an email address; email: no usable email address; Pinterest matches offline sales on it",
+        3: "value: must be a number or a numeric string",
+        4: "currency: must be a three-letter ISO-4217 code such as USD",
+        5: "num_items: must be a whole number",
+        6: "opt_out: must be true or false",
+        7: reasons[7],
+        8: "event_id: required",
+        9: "event_time: not unix seconds or an ISO-8601 date or datetime",
+        10: "email: no usable email address; Pinterest matches offline sales on it",
+        11: None,
+    }
+    assert reasons[7].startswith("event_name: not a Pinterest event name; use one of ")
+    assert checked[9].warnings == ["phone: value dropped, not a phone number"]
+    everything = repr([(row.reason, row.warnings) for row in checked])
+    for raw_value in (secret_email, secret_email.replace("@", ""), "ten-dollars", "dollars", "maybe", "purchase-now",
+                      "not-a-time", "0000"):
+        assert raw_value not in everything
+    # rejected rows carry what identifies them, for the report
+    assert checked[1].event_id == "s-2" and checked[1].event_name == "checkout"
+    assert isinstance(checked[1].result, EventRejected)
+
+
+def test_row_numbers_are_file_lines_with_blank_lines_and_multiline_cells(now):
+    text = (
+        "\n"                                             # 1 (blank, before the header)
+        "event_id,email,order_id,event_time\n"           # 2
+        f"s-1,a@example.com,1,{now}\n"                   # 3
+        "\n"                                             # 4
+        f's-2,a@example.com,"two\nlines",{now}\n'        # 5-6
+        f"s-3,bad,3,{now}\n"                             # 7
+    )
+    assert [(row.row_number, row.ok) for row in rows(text, now)] == [(3, True), (5, True), (7, False)]
+
+
+def test_malformed_rows(now):
+    text = (
+        "event_id,email,event_time\n"
+        f"s-1,a@example.com,{now},extra\n"
+        f"s-2,a@example.com,{now},,\n"                    # empty trailing cells are fine
+        f's-3,"a@example.com"x,{now}\n'                   # bad quoting
+        f"s-4,a@example.com\n"                            # short row: missing cells are empty
+        f's-5,"a@example.com,{now}\n'                     # quote never closed
+    )
+    checked = rows(text, now)
+    assert [(row.row_number, row.ok) for row in checked] == [(2, False), (3, True), (4, False), (5, False), (6, False)]
+    assert checked[0].reason == "the row has 4 cells but the header has 3 columns"
+    assert checked[2].reason.startswith("the row cannot be read as CSV (")
+    assert checked[3].reason.startswith("event_time: required")
+    assert checked[4].reason == "a quoted cell opened in this row is not closed before the end of the file"
+
+
+def test_values_in_a_column_without_a_name(now):
+    text = f"event_id,email,,event_time\ns-1,a@example.com,,{now}\ns-2,a@example.com,oops,{now}\n"
+    first, second = rows(text, now)
+    assert first.ok
+    assert second.reason == "column 3 has a value but no name in the header"
+
+
+def test_decimal_comma_values(now):
+    text = f"event_id;email;value;event_time\ns-1;a@example.com;12,50;{now}\ns-2;a@example.com;1,234;{now}\n"
+    first, second = rows(text, now)
+    assert first.result.event["custom_data"]["value"] == "12.50"
+    assert second.reason == "value: must be a number or a numeric string"
+
+
+def test_repeated_event_id_gets_a_warning(now):
+    text = f"event_id,email,event_time\ns-1,a@example.com,{now}\ns-1,a@example.com,{now}\n"
+    first, second = rows(text, now)
+    assert first.warnings == []
+    assert second.ok and second.warnings == ["event_id: same event_name and event_id as row 2; Pinterest counts the sale once"]
+
+
+def test_read_yields_row_errors_and_raw_events(now):
+    items = list(read_offline_csv(f"event_id,email,event_time\n,a@example.com,{now}\ns-2,a@example.com,{now}\n", now))
+    assert items[0] == (2, RowError(2, "event_id: required", event_name="checkout"))
+    assert items[1][0] == 3 and items[1][1]["event_id"] == "s-2"
+
+
+def test_prepared_rows_feed_the_ingest_service(now):
+    from pinrelay.ingest import IngestService
+    from tests.fakes import InMemoryDedupStore, ListQueue
+
+    queue, store = ListQueue(), InMemoryDedupStore()
+    service = IngestService(ad_account_id="123", dedup_window_seconds=86400, store=store, queue=queue, clock=lambda: now)
+    checked = rows(f"event_id,email,event_time\ns-1,a@example.com,{now}\ns-2,bad,{now}\n", now)
+    outcome = service.accept([row.result for row in checked], "offline_csv")
+    assert [r.status for r in outcome.results] == ["accepted", "rejected"]
+    assert outcome.results[1].reason.startswith("email: value dropped")
+    assert isinstance(checked[0].result, PreparedEvent)
+    (body,) = queue.bodies
+    assert '"source":"offline_csv"' in body and "a@example.com" not in body
+
+
+def test_column_reason_translates_field_paths():
+    assert column_reason("user_data.em: value dropped, not an email address") == "email: value dropped, not an email address"
+    assert column_reason("custom_data.content_ids[2]: Input should be a valid string") == "content_ids: Input should be a valid string"
+    assert column_reason("event_id: String should have at most 256 characters") == "event_id: String should have at most 256 characters"
+
+
+def test_a_big_file_is_read_lazily(now):
+    lines = ["event_id,email,event_time"] + [f"s-{i},a{i}@example.com,{now}" for i in range(5000)]
+    started = time.perf_counter()
+    iterator = read_offline_csv("\n".join(lines), now)
+    first = next(iterator)
+    assert first[0] == 2
+    assert sum(1 for _ in iterator) == 4999
+    assert time.perf_counter() - started < 10
