@@ -45,6 +45,7 @@ def service() -> SenderService:
         backoff_max_seconds=settings.sender_backoff_max_seconds,
         clock=time.time,
         sleep=time.sleep,
+        request_timeout_seconds=settings.pinterest_timeout_seconds,
     )
 
 
@@ -54,12 +55,14 @@ def service() -> SenderService:
 def lambda_handler(event: dict, context) -> dict:
     failures: list[str] = []
     messages: list[QueuedMessage] = []
+    unreadable = 0
     for record in SQSEvent(event).records:
         try:
             queued = QueuedEvent.model_validate_json(record.body)
         except ValidationError:
             logger.error("unreadable message", extra={"message_id": record.message_id})
             failures.append(record.message_id)
+            unreadable += 1
             continue
         receive_count = int(record.attributes.approximate_receive_count or 1)
         messages.append(QueuedMessage(message_id=record.message_id, receive_count=receive_count, event=queued))
@@ -69,6 +72,13 @@ def lambda_handler(event: dict, context) -> dict:
     metrics.add_metric(name="EventsRejectedByPinterest", unit=MetricUnit.Count, value=report.rejected)
     metrics.add_metric(name="EventsRetryLater", unit=MetricUnit.Count, value=len(failures))
     metrics.add_metric(name="PinterestRequests", unit=MetricUnit.Count, value=report.requests)
+    metrics.add_metric(name="PinterestRetries", unit=MetricUnit.Count, value=report.retries)
+    metrics.add_metric(name="UnreadableMessages", unit=MetricUnit.Count, value=unreadable)
+    # upper bounds of what Pinterest may have seen twice (it drops repeats by event_id)
+    metrics.add_metric(name="EventsResentAfterRedelivery", unit=MetricUnit.Count, value=report.resent_after_redelivery)
+    metrics.add_metric(name="EventsUncertainSends", unit=MetricUnit.Count, value=report.uncertain_sends)
+    if report.record_failures:
+        metrics.add_metric(name="DeliveryRecordFailures", unit=MetricUnit.Count, value=report.record_failures)
     logger.info(
         "batch delivered",
         extra={
@@ -80,6 +90,10 @@ def lambda_handler(event: dict, context) -> dict:
             "request_sizes": report.request_sizes,
             "retries": report.retries,
             "failed": len(failures),
+            "unreadable": unreadable,
+            "resent_after_redelivery": report.resent_after_redelivery,
+            "uncertain_sends": report.uncertain_sends,
+            "record_failures": report.record_failures,
             "rejections": [{"key": key, "error": error} for key, error in report.rejections[:20]],
         },
     )

@@ -217,6 +217,7 @@ def _scalar_str(value: Any) -> str:
 
 
 class _GatewayRequestHandler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # else delayed ACKs add 40 ms to every keep-alive request
     protocol_version = "HTTP/1.1"
     server: _GatewayServer  # type: ignore[assignment]
 

@@ -28,6 +28,7 @@ import functools
 import http
 import json
 import re
+import socket
 import sys
 import threading
 import time
@@ -277,6 +278,22 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     standin: "PinterestStandIn"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set[socket.socket] = set()  # open keep-alive connections
+        self.connections_lock = threading.Lock()
+
+    def drop_connections(self) -> None:
+        """Reset every open connection, as a server going down does (a client's pooled
+        keep-alive connection must not keep talking to a stopped stand-in)."""
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (timeout) while we were slow is normal here, not an error.
         if isinstance(sys.exc_info()[1], ConnectionError):
@@ -287,12 +304,28 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "PinterestStandIn/1.0"
+    # headers and body go out in two writes: without TCP_NODELAY, Nagle holds the body back
+    # until the client's delayed ACK (40 ms on Linux) on every keep-alive request
+    disable_nagle_algorithm = True
     server: _Server
 
     # -- plumbing ------------------------------------------------------------------------
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # one concise line per request is written by PinterestStandIn._log when verbose
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:  # the connection was reset by stop()
+            pass
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -348,8 +381,10 @@ class PinterestStandIn:
 
     Records (``.received``), one per request on the events endpoint (valid path), oldest first:
     ``{"ad_account_id": str, "test": bool, "body": parsed JSON or None, "status": int,
-    "response": dict | None, "at": float, "path": str, "fault": mode or None}``; ``status`` is
-    0 and ``response`` None when a "close" fault dropped the connection.
+    "response": dict | None, "at": float, "path": str, "fault": mode or None}`` (plus
+    ``"fault_seconds"``, the delay, for a "slow" one: a client whose timeout is shorter gave up
+    on it, yet the events in it were processed); ``status`` is 0 and ``response`` None when a
+    "close" fault dropped the connection.
     """
 
     def __init__(
@@ -406,6 +441,7 @@ class PinterestStandIn:
         self._stopping.set()  # wakes "slow" handlers
         server.shutdown()
         server.server_close()
+        server.drop_connections()  # then nothing answers: connection refused, until start()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -614,6 +650,7 @@ class PinterestStandIn:
                 h._send(200, b"<html><body>upstream ok</body></html>", content_type="text/html")
                 return
             if fault.mode == "slow":
+                record["fault_seconds"] = fault.seconds  # a client with a shorter timeout gave up
                 self._stopping.wait(fault.seconds)
 
         status, payload = self._answer(h, record["body"], is_json)

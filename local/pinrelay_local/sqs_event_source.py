@@ -11,7 +11,8 @@
    when their visibility timeout expires and, after ``maxReceiveCount`` receives, SQS (moto
    too, on the next receive) moves them to the queue's dead-letter queue.
 
-As with Lambda, the whole batch counts as failed when the handler raises, returns something
+As with Lambda, the whole batch counts as failed when the handler raises (or the "runtime dies":
+SystemExit or another BaseException, as a crash between two effects), returns something
 that is not a JSON object, or names an ``itemIdentifier`` that is empty or not in the batch; it counts
 as fully successful when it returns ``None``, ``{}`` or an empty/null ``batchItemFailures``.
 
@@ -295,6 +296,9 @@ class SqsEventSource:
         except Exception as exc:  # noqa: BLE001 - Lambda: the whole batch failed
             error = f"handler raised {type(exc).__name__}: {exc}"
             sys.stderr.write(f"sqs-event-source: {self.function_name} raised:\n{traceback.format_exc()}")
+        except BaseException as exc:  # noqa: BLE001 - SystemExit & co: the runtime died (Runtime.ExitError)
+            error = f"runtime exited ({type(exc).__name__}: {exc})"
+            sys.stderr.write(f"sqs-event-source: {self.function_name} runtime exited: {type(exc).__name__}: {exc}\n")
         duration = time.monotonic() - started
         if error is None and duration > self.function_timeout_s:
             error = f"Task timed out after {duration:.2f} seconds"

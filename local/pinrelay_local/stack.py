@@ -475,6 +475,7 @@ class LocalStack:
         try:
             return self.sender_handler.lambda_handler(event, context)
         finally:
+            _clear_disabled_metrics(self.sender_handler)
             after = self._standin_request_count()
             self._last_requests = max(0, after - before) if before is not None and after is not None else None
 
@@ -487,7 +488,18 @@ class LocalStack:
 
     def _start_gateway_and_event_source(self) -> None:
         assert self.ingest_handler is not None and self.sender_handler is not None
-        ingest = self.ingest_handler.lambda_handler
+        ingest_handler = self.ingest_handler.lambda_handler
+        ingest_lock = threading.Lock()
+
+        def ingest(event: dict[str, Any], context: Any) -> Any:
+            # One container, one request at a time, as in Lambda: Powertools' resolver keeps the
+            # current event in a class attribute, so concurrent calls would read each other's body.
+            with ingest_lock:
+                try:
+                    return ingest_handler(event, context)
+                finally:
+                    _clear_disabled_metrics(self.ingest_handler)
+
         self.gateway = HttpApiGateway(
             {("POST", "/events"): ingest, ("POST", "/webhooks/shopify"): ingest, ("GET", "/healthz"): health_handler},
             host=self.host,
@@ -570,6 +582,18 @@ class LocalStack:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(poll_s)
+
+
+def _clear_disabled_metrics(module: ModuleType | None) -> None:
+    """With POWERTOOLS_METRICS_DISABLED, Powertools' flush keeps the metric set instead of
+    clearing it, so values pile up over invocations until 100 of one metric make it print an
+    EMF blob anyway: drop them after each invocation, as a Lambda flush would."""
+    metrics = getattr(module, "metrics", None)
+    if metrics is not None and os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+        try:
+            metrics.clear_metrics()
+        except Exception:  # noqa: BLE001 - cosmetic
+            pass
 
 
 def _clear_powertools_parameter_cache() -> None:

@@ -89,3 +89,12 @@ def test_dedup_store_down_is_unavailable(now):
     store.fail_claims = True
     with pytest.raises(IngestUnavailable):
         make(now, store).ingest_api_events([raw(now)])
+
+
+def test_release_failing_after_the_queue_failed_still_answers_an_error_not_a_crash(now):
+    class ReleaseFails(InMemoryDedupStore):
+        def release(self, claims):
+            raise RuntimeError("dynamodb down too")
+
+    outcome = make(now, ReleaseFails(), ListQueue(raise_error=True)).ingest_api_events([raw(now)])
+    assert outcome.failed and outcome.results[0].status == "error" and outcome.unreleased_claims == 1

@@ -10,6 +10,7 @@ Order of effects for the accepted events of one request:
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from pinrelay.privacy import LdpPolicy, apply_ldp, match_keys
 
 MAX_EVENTS_PER_REQUEST = 1000
 
+logger = logging.getLogger(__name__)
+
 
 class IngestUnavailable(RuntimeError):
     """AWS could not take the events now; answer 5xx so the caller retries."""
@@ -30,6 +33,7 @@ class IngestUnavailable(RuntimeError):
 @dataclass(slots=True)
 class IngestOutcome:
     results: list[EventResult] = field(default_factory=list)
+    unreleased_claims: int = 0  # claims left behind when SQS and then DynamoDB failed
 
     def count(self, status: str) -> int:
         return sum(1 for result in self.results if result.status == status)
@@ -148,7 +152,11 @@ class IngestService:
             failure = "queue refused the message"
         if failed_positions:
             unqueued = [to_queue[position] for position in sorted(failed_positions)]
-            self.store.release([claim for claim, _, _ in unqueued])
+            try:
+                self.store.release([claim for claim, _, _ in unqueued])
+            except Exception:  # DynamoDB failing right after SQS did: answer 5xx anyway, count it
+                logger.exception("could not release %d dedup claims", len(unqueued))
+                outcome.unreleased_claims = len(unqueued)
             for _, index, _ in unqueued:
                 outcome.results[index].status = "error"
                 outcome.results[index].reason = f"not queued ({failure}); retry the request"

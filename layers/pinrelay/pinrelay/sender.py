@@ -11,6 +11,15 @@ Policy, per SQS batch:
   exponential backoff (``Retry-After`` honoured) while the invocation has time, then the
   messages are returned as batch item failures; SQS redelivers them and, after
   maxReceiveCount receives, moves them to the DLQ.
+
+Outcomes are recorded right after each request (not once at the end of the invocation), and a
+request is only started when its timeout still fits in the invocation: an invocation that dies
+or times out later cannot make SQS redeliver events Pinterest already took and pinrelay already
+recorded. What remains is the short gap between Pinterest's answer and the DynamoDB write of
+that one request (a crash there resends those events once), and requests whose outcome is
+unknown (timeout, connection dropped, unreadable 200): both are counted
+(``resent_after_redelivery``, ``uncertain_sends``) and harmless to Pinterest, which
+deduplicates by event_id (README, "Delivery guarantees").
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from pinrelay.models import QueuedEvent
 from pinrelay.ports import DedupStore, DeliveryRecord, HttpAnswer, PinterestApi
 
 MAX_EVENTS_PER_REQUEST = 1000
+RECORD_MARGIN_SECONDS = 5.0  # kept free at the end of an invocation to record outcomes and answer SQS
 RETRYABLE_STATUSES = frozenset({401, 403, 404, 408, 409, 425, 429}) | frozenset(range(500, 600))
 
 logger = logging.getLogger(__name__)
@@ -46,6 +56,13 @@ class SendReport:
     request_sizes: list[int] = field(default_factory=list)
     retries: int = 0
     rejections: list[tuple[str, str]] = field(default_factory=list)  # (dedup key, Pinterest's message)
+    # events sent again after SQS redelivered their message while still "queued": a previous
+    # invocation may have reached Pinterest and died before recording (upper bound of duplicates)
+    resent_after_redelivery: int = 0
+    # events in attempts whose outcome is unknown (timeout, connection dropped, unreadable 200):
+    # Pinterest may have processed them; the retry then is a duplicate Pinterest drops by event_id
+    uncertain_sends: int = 0
+    record_failures: int = 0  # outcomes that could not be written to DynamoDB (events not resent)
 
 
 class _Retryable(Exception):
@@ -93,6 +110,7 @@ class SenderService:
         backoff_max_seconds: float,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
+        request_timeout_seconds: float = 0.0,
     ) -> None:
         self.api = api
         self.store = store
@@ -102,6 +120,7 @@ class SenderService:
         self.backoff_max_seconds = backoff_max_seconds
         self.clock = clock
         self.sleep = sleep
+        self.request_timeout_seconds = request_timeout_seconds
 
     def deliver(self, messages: list[QueuedMessage], remaining_seconds: Callable[[], float]) -> SendReport:
         report = SendReport()
@@ -116,34 +135,38 @@ class SenderService:
                 report.skipped_already_done += 1
                 continue
             seen.add(key)
+            if message.receive_count > 1:
+                report.resent_after_redelivery += 1
             by_account.setdefault(message.event.ad_account_id, []).append(message)
-        records: list[DeliveryRecord] = []
         for ad_account_id, account_messages in by_account.items():
             for chunk in chunks(account_messages):
+                done: set[str] = set()
                 try:
-                    records.extend(self._send_chunk(ad_account_id, chunk, report, remaining_seconds))
+                    self._send_chunk(ad_account_id, chunk, report, remaining_seconds, done)
                 except _Retryable as exc:
-                    logger.warning("pinterest unavailable for %d events: %s", len(chunk), exc)
-                    report.failed_message_ids.extend(m.message_id for m in chunk)
-        if records:
-            try:
-                self.store.record_deliveries(records)
-            except Exception:  # the events did reach Pinterest: do not send them again
-                logger.exception("could not record %d delivery outcomes", len(records))
+                    logger.warning("pinterest unavailable for %d events: %s", len(chunk) - len(done), exc)
+                    # parts of a split chunk may already be delivered and recorded: return only the rest
+                    report.failed_message_ids.extend(m.message_id for m in chunk if m.message_id not in done)
         return report
 
     def _send_chunk(
-        self, ad_account_id: str, chunk: list[QueuedMessage], report: SendReport, remaining_seconds: Callable[[], float]
-    ) -> list[DeliveryRecord]:
+        self,
+        ad_account_id: str,
+        chunk: list[QueuedMessage],
+        report: SendReport,
+        remaining_seconds: Callable[[], float],
+        done: set[str],
+    ) -> None:
         answer = self._post_with_retries(ad_account_id, chunk, report, remaining_seconds)
         now = int(self.clock())
         if answer.status == 400:
             if len(chunk) == 1:
-                return [self._record(chunk[0], "rejected", now, error_text(answer), report)]
+                self._store([self._record(chunk[0], "rejected", now, error_text(answer), report)], chunk, done, report)
+                return
             middle = len(chunk) // 2
-            return self._send_chunk(ad_account_id, chunk[:middle], report, remaining_seconds) + self._send_chunk(
-                ad_account_id, chunk[middle:], report, remaining_seconds
-            )
+            self._send_chunk(ad_account_id, chunk[:middle], report, remaining_seconds, done)
+            self._send_chunk(ad_account_id, chunk[middle:], report, remaining_seconds, done)
+            return
         statuses = per_event_statuses(answer, len(chunk))
         assert statuses is not None  # _post_with_retries only returns readable answers or 400
         records = []
@@ -153,7 +176,20 @@ class SenderService:
             else:
                 reason = status.get("error_message") or "failed without a message"
                 records.append(self._record(message, "rejected", now, reason, report))
-        return records
+        self._store(records, chunk, done, report)
+
+    def _store(self, records: list[DeliveryRecord], chunk: list[QueuedMessage], done: set[str], report: SendReport) -> None:
+        """Record one request's outcomes at once, so a later crash does not resend them."""
+        done.update(m.message_id for m in chunk)
+        try:
+            self.store.record_deliveries(records)
+        except Exception:  # the events did reach Pinterest: do not send them again
+            report.record_failures += len(records)
+            logger.exception(
+                "could not record %d delivery outcomes; Pinterest has them, they are not resent",
+                len(records),
+                extra={"keys": [record.key for record in records[:20]]},
+            )
 
     def _record(self, message: QueuedMessage, state: str, now: int, error: str | None, report: SendReport) -> DeliveryRecord:
         if state == "delivered":
@@ -176,19 +212,29 @@ class SenderService:
     ) -> HttpAnswer:
         events = [message.event.event for message in chunk]
         for attempt in range(1, self.max_attempts + 1):
+            # never start a request whose timeout would run past the end of the invocation: Lambda
+            # would kill it after Pinterest took the events and before they are recorded
+            if remaining_seconds() < self.request_timeout_seconds + RECORD_MARGIN_SECONDS:
+                raise _Retryable("no time left in this invocation for another request")
             report.requests += 1
             report.request_sizes.append(len(events))
             answer = self.api.post_events(ad_account_id, events, self.test_mode)
             try:
                 return self._readable(answer, len(events))
             except _Retryable as exc:
+                if answer.status is None or answer.status in (200, 422):
+                    report.uncertain_sends += len(events)  # no answer, or one we cannot read
                 if attempt == self.max_attempts:
                     raise
                 delay = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
                 if exc.retry_after is not None:
-                    delay = max(delay, min(exc.retry_after, self.backoff_max_seconds * 4))
+                    if exc.retry_after > self.backoff_max_seconds * 4:
+                        # longer than we wait inside an invocation: SQS brings the messages back
+                        # after the visibility timeout, instead of retrying before Pinterest allows
+                        raise
+                    delay = max(delay, exc.retry_after)
                 # keep time to answer SQS: never sleep into the end of the invocation
-                if remaining_seconds() - delay < 5:
+                if remaining_seconds() - delay < RECORD_MARGIN_SECONDS:
                     raise
                 report.retries += 1
                 logger.info("retrying in %.1fs after %s", delay, exc)

@@ -7,12 +7,23 @@ late, so the claim's condition compares expires_at itself instead of trusting th
 
 from __future__ import annotations
 
+import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pinrelay.ports import DedupClaim, DeliveryRecord, DeliveryState
 
 _CLAIM_CONDITION = "attribute_not_exists(pk) OR expires_at <= :now"
+# Rounds for UnprocessedItems/UnprocessedKeys and for a release, on top of botocore's own retries.
+_ROUNDS = 6
+_BACKOFF_BASE_SECONDS = 0.05
+
+logger = logging.getLogger(__name__)
+
+
+def _backoff(round_number: int) -> None:
+    time.sleep(min(1.0, _BACKOFF_BASE_SECONDS * 2**round_number))
 
 
 class DynamoDedupStore:
@@ -63,17 +74,36 @@ class DynamoDedupStore:
         return [bool(outcome) for outcome in outcomes]
 
     def release(self, claims: list[DedupClaim]) -> None:
+        """Delete each claim (only if still ours and still queued). A claim left behind would
+        swallow the caller's retry as a duplicate, so each delete is retried harder than other
+        calls; what still fails is logged with its key and the first error raised at the end."""
+        failed: list[tuple[str, Exception]] = []
         for claim in claims:
-            try:
-                self.client.delete_item(
-                    TableName=self.table_name,
-                    Key={"pk": {"S": claim.key}},
-                    ConditionExpression="claim_id = :claim AND #state = :queued",
-                    ExpressionAttributeNames={"#state": "state"},
-                    ExpressionAttributeValues={":claim": {"S": claim.claim_id}, ":queued": {"S": "queued"}},
-                )
-            except self._errors.ConditionalCheckFailedException:
-                pass
+            for round_number in range(_ROUNDS):
+                try:
+                    self.client.delete_item(
+                        TableName=self.table_name,
+                        Key={"pk": {"S": claim.key}},
+                        ConditionExpression="claim_id = :claim AND #state = :queued",
+                        ExpressionAttributeNames={"#state": "state"},
+                        ExpressionAttributeValues={":claim": {"S": claim.claim_id}, ":queued": {"S": "queued"}},
+                    )
+                except self._errors.ConditionalCheckFailedException:
+                    break
+                except Exception as exc:  # noqa: BLE001 - throttling, 5xx, network: try again
+                    if round_number == _ROUNDS - 1:
+                        failed.append((claim.key, exc))
+                    else:
+                        _backoff(round_number)
+                else:
+                    break
+        if failed:
+            logger.error(
+                "could not release %d dedup claims; a retry of these events answers duplicate until they expire",
+                len(failed),
+                extra={"keys": [key for key, _ in failed[:20]]},
+            )
+            raise failed[0][1]
 
     def delivery_states(self, keys: list[str]) -> dict[str, DeliveryState]:
         states: dict[str, DeliveryState] = {}
@@ -85,20 +115,32 @@ class DynamoDedupStore:
                     "ExpressionAttributeNames": {"#state": "state"},
                 }
             }
+            round_number = 0
             while request:
+                if round_number:
+                    if round_number >= _ROUNDS:
+                        raise RuntimeError("DynamoDB left keys unprocessed after retries")
+                    _backoff(round_number)
                 answer = self.client.batch_get_item(RequestItems=request)
                 for item in answer.get("Responses", {}).get(self.table_name, []):
                     states[item["pk"]["S"]] = item["state"]["S"]
                 request = answer.get("UnprocessedKeys") or {}
+                round_number += 1
         return states
 
     def record_deliveries(self, records: list[DeliveryRecord]) -> None:
         for start in range(0, len(records), 25):
             requests = [{"PutRequest": {"Item": self._item(record)}} for record in records[start : start + 25]]
             pending: dict[str, Any] = {self.table_name: requests}
+            round_number = 0
             while pending:
+                if round_number:
+                    if round_number >= _ROUNDS:
+                        raise RuntimeError("DynamoDB left delivery records unprocessed after retries")
+                    _backoff(round_number)
                 answer = self.client.batch_write_item(RequestItems=pending)
                 pending = answer.get("UnprocessedItems") or {}
+                round_number += 1
 
     @staticmethod
     def _item(record: DeliveryRecord) -> dict[str, Any]:

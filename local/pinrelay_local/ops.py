@@ -1,0 +1,251 @@
+"""Operating pinrelay: move dead-lettered messages back, list the events Pinterest rejected.
+
+    redrive(sqs, dlq_url, queue_url, dry_run) -> count
+    rejected(dynamodb, table, limit) -> [(key, error_message, attempts, updated_at), ...]
+
+For the ``pinrelay`` command: ``pinrelay redrive [--dry-run]`` and ``pinrelay rejected
+[--limit N]``. Either plug ``add_redrive_parser(subparsers)`` / ``add_rejected_parser(subparsers)``
+into an argparse subparsers action (they set ``func``), or register ``setup_redrive`` /
+``run_redrive`` and ``setup_rejected`` / ``run_rejected`` (``setup(parser)``, ``run(args) ->
+exit status``). The queues and the table come from ``--queue-url`` / ``--dlq-url`` / ``--table``
+or from the outputs of the CloudFormation stack ``--stack-name`` (``EventsQueueUrl``,
+``DeadLetterQueueUrl``, ``DedupTableName``); boto3 finds credentials, region and
+``AWS_ENDPOINT_URL`` (the local stack's moto) as usual.
+
+Redrive is receive, send to the main queue, delete from the DLQ, ten messages at a time. It is
+safe to repeat: the sender skips an event whose DynamoDB state is already ``delivered`` or
+``rejected``. (SQS's own StartMessageMoveTask does the same in AWS; moto does not implement it,
+and this way the tests run the code the operator runs.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+STACK_OUTPUTS = {"queue_url": "EventsQueueUrl", "dlq_url": "DeadLetterQueueUrl", "table": "DedupTableName"}
+REDRIVE_HELP = "move the messages of the dead-letter queue back to the events queue"
+REJECTED_HELP = "list the events Pinterest rejected (DynamoDB state rejected, with Pinterest's message)"
+
+
+# --------------------------------------------------------------------------------------------
+# The operations
+# --------------------------------------------------------------------------------------------
+
+
+def _receive(sqs: Any, queue_url: str, visibility_timeout: int, wait_seconds: int) -> list[dict[str, Any]]:
+    return sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=visibility_timeout,
+        WaitTimeSeconds=wait_seconds, MessageAttributeNames=["All"], MessageSystemAttributeNames=["All"],
+    ).get("Messages", [])
+
+
+def redrive(
+    sqs: Any,
+    dlq_url: str,
+    queue_url: str,
+    dry_run: bool = False,
+    *,
+    limit: int | None = None,
+    visibility_timeout: int = 60,
+    wait_seconds: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Move the DLQ's messages (body and message attributes) to ``queue_url``; return how many.
+
+    With ``dry_run`` nothing moves: the messages are received, counted and made visible again.
+    A message is deleted from the DLQ only once SQS confirmed the copy in the main queue; one
+    whose copy failed stays in the DLQ (it is invisible for ``visibility_timeout`` s) and is not
+    counted. ``limit`` stops after that many.
+    """
+    moved = 0
+    seen: dict[str, str] = {}  # dry run: message id -> receipt handle, to make them visible again
+    while limit is None or moved < limit:
+        messages = _receive(sqs, dlq_url, visibility_timeout, wait_seconds)
+        messages = [m for m in messages if m["MessageId"] not in seen]
+        if not messages:
+            break
+        if limit is not None:
+            messages = messages[: limit - moved]
+        if dry_run:
+            for message in messages:
+                seen[message["MessageId"]] = message["ReceiptHandle"]
+            moved += len(messages)
+            continue
+        entries = []
+        for position, message in enumerate(messages):
+            entry: dict[str, Any] = {"Id": str(position), "MessageBody": message["Body"]}
+            if message.get("MessageAttributes"):
+                entry["MessageAttributes"] = message["MessageAttributes"]
+            entries.append(entry)
+        answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        sent = [messages[int(entry["Id"])] for entry in answer.get("Successful", [])]
+        for failure in answer.get("Failed", []):
+            print(f"redrive: message {messages[int(failure['Id'])]['MessageId']} not sent: {failure.get('Message')}",
+                  file=sys.stderr)
+        if sent:
+            sqs.delete_message_batch(
+                QueueUrl=dlq_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(sent)],
+            )
+        moved += len(sent)
+        if progress is not None:
+            progress(moved)
+        if not sent:
+            break  # the main queue refuses: stop rather than spin
+    if dry_run and seen:
+        handles = list(seen.items())
+        for start in range(0, len(handles), 10):
+            sqs.change_message_visibility_batch(
+                QueueUrl=dlq_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                         for i, (_, handle) in enumerate(handles[start : start + 10])],
+            )
+    return moved
+
+
+@dataclass(frozen=True)
+class Rejection:
+    key: str  # <ad account>#<event_name>#<event_id>
+    error_message: str
+    attempts: int
+    updated_at: int
+
+    def __iter__(self):  # unpacks as (key, error_message, attempts, updated_at)
+        return iter((self.key, self.error_message, self.attempts, self.updated_at))
+
+
+def rejected(dynamodb: Any, table: str, limit: int = 100) -> list[Rejection]:
+    """Events recorded ``rejected`` (Pinterest's 422 per-event failure or a 400 for the event
+    alone), newest first: ``(key, error_message, attempts, updated_at)``.
+
+    A Scan with a filter: it reads (and is billed for) the items it passes over, and stops once
+    ``limit`` rejections are found, so with a limit below the total these are the newest of the
+    ones found, not necessarily of the whole table.
+    """
+    found: list[Rejection] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "#state = :rejected",
+        "ExpressionAttributeNames": {"#state": "state"},
+        "ExpressionAttributeValues": {":rejected": {"S": "rejected"}},
+        "ProjectionExpression": "pk, error_message, attempts, updated_at",
+    }
+    while len(found) < limit:
+        page = dynamodb.scan(**kwargs)
+        for item in page.get("Items", []):
+            found.append(Rejection(
+                key=item["pk"]["S"],
+                error_message=item.get("error_message", {}).get("S", ""),
+                attempts=int(item.get("attempts", {}).get("N", "0")),
+                updated_at=int(item.get("updated_at", {}).get("N", "0")),
+            ))
+        if not page.get("LastEvaluatedKey"):
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    found.sort(key=lambda r: (-r.updated_at, r.key))
+    return found[:limit]
+
+
+# --------------------------------------------------------------------------------------------
+# argparse
+# --------------------------------------------------------------------------------------------
+
+
+def _target_arguments(parser: argparse.ArgumentParser, *names: str) -> None:
+    parser.add_argument("--stack-name", help="CloudFormation stack to read the queue / table names from (its outputs)")
+    if "queue_url" in names:
+        parser.add_argument("--queue-url", help="the events queue (default: stack output EventsQueueUrl)")
+    if "dlq_url" in names:
+        parser.add_argument("--dlq-url", help="the dead-letter queue (default: stack output DeadLetterQueueUrl)")
+    if "table" in names:
+        parser.add_argument("--table", help="the DynamoDB dedup table (default: stack output DedupTableName)")
+    parser.add_argument("--region", help="AWS region (default: the usual boto3 configuration)")
+
+
+def _client(args: argparse.Namespace, service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=getattr(args, "region", None) or None)
+
+
+def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
+    (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+
+def resolve_targets(args: argparse.Namespace, *names: str, cloudformation: Any = None) -> dict[str, str]:
+    """The values of ``names`` (queue_url, dlq_url, table): from the options, else from the
+    outputs of ``--stack-name``. SystemExit with a message when one cannot be found."""
+    values = {name: getattr(args, name, None) for name in names}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        if not getattr(args, "stack_name", None):
+            options = ", ".join("--" + name.replace("_", "-") for name in missing)
+            raise SystemExit(f"give {options} or --stack-name")
+        outputs = stack_outputs(cloudformation or _client(args, "cloudformation"), args.stack_name)
+        for name in missing:
+            value = outputs.get(STACK_OUTPUTS[name])
+            if not value:
+                raise SystemExit(f"stack {args.stack_name} has no output {STACK_OUTPUTS[name]}")
+            values[name] = value
+    return values  # type: ignore[return-value]
+
+
+def setup_redrive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="count the messages, move nothing")
+    parser.add_argument("--limit", type=int, help="move at most this many")
+    _target_arguments(parser, "queue_url", "dlq_url")
+
+
+def run_redrive(args: argparse.Namespace, *, sqs: Any = None, cloudformation: Any = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    targets = resolve_targets(args, "queue_url", "dlq_url", cloudformation=cloudformation)
+    sqs = sqs or _client(args, "sqs")
+    count = redrive(sqs, targets["dlq_url"], targets["queue_url"], dry_run=args.dry_run, limit=args.limit)
+    if args.dry_run:
+        print(f"{count} message(s) in the dead-letter queue {targets['dlq_url']} (dry run: nothing moved)", file=out)
+    else:
+        print(f"moved {count} message(s) from {targets['dlq_url']} to {targets['queue_url']}", file=out)
+    return 0
+
+
+def setup_rejected(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    _target_arguments(parser, "table")
+
+
+def run_rejected(args: argparse.Namespace, *, dynamodb: Any = None, cloudformation: Any = None,
+                 out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    targets = resolve_targets(args, "table", cloudformation=cloudformation)
+    rows = rejected(dynamodb or _client(args, "dynamodb"), targets["table"], args.limit)
+    for row in rows:
+        when = datetime.fromtimestamp(row.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if row.updated_at else "-"
+        print(f"{when}  {row.key}  attempts {row.attempts}  {row.error_message}", file=out)
+    print(f"{len(rows)} rejected event(s) in {targets['table']}", file=out)
+    return 0
+
+
+def add_redrive_parser(sub: Any) -> argparse.ArgumentParser:
+    parser = sub.add_parser("redrive", help=REDRIVE_HELP, description=REDRIVE_HELP)
+    setup_redrive(parser)
+    parser.set_defaults(func=run_redrive)
+    return parser
+
+
+def add_rejected_parser(sub: Any) -> argparse.ArgumentParser:
+    parser = sub.add_parser("rejected", help=REJECTED_HELP, description=REJECTED_HELP)
+    setup_rejected(parser)
+    parser.set_defaults(func=run_rejected)
+    return parser
+
+
+__all__ = [
+    "REDRIVE_HELP", "REJECTED_HELP", "Rejection", "add_redrive_parser", "add_rejected_parser", "redrive", "rejected",
+    "resolve_targets", "run_redrive", "run_rejected", "setup_redrive", "setup_rejected", "stack_outputs",
+]

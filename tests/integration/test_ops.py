@@ -1,0 +1,148 @@
+"""pinrelay_local.ops (``pinrelay redrive`` / ``pinrelay rejected``) against moto server."""
+
+import argparse
+import io
+import json
+import uuid
+
+import pytest
+
+from pinrelay_local.ops import add_redrive_parser, add_rejected_parser, redrive, rejected, resolve_targets
+
+
+@pytest.fixture
+def queues(aws):
+    sqs = aws["sqs"]
+    suffix = uuid.uuid4().hex[:8]
+    dlq = sqs.create_queue(QueueName=f"dlq-{suffix}")["QueueUrl"]
+    main = sqs.create_queue(QueueName=f"main-{suffix}")["QueueUrl"]
+    return main, dlq
+
+
+def bodies(sqs, url):
+    found = {}
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
+                                       MessageAttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            return found
+        for m in messages:
+            found[m["Body"]] = m.get("MessageAttributes", {})
+
+
+def test_redrive_dry_run_counts_and_moves_nothing_then_redrive_moves_everything(aws, queues):
+    sqs = aws["sqs"]
+    main, dlq = queues
+    for i in range(13):
+        sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"n": i}),
+                         MessageAttributes={"source": {"DataType": "String", "StringValue": "api"}})
+
+    assert redrive(sqs, dlq, main, dry_run=True, wait_seconds=0) == 13
+    assert sqs.receive_message(QueueUrl=main).get("Messages") is None
+    assert redrive(sqs, dlq, main, dry_run=True, wait_seconds=0) == 13  # visible again after a dry run
+
+    assert redrive(sqs, dlq, main, wait_seconds=0) == 13
+    moved = bodies(sqs, main)
+    assert sorted(moved) == sorted(json.dumps({"n": i}) for i in range(13))
+    assert all(attrs["source"]["StringValue"] == "api" for attrs in moved.values())
+    assert bodies(sqs, dlq) == {}
+    assert redrive(sqs, dlq, main, wait_seconds=0) == 0
+
+
+def test_redrive_limit(aws, queues):
+    sqs = aws["sqs"]
+    main, dlq = queues
+    for i in range(5):
+        sqs.send_message(QueueUrl=dlq, MessageBody=str(i))
+    assert redrive(sqs, dlq, main, limit=3, wait_seconds=0) == 3
+    assert len(bodies(sqs, main)) == 3
+
+
+def test_rejected_lists_rejections_newest_first_with_pinterest_message(aws, dedup_table):
+    dynamodb = aws["dynamodb"]
+
+    def put(key, state, updated_at, error=None, attempts=1):
+        item = {"pk": {"S": key}, "state": {"S": state}, "attempts": {"N": str(attempts)},
+                "updated_at": {"N": str(updated_at)}, "expires_at": {"N": "9999999999"}}
+        if error:
+            item["error_message"] = {"S": error}
+        dynamodb.put_item(TableName=dedup_table, Item=item)
+
+    put("1#checkout#a", "delivered", 100)
+    put("1#checkout#b", "rejected", 200, "Invalid event_timestamp parameter. Given timestamp is in the past.", attempts=2)
+    put("1#checkout#c", "queued", 300)
+    put("1#lead#d", "rejected", 400, "HTTP 400: The request was invalid.")
+
+    assert [tuple(r) for r in rejected(dynamodb, dedup_table, limit=10)] == [
+        ("1#lead#d", "HTTP 400: The request was invalid.", 1, 400),
+        ("1#checkout#b", "Invalid event_timestamp parameter. Given timestamp is in the past.", 2, 200),
+    ]
+    assert len(rejected(dynamodb, dedup_table, limit=1)) == 1
+
+
+def cli(*adders):
+    parser = argparse.ArgumentParser(prog="pinrelay")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in adders:
+        add(sub)
+    return parser
+
+
+def test_the_subcommands_resolve_queues_and_table_from_options(aws, queues, dedup_table):
+    sqs = aws["sqs"]
+    main, dlq = queues
+    sqs.send_message(QueueUrl=dlq, MessageBody="x")
+    parser = cli(add_redrive_parser, add_rejected_parser)
+
+    args = parser.parse_args(["redrive", "--dry-run", "--queue-url", main, "--dlq-url", dlq])
+    out = io.StringIO()
+    assert args.func(args, sqs=sqs, out=out) == 0
+    assert out.getvalue() == f"1 message(s) in the dead-letter queue {dlq} (dry run: nothing moved)\n"
+
+    aws["dynamodb"].put_item(TableName=dedup_table, Item={
+        "pk": {"S": "1#checkout#z"}, "state": {"S": "rejected"}, "attempts": {"N": "1"}, "updated_at": {"N": "0"},
+        "error_message": {"S": "nope"}})
+    args = parser.parse_args(["rejected", "--table", dedup_table])
+    out = io.StringIO()
+    assert args.func(args, dynamodb=aws["dynamodb"], out=out) == 0
+    assert out.getvalue().splitlines() == ["-  1#checkout#z  attempts 1  nope", f"1 rejected event(s) in {dedup_table}"]
+
+    with pytest.raises(SystemExit, match="give --queue-url, --dlq-url or --stack-name"):
+        resolve_targets(parser.parse_args(["redrive"]), "queue_url", "dlq_url")
+
+
+def test_the_queues_and_table_come_from_the_stack_outputs(moto_endpoint, aws):
+    import boto3
+
+    cloudformation = boto3.client("cloudformation", endpoint_url=moto_endpoint, region_name="us-east-1",
+                                  aws_access_key_id="testing", aws_secret_access_key="testing")
+    name = f"pinrelay-{uuid.uuid4().hex[:8]}"
+    template = {
+        "Resources": {
+            "EventsQueue": {"Type": "AWS::SQS::Queue"},
+            "EventsDeadLetterQueue": {"Type": "AWS::SQS::Queue"},
+            "DedupTable": {"Type": "AWS::DynamoDB::Table", "Properties": {
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}},
+        },
+        "Outputs": {
+            "EventsQueueUrl": {"Value": {"Ref": "EventsQueue"}},
+            "DeadLetterQueueUrl": {"Value": {"Ref": "EventsDeadLetterQueue"}},
+            "DedupTableName": {"Value": {"Ref": "DedupTable"}},
+        },
+    }
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    parser = cli(add_redrive_parser, add_rejected_parser)
+
+    targets = resolve_targets(parser.parse_args(["redrive", "--stack-name", name]), "queue_url", "dlq_url",
+                              cloudformation=cloudformation)
+    assert targets["queue_url"].startswith("http") and targets["dlq_url"].startswith("http")
+    assert targets["queue_url"] != targets["dlq_url"]
+    aws["sqs"].send_message(QueueUrl=targets["dlq_url"], MessageBody="back")
+    args = parser.parse_args(["redrive", "--stack-name", name])
+    assert args.func(args, sqs=aws["sqs"], cloudformation=cloudformation, out=io.StringIO()) == 0
+    assert bodies(aws["sqs"], targets["queue_url"]) == {"back": {}}
+
+    table = resolve_targets(parser.parse_args(["rejected", "--stack-name", name]), "table", cloudformation=cloudformation)
+    aws["dynamodb"].describe_table(TableName=table["table"])  # it is the stack's table
