@@ -14,6 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from pydantic import ValidationError
 
+from pinrelay.accounts import parse_account_map
 from pinrelay.adapters.aws import client
 from pinrelay.adapters.dynamodb import DynamoDedupStore
 from pinrelay.adapters.pinterest_http import RequestsPinterestApi
@@ -27,12 +28,22 @@ metrics = Metrics()
 tracer = Tracer()
 
 
+def conversion_token(ad_account_id: str) -> str:
+    """The ad account's own token from the account map, else the deployment's token."""
+    settings = sender_settings()
+    if settings.account_map_ref:
+        token = parse_account_map(secret_value(settings.account_map_ref, settings.secrets_max_age_seconds)).token_for(ad_account_id)
+        if token:
+            return token
+    return secret_value(settings.token_ref, settings.secrets_max_age_seconds)
+
+
 @cache
 def service() -> SenderService:
     settings = sender_settings()
     api = RequestsPinterestApi(
         settings.pinterest_api_url,
-        token=lambda: secret_value(settings.token_ref, settings.secrets_max_age_seconds),
+        token=conversion_token,
         timeout_seconds=settings.pinterest_timeout_seconds,
     )
     api.post_events = tracer.capture_method(api.post_events)  # a subsegment per Pinterest call

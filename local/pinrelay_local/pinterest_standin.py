@@ -402,6 +402,7 @@ class PinterestStandIn:
         self.host = host
         self.port = port
         self.token = token
+        self.account_tokens: dict[str, str] = {}  # ad accounts whose own token differs from ``token``
         self.verbose = verbose
         self.clock = clock
         self.max_event_age_seconds = max_event_age_seconds
@@ -653,7 +654,7 @@ class PinterestStandIn:
                 record["fault_seconds"] = fault.seconds  # a client with a shorter timeout gave up
                 self._stopping.wait(fault.seconds)
 
-        status, payload = self._answer(h, record["body"], is_json)
+        status, payload = self._answer(h, record["body"], is_json, record["ad_account_id"])
         record.update(status=status, response=payload)
         self._record(record)
         if status in (200, 422):
@@ -667,8 +668,8 @@ class PinterestStandIn:
         self._log(h, status, note)  # before answering, so log lines follow request order
         h._send(status, payload)
 
-    def _answer(self, h: _Handler, body: Any, is_json: bool) -> tuple[int, dict[str, Any]]:
-        if h.headers.get("Authorization") != f"Bearer {self.token}":
+    def _answer(self, h: _Handler, body: Any, is_json: bool, ad_account_id: str) -> tuple[int, dict[str, Any]]:
+        if h.headers.get("Authorization") != f"Bearer {self.account_tokens.get(ad_account_id, self.token)}":
             return 401, dict(ERR_AUTH)
         if not is_json:
             return 400, dict(ERR_BAD_REQUEST)

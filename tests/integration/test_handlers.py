@@ -207,8 +207,12 @@ def test_account_map_routes_keys_and_shops_to_their_ad_account(stack, now):
     assert post_shopify(stack, order, **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})[0] == 401
     status, body = post_shopify(stack, order, secret="eu-shop-secret", **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})
     assert status == 200 and body["accepted"] == 1
-    messages = stack["aws"]["sqs"].receive_message(QueueUrl=stack["queue_url"], MaxNumberOfMessages=10)["Messages"]
-    assert {json.loads(m["Body"])["ad_account_id"] for m in messages} == {"111222333"}
+    stack["standin"].account_tokens["111222333"] = "eu-token"  # the EU account's own token is required
+    records, answer = drain(stack)
+    assert {json.loads(m["Body"])["ad_account_id"] for m in records} == {"111222333"}
+    assert answer == {"batchItemFailures": []}
+    (request,) = stack["standin"].received
+    assert request["ad_account_id"] == "111222333" and request["status"] == 200
 
 
 def test_replayed_shopify_webhook_outside_the_window_is_refused(stack, now):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -104,3 +105,9 @@ class AccountMap(BaseModel):
             if route.ad_account_id == ad_account_id and route.conversion_token is not None:
                 return route.conversion_token.get_secret_value()
         return None
+
+
+@lru_cache(maxsize=4)
+def parse_account_map(raw: str) -> AccountMap:
+    """The account map from its JSON text, parsed once per distinct text (the secret is cached)."""
+    return AccountMap.model_validate_json(raw)

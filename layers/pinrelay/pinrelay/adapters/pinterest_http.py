@@ -1,4 +1,4 @@
-"""PinterestApi over HTTP: one pooled requests.Session, a timeout, Bearer token."""
+"""PinterestApi over HTTP: one pooled requests.Session, a timeout, the ad account's Bearer token."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class RequestsPinterestApi:
-    def __init__(self, base_url: str, token: Callable[[], str], timeout_seconds: float, session: requests.Session | None = None) -> None:
+    def __init__(self, base_url: str, token: Callable[[str], str], timeout_seconds: float, session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout_seconds = timeout_seconds
@@ -38,7 +38,7 @@ class RequestsPinterestApi:
                 url,
                 data=body,
                 params={"test": "true"} if test else None,
-                headers={"Authorization": f"Bearer {self.token()}", "Content-Type": "application/json"},
+                headers={"Authorization": f"Bearer {self.token(ad_account_id)}", "Content-Type": "application/json"},
                 timeout=self.timeout_seconds,
             )
         except requests.Timeout:
