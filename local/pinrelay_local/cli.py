@@ -47,6 +47,8 @@ class Command(NamedTuple):
     run: Callable[[argparse.Namespace], int]
 
 
+from pinrelay_local import ops  # noqa: E402  (its commands are registered at the end)
+
 COMMANDS: dict[str, Command] = {}
 
 
@@ -345,6 +347,8 @@ def run_import_offline(args: argparse.Namespace, out: TextIO | None = None, err:
 
 register("import-offline", "import offline conversions (store sales) from a CSV file", setup_import_offline,
          run_import_offline)
+register("redrive", ops.REDRIVE_HELP, ops.setup_redrive, ops.run_redrive)
+register("rejected", ops.REJECTED_HELP, ops.setup_rejected, ops.run_rejected)
 
 
 if __name__ == "__main__":

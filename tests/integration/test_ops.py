@@ -146,3 +146,23 @@ def test_the_queues_and_table_come_from_the_stack_outputs(moto_endpoint, aws):
 
     table = resolve_targets(parser.parse_args(["rejected", "--stack-name", name]), "table", cloudformation=cloudformation)
     aws["dynamodb"].describe_table(TableName=table["table"])  # it is the stack's table
+
+
+def test_pinrelay_cli_redrive_and_rejected(aws, dedup_table, capsys):
+    from pinrelay_local import cli
+
+    sqs = aws["sqs"]
+    queue = sqs.create_queue(QueueName="cli-events")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName="cli-events-dlq")["QueueUrl"]
+    for n in range(3):
+        sqs.send_message(QueueUrl=dlq, MessageBody=f'{{"n": {n}}}')
+    assert cli.main(["redrive", "--queue-url", queue, "--dlq-url", dlq, "--dry-run"]) == 0
+    assert int(sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]) == 3
+    assert cli.main(["redrive", "--queue-url", queue, "--dlq-url", dlq]) == 0
+    assert int(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"]) == 3
+    aws["dynamodb"].put_item(TableName=dedup_table, Item={
+        "pk": {"S": "1#checkout#e1"}, "state": {"S": "rejected"}, "error_message": {"S": "Invalid event_timestamp"},
+        "attempts": {"N": "1"}, "updated_at": {"N": "100"}, "accepted_at": {"N": "90"}, "expires_at": {"N": "9999999999"}})
+    capsys.readouterr()
+    assert cli.main(["rejected", "--table", dedup_table]) == 0
+    assert "Invalid event_timestamp" in capsys.readouterr().out
