@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY = 0
 SAM_BIN := $(VENV)/bin/sam
 SAM_BUILD_DIR := .aws-sam/build
 
-.PHONY: setup local test test-fast lint build post-samples clean
+.PHONY: setup local test lint build post-samples soak bench clean
 
 ## setup: create .venv with Python 3.13 and install pinrelay with its dev tools
 setup: $(VENV)/.installed
@@ -31,6 +31,14 @@ post-samples: setup
 ## test: unit, integration (moto server, real HTTP servers) and end-to-end tests
 test: setup
 	$(PY) -m pytest -q
+
+## soak: EVENTS (default 20000) through the local stack while faults play; prints the ledger, fails on loss
+soak: setup
+	$(PY) -m pinrelay_local.soak --events $${EVENTS:-20000}
+
+## bench: CPU per event vs floor, cold starts, sender batching, AWS calls, log bytes, modeled bill (BENCH_ARGS=--quick)
+bench: setup
+	$(PY) -m pinrelay_local.bench --json bench.json $(BENCH_ARGS)
 
 ## lint: cfn-lint the SAM template and its offline samtranslator translation
 lint: setup

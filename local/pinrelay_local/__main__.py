@@ -59,6 +59,7 @@ def samples(args: argparse.Namespace) -> int:
         or os.environ.get("SHOPIFY_WEBHOOK_SECRET")
         or LOCAL_DEFAULTS["SHOPIFY_WEBHOOK_SECRET"],
         events_dir=args.events_dir,
+        woocommerce_secret=os.environ.get("WOOCOMMERCE_WEBHOOK_SECRET") or LOCAL_DEFAULTS["WOOCOMMERCE_WEBHOOK_SECRET"],
         shop_domain=args.shop_domain,
         out=_say,
     )

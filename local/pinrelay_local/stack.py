@@ -24,6 +24,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -47,6 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DEFAULTS: dict[str, str] = {
     "INGEST_API_KEY": "local-ingest-key",
     "SHOPIFY_WEBHOOK_SECRET": "local-shopify-secret",
+    "WOOCOMMERCE_WEBHOOK_SECRET": "local-woocommerce-secret",
     "PINTEREST_CONVERSION_TOKEN": "local-conversion-token",
     "PINTEREST_AD_ACCOUNT_ID": "549755885175",
 }
@@ -59,6 +61,7 @@ TABLE_NAME = "pinrelay-dedup"
 SECRET_NAMES = {
     "INGEST_API_KEY": "pinrelay/local/ingest-api-key",
     "SHOPIFY_WEBHOOK_SECRET": "pinrelay/local/shopify-webhook-secret",
+    "WOOCOMMERCE_WEBHOOK_SECRET": "pinrelay/local/woocommerce-webhook-secret",
     "PINTEREST_CONVERSION_TOKEN": "pinrelay/local/pinterest-conversion-token",
 }
 HANDLER_MODULES = {
@@ -163,6 +166,7 @@ class LocalStack:
         self.settings: dict[str, _Setting] = {
             "INGEST_API_KEY": self._pick("INGEST_API_KEY", ingest_api_key),
             "SHOPIFY_WEBHOOK_SECRET": self._pick("SHOPIFY_WEBHOOK_SECRET", shopify_webhook_secret),
+            "WOOCOMMERCE_WEBHOOK_SECRET": self._pick("WOOCOMMERCE_WEBHOOK_SECRET", None),
             "PINTEREST_CONVERSION_TOKEN": self._pick("PINTEREST_CONVERSION_TOKEN", pinterest_conversion_token),
             "PINTEREST_AD_ACCOUNT_ID": self._pick("PINTEREST_AD_ACCOUNT_ID", ad_account_id),
         }
@@ -391,6 +395,7 @@ class LocalStack:
             "DEDUP_TABLE_NAME": self.table_name,
             "INGEST_API_KEY_SECRET_NAME": self.secret_names["INGEST_API_KEY"],
             "SHOPIFY_WEBHOOK_SECRET_NAME": self.secret_names["SHOPIFY_WEBHOOK_SECRET"],
+            "WOOCOMMERCE_WEBHOOK_SECRET_NAME": self.secret_names["WOOCOMMERCE_WEBHOOK_SECRET"],
             "PINTEREST_CONVERSION_TOKEN_SECRET_NAME": self.secret_names["PINTEREST_CONVERSION_TOKEN"],
             "PINTEREST_AD_ACCOUNT_ID": self.ad_account_id,
             "PINTEREST_API_URL": self.pinterest_url,
@@ -501,7 +506,8 @@ class LocalStack:
                     _clear_disabled_metrics(self.ingest_handler)
 
         self.gateway = HttpApiGateway(
-            {("POST", "/events"): ingest, ("POST", "/webhooks/shopify"): ingest, ("GET", "/healthz"): health_handler},
+            {("POST", "/events"): ingest, ("POST", "/webhooks/shopify"): ingest, ("POST", "/webhooks/woocommerce"): ingest,
+             ("GET", "/healthz"): health_handler},
             host=self.host,
             port=self.port,
             function_names={
@@ -548,6 +554,8 @@ class LocalStack:
             f"  ingest API key            {shown('INGEST_API_KEY', True)}  secret {names['INGEST_API_KEY']}",
             f"  Shopify webhook secret    {shown('SHOPIFY_WEBHOOK_SECRET', True)}"
             f"  secret {names['SHOPIFY_WEBHOOK_SECRET']}",
+            f"  WooCommerce secret        {shown('WOOCOMMERCE_WEBHOOK_SECRET', True)}"
+            f"  secret {names['WOOCOMMERCE_WEBHOOK_SECRET']}",
             f"  Pinterest token           {shown('PINTEREST_CONVERSION_TOKEN', True)}"
             f"  secret {names['PINTEREST_CONVERSION_TOKEN']}",
             f"  Pinterest ad account      {shown('PINTEREST_AD_ACCOUNT_ID', False)}",
@@ -558,6 +566,7 @@ class LocalStack:
             f"  handler log level         {self.env.get('LOG_LEVEL')} (LOG_LEVEL)",
             f"  routes                    POST {self.url}/events  (header x-api-key: {key_hint})",
             f"                            POST {self.url}/webhooks/shopify  (X-Shopify-Hmac-Sha256)",
+            f"                            POST {self.url}/webhooks/woocommerce  (X-WC-Webhook-Signature)",
             f"                            GET  {self.url}/healthz",
             f"  try it                    python -m pinrelay_local post-samples{url_option}",
         ]
@@ -671,6 +680,23 @@ def refresh_shopify_timestamps(payload: Any, now_iso: str | None = None) -> Any:
     return payload
 
 
+def woocommerce_topic_from_filename(name: str) -> str | None:
+    """``woocommerce_order_created_x.json`` -> ``order.created``."""
+    match = re.match(r"woocommerce_(order)_(created|updated)", name)
+    return f"{match.group(1)}.{match.group(2)}" if match else None
+
+
+def refresh_woocommerce_timestamps(payload: Any, now: float | None = None) -> Any:
+    """Set the order's GMT dates (and local ones, read as UTC here) to now."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() if now is None else now))
+    if isinstance(payload, dict):
+        for key in ("date_created", "date_created_gmt", "date_modified", "date_modified_gmt", "date_paid",
+                    "date_paid_gmt", "date_completed", "date_completed_gmt"):
+            if payload.get(key):
+                payload[key] = stamp
+    return payload
+
+
 def refresh_event_times(payload: Any, now: int | None = None) -> Any:
     """Set ``event_time`` to now on one event object, or on each item of ``{"data": [...]}`` / a list."""
     now = int(time.time()) if now is None else now
@@ -712,8 +738,9 @@ def post_samples(
     shop_domain: str = DEFAULT_SHOP_DOMAIN,
     out: Printer | None = print,
     timeout: float = 15.0,
+    woocommerce_secret: str = LOCAL_DEFAULTS["WOOCOMMERCE_WEBHOOK_SECRET"],
 ) -> list[SampleResult]:
-    """POST every sample in events/webhooks/ (Shopify, signed) and events/api/ (x-api-key)."""
+    """POST every sample in events/webhooks/ (Shopify and WooCommerce, signed) and events/api/ (x-api-key)."""
     events_dir = Path(events_dir) if events_dir is not None else REPO_ROOT / "events"
     base_url = base_url.rstrip("/")
     results: list[SampleResult] = []
@@ -728,9 +755,24 @@ def post_samples(
         return results
 
     for file in webhook_files:
+        woo_topic = woocommerce_topic_from_filename(file.name)
+        if woo_topic is not None:
+            payload = refresh_woocommerce_timestamps(json.loads(file.read_text(encoding="utf-8")))
+            raw = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+            headers = {
+                "Content-Type": "application/json",
+                "X-WC-Webhook-Topic": woo_topic,
+                "X-WC-Webhook-Signature": shopify_signature(woocommerce_secret, raw),  # same base64 HMAC-SHA256
+                "X-WC-Webhook-Source": "https://pinrelay-dev.example/",
+                "X-WC-Webhook-Delivery-ID": str(uuid.uuid4()),
+            }
+            status, body = _post(f"{base_url}/webhooks/woocommerce", raw, headers, timeout)
+            results.append(SampleResult(file, "/webhooks/woocommerce", status, body))
+            say(f"{file.relative_to(events_dir)} [{woo_topic}] -> {status or 'ERROR'} {body.strip()}")
+            continue
         topic = shopify_topic_from_filename(file.name)
         if topic is None:
-            say(f"skip {file.relative_to(events_dir)}: not named shopify_<topic>*.json")
+            say(f"skip {file.relative_to(events_dir)}: not named shopify_<topic>*.json or woocommerce_<topic>*.json")
             continue
         payload = refresh_shopify_timestamps(json.loads(file.read_text(encoding="utf-8")))
         raw = json.dumps(payload, separators=(",", ":")).encode("utf-8")
