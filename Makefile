@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY = 0
 SAM_BIN := $(VENV)/bin/sam
 SAM_BUILD_DIR := .aws-sam/build
 
-.PHONY: setup local test lint build post-samples soak bench clean
+.PHONY: setup local test lint security build post-samples soak bench clean
 
 ## setup: create .venv with Python 3.13 and install pinrelay with its dev tools
 setup: $(VENV)/.installed
@@ -44,6 +44,21 @@ bench: setup
 lint: setup
 	$(PY) -m pinrelay_local.lint_template
 
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+
+## security: checkov on template.yaml and on SAM's offline translation (accepted findings and why: .checkov.yaml)
+security: setup $(CHECKOV)
+	$(PY) -m pinrelay_local.lint_template
+	$(CHECKOV) --config-file .checkov.yaml --file template.yaml
+	$(CHECKOV) --config-file .checkov.yaml --file .aws-sam/lint/translated.json
+
+# checkov pins boto3/botocore/networkx/packaging below what .venv needs: it gets a venv of its own
+$(CHECKOV):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==3.3.30'
+
 ## build: sam build (no Docker; arm64 wheels) + .pyc compiled by 3.13 for Lambda cold starts
 build: setup
 	test -x $(SAM_BIN) || $(PY) -m pip install --quiet -e '.[dev,deploy]'
@@ -51,4 +66,4 @@ build: setup
 	$(PYTHON) -m compileall -q --invalidation-mode unchecked-hash $(SAM_BUILD_DIR)
 
 clean:
-	rm -rf .aws-sam .pytest_cache $(VENV)
+	rm -rf .aws-sam .pytest_cache $(VENV) $(CHECKOV_VENV)

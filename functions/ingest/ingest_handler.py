@@ -11,13 +11,13 @@ import base64
 import json
 import time
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
-from pinrelay.accounts import AccountMap, AccountRoute, key_matches, stored_key_digest
+from pinrelay.accounts import AccountMap, AccountRoute, key_matches, parse_account_map, stored_key_digest
 from pinrelay.adapters.aws import client
 from pinrelay.adapters.dynamodb import DynamoDedupStore
 from pinrelay.adapters.metrics import emit_ingest_metrics
@@ -31,6 +31,9 @@ from pinrelay.sources.signatures import verify_base64_hmac
 
 MAX_BODY_BYTES = 1_048_576
 UNAUTHORIZED = {"message": "unauthorized"}
+# What mapping a well-signed but malformed webhook body may raise (ArithmeticError: int(1e309),
+# decimal.Overflow); it becomes a rejected event with the reason, not a 500 the platform retries.
+UNMAPPABLE = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError)
 
 logger = Logger()
 app = APIGatewayHttpResolver()
@@ -58,14 +61,9 @@ def _secrets(ref: SecretRef | None) -> list[str]:
     return secret_values(ref, settings().secrets_max_age_seconds) if ref else []
 
 
-@lru_cache(maxsize=4)
-def _parse_account_map(raw: str) -> AccountMap:
-    return AccountMap.model_validate_json(raw)
-
-
 def account_map() -> AccountMap:
     ref = settings().account_map_ref
-    return _parse_account_map(secret_value(ref, settings().secrets_max_age_seconds)) if ref else AccountMap()
+    return parse_account_map(secret_value(ref, settings().secrets_max_age_seconds)) if ref else AccountMap()
 
 
 def _json(status: int, body: dict) -> Response:
@@ -119,8 +117,15 @@ def _read_json(raw: bytes) -> tuple[object | None, Response | None]:
     if len(raw) > MAX_BODY_BYTES:
         return None, _json(413, {"message": f"body over {MAX_BODY_BYTES} bytes; split it into several requests"})
     try:
-        return json.loads(raw), None
-    except (ValueError, UnicodeDecodeError):
+        # strict UTF-8: json.loads(bytes) would decode surrogates encoded in UTF-8 ('surrogatepass')
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return None, _json(400, {"message": "body is not JSON: it is not UTF-8"})
+    try:
+        return json.loads(text), None
+    except RecursionError:  # json raises it, not ValueError, past ~1000 levels of [ or {
+        return None, _json(400, {"message": "body is not JSON pinrelay can read: nested too deeply"})
+    except ValueError:
         return None, _json(400, {"message": "body is not JSON"})
 
 
@@ -181,10 +186,14 @@ def post_shopify_webhook() -> Response:
     payload, error = _read_json(raw)
     if error:
         return error
-    prepared = shopify.shopify_events(
-        topic, payload, now=now, webhook_id=_header("x-shopify-webhook-id"),
-        event_id_template=settings().shopify_event_id_template, content_id_field=settings().shopify_content_id_field,
-    )
+    try:
+        prepared = shopify.shopify_events(
+            topic, payload, now=now, webhook_id=_header("x-shopify-webhook-id"),
+            event_id_template=settings().shopify_event_id_template, content_id_field=settings().shopify_content_id_field,
+        )
+    except UNMAPPABLE as exc:  # e.g. OverflowError for a quantity of 1e309: answer, don't crash
+        reason = f"{topic}: the body is not a Shopify payload pinrelay understands ({type(exc).__name__})"
+        prepared = [EventRejected(reason)]
     return _accept(prepared, "shopify", now, route, webhook=True, consent_known=False)
 
 
@@ -209,6 +218,8 @@ def post_woocommerce_webhook() -> Response:
                                            max_paid_age_seconds=settings().dedup_window_seconds)
     except EventRejected as rejected:
         event = rejected
+    except UNMAPPABLE as exc:  # a signed body that is not the order it should be: answer, don't crash
+        event = EventRejected(f"{topic}: the body is not a WooCommerce order pinrelay understands ({type(exc).__name__})")
     if event is None:
         return _json(200, {"message": "order not paid yet: nothing to send", "ignored": True})
     return _accept([event], "woocommerce", now, route, webhook=True, consent_known=False)

@@ -47,7 +47,7 @@ class Command(NamedTuple):
     run: Callable[[argparse.Namespace], int]
 
 
-from pinrelay_local import ops  # noqa: E402  (its commands are registered at the end)
+from pinrelay_local import keys, ops  # noqa: E402  (its commands are registered at the end)
 
 COMMANDS: dict[str, Command] = {}
 
@@ -349,6 +349,7 @@ register("import-offline", "import offline conversions (store sales) from a CSV 
          run_import_offline)
 register("redrive", ops.REDRIVE_HELP, ops.setup_redrive, ops.run_redrive)
 register("rejected", ops.REJECTED_HELP, ops.setup_rejected, ops.run_rejected)
+register("new-api-key", keys.HELP, keys.setup, keys.run)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from types import ModuleType
 from typing import Any
 
 from pinrelay_local.http_gateway import HttpApiGateway, health_handler
+from pinrelay_local.openapi import openapi_handler
 from pinrelay_local.sqs_event_source import BatchSummary, SqsEventSource
 
 REGION = "us-east-1"
@@ -507,7 +508,7 @@ class LocalStack:
 
         self.gateway = HttpApiGateway(
             {("POST", "/events"): ingest, ("POST", "/webhooks/shopify"): ingest, ("POST", "/webhooks/woocommerce"): ingest,
-             ("GET", "/healthz"): health_handler},
+             ("GET", "/healthz"): health_handler, ("GET", "/openapi.json"): openapi_handler},
             host=self.host,
             port=self.port,
             function_names={

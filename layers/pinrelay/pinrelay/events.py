@@ -6,6 +6,7 @@ reason: the 7-day / 5-minute event_time window and an identifier Pinterest can m
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,11 @@ from pinrelay.normalise import HASHED_FIELDS, UserDataBuilder, address_country
 
 MAX_EVENT_AGE_SECONDS = 7 * 86_400
 MAX_EVENT_AHEAD_SECONDS = 300
+
+# A lone surrogate (JSON allows "\ud800") is not text: it cannot be encoded as UTF-8 (hashing) and
+# SQS refuses it, as it refuses the non-characters U+FFFE and U+FFFF.
+_UNSAFE_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
+UNSAFE_TEXT_REASON = "holds a lone surrogate or U+FFFE/U+FFFF, which is not text (SQS refuses it)"
 
 
 class EventRejected(ValueError):
@@ -64,6 +70,30 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def unsafe_text_path(value: Any) -> str | None:
+    """Where in ``value`` (a parsed JSON document) a string or key holds text SQS cannot carry
+    (``_UNSAFE_TEXT``), e.g. ``custom_data.contents[0].item_name``; None when there is none.
+    Iterative: a document nested as deep as json.loads allows does not exhaust the stack."""
+    todo: list[tuple[str, Any]] = [("", value)]
+    while todo:
+        path, item = todo.pop()
+        if isinstance(item, str):
+            if _UNSAFE_TEXT.search(item):
+                return path or "event"
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                if isinstance(key, str) and _UNSAFE_TEXT.search(key):
+                    return f"{path or 'event'} (a field name)"
+                todo.append((f"{path}.{key}" if path else str(key), child))
+        elif isinstance(item, list):
+            todo.extend((f"{path}[{index}]", child) for index, child in reversed(list(enumerate(item))))
+    return None
+
+
+def _safe_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and not _UNSAFE_TEXT.search(value) else None
+
+
 def _as_list(value: str | list[str] | None) -> list[str]:
     if value is None:
         return []
@@ -92,14 +122,14 @@ def prepare_api_event(raw: Any, now: int) -> PreparedEvent:
     """Validate one event of ``POST /events`` and turn it into a hashed Pinterest event."""
     if not isinstance(raw, dict):
         raise EventRejected("event: must be a JSON object")
+    event_id, event_name = _safe_str(raw.get("event_id")), _safe_str(raw.get("event_name"))
+    unsafe = unsafe_text_path(raw)
+    if unsafe:
+        raise EventRejected(f"{unsafe}: {UNSAFE_TEXT_REASON}", event_id=event_id, event_name=event_name)
     try:
         incoming = IncomingEvent.model_validate(raw)
     except ValidationError as exc:
-        raise EventRejected(
-            describe_validation_error(exc),
-            event_id=raw.get("event_id") if isinstance(raw.get("event_id"), str) else None,
-            event_name=raw.get("event_name") if isinstance(raw.get("event_name"), str) else None,
-        ) from None
+        raise EventRejected(describe_validation_error(exc), event_id=event_id, event_name=event_name) from None
     event = incoming.model_dump(exclude_none=True, exclude={"user_data"})
     user_data, warnings = hash_raw_user_data(incoming.user_data.model_dump(exclude_none=True))
     event["user_data"] = user_data
@@ -110,8 +140,13 @@ def prepare_api_event(raw: Any, now: int) -> PreparedEvent:
 
 
 def check_deliverable(prepared: PreparedEvent, now: int) -> None:
-    """Refuse what Pinterest would fail: stale or future event_time, nothing to match on."""
+    """Refuse what Pinterest would fail: stale or future event_time, nothing to match on; and
+    what SQS would refuse (text that is not text), whatever source mapped the event."""
     event = prepared.event
+    unsafe = unsafe_text_path(event)
+    if unsafe:
+        raise EventRejected(f"{unsafe}: {UNSAFE_TEXT_REASON}", _safe_str(event.get("event_id")),
+                            _safe_str(event.get("event_name")))
     event_time = event["event_time"]
     if event_time < now - MAX_EVENT_AGE_SECONDS:
         raise EventRejected(

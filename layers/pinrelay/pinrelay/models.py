@@ -39,7 +39,8 @@ def _decimal_string(value: Any) -> Any:
             raise ValueError("must be a number or a numeric string") from None
         if not number.is_finite():
             raise ValueError("must be a finite number")
-        if abs(number) >= Decimal("1e15"):
+        # copy_abs, not abs(): abs() rounds in the decimal context and raises Overflow for 1e999999999
+        if number.copy_abs() >= Decimal("1e15"):
             raise ValueError("is too large")
         return str(value).strip() if isinstance(value, str) else format(number, "f")
     raise ValueError("must be a number or a numeric string")

@@ -35,6 +35,7 @@ _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 _NON_DIGIT = re.compile(r"\D+")
 _SUBDIVISION = re.compile(r"([A-Za-z]{2})-(\w{1,3})")
+_ANY_DIGIT = re.compile(r"\d")  # any Unicode decimal digit (Arabic-Indic, fullwidth, ...)
 
 US_STATES = {
     "alabama": "al", "alaska": "ak", "arizona": "az", "arkansas": "ar", "california": "ca",
@@ -127,8 +128,14 @@ def normalise_state(value: str, country: str | None = None) -> str:
     return state
 
 
+def ascii_digits(text: str) -> str:
+    """Unicode decimal digits as 0-9: Python's regex and int() take them as digits, but Pinterest
+    hashes ASCII ones (an Arabic-Indic birth date would otherwise hash as a value that never matches)."""
+    return text if text.isascii() else _ANY_DIGIT.sub(lambda match: str(int(match.group())), text)
+
+
 def normalise_zip(value: str, country: str | None = None) -> str:
-    text = value.strip().lower()
+    text = ascii_digits(value).strip().lower()
     if country is None and re.fullmatch(r"\d{5}(-?\d{4})?", text):
         country = "us"
     if country and country.lower() == "us":
@@ -157,6 +164,7 @@ def normalise_gender(value: str, country: str | None = None) -> str:
 
 
 def normalise_birth_date(value: str, country: str | None = None) -> str:
+    value = ascii_digits(value)
     digits = _NON_DIGIT.sub("", value)
     if len(digits) != 8 or not re.fullmatch(r"\d{4}\D?\d{2}\D?\d{2}", value.strip()):
         raise NormalisationError("birth date must be YYYYMMDD or YYYY-MM-DD")

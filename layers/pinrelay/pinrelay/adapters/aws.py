@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any
+
+# botocore and urllib3 log request and response bodies at DEBUG: Secrets Manager answers (tokens,
+# webhook secrets) and queue messages. pinrelay's own DEBUG logging never turns them on.
+for _noisy in ("botocore", "boto3", "urllib3"):
+    logging.getLogger(_noisy).setLevel(logging.INFO)
 
 
 @cache

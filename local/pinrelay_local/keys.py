@@ -1,0 +1,149 @@
+"""``pinrelay new-api-key``: a new x-api-key for ``POST /events``, stored only as its SHA-256.
+
+The key is printed once and kept nowhere; what is stored (in the ingest key secret, or in an
+account map entry's ``api_key_sha256``) is ``sha256:<hex>``, which lets pinrelay check a key but
+not recover it. The secret may hold several keys, one per line (or separated by commas): add the
+new key, switch the clients over, then remove the old one (``--replace`` stores the new key alone).
+
+    pinrelay new-api-key                                      # print a key and the line to store
+    pinrelay new-api-key --secret-id pinrelay/ingest-api-key  # ... and append the line to the secret
+    pinrelay new-api-key --secret-id pinrelay/ingest-api-key --replace   # end of a rotation
+
+Register it in a CLI with ``add_parser(subparsers)``; ``run(args)`` does the work and returns the
+exit status. Standalone: ``python -m pinrelay_local.keys``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import secrets
+import sys
+from collections.abc import Callable
+from typing import Any
+
+HASHED_KEY_PREFIX = "sha256:"  # as pinrelay.accounts.HASHED_KEY_PREFIX (the layer is not imported here)
+PLACEHOLDER = "REPLACE_ME"  # as pinrelay.adapters.secrets.PLACEHOLDER: never a usable key
+KEY_BYTES = 32
+SECRETS_MAX_AGE_SECONDS = 300  # the ingest Lambda's secret cache (SECRETS_MAX_AGE_SECONDS)
+
+Printer = Callable[[str], None]
+
+
+def new_key() -> str:
+    """A random key: 32 bytes from the OS's CSPRNG, URL-safe base64 (43 characters)."""
+    return secrets.token_urlsafe(KEY_BYTES)
+
+
+def stored_form(key: str) -> str:
+    """The line to store for ``key``: ``sha256:<64 hex>``."""
+    return HASHED_KEY_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def secret_entries(value: str) -> list[str]:
+    """The keys a secret value holds, as the ingest handler reads them (commas or newlines)."""
+    return [
+        part.strip() for part in value.replace("\n", ",").split(",") if part.strip() and part.strip() != PLACEHOLDER
+    ]
+
+
+def with_entry(current: str, line: str, *, replace: bool = False) -> str:
+    """The secret value once ``line`` is added (or, with ``replace``, is the only entry)."""
+    entries = [] if replace else secret_entries(current)
+    if line not in entries:
+        entries.append(line)
+    return "\n".join(entries)
+
+
+def secretsmanager_client(
+    region: str | None = None, profile: str | None = None, endpoint_url: str | None = None
+) -> Any:
+    import boto3
+
+    session = boto3.session.Session(profile_name=profile, region_name=region)
+    return session.client("secretsmanager", endpoint_url=endpoint_url)
+
+
+def add_to_secret(client: Any, secret_id: str, line: str, *, replace: bool = False) -> int:
+    """Append ``line`` to the secret (a new AWSCURRENT version); returns how many keys it holds."""
+    current = client.get_secret_value(SecretId=secret_id).get("SecretString") or ""
+    value = with_entry(current, line, replace=replace)
+    if value != current:
+        client.put_secret_value(SecretId=secret_id, SecretString=value)
+    return len(secret_entries(value))
+
+
+HELP = "generate an x-api-key for POST /events and the sha256 line to store"
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``new-api-key`` on an ``add_subparsers()`` object; sets ``func=run``."""
+    parser = sub.add_parser(
+        "new-api-key",
+        help=HELP,
+        description="Generate an x-api-key for POST /events. The key is printed once and stored nowhere; "
+        "only its sha256:<hex> line is stored (with --secret-id, appended to the secret).",
+    )
+    setup(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--secret-id",
+        help="Secrets Manager secret (name or ARN) to append the sha256 line to, e.g. pinrelay/ingest-api-key",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="store the new key alone: every other key in the secret stops working (end of a rotation)",
+    )
+    parser.add_argument("--region", help="AWS region (default: the AWS CLI's)")
+    parser.add_argument("--profile", help="AWS profile (default: the AWS CLI's)")
+    parser.add_argument("--endpoint-url", help=argparse.SUPPRESS)  # moto / local testing
+
+
+def run(args: argparse.Namespace, out: Printer = print, err: Printer | None = None) -> int:
+    err = err or (lambda line: print(line, file=sys.stderr))
+    if getattr(args, "replace", False) and not getattr(args, "secret_id", None):
+        err("new-api-key: --replace needs --secret-id")
+        return 2
+    key = new_key()
+    line = stored_form(key)
+    if args.secret_id:
+        try:
+            client = secretsmanager_client(args.region, args.profile, getattr(args, "endpoint_url", None))
+            count = add_to_secret(client, args.secret_id, line, replace=args.replace)
+        except Exception as exc:  # noqa: BLE001 - botocore's errors: say what failed, no traceback, no key
+            err(f"new-api-key: could not update secret {args.secret_id!r}: {type(exc).__name__}: {exc}")
+            err("new-api-key: nothing was stored; the generated key was not shown and is discarded")
+            return 1
+    out("x-api-key (shown once, stored nowhere: give it to the client now):")
+    out(f"  {key}")
+    if args.secret_id:
+        action = "stored as the only key of" if args.replace else "appended to"
+        out(f"{line} {action} {args.secret_id} ({count} key(s) in it now).")
+        out(
+            f"The ingest function picks it up within {SECRETS_MAX_AGE_SECONDS} s (its secret cache). Once every "
+            "client uses the new key, remove the old key's line (or run again with --replace)."
+        )
+    else:
+        out(
+            "Store this line in the ingest key secret (one key per line; keep the old key's line until every "
+            "client has switched), or its hex part in an account map entry's api_key_sha256:"
+        )
+        out(f"  {line}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pinrelay")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(["new-api-key", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
