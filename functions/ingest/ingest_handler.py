@@ -82,7 +82,10 @@ def _header(name: str) -> str | None:
 
 def _answer(outcome: IngestOutcome, source: str, webhook: bool = False) -> Response:
     emit_ingest_metrics(outcome.results, source)
-    logger.info(
+    # one line per request costs more in CloudWatch Logs than the Lambda time of a webhook:
+    # INFO only when something needs a look (a rejection or an error), DEBUG otherwise
+    log = logger.info if outcome.count("rejected") or outcome.failed else logger.debug
+    log(
         "ingested",
         extra={
             "source": source,

@@ -1448,14 +1448,19 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
     for function, invocations in (("ingest", posts), ("sender", sender_invocations)):
         artifact = (cold.get(function) or {}).get("artifact") or {}
         init_ms += a["cold_start_fraction"] * invocations * (artifact.get("import_ms", 0.0) * cpu_scale)
-    platform_bytes = a["platform_log_bytes_per_invocation"] * (posts + sender_invocations)
+    observe = template_observability()
+    platform_bytes = a["platform_log_bytes_per_invocation"] * (
+        posts * observe["ingest"]["platform_logs"] + sender_invocations * observe["sender"]["platform_logs"])
     access_bytes = access_log_bytes() * posts
     log_bytes = phase["log_bytes_per_event"] * 1e6 + platform_bytes + access_bytes
     secrets = max(1, int(local.get("secret_ids_read") or 2))
     ingest_rate = rate / per_post
     sender_rate = rate / events_per_sender
-    xray = posts * xray_sampled_fraction(ingest_rate, a["xray_reservoir_per_s"], a["xray_fixed_rate"]) \
-        + sender_invocations * xray_sampled_fraction(sender_rate, a["xray_reservoir_per_s"], a["xray_fixed_rate"])
+    ingest_traced = observe["ingest"]["traced"] * xray_sampled_fraction(
+        ingest_rate, observe["ingest"]["reservoir_per_s"], observe["ingest"]["fixed_rate"])
+    sender_traced = observe["sender"]["traced"] * xray_sampled_fraction(
+        sender_rate, observe["sender"]["reservoir_per_s"], observe["sender"]["fixed_rate"])
+    xray = posts * ingest_traced + sender_invocations * sender_traced
     usage = Usage(
         http_requests=posts * http_billable_requests(body_bytes),
         ingest_invocations=posts,
@@ -1477,7 +1482,7 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
         "log_bytes_app_per_event": phase["log_bytes_per_event"], "log_bytes_platform": platform_bytes,
         "log_bytes_access": access_bytes,
         "events_per_sender_invocation": events_per_sender, "secrets": secrets,
-        "xray_fraction_ingest": xray_sampled_fraction(ingest_rate), "xray_fraction_sender": xray_sampled_fraction(sender_rate),
+        "xray_fraction_ingest": ingest_traced, "xray_fraction_sender": sender_traced, "template": observe,
         "measured_in_phase": "trickle" if scenario == "webhook" and local.get("trickle") else ("singles" if scenario == "webhook" else "batch"),
     }
     return usage, detail
@@ -1488,6 +1493,30 @@ _ACCESS_LOG_SAMPLE = {
     "httpMethod": "POST", "path": "/webhooks/shopify", "status": "202", "responseLength": "201",
     "integrationErrorMessage": "-", "responseLatency": "38",
 }
+
+
+def template_observability(template: Path = REPO_ROOT / "template.yaml") -> dict[str, Any]:
+    """What template.yaml says about tracing and Lambda's platform log lines, per function:
+    ``{"ingest": {"traced": bool, "reservoir_per_s", "fixed_rate", "platform_logs": bool}, "sender": {...}}``."""
+    from pinrelay_local.lint_template import load_template
+
+    a = MODEL_ASSUMPTIONS
+    resources = load_template(template).get("Resources", {})
+    globals_fn = (load_template(template).get("Globals", {}) or {}).get("Function", {}) or {}
+    rules = [r["Properties"]["SamplingRule"] for r in resources.values() if r.get("Type") == "AWS::XRay::SamplingRule"]
+    out: dict[str, Any] = {}
+    for short, logical in (("ingest", "IngestFunction"), ("sender", "SenderFunction")):
+        props = resources.get(logical, {}).get("Properties", {})
+        tracing = props.get("Tracing", globals_fn.get("Tracing", "PassThrough"))
+        rule = next((r for r in rules if r.get("ServiceName") == {"Ref": logical}), None)
+        system_level = (props.get("LoggingConfig") or {}).get("SystemLogLevel", "INFO")
+        out[short] = {
+            "traced": tracing == "Active",
+            "reservoir_per_s": float(rule["ReservoirSize"]) if rule else a["xray_reservoir_per_s"],
+            "fixed_rate": float(rule["FixedRate"]) if rule else a["xray_fixed_rate"],
+            "platform_logs": system_level in ("DEBUG", "INFO"),
+        }
+    return out
 
 
 def access_log_bytes(template: Path = REPO_ROOT / "template.yaml") -> int:
