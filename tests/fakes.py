@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 from pinrelay.ports import DedupClaim, DeliveryRecord, HttpAnswer
+from pinrelay_local.memory import MemoryDedupStore
 
 
-class InMemoryDedupStore:
+class InMemoryDedupStore(MemoryDedupStore):
+    """The in-memory store, able to fail its claims and remembering what was recorded."""
+
     def __init__(self) -> None:
-        self.items: dict[str, dict] = {}
+        super().__init__()
         self.fail_claims = False
         self.recorded: list[DeliveryRecord] = []
 
     def claim(self, claims: list[DedupClaim], now: int) -> list[bool]:
         if self.fail_claims:
             raise RuntimeError("throttled")
-        fresh = []
-        for claim in claims:
-            item = self.items.get(claim.key)
-            if item is None or item["expires_at"] <= now:
-                self.items[claim.key] = {"state": "queued", "expires_at": claim.expires_at, "claim_id": claim.claim_id}
-                fresh.append(True)
-            else:
-                fresh.append(False)
-        return fresh
-
-    def release(self, claims: list[DedupClaim]) -> None:
-        for claim in claims:
-            if self.items.get(claim.key, {}).get("claim_id") == claim.claim_id:
-                del self.items[claim.key]
-
-    def delivery_states(self, keys: list[str]) -> dict[str, str]:
-        return {key: self.items[key]["state"] for key in keys if key in self.items}
+        return super().claim(claims, now)
 
     def record_deliveries(self, records: list[DeliveryRecord]) -> None:
         self.recorded.extend(records)
-        for record in records:
-            self.items[record.key] = {"state": record.state, "expires_at": record.expires_at, "error": record.error_message}
+        super().record_deliveries(records)
 
 
 class ListQueue:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from datetime import datetime
 from functools import cache
 
@@ -18,11 +17,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from pinrelay.accounts import AccountMap, AccountRoute, key_matches, parse_account_map, stored_key_digest
-from pinrelay.adapters.aws import client
-from pinrelay.adapters.dynamodb import DynamoDedupStore
 from pinrelay.adapters.metrics import emit_ingest_metrics
+from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.adapters.secrets import secret_value, secret_values
-from pinrelay.adapters.sqs import SqsEventQueue
 from pinrelay.config import IngestSettings, SecretRef, ingest_settings
 from pinrelay.events import EventRejected, PreparedEvent
 from pinrelay.ingest import MAX_EVENTS_PER_REQUEST, IngestOutcome, IngestService, IngestUnavailable
@@ -45,16 +42,8 @@ def settings() -> IngestSettings:
 
 @cache
 def service() -> IngestService:
-    config = settings()
-    shopify.validate_event_id_template(config.shopify_event_id_template)
-    return IngestService(
-        ad_account_id=config.pinterest_ad_account_id,
-        dedup_window_seconds=config.dedup_window_seconds,
-        store=DynamoDedupStore(config.dedup_table_name, client("dynamodb")),
-        queue=SqsEventQueue(config.queue_url, client("sqs")),
-        clock=time.time,
-        ldp_policy=config.ldp_policy,
-    )
+    shopify.validate_event_id_template(settings().shopify_event_id_template)
+    return aws_ingest_service(settings())
 
 
 def _secrets(ref: SecretRef | None) -> list[str]:

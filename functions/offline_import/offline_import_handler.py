@@ -36,9 +36,8 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger
 
 from pinrelay.adapters.aws import client
-from pinrelay.adapters.dynamodb import DynamoDedupStore
 from pinrelay.adapters.metrics import emit_ingest_metrics
-from pinrelay.adapters.sqs import SqsEventQueue
+from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import OfflineImportSettings, offline_import_settings
 from pinrelay.events import EventRejected, PreparedEvent
 from pinrelay.ingest import MAX_EVENTS_PER_REQUEST, IngestService, IngestUnavailable
@@ -61,15 +60,7 @@ def settings() -> OfflineImportSettings:
 
 @cache
 def service() -> IngestService:
-    s = settings()
-    return IngestService(
-        ad_account_id=s.pinterest_ad_account_id,
-        dedup_window_seconds=s.dedup_window_seconds,
-        store=DynamoDedupStore(s.dedup_table_name, client("dynamodb")),
-        queue=SqsEventQueue(s.queue_url, client("sqs")),
-        clock=time.time,
-        ldp_policy=s.ldp_policy,
-    )
+    return aws_ingest_service(settings())
 
 
 def _report_row(row: CheckedRow, result: EventResult) -> dict[str, Any]:
