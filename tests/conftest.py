@@ -24,3 +24,14 @@ def shopify_order(now: int | None = None, name: str = "shopify_orders_create_sho
 @pytest.fixture
 def now() -> int:
     return int(time.time())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_body_the_sender_produces_is_valid_for_pinterest():
+    """Across the whole session, every body pinrelay's sender posted to an in-process Pinterest
+    stand-in validated against the shared ConversionEvents schema (the stand-in records any that
+    did not; end-to-end tests in a subprocess check theirs directly)."""
+    from pinrelay_local.pinterest_standin import SENDER_SCHEMA_VIOLATIONS
+
+    yield
+    assert SENDER_SCHEMA_VIOLATIONS == [], SENDER_SCHEMA_VIOLATIONS[:3]

@@ -443,3 +443,14 @@ def test_stop_closes_the_port():
         requests.post(url, json=body_of(sample_event()), headers=AUTH, timeout=2)
     with pytest.raises(RuntimeError):
         pin.base_url
+
+
+def test_a_schema_invalid_body_from_pinrelays_sender_is_recorded_for_the_session_check():
+    from pinrelay_local.pinterest_standin import SENDER_SCHEMA_VIOLATIONS
+
+    with PinterestStandIn(token=TOKEN) as pin:
+        response = requests.post(pin.events_url("123"), json={"data": [{"event_name": "checkout"}]}, timeout=5,
+                                 headers={"Authorization": f"Bearer {TOKEN}", "User-Agent": "pinrelay/0.1.0"})
+        assert response.status_code == 400
+    assert SENDER_SCHEMA_VIOLATIONS and SENDER_SCHEMA_VIOLATIONS[-1]["body"] == {"data": [{"event_name": "checkout"}]}
+    SENDER_SCHEMA_VIOLATIONS.clear()  # it was this test's own, deliberate

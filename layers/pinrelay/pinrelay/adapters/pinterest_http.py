@@ -9,7 +9,10 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from pinrelay import __version__
 from pinrelay.ports import HttpAnswer
+
+USER_AGENT = f"pinrelay/{__version__}"
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -38,7 +41,11 @@ class RequestsPinterestApi:
                 url,
                 data=body,
                 params={"test": "true"} if test else None,
-                headers={"Authorization": f"Bearer {self.token(ad_account_id)}", "Content-Type": "application/json"},
+                headers={
+                    "Authorization": f"Bearer {self.token(ad_account_id)}",
+                    "Content-Type": "application/json",
+                    "User-Agent": USER_AGENT,
+                },
                 timeout=self.timeout_seconds,
             )
         except requests.Timeout:
