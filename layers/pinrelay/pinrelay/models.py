@@ -26,10 +26,29 @@ ActionSource = Literal["app_android", "app_ios", "web", "offline"]
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
+_TOO_LARGE = Decimal("1e15")
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]+)?")  # plainly a number under 1e15 in magnitude
+
+
 def _decimal_string(value: Any) -> Any:
     """Pinterest takes money as a string parsed into a double: accept numbers, send strings."""
     if value is None:
         return None
+    # Fast paths (pydantic calls this for every price): the answer the Decimal route below gives
+    # for the commonest shapes, without building a Decimal (tests/unit/test_ingest_fast_paths.py).
+    kind = type(value)
+    if kind is str:
+        text = value.strip()
+        if _PLAIN_DECIMAL.fullmatch(text):
+            return text
+    elif kind is int:
+        if -1_000_000_000_000_000 < value < 1_000_000_000_000_000:
+            return str(value)
+    elif kind is float:
+        if -1e15 < value < 1e15:
+            text = repr(value)
+            if "e" not in text:  # format(Decimal(text), "f") is text itself, unless an exponent
+                return text
     if isinstance(value, bool):
         raise ValueError("must be a number or a numeric string")
     if isinstance(value, (int, float, str)):
@@ -40,7 +59,7 @@ def _decimal_string(value: Any) -> Any:
         if not number.is_finite():
             raise ValueError("must be a finite number")
         # copy_abs, not abs(): abs() rounds in the decimal context and raises Overflow for 1e999999999
-        if number.copy_abs() >= Decimal("1e15"):
+        if number.copy_abs() >= _TOO_LARGE:
             raise ValueError("is too large")
         return str(value).strip() if isinstance(value, str) else format(number, "f")
     raise ValueError("must be a number or a numeric string")

@@ -52,11 +52,14 @@ def apply_ldp(event: dict[str, Any], policy: LdpPolicy, consent_known: bool | No
 
 def match_keys(user_data: dict[str, Any]) -> list[str]:
     """Which kinds of identifier Pinterest can match this event on."""
-    keys = [key for key in ("em", "ph", "external_id", "click_id") if user_data.get(key)]
-    if user_data.get("client_ip_address") and user_data.get("client_user_agent"):
+    get = user_data.get
+    keys = [key for key in ("em", "ph", "external_id", "click_id") if get(key)]
+    if get("client_ip_address") and get("client_user_agent"):
         keys.append("ip_ua")
-    if user_data.get("hashed_maids"):
+    if get("hashed_maids"):
         keys.append("hashed_maids")
-    if any(user_data.get(field) for field in _ADDRESS_FIELDS):
-        keys.append("address")
+    for field in _ADDRESS_FIELDS:
+        if get(field):
+            keys.append("address")
+            break
     return keys

@@ -1,0 +1,348 @@
+"""The fast ingest path answers exactly what the slow one answered (tests/unit/_reference.py):
+the same prepared events, key order included, the same warnings, the same rejections naming the
+same field; batch and single preparation alike; prices, message JSON and match keys too."""
+
+import json
+import math
+import random
+import struct
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pinrelay import events
+from pinrelay.events import (
+    EventRejected,
+    hash_raw_user_data,
+    hash_raw_user_data_batch,
+    prepare_api_event,
+    prepare_api_events,
+    text_is_clean,
+    unsafe_text_path,
+)
+from pinrelay.ingest import IngestService, queued_message_body
+from pinrelay.models import EVENT_NAMES, _decimal_string
+from pinrelay.normalise import UserDataBuilder
+from pinrelay.ports import DedupClaim
+from pinrelay.privacy import _ADDRESS_FIELDS, match_keys
+from pinrelay_local.bench import make_events
+from tests.fakes import InMemoryDedupStore, ListQueue
+from tests.unit import _reference as reference
+
+NOW = int(time.time())
+SETTINGS = settings(max_examples=300, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+# Text that trips the unsafe-text check (lone surrogates, U+FFFE, U+FFFF), text whose UTF-8 shares
+# their lead bytes (Hangul ED 80-9F, U+F000-U+FFFD: EF ..), and ordinary text.
+HOSTILE = ["\ud800", "\udbff", "\udc00", "\udfff", "\ufffe", "\uffff"]
+LOOKALIKE = ["한", "국", "\ud7a3", "\ufffd", "\uff21", "\uffe0", "\uf8ff", "\U0001f600", "\u202e", "\x00", "é"]
+characters = st.one_of(st.characters(codec="utf-8", exclude_characters="\ufffe\uffff"), st.sampled_from(LOOKALIKE))
+plain_texts = st.one_of(st.text(characters, max_size=12),
+                        st.sampled_from(["", " ", "US", "ca", "a@b.co", "12.50", "1e400"]))
+hostile_texts = st.tuples(plain_texts, st.sampled_from(HOSTILE), plain_texts).map("".join)
+texts = plain_texts  # events are made of these; mutated() and json_values bring the hostile ones
+any_texts = st.one_of(plain_texts, hostile_texts)
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), any_texts)
+json_values = st.recursive(
+    scalars, lambda children: st.lists(children, max_size=3) | st.dictionaries(any_texts, children, max_size=3),
+    max_leaves=8,
+)
+
+
+def phones():
+    return st.one_of(
+        st.sampled_from(["(415) 555-0134", "+1 416 555 0134", "020 7946 0018", "030 901820", "+81 3-1234-5678",
+                         "555-0134", "1 (123) 456-7890", "12", "+1-800-FLOWERS", "0049 30 901820"]),
+        st.text(alphabet="0123456789 +().-", min_size=7, max_size=18),
+    )
+
+
+def user_values(field_values):
+    return st.one_of(field_values, st.lists(field_values, max_size=3))
+
+
+USER_DATA = {
+    "em": st.sampled_from([" Jane.Doe@Example.com ", "bob@example.com", "bob@example.com", "not-an-email", "A" * 64,
+                           "e" * 63]),
+    "ph": phones(),
+    "fn": st.sampled_from(["Jane", " Léon ", "", "Ünal"]),
+    "ln": texts,
+    "ge": st.sampled_from(["f", "Female", "x", "unknown"]),
+    "db": st.sampled_from(["1990-02-28", "19900230", "١٩٨٤-٠٧-١٦"]),
+    "ct": st.sampled_from(["St. Louis", "München", "Toronto"]),
+    "st": st.sampled_from(["California", "KY", "US-KY", "Île-de-France"]),
+    "zp": st.sampled_from(["94103-1234", "SW1A 1AA", "1234", "40202"]),
+    "country": st.sampled_from(["US", "ca", "GB", "United States", "de", "b" * 64]),
+    "external_id": texts,
+    "hashed_maids": st.sampled_from(["AEBE52E7-03EE-455A-B3C4-E57283966239", "f" * 64]),
+}
+CLEAR = {"client_ip_address": st.sampled_from(["203.0.113.7", " 2001:db8::1 ", ""]),
+         "client_user_agent": st.sampled_from(["Mozilla/5.0", "UA \ufffd"]), "click_id": texts, "partner_id": texts}
+OPTIONAL_USER_DATA = {**{name: user_values(values) for name, values in USER_DATA.items() if name != "em"}, **CLEAR}
+
+user_data = st.one_of(
+    st.fixed_dictionaries({"em": user_values(USER_DATA["em"])}, optional=OPTIONAL_USER_DATA),
+    st.fixed_dictionaries({}, optional={"em": user_values(USER_DATA["em"]), **OPTIONAL_USER_DATA}),
+)
+prices = st.one_of(st.floats(), st.integers(-(10**16), 10**16), texts,
+                   st.sampled_from(["12.50", "72.39", " 1e3 ", "-0.5"]))
+contents = st.lists(st.fixed_dictionaries({}, optional={
+    "id": texts, "item_price": prices, "quantity": st.integers(0, 5), "item_name": texts}), max_size=3)
+custom_data = st.fixed_dictionaries({}, optional={
+    "value": prices, "currency": st.sampled_from(["USD", "eur", " gbp ", "EURO", "\ufffe"]), "order_id": texts,
+    "contents": contents, "content_ids": st.lists(texts, max_size=3), "opt_out_type": st.sampled_from(["LDP", ""]),
+    "num_items": st.integers(0, 9)})
+api_events = st.fixed_dictionaries(
+    {"event_name": st.sampled_from(sorted(EVENT_NAMES)),
+     "action_source": st.sampled_from(["web", "app_ios", "offline"]),
+     "event_id": st.one_of(*[st.from_regex(r"[a-z0-9-]{1,12}", fullmatch=True)] * 4, plain_texts, hostile_texts),
+     "user_data": user_data},
+    optional={"event_time": st.integers(NOW - 8 * 86_400, NOW + 600), "custom_data": custom_data,
+              "opt_out": st.booleans(), "language": texts, "event_source_url": texts},
+)
+
+
+@st.composite
+def mutated(draw):
+    """An event, sometimes with one value (or an unknown field) set to any JSON value or hostile text."""
+    event = draw(api_events)
+    if draw(st.integers(0, 2)) == 0:
+        target = draw(st.sampled_from([event, event["user_data"], event.get("custom_data", event)]))
+        name = draw(st.sampled_from([*sorted(target), "colour"]))
+        target[name] = draw(st.one_of(json_values, hostile_texts))
+    return event
+
+
+def outcome(prepare, raw):
+    try:
+        prepared = prepare(raw, NOW)
+    except EventRejected as rejected:
+        return ("rejected", rejected.reason, rejected.event_id, rejected.event_name)
+    return ("prepared", repr(prepared.event), prepared.warnings)  # repr: key order and types too
+
+
+def batch_outcomes(raws):
+    return [("rejected", item.reason, item.event_id, item.event_name) if isinstance(item, EventRejected)
+            else ("prepared", repr(item.event), item.warnings) for item in prepare_api_events(raws, NOW)]
+
+
+@SETTINGS
+@given(st.one_of(mutated(), api_events, json_values))
+def test_one_event_is_prepared_or_rejected_as_before(raw):
+    assert outcome(prepare_api_event, raw) == outcome(reference.prepare_api_event, raw)
+
+
+@SETTINGS
+@given(st.lists(st.one_of(mutated(), api_events, json_values), max_size=6))
+def test_a_batch_is_prepared_event_by_event_as_before(raws):
+    assert batch_outcomes(raws) == [outcome(reference.prepare_api_event, raw) for raw in raws]
+
+
+@st.composite
+def realistic_batches(draw):
+    """Checkouts as the bench makes them (US, CA, GB, DE, FR addresses and phones), one perhaps
+    with a value set to any JSON value or hostile text."""
+    raws = make_events(draw(st.integers(1, 8)), NOW, seed=draw(st.integers(0, 2**32)), prefix="real")
+    if draw(st.booleans()):
+        raw = draw(st.sampled_from(raws))
+        target = draw(st.sampled_from([raw, raw["user_data"], raw["custom_data"], raw["custom_data"]["contents"][0]]))
+        name = draw(st.sampled_from([*sorted(target), "colour"]))
+        target[name] = draw(st.one_of(json_values, hostile_texts, phones()))
+    return raws
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(realistic_batches())
+def test_realistic_batches_are_prepared_as_before(raws):
+    expected = [outcome(reference.prepare_api_event, raw) for raw in raws]
+    assert batch_outcomes(raws) == expected
+    assert [outcome(prepare_api_event, raw) for raw in raws] == expected
+
+
+def test_a_realistic_batch_with_repeats_and_bad_values_is_as_before():
+    rng = random.Random(7)
+    raws = make_events(300, NOW, seed=3, prefix="fast")
+    for raw in raws[::7]:  # the same person again, with the same bad values: each event keeps its warnings
+        phone = rng.choice(["12", "(415) 555-0134", "020 7946 0018"])
+        raw["user_data"].update(em="Jane.Doe@Example.com", ph=phone, db="1990-02-30")
+    raws[5]["custom_data"]["contents"][0]["item_name"] = "\uffff"
+    raws[9]["user_data"]["fn"] = ["ok", "\ud800"]
+    raws[11]["event_time"] = NOW - 9 * 86_400
+    raws[13] = "not an event"
+    raws[17]["user_data"] = {"ph": "+1 415 555 0134"}
+    raws[19]["user_data"]["country"] = ["CA", "US"]
+    raws[19]["user_data"]["ph"] = ["(613) 555-0143", "415 555 0134"]
+    expected = [outcome(reference.prepare_api_event, raw) for raw in raws]
+    assert batch_outcomes(raws) == expected
+    assert [outcome(prepare_api_event, raw) for raw in raws] == expected
+    assert sum(1 for item in expected if item[0] == "rejected") == 5
+
+
+def test_an_unexpected_error_in_a_batch_is_raised_as_one_pass_would(monkeypatch):
+    raws = make_events(5, NOW, seed=4, prefix="bug")
+    raws[3]["event_id"] = "boom"
+    validate = events._validate_incoming
+
+    def failing(raw):
+        if raw.get("event_id") == "boom":
+            raise RuntimeError("a bug")
+        return validate(raw)
+
+    monkeypatch.setattr(events, "_validate_incoming", failing)
+    with pytest.raises(RuntimeError, match="a bug"):
+        prepare_api_events(raws, NOW)
+
+
+@SETTINGS
+@given(st.lists(user_data, max_size=5))
+def test_batch_hashing_with_a_memo_is_hashing_one_by_one_without(raws):
+    expected = [reference.hash_raw_user_data(raw) for raw in raws]
+    assert hash_raw_user_data_batch(raws, {}) == expected
+    assert [hash_raw_user_data(raw) for raw in raws] == expected
+    memo = {}
+    assert [hash_raw_user_data(raw, memo) for raw in raws + raws] == expected + expected
+
+
+def test_a_memoised_bad_value_warns_in_every_event():
+    memo = {}
+    for _ in range(3):
+        builder = UserDataBuilder(memo)
+        builder.add("ph", "12", "us")
+        builder.add("em", "not-an-email")
+        assert builder.build() == {}
+        assert builder.warnings == ["user_data.ph: value dropped, not a possible phone number",
+                                    "user_data.em: value dropped, not an email address"]
+
+
+@SETTINGS
+@given(json_values)
+def test_the_text_prefilter_never_passes_what_the_walk_refuses(value):
+    if text_is_clean(value):
+        assert unsafe_text_path(value) is None
+    assert events._unsafe_text(value) == unsafe_text_path(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"ct": "서울"}, {"a": "\ufffd\uff21\uffe0"}, {"é": ["ü", "\U0001f600"]}, [1, 2.5, None, True, "x"],
+     {"t": struct.unpack("<d", b"\xed\xa0\x80\x00\x00\x00\xf0\x3f")[0]}],  # a float whose bytes look unsafe
+)
+def test_the_prefilter_passes_clean_text_even_with_lookalike_bytes(value):
+    assert unsafe_text_path(value) is None
+    assert events._unsafe_text(value) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"a": "\ud800"}, {"\udfff": 1}, {"a": [{"b": "x\ufffe"}]}, ["\uffff"], "\ud83d\ude00", {"a": ("\ud800",)}],
+)
+def test_the_prefilter_flags_unsafe_text_anywhere(value):
+    assert not text_is_clean(value)
+
+
+def test_the_prefilter_walks_what_it_cannot_marshal():
+    class Text(str):
+        pass
+
+    deep = []
+    for _ in range(3000):
+        deep = [deep]
+    assert not text_is_clean({"a": Text("x")})
+    assert not text_is_clean({"a": b"\xef\xbf\xbf"})  # bytes pydantic would decode to U+FFFF
+    assert not text_is_clean(deep)
+    assert unsafe_text_path({"a": Text("\ud800")}) == "a"
+
+
+@SETTINGS
+@given(api_events)
+def test_a_clean_event_gives_a_clean_prepared_event(raw):
+    try:
+        prepared = prepare_api_event(raw, NOW)
+    except EventRejected:
+        return
+    assert unsafe_text_path(prepared.event) is None
+
+
+def test_bytes_that_decode_to_unsafe_text_are_still_refused():
+    raw = {"event_name": "checkout", "action_source": "web", "event_id": "b1", "event_time": NOW,
+           "user_data": {"em": "a@b.co", "client_user_agent": b"UA\xef\xbf\xbf", "client_ip_address": "203.0.113.7"}}
+    assert outcome(prepare_api_event, raw) == outcome(reference.prepare_api_event, raw)
+    assert batch_outcomes([raw]) == [outcome(reference.prepare_api_event, raw)]
+
+
+def decimal_outcome(function, value):
+    try:
+        return ("ok", function(value))
+    except ValueError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(
+    st.integers(), st.integers(-(10**15) - 2, 10**15 + 2), st.floats(), st.floats(-1e15, 1e15), st.booleans(),
+    st.none(),
+    st.text(alphabet="0123456789.-+eE \u0661\u00a0", max_size=20), st.text(max_size=5),
+    st.decimals(allow_nan=True).map(str), st.floats(allow_nan=False).map(repr), st.lists(st.integers(), max_size=1),
+))
+def test_prices_are_formatted_as_before(value):
+    assert decimal_outcome(_decimal_string, value) == decimal_outcome(reference.decimal_string, value)
+
+
+@pytest.mark.parametrize("value", [1e-05, 1e15, -1e15, 999999999999999.9, 123456789012345.67, -0.0, 0.1 + 0.2, 5e-324,
+                                   math.inf, 10**15 - 1, -(10**15) + 1, 10**15, "999999999999999", "0999999999999999",
+                                   " 12.50 ", "-0"])
+def test_prices_at_the_edges_are_formatted_as_before(value):
+    assert decimal_outcome(_decimal_string, value) == decimal_outcome(reference.decimal_string, value)
+
+
+@SETTINGS
+@given(api_events)
+def test_the_queue_message_is_the_json_it_was(raw):
+    try:
+        prepared = prepare_api_event(raw, NOW)
+    except EventRejected:
+        return
+    claim = DedupClaim(key="549755885175#checkout#1", accepted_at=NOW, expires_at=NOW + 86_400, claim_id="c")
+    assert queued_message_body("549755885175", claim, prepared, "api") == reference.queued_message_body(
+        "549755885175", claim, prepared, "api")
+
+
+def reference_match_keys(user_data):
+    keys = [key for key in ("em", "ph", "external_id", "click_id") if user_data.get(key)]
+    if user_data.get("client_ip_address") and user_data.get("client_user_agent"):
+        keys.append("ip_ua")
+    if user_data.get("hashed_maids"):
+        keys.append("hashed_maids")
+    if any(user_data.get(field) for field in _ADDRESS_FIELDS):
+        keys.append("address")
+    return keys
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([*USER_DATA, *CLEAR, "x"]), st.sampled_from([[], "", ["h"], "v"])))
+def test_match_keys_are_as_before(user_data):
+    assert match_keys(user_data) == reference_match_keys(user_data)
+
+
+def test_ingest_answers_and_queues_as_before():
+    raws = make_events(60, NOW, seed=9, prefix="svc")
+    raws[3]["user_data"]["ln"] = "\udc00"
+    raws[4] = raws[2]  # a repeat within the request
+    queue = ListQueue()
+    service = IngestService(ad_account_id="549755885175", dedup_window_seconds=86_400, store=InMemoryDedupStore(),
+                            queue=queue, clock=lambda: NOW)
+    outcome_ = service.ingest_api_events(json.loads(json.dumps(raws)))
+    expected = [outcome(reference.prepare_api_event, raw) for raw in raws]
+    statuses = [result.status for result in outcome_.results]
+    assert statuses[3] == "rejected" and outcome_.results[3].reason == expected[3][1]
+    assert statuses[4] == "duplicate"
+    assert statuses.count("accepted") == 58
+    queued = [json.loads(body)["event"] for body in queue.bodies]
+    prepared = [reference.prepare_api_event(raw, NOW).event for index, raw in enumerate(raws) if index not in (3, 4)]
+    for event in prepared:
+        if not event.get("custom_data"):
+            event.pop("custom_data", None)
+    assert queued == prepared
