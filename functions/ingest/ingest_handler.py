@@ -15,6 +15,7 @@ from functools import cache
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+from pydantic import SecretStr
 
 from pinrelay.accounts import AccountMap, AccountRoute, key_matches, parse_account_map, stored_key_digest
 from pinrelay.adapters.metrics import emit_ingest_metrics
@@ -48,6 +49,13 @@ def service() -> IngestService:
 
 def _secrets(ref: SecretRef | None) -> list[str]:
     return secret_values(ref, settings().secrets_max_age_seconds) if ref else []
+
+
+def _webhook_secrets(route_secrets: list[SecretStr] | None, default: SecretRef | None) -> list[str]:
+    """A mapped shop signs with its own secrets only; any other shop with the deployment's."""
+    if route_secrets is not None:
+        return [secret.get_secret_value() for secret in route_secrets]
+    return _secrets(default)
 
 
 def account_map() -> AccountMap:
@@ -166,7 +174,7 @@ def _too_old(triggered_at: str | None, now: int) -> bool:
 def post_shopify_webhook() -> Response:
     raw = _raw_body()
     route = account_map().for_shopify_shop(_header("x-shopify-shop-domain"))
-    secrets = [s.get_secret_value() for s in route.shopify_webhook_secrets] if route else _secrets(settings().shopify_secret_ref)
+    secrets = _webhook_secrets(route.shopify_webhook_secrets if route else None, settings().shopify_secret_ref)
     if not verify_base64_hmac(raw, _header("x-shopify-hmac-sha256"), secrets):
         return _json(401, UNAUTHORIZED)
     now = service().now()
@@ -195,7 +203,7 @@ def post_woocommerce_webhook() -> Response:
     if woocommerce.is_ping(raw, _header("content-type")):
         return _json(200, {"message": "pong"})
     route = account_map().for_woocommerce_source(_header("x-wc-webhook-source"))
-    secrets = [s.get_secret_value() for s in route.woocommerce_webhook_secrets] if route else _secrets(settings().woocommerce_secret_ref)
+    secrets = _webhook_secrets(route.woocommerce_webhook_secrets if route else None, settings().woocommerce_secret_ref)
     if not verify_base64_hmac(raw, _header("x-wc-webhook-signature"), secrets):
         return _json(401, UNAUTHORIZED)
     topic = _header("x-wc-webhook-topic") or ""
