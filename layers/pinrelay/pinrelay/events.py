@@ -254,6 +254,23 @@ def _finish_api_event(validated: _Validated, now: int, hashed: tuple[dict[str, A
     return prepared
 
 
+def has_match_identifier(user_data: dict[str, Any]) -> bool:
+    """Pinterest's rule: em, hashed_maids, or client_ip_address together with client_user_agent."""
+    return bool(
+        user_data.get("em")
+        or user_data.get("hashed_maids")
+        or (user_data.get("client_ip_address") and user_data.get("client_user_agent"))
+    )
+
+
+def event_id_from_template(template: str, values: dict[str, str]) -> str:
+    """A source's event_id from its configured template; an empty result is refused."""
+    event_id = template.format_map(values)
+    if not event_id:
+        raise EventRejected(f"event_id: the template {template!r} gives an empty id for this order")
+    return event_id
+
+
 def check_deliverable(prepared: PreparedEvent, now: int) -> None:
     """Refuse what Pinterest would fail: stale or future event_time, nothing to match on; and
     what SQS would refuse (text that is not text), whatever source mapped the event."""
@@ -278,12 +295,7 @@ def _check_time_and_match(prepared: PreparedEvent, now: int) -> None:
             f"event_time: {event_time} is more than 5 minutes in the future (now {now})",
             prepared.event_id, prepared.event_name,
         )
-    user_data = event["user_data"]
-    if not (
-        user_data.get("em")
-        or user_data.get("hashed_maids")
-        or (user_data.get("client_ip_address") and user_data.get("client_user_agent"))
-    ):
+    if not has_match_identifier(event["user_data"]):
         raise EventRejected(
             "user_data: no identifier Pinterest can match on; give em, hashed_maids, "
             "or both client_ip_address and client_user_agent",

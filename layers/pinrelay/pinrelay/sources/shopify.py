@@ -28,7 +28,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pinrelay.events import EventRejected, PreparedEvent, check_deliverable
+from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template, has_match_identifier
 from pinrelay.normalise import UserDataBuilder, address_country
 
 ORDER_TOPICS = frozenset({"orders/create"})
@@ -173,9 +173,7 @@ def order_to_event(
     """Map an ``orders/create`` body to a hashed ``checkout`` event, or raise EventRejected."""
     if not isinstance(order, dict) or order.get("id") is None:
         raise EventRejected("order: the body is not a Shopify order (no id)")
-    event_id = event_id_template.format_map(event_id_values(order, webhook_id))
-    if not event_id:
-        raise EventRejected(f"event_id: the template {event_id_template!r} gives an empty id for this order")
+    event_id = event_id_from_template(event_id_template, event_id_values(order, webhook_id))
     user_data, warnings = order_user_data(order)
     event: dict[str, Any] = {
         "event_name": "checkout",
@@ -190,14 +188,6 @@ def order_to_event(
     prepared = PreparedEvent(event=event, warnings=warnings)
     check_deliverable(prepared, now)
     return prepared
-
-
-def _has_identifier(user_data: dict[str, Any]) -> bool:
-    return bool(
-        user_data.get("em")
-        or user_data.get("hashed_maids")
-        or (user_data.get("client_ip_address") and user_data.get("client_user_agent"))
-    )
 
 
 def checkout_to_event(
@@ -300,7 +290,7 @@ def cart_to_event(
         raise EventRejected("cart: no updated_at and no X-Shopify-Webhook-Id to build a stable event_id from")
     event_id = f"cart-{token}-{stamp}"
     user_data, warnings = order_user_data(cart)
-    if not _has_identifier(user_data):
+    if not has_match_identifier(user_data):
         raise EventRejected(
             "user_data: no identifier Pinterest can match on; Shopify cart webhooks carry no email, "
             "customer or IP address and user agent, so add_to_cart is sent only for a known customer",

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pinrelay.events import EventRejected, PreparedEvent, check_deliverable
+from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template
 from pinrelay.normalise import UserDataBuilder, address_country
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
@@ -206,13 +206,11 @@ def order_to_event(
     paid_at = _gmt_epoch(order.get("date_paid_gmt")) or _gmt_epoch(order.get("date_created_gmt"))
     if paid_at is not None and paid_at < now - max_paid_age_seconds:
         return None
-    event_id = event_id_template.format_map({
+    event_id = event_id_from_template(event_id_template, {
         "order_id": str(order["id"]),
         "order_number": str(order.get("number") or ""),
         "order_key": str(order.get("order_key") or ""),
     })
-    if not event_id:
-        raise EventRejected(f"event_id: the template {event_id_template!r} gives an empty id for this order")
     user_data, warnings = order_user_data(order)
     event: dict[str, Any] = {
         "event_name": "checkout",
