@@ -106,3 +106,49 @@ def test_failure_to_record_does_not_resend_what_pinterest_took():
 
     report = make(ScriptedPinterestApi(all_processed), BrokenStore()).deliver([message(1)], plenty)
     assert report.failed_message_ids == [] and report.delivered == 1
+
+
+class CountingStore(InMemoryDedupStore):
+    def __init__(self):
+        super().__init__()
+        self.state_lookups: list[list[str]] = []
+
+    def delivery_states(self, keys):
+        self.state_lookups.append(list(keys))
+        return super().delivery_states(keys)
+
+
+def test_first_receives_are_sent_without_reading_their_state():
+    store = CountingStore()
+    report = make(ScriptedPinterestApi(all_processed), store).deliver([message(i) for i in range(5)], plenty)
+    assert store.state_lookups == [] and report.state_reads == 0 and report.delivered == 5
+
+
+def test_only_redelivered_messages_are_looked_up_and_a_delivered_one_is_skipped():
+    store = CountingStore()
+    api = ScriptedPinterestApi(all_processed)
+    make(api, store).deliver([message(1)], plenty)  # delivered and recorded, then (say) the invocation died
+    report = make(api, store).deliver([message(1, receive_count=2), message(2), message(3, receive_count=3)], plenty)
+    assert store.state_lookups == [["549755885175#checkout#e1", "549755885175#checkout#e3"]]
+    assert [e["event_id"] for e in api.calls[-1][1]] == ["e2", "e3"]  # e3 was still "queued": sent
+    assert report.skipped_already_done == 1 and report.resent_after_redelivery == 1 and report.state_reads == 2
+
+
+def test_outcomes_are_counted_per_source_and_event_name_with_the_match_keys_of_delivered_events():
+    def partial(events):
+        return HttpAnswer(status=422, body={"code": 953, "message": "invalid", "details": {
+            "num_events_received": 3, "num_events_processed": 2,
+            "events": [{"status": "processed"}, {"status": "failed", "error_message": "Invalid event_timestamp"},
+                       {"status": "processed"}]}})
+
+    shopify = message(3)
+    shopify.event.source = "shopify"
+    shopify.event.event["user_data"] = {"em": ["x"], "client_ip_address": "1.2.3.4", "client_user_agent": "ua", "zp": ["z"]}
+    report = make(ScriptedPinterestApi(partial)).deliver([message(1), message(2), shopify], plenty)
+    assert {group: dict(counts) for group, counts in report.outcomes.items()} == {
+        ("api", "checkout"): {"EventsDelivered": 1, "MatchKey_em": 1, "EventsRejectedByPinterest": 1},
+        ("shopify", "checkout"): {"EventsDelivered": 1, "MatchKey_em": 1, "MatchKey_ip_ua": 1, "MatchKey_address": 1},
+    }
+    assert report.notable  # a rejection is worth a log line
+    clean = make(ScriptedPinterestApi(all_processed)).deliver([message(4)], plenty)
+    assert not clean.notable

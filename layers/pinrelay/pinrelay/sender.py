@@ -1,8 +1,9 @@
 """Sender: deliver queued events to Pinterest in requests of up to 1000. No AWS imports.
 
 Policy, per SQS batch:
-- group by ad account, skip events already delivered or rejected (a redelivered message),
-  chunk to <= 1000 events, POST each chunk;
+- group by ad account, skip events already delivered or rejected (looked up only for messages
+  SQS redelivers: a first receive cannot have been sent before), chunk to <= 1000 events, POST
+  each chunk;
 - 200 / 422: read the per-event ``status`` (same order as sent): processed -> delivered,
   failed -> rejected with Pinterest's message, never retried;
 - 400 for a chunk: Pinterest refused the whole request, so split it in halves until the event
@@ -25,12 +26,14 @@ deduplicates by event_id (README, "Delivery guarantees").
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pinrelay.models import QueuedEvent
 from pinrelay.ports import DedupStore, DeliveryRecord, HttpAnswer, PinterestApi
+from pinrelay.privacy import match_keys
 
 MAX_EVENTS_PER_REQUEST = 1000
 RECORD_MARGIN_SECONDS = 5.0  # kept free at the end of an invocation to record outcomes and answer SQS
@@ -63,6 +66,16 @@ class SendReport:
     # Pinterest may have processed them; the retry then is a duplicate Pinterest drops by event_id
     uncertain_sends: int = 0
     record_failures: int = 0  # outcomes that could not be written to DynamoDB (events not resent)
+    state_reads: int = 0  # dedup keys whose delivery state was read (redelivered messages only)
+    # per (source, event_name): "EventsDelivered", "EventsRejectedByPinterest" and, for delivered
+    # events, "MatchKey_<key>" (what Pinterest got to match on)
+    outcomes: dict[tuple[str, str], Counter] = field(default_factory=dict)
+
+    @property
+    def notable(self) -> bool:
+        """Something an operator may want to read about (a clean batch is only metrics)."""
+        return bool(self.failed_message_ids or self.rejected or self.retries or self.skipped_already_done
+                    or self.resent_after_redelivery or self.uncertain_sends or self.record_failures)
 
 
 class _Retryable(Exception):
@@ -126,7 +139,11 @@ class SenderService:
         report = SendReport()
         if not messages:
             return report
-        states = self.store.delivery_states(sorted({m.event.dedup_key for m in messages}))
+        # a message received for the first time cannot have been sent before (ingest claimed its
+        # dedup key once); only redelivered ones may already be delivered or rejected
+        redelivered = sorted({m.event.dedup_key for m in messages if m.receive_count > 1})
+        states = self.store.delivery_states(redelivered) if redelivered else {}
+        report.state_reads = len(redelivered)
         by_account: dict[str, list[QueuedMessage]] = {}
         seen: set[str] = set()
         for message in messages:
@@ -192,10 +209,19 @@ class SenderService:
             )
 
     def _record(self, message: QueuedMessage, state: str, now: int, error: str | None, report: SendReport) -> DeliveryRecord:
+        event = message.event.event
+        group = (message.event.source, str(event.get("event_name")))
+        counts = report.outcomes.get(group)
+        if counts is None:
+            counts = report.outcomes[group] = Counter()
         if state == "delivered":
             report.delivered += 1
+            counts["EventsDelivered"] += 1
+            for key in match_keys(event.get("user_data") or {}):
+                counts[f"MatchKey_{key}"] += 1
         else:
             report.rejected += 1
+            counts["EventsRejectedByPinterest"] += 1
             report.rejections.append((message.event.dedup_key, error or ""))
         return DeliveryRecord(
             key=message.event.dedup_key,
