@@ -19,7 +19,8 @@ upload the same file again: rows already queued then answer ``duplicate``, the o
 
 Neither the report nor the logs hold a cell's value: reasons name the column. Errors are
 reported, not raised, so Lambda's asynchronous retries do not re-run a finished import. Metrics:
-the ingest ones (``EventsAccepted``..., ``MatchKey_*``) with dimension ``source=offline_csv``.
+the ingest ones (``EventsAccepted``...) with dimension ``source=offline_csv`` (the sender counts
+their ``MatchKey_*`` on delivery).
 Events go to the deployment's ad account (``PINTEREST_AD_ACCOUNT_ID``); ``LDP_POLICY`` applies
 to rows without ``opt_out``.
 """

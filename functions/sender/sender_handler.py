@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from pinrelay.accounts import parse_account_map
 from pinrelay.adapters.aws import client
 from pinrelay.adapters.dynamodb import DynamoDedupStore
+from pinrelay.adapters.metrics import emit_delivery_metrics
 from pinrelay.adapters.pinterest_http import RequestsPinterestApi
 from pinrelay.adapters.secrets import secret_value
 from pinrelay.config import sender_settings
@@ -79,24 +80,32 @@ def lambda_handler(event: dict, context) -> dict:
         messages.append(QueuedMessage(message_id=record.message_id, receive_count=receive_count, event=queued))
     report = service().deliver(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
     failures.extend(report.failed_message_ids)
+    emit_delivery_metrics(report.outcomes)  # per source and event_name, with match keys
+    # totals for the alarms (dimension service only); the rest only when they happened, so a
+    # clean batch costs two short metrics lines and no log line
     metrics.add_metric(name="EventsDelivered", unit=MetricUnit.Count, value=report.delivered)
     metrics.add_metric(name="EventsRejectedByPinterest", unit=MetricUnit.Count, value=report.rejected)
-    metrics.add_metric(name="EventsRetryLater", unit=MetricUnit.Count, value=len(failures))
-    metrics.add_metric(name="PinterestRequests", unit=MetricUnit.Count, value=report.requests)
-    metrics.add_metric(name="PinterestRetries", unit=MetricUnit.Count, value=report.retries)
-    metrics.add_metric(name="UnreadableMessages", unit=MetricUnit.Count, value=unreadable)
-    # upper bounds of what Pinterest may have seen twice (it drops repeats by event_id)
-    metrics.add_metric(name="EventsResentAfterRedelivery", unit=MetricUnit.Count, value=report.resent_after_redelivery)
-    metrics.add_metric(name="EventsUncertainSends", unit=MetricUnit.Count, value=report.uncertain_sends)
-    if report.record_failures:
-        metrics.add_metric(name="DeliveryRecordFailures", unit=MetricUnit.Count, value=report.record_failures)
-    logger.info(
+    for name, value in (
+        ("EventsRetryLater", len(failures)),
+        ("PinterestRequests", report.requests),
+        ("PinterestRetries", report.retries),
+        ("UnreadableMessages", unreadable),
+        # upper bounds of what Pinterest may have seen twice (it drops repeats by event_id)
+        ("EventsResentAfterRedelivery", report.resent_after_redelivery),
+        ("EventsUncertainSends", report.uncertain_sends),
+        ("DeliveryRecordFailures", report.record_failures),
+    ):
+        if value:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    log = logger.info if report.notable or unreadable else logger.debug
+    log(
         "batch delivered",
         extra={
             "records": len(event.get("Records", [])),
             "delivered": report.delivered,
             "rejected": report.rejected,
             "skipped_already_done": report.skipped_already_done,
+            "state_reads": report.state_reads,
             "requests": report.requests,
             "request_sizes": report.request_sizes,
             "retries": report.retries,

@@ -228,3 +228,27 @@ def test_a_secret_left_at_its_placeholder_lets_nobody_in(stack, monkeypatch):
     monkeypatch.setenv("INGEST_API_KEY", "REPLACE_ME")
     config.ingest_settings.cache_clear()
     assert post_events(stack, {"data": []}, key="REPLACE_ME") == (401, {"message": "unauthorized"})
+
+
+def _stdout_documents(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_metrics_ingest_counts_answers_and_the_sender_counts_deliveries_and_match_keys(stack, now, capsys):
+    capsys.readouterr()
+    post_events(stack, {"data": [api_event(now, "m1"), api_event(now, "m2")]})
+    ingest_docs = [d for d in _stdout_documents(capsys.readouterr().out) if "_aws" in d]
+    # one short document for a clean request: the accepted count, no per-request match keys, no log line
+    assert [(d["source"], d["event_name"], d["EventsAccepted"]) for d in ingest_docs] == [("api", "checkout", [2.0])]
+    assert not any(name.startswith("MatchKey_") for d in ingest_docs for name in d)
+    drain(stack)
+    sender_lines = _stdout_documents(capsys.readouterr().out)
+    per_source = [d for d in sender_lines if d.get("source") == "api"]
+    assert len(per_source) == 1
+    assert per_source[0]["EventsDelivered"] == [2.0]
+    assert per_source[0]["MatchKey_em"] == [2.0] and per_source[0]["MatchKey_ph"] == [2.0] and per_source[0]["MatchKey_ip_ua"] == [2.0]
+    totals = [d for d in sender_lines if "_aws" in d and "source" not in d]
+    assert len(totals) == 1 and totals[0]["EventsDelivered"] == [2.0] and totals[0]["EventsRejectedByPinterest"] == [0.0]
+    assert totals[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert "PinterestRetries" not in totals[0]  # zero counts are not written
+    assert not [d for d in sender_lines if d.get("message") == "batch delivered"]  # a clean batch logs nothing

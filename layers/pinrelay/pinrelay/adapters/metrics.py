@@ -1,9 +1,15 @@
-"""CloudWatch EMF metrics through Powertools, one EMF document per (source, event_name)."""
+"""CloudWatch EMF metrics through Powertools, one EMF document per (source, event_name).
+
+Ingest counts what it answered (accepted, duplicate, rejected, not queued); the sender counts
+what Pinterest took (delivered, rejected) and the match keys of the delivered events, once per
+batch rather than once per request: for webhooks, one metrics line per request would cost more
+in CloudWatch Logs than the Lambda time (README, "Cost and speed").
+"""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pinrelay.models import EVENT_NAMES, EventResult
 
@@ -11,25 +17,32 @@ STATUS_METRICS = {"accepted": "EventsAccepted", "duplicate": "EventsDuplicate", 
 
 
 def ingest_counts(results: Iterable[EventResult]) -> dict[str, Counter]:
-    """Counts per event_name: one per status, and per match key of accepted events."""
+    """Counts per event_name, one per status (only the statuses that occurred)."""
     groups: dict[str, Counter] = defaultdict(Counter)
     for result in results:
         name = result.event_name if result.event_name in EVENT_NAMES else "invalid"
-        counts = groups[name]
-        counts[STATUS_METRICS[result.status]] += 1
-        if result.status == "accepted":
-            for key in result.match_keys or ():
-                counts[f"MatchKey_{key}"] += 1
+        groups[name][STATUS_METRICS[result.status]] += 1
     return groups
 
 
-def emit_ingest_metrics(results: Iterable[EventResult], source: str) -> None:
+def _emit(source: str, event_name: str, counts: Mapping[str, int]) -> None:
     from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+    metrics = EphemeralMetrics()
+    metrics.add_dimension(name="source", value=source)
+    metrics.add_dimension(name="event_name", value=event_name)
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    metrics.flush_metrics()
+
+
+def emit_ingest_metrics(results: Iterable[EventResult], source: str) -> None:
     for event_name, counts in ingest_counts(results).items():
-        metrics = EphemeralMetrics()
-        metrics.add_dimension(name="source", value=source)
-        metrics.add_dimension(name="event_name", value=event_name)
-        for name, value in counts.items():
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        metrics.flush_metrics()
+        _emit(source, event_name, counts)
+
+
+def emit_delivery_metrics(outcomes: Mapping[tuple[str, str], Mapping[str, int]]) -> None:
+    """The sender's per (source, event_name) counts: EventsDelivered, EventsRejectedByPinterest, MatchKey_<key>."""
+    for (source, event_name), counts in outcomes.items():
+        name = event_name if event_name in EVENT_NAMES else "invalid"
+        _emit(source, name, counts)
