@@ -160,6 +160,73 @@ def build_http_api_event(
     return event
 
 
+LOCAL_FUNCTION_URL_ID = "pinrelaylocalurlid0000000000000a"  # 32 characters, like a real <url-id>
+
+
+def build_function_url_event(
+    *,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    header_pairs: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    request_id: str | None = None,
+    now: float | None = None,
+    url_id: str = LOCAL_FUNCTION_URL_ID,
+    region: str = LOCAL_REGION,
+) -> dict[str, Any]:
+    """Build the event a Lambda Function URL with AuthType NONE sends for one request: payload
+    format 2.0 with the placeholders AWS documents (urls-invocation.html, "Request payload
+    format"): routeKey and stage "$default", authentication and authorizer null (no IAM auth),
+    pathParameters and stageVariables null, domainName <url-id>.lambda-url.<region>.on.aws."""
+    now = time.time() if now is None else now
+    domain = f"{url_id}.lambda-url.{region}.on.aws"
+    # what the Function URL front end adds to the client's headers (kept when the client sent them)
+    added = [("host", domain), ("x-forwarded-for", source_ip), ("x-forwarded-port", "443"), ("x-forwarded-proto", "https"),
+             ("x-amzn-tls-version", "TLSv1.3"), ("x-amzn-tls-cipher-suite", "TLS_AES_128_GCM_SHA256"),
+             ("x-amzn-trace-id", f"Root=1-{int(now):08x}-{secrets.token_hex(12)}")]
+    present = {name.lower() for name, _ in header_pairs}
+    headers = _join_multi([*header_pairs, *((k, v) for k, v in added if k not in present)], lower=True)
+    cookie_header = headers.pop("cookie", None)
+    event: dict[str, Any] = {"version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": raw_query}
+    if cookie_header:
+        event["cookies"] = [c.strip() for c in cookie_header.split(";") if c.strip()]
+    event["headers"] = headers
+    if raw_query:
+        event["queryStringParameters"] = _join_multi(parse_qsl(raw_query, keep_blank_values=True), lower=False)
+    event["requestContext"] = {
+        "accountId": LOCAL_ACCOUNT_ID,
+        "apiId": url_id,
+        "authentication": None,
+        "authorizer": None,
+        "domainName": domain,
+        "domainPrefix": url_id,
+        "http": {
+            "method": method,
+            "path": raw_path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": source_ip,
+            "userAgent": headers.get("user-agent", ""),
+        },
+        "requestId": request_id or str(uuid.uuid4()),
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "timeEpoch": int(now * 1000),
+    }
+    if body:
+        try:
+            event["body"], event["isBase64Encoded"] = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode("ascii"), True
+    else:
+        event["isBase64Encoded"] = False
+    event["pathParameters"] = None
+    event["stageVariables"] = None
+    return event
+
+
 class InvalidLambdaResponse(ValueError):
     pass
 
