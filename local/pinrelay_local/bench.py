@@ -124,8 +124,12 @@ TARGETS: dict[str, tuple[str, float]] = {
     "dynamodb_writes_per_event": ("<=", 2.0),
     "sqs_ingest_requests_per_event_batch": ("<=", 0.15),
     "bill_webhook_per_million": ("<=", 3.50),
+    "bill_webhook_function_url_per_million": ("<=", 3.50),
     "bill_batch_per_million": ("<=", 2.50),
 }
+# the front doors template.yaml offers: the HTTP API (default: stage throttling, access log,
+# $1.00 per million requests) and the opt-in Lambda Function URL (IngestFunctionUrl=Enabled)
+FRONT_DOORS = ("http_api", "function_url")
 
 
 # ------------------------------------------------------------------------------------------
@@ -1391,8 +1395,13 @@ def sender_duration_ms(results: dict[str, Any], events: float) -> dict[str, floa
     return {"cpu_ms": max(0.0, cpu) + sdk_ms, "io_ms": io_ms}
 
 
-def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.0) -> tuple[Usage, dict[str, Any]]:
-    """Usage per million events for ``webhook`` (1 event per POST) or ``batch`` (1000 per POST)."""
+def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.0,
+                   front_door: str = "http_api") -> tuple[Usage, dict[str, Any]]:
+    """Usage per million events for ``webhook`` (1 event per POST) or ``batch`` (1000 per POST),
+    through the HTTP API or a Lambda Function URL (no per-request price, no access log)."""
+    if front_door not in FRONT_DOORS:
+        raise ValueError(f"front_door must be one of {FRONT_DOORS}")
+    http_api = front_door == "http_api"
     a = MODEL_ASSUMPTIONS
     rate = a["rate_events_per_s"]
     local = results.get("local") or {}
@@ -1426,7 +1435,7 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
     observe = template_observability()
     platform_bytes = a["platform_log_bytes_per_invocation"] * (
         posts * observe["ingest"]["platform_logs"] + sender_invocations * observe["sender"]["platform_logs"])
-    access_bytes = access_log_bytes() * posts
+    access_bytes = access_log_bytes() * posts if http_api else 0
     log_bytes = phase["log_bytes_per_event"] * 1e6 + platform_bytes + access_bytes
     secrets = max(1, int(local.get("secret_ids_read") or 2))
     ingest_rate = rate / per_post
@@ -1437,7 +1446,7 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
         sender_rate, observe["sender"]["reservoir_per_s"], observe["sender"]["fixed_rate"])
     xray = posts * ingest_traced + sender_invocations * sender_traced
     usage = Usage(
-        http_requests=posts * http_billable_requests(body_bytes),
+        http_requests=posts * http_billable_requests(body_bytes) if http_api else 0.0,
         ingest_invocations=posts,
         ingest_billed_ms=ingest_ms,
         sender_invocations=sender_invocations,
@@ -1453,6 +1462,7 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
         memory_mb=a["memory_mb"],
     )
     detail = {
+        "front_door": front_door,
         "events_per_post": per_post, "body_bytes": body_bytes, "ingest_duration": ingest, "sender_duration": sender,
         "log_bytes_app_per_event": phase["log_bytes_per_event"], "log_bytes_platform": platform_bytes,
         "log_bytes_access": access_bytes,
@@ -1511,10 +1521,11 @@ def bench_bill(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"prices": PRICES_US_EAST_1, "prices_taken": PRICES_TAKEN, "prices_sources": PRICES_SOURCES,
                            "assumptions": MODEL_ASSUMPTIONS}
     slow = 1 / MODEL_ASSUMPTIONS["vcpu_fraction_at_memory"]
-    for scenario in ("webhook", "batch"):
-        usage, detail = scenario_usage(results, scenario)
-        slow_usage, _ = scenario_usage(results, scenario, cpu_scale=slow)
-        out[scenario] = {"usage": asdict(usage), "lines": bill(usage), "detail": detail,
+    for name, scenario, front_door in (("webhook", "webhook", "http_api"), ("webhook_function_url", "webhook", "function_url"),
+                                       ("batch", "batch", "http_api")):
+        usage, detail = scenario_usage(results, scenario, front_door=front_door)
+        slow_usage, _ = scenario_usage(results, scenario, cpu_scale=slow, front_door=front_door)
+        out[name] = {"usage": asdict(usage), "lines": bill(usage), "detail": detail,
                          "total_if_cpu_at_256mb": bill(slow_usage)["total"],
                          "lambda_if_cpu_at_256mb": bill(slow_usage)["lambda_duration"]}
     return out
@@ -1604,6 +1615,7 @@ def evaluate_targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "dynamodb_writes_per_event": max(writes) if writes else None,
         "sqs_ingest_requests_per_event_batch": _get(results, "local", "batch", "sqs_ingest_requests_per_event"),
         "bill_webhook_per_million": _get(results, "bill", "webhook", "lines", "total"),
+        "bill_webhook_function_url_per_million": _get(results, "bill", "webhook_function_url", "lines", "total"),
         "bill_batch_per_million": _get(results, "bill", "batch", "lines", "total"),
     }
     out = {}
@@ -1673,7 +1685,8 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                  target("sqs_ingest_requests_per_event_batch"), status("sqs_ingest_requests_per_event_batch")))
     rows.append(("log bytes per event (INFO, metrics on): webhook / batch",
                  f"{_fmt(g('local', 'trickle', 'log_bytes_per_event'), 0)} / {_fmt(g('local', 'batch', 'log_bytes_per_event'), 0)}", "", ""))
-    for scenario, label in (("webhook", "1 event/request"), ("batch", "1000 events/request")):
+    for scenario, label in (("webhook", "1 event/request, HTTP API"), ("webhook_function_url", "1 event/request, Function URL"),
+                            ("batch", "1000 events/request, HTTP API")):
         name = f"bill_{scenario}_per_million"
         lines = g("bill", scenario, "lines") or {}
         top = sorted(((k, v) for k, v in lines.items() if k != "total"), key=lambda kv: kv[1], reverse=True)[:3]

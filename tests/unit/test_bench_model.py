@@ -75,3 +75,21 @@ def test_secrets_calls_are_time_driven():
 def test_dynamodb_item_size_counts_names_and_values():
     item = {"pk": {"S": "abc"}, "n": {"N": "123"}}
     assert dynamodb_item_size(item) == (2 + 3) + (1 + math.ceil(3 / 2) + 1)
+
+
+def test_a_function_url_front_door_drops_the_api_price_and_the_access_log_and_nothing_else():
+    from pinrelay_local.bench import access_log_bytes, scenario_usage
+
+    per_1000 = {"sqs_ingest_billable": 1000.0, "sqs_poller_receives_with_messages": 1000.0, "sqs_poller_deletes": 140.0,
+                "dynamodb_wcu": 2000.0, "dynamodb_rcu": 0.0}
+    results = {"local": {"trickle": {"per_1000_events": per_1000, "log_bytes_per_event": 300.0, "body_bytes_per_post": 873,
+                                     "events_per_sender_invocation": 10.0}, "secret_ids_read": 2}}
+    api, _ = scenario_usage(results, "webhook", front_door="http_api")
+    url, detail = scenario_usage(results, "webhook", front_door="function_url")
+    assert api.http_requests == 1_000_000 and url.http_requests == 0
+    assert api.log_bytes - url.log_bytes == pytest.approx(access_log_bytes() * 1_000_000)
+    assert (api.sqs_requests, api.dynamodb_wru, api.ingest_invocations) == (url.sqs_requests, url.dynamodb_wru, url.ingest_invocations)
+    assert detail["front_door"] == "function_url"
+    assert bill(api)["total"] - bill(url)["total"] == pytest.approx(1.00 + access_log_bytes() * 1e6 / 1e9 * 0.5)
+    with pytest.raises(ValueError):
+        scenario_usage(results, "webhook", front_door="alb")
