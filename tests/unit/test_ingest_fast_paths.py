@@ -346,3 +346,24 @@ def test_ingest_answers_and_queues_as_before():
         if not event.get("custom_data"):
             event.pop("custom_data", None)
     assert queued == prepared
+
+
+json_trees = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@SETTINGS
+@given(json_trees)
+def test_the_message_encoder_reads_back_as_what_json_dumps_writes(tree):
+    """Whatever an event carries (floats, big ints, any text), the queue gets the same JSON value."""
+    from pinrelay.ingest import _MESSAGE_JSON
+
+    try:
+        expected = json.dumps(tree, separators=(",", ":"), ensure_ascii=False)
+    except UnicodeEncodeError:
+        return
+    written = _MESSAGE_JSON({"event": tree})
+    assert json.loads(written) == {"event": json.loads(expected)}

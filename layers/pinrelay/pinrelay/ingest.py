@@ -9,12 +9,13 @@ Order of effects for the accepted events of one request:
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic_core import to_json
 
 from pinrelay.events import EventRejected, PreparedEvent, dedup_key, prepare_api_events
 from pinrelay.models import EventResult
@@ -22,10 +23,11 @@ from pinrelay.ports import DedupClaim, DedupStore, EventQueue
 from pinrelay.privacy import LdpPolicy, apply_ldp, match_keys
 
 MAX_EVENTS_PER_REQUEST = 1000
-# json.dumps(..., separators=(",", ":"), ensure_ascii=False), built once rather than per message and
-# without the check for circular references (~15 % of its time): a message is a tree by
-# construction (pydantic dumps, hashed user_data, a source's fresh dicts)
-_MESSAGE_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+# pydantic-core's JSON writer (Rust, already loaded with pydantic): compact, UTF-8 as is, and
+# ~3.5x faster than json.dumps(separators=(",", ":"), ensure_ascii=False) on these messages, with
+# the same bytes for them (tests/unit/test_ingest_fast_paths.py compares both)
+def _MESSAGE_JSON(message: dict[str, Any]) -> str:  # noqa: N802 - a constant-like encoder
+    return to_json(message).decode()
 
 logger = logging.getLogger(__name__)
 
