@@ -13,12 +13,7 @@ import pytest
 
 from pinrelay_local.http_gateway import LambdaContext, build_function_url_event
 from tests.conftest import load_fixture, shopify_order
-from tests.integration import test_handlers as handlers
-from tests.integration.test_handlers import API_KEY, SHOPIFY_SECRET, WOO_SECRET, api_event, drain, sign
-
-# the same wiring as test_handlers.py (moto server, the Pinterest stand-in, the real handlers)
-standin = handlers.standin
-stack = handlers.stack
+from tests.integration.handler_stack import API_KEY, SHOPIFY_SECRET, WOO_SECRET, api_event, drain, sign
 
 SHOPIFY_USER_AGENT = "Shopify-Captain-Hook"
 
