@@ -22,7 +22,7 @@ from pinrelay.adapters.pinterest_http import RequestsPinterestApi
 from pinrelay.adapters.secrets import secret_value
 from pinrelay.config import sender_settings
 from pinrelay.models import QueuedEvent
-from pinrelay.sender import QueuedMessage, SenderService
+from pinrelay.sender import REDRIVEN_ATTRIBUTE, QueuedMessage, SenderService
 
 logger = Logger()
 metrics = Metrics()
@@ -77,7 +77,8 @@ def lambda_handler(event: dict, context) -> dict:
             unreadable += 1
             continue
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        messages.append(QueuedMessage(message_id=record.message_id, receive_count=receive_count, event=queued))
+        redriven = REDRIVEN_ATTRIBUTE in (record.get("messageAttributes") or {})
+        messages.append(QueuedMessage(message_id=record.message_id, receive_count=receive_count, event=queued, redriven=redriven))
     report = service().deliver(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
     failures.extend(report.failed_message_ids)
     emit_delivery_metrics(report.outcomes)  # per source and event_name, with match keys

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from pinrelay.sender import REDRIVEN_ATTRIBUTE
+
 STACK_OUTPUTS = {"queue_url": "EventsQueueUrl", "dlq_url": "DeadLetterQueueUrl", "table": "DedupTableName"}
 REDRIVE_HELP = "move the messages of the dead-letter queue back to the events queue"
 REJECTED_HELP = "list the events Pinterest rejected (DynamoDB state rejected, with Pinterest's message)"
@@ -78,9 +80,10 @@ def redrive(
             continue
         entries = []
         for position, message in enumerate(messages):
-            entry: dict[str, Any] = {"Id": str(position), "MessageBody": message["Body"]}
-            if message.get("MessageAttributes"):
-                entry["MessageAttributes"] = message["MessageAttributes"]
+            # marked, because SQS counts the new message's receives from 1: the sender then looks
+            # up whether its event was already delivered before sending it
+            entry: dict[str, Any] = {"Id": str(position), "MessageBody": message["Body"], "MessageAttributes": {
+                **(message.get("MessageAttributes") or {}), REDRIVEN_ATTRIBUTE: {"DataType": "String", "StringValue": "1"}}}
             entries.append(entry)
         answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         sent = [messages[int(entry["Id"])] for entry in answer.get("Successful", [])]

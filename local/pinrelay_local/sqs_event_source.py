@@ -71,7 +71,7 @@ class BatchSummary:
         return self.records - self.failed
 
 
-def _message_attributes_to_lambda(attrs: dict[str, Any] | None) -> dict[str, Any]:
+def message_attributes_to_lambda(attrs: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in (attrs or {}).items():
         item: dict[str, Any] = {
@@ -96,7 +96,7 @@ def sqs_message_to_record(message: dict[str, Any], *, event_source_arn: str, reg
         "receiptHandle": message["ReceiptHandle"],
         "body": message.get("Body", ""),
         "attributes": {k: str(attributes[k]) for k in _RECORD_ATTRIBUTES if k in attributes},
-        "messageAttributes": _message_attributes_to_lambda(message.get("MessageAttributes")),
+        "messageAttributes": message_attributes_to_lambda(message.get("MessageAttributes")),
         "md5OfBody": message.get("MD5OfBody", ""),
         "eventSource": "aws:sqs",
         "eventSourceARN": event_source_arn,

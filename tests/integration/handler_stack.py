@@ -8,6 +8,7 @@ import json
 import uuid
 
 from pinrelay_local.http_gateway import LambdaContext, build_http_api_event
+from pinrelay_local.sqs_event_source import message_attributes_to_lambda
 
 AD_ACCOUNT = "549755885175"
 API_KEY = "test-ingest-key"
@@ -52,12 +53,13 @@ def drain(stack):
     sqs = stack["aws"]["sqs"]
     records = []
     while True:
-        batch = sqs.receive_message(QueueUrl=stack["queue_url"], MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        batch = sqs.receive_message(QueueUrl=stack["queue_url"], MaxNumberOfMessages=10, AttributeNames=["All"],
+                                    MessageAttributeNames=["All"]).get("Messages", [])
         if not batch:
             break
         records += batch
     event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                          "attributes": m["Attributes"], "messageAttributes": {}, "md5OfBody": m["MD5OfBody"],
+                          "attributes": m["Attributes"], "messageAttributes": message_attributes_to_lambda(m.get("MessageAttributes")), "md5OfBody": m["MD5OfBody"],
                           "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}
                          for m in records]}
     return records, stack["sender"].lambda_handler(event, LambdaContext("SenderFunction", timeout_s=120))

@@ -155,3 +155,21 @@ def test_metrics_ingest_counts_answers_and_the_sender_counts_deliveries_and_matc
     assert totals[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     assert "PinterestRetries" not in totals[0]  # zero counts are not written
     assert not [d for d in sender_lines if d.get("message") == "batch delivered"]  # a clean batch logs nothing
+
+
+def test_an_event_delivered_before_is_not_sent_again_after_a_dlq_redrive(stack, now):
+    from pinrelay_local.ops import redrive
+
+    sqs = stack["aws"]["sqs"]
+    dlq = sqs.create_queue(QueueName=f"dlq-{time.time_ns()}")["QueueUrl"]
+    post_events(stack, api_event(now, "r1"))
+    body = sqs.receive_message(QueueUrl=stack["queue_url"], VisibilityTimeout=0)["Messages"][0]["Body"]
+    drain(stack)  # delivered and recorded
+    assert len(stack["standin"].received) == 1
+    # the same message ends up in the DLQ (say the invocation died before SQS deleted it) and is redriven
+    sqs.send_message(QueueUrl=dlq, MessageBody=body)
+    assert redrive(sqs, dlq, stack["queue_url"], wait_seconds=0) == 1
+    records, answer = drain(stack)
+    assert len(records) == 1 and records[0]["Attributes"]["ApproximateReceiveCount"] == "1"
+    assert answer == {"batchItemFailures": []}
+    assert len(stack["standin"].received) == 1  # looked up, found delivered, not sent again

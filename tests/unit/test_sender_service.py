@@ -152,3 +152,14 @@ def test_outcomes_are_counted_per_source_and_event_name_with_the_match_keys_of_d
     assert report.notable  # a rejection is worth a log line
     clean = make(ScriptedPinterestApi(all_processed)).deliver([message(4)], plenty)
     assert not clean.notable
+
+
+def test_a_redriven_message_is_looked_up_although_sqs_counts_its_first_receive():
+    store = CountingStore()
+    api = ScriptedPinterestApi(all_processed)
+    make(api, store).deliver([message(1)], plenty)
+    redriven = message(1)
+    redriven.redriven = True
+    report = make(api, store).deliver([redriven, message(2)], plenty)
+    assert store.state_lookups == [["549755885175#checkout#e1"]]
+    assert [e["event_id"] for e in api.calls[-1][1]] == ["e2"] and report.skipped_already_done == 1

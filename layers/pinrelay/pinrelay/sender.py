@@ -2,8 +2,8 @@
 
 Policy, per SQS batch:
 - group by ad account, skip events already delivered or rejected (looked up only for messages
-  SQS redelivers: a first receive cannot have been sent before), chunk to <= 1000 events, POST
-  each chunk;
+  SQS redelivers or ``pinrelay redrive`` put back: a first receive cannot have been sent
+  before), chunk to <= 1000 events, POST each chunk;
 - 200 / 422: read the per-event ``status`` (same order as sent): processed -> delivered,
   failed -> rejected with Pinterest's message, never retried;
 - 400 for a chunk: Pinterest refused the whole request, so split it in halves until the event
@@ -42,11 +42,19 @@ RETRYABLE_STATUSES = frozenset({401, 403, 404, 408, 409, 425, 429}) | frozenset(
 logger = logging.getLogger(__name__)
 
 
+REDRIVEN_ATTRIBUTE = "pinrelay_redriven"  # set by `pinrelay redrive`: SQS counts receives from 1 again
+
+
 @dataclass(slots=True)
 class QueuedMessage:
     message_id: str
     receive_count: int
     event: QueuedEvent
+    redriven: bool = False  # put back from the DLQ as a new message: it may have been sent before
+
+    @property
+    def maybe_sent_before(self) -> bool:
+        return self.receive_count > 1 or self.redriven
 
 
 @dataclass(slots=True)
@@ -140,8 +148,8 @@ class SenderService:
         if not messages:
             return report
         # a message received for the first time cannot have been sent before (ingest claimed its
-        # dedup key once); only redelivered ones may already be delivered or rejected
-        redelivered = sorted({m.event.dedup_key for m in messages if m.receive_count > 1})
+        # dedup key once); only redelivered or redriven ones may already be delivered or rejected
+        redelivered = sorted({m.event.dedup_key for m in messages if m.maybe_sent_before})
         states = self.store.delivery_states(redelivered) if redelivered else {}
         report.state_reads = len(redelivered)
         by_account: dict[str, list[QueuedMessage]] = {}
@@ -152,7 +160,7 @@ class SenderService:
                 report.skipped_already_done += 1
                 continue
             seen.add(key)
-            if message.receive_count > 1:
+            if message.maybe_sent_before:
                 report.resent_after_redelivery += 1
             by_account.setdefault(message.event.ad_account_id, []).append(message)
         for ad_account_id, account_messages in by_account.items():
