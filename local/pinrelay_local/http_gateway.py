@@ -100,23 +100,22 @@ def _request_id() -> str:
     return base64.b64encode(secrets.token_bytes(10)).decode()
 
 
-def build_http_api_event(
+def _payload_v2_event(
     *,
     method: str,
     raw_path: str,
     raw_query: str,
-    header_pairs: list[tuple[str, str]],
+    headers: dict[str, str],
     body: bytes,
     source_ip: str,
     route_key: str,
-    request_id: str | None = None,
-    now: float | None = None,
-    host: str = "localhost",
+    request_id: str,
+    now: float,
+    api_id: str,
+    domain: str,
+    domain_prefix: str,
 ) -> dict[str, Any]:
-    """Build an API Gateway HTTP API payload format 2.0 event for one request."""
-    now = time.time() if now is None else now
-    request_id = request_id or _request_id()
-    headers = _join_multi(header_pairs, lower=True)
+    """The payload format 2.0 event both front doors send (HTTP API and Function URL)."""
     cookie_header = headers.pop("cookie", None)
     event: dict[str, Any] = {
         "version": "2.0",
@@ -129,12 +128,11 @@ def build_http_api_event(
     event["headers"] = headers
     if raw_query:
         event["queryStringParameters"] = _join_multi(parse_qsl(raw_query, keep_blank_values=True), lower=False)
-    domain = headers.get("host", host)
     event["requestContext"] = {
         "accountId": LOCAL_ACCOUNT_ID,
-        "apiId": LOCAL_API_ID,
+        "apiId": api_id,
         "domainName": domain,
-        "domainPrefix": domain.split(".", 1)[0].split(":", 1)[0],
+        "domainPrefix": domain_prefix,
         "http": {
             "method": method,
             "path": raw_path,
@@ -158,6 +156,29 @@ def build_http_api_event(
     else:
         event["isBase64Encoded"] = False
     return event
+
+
+def build_http_api_event(
+    *,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    header_pairs: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    route_key: str,
+    request_id: str | None = None,
+    now: float | None = None,
+    host: str = "localhost",
+) -> dict[str, Any]:
+    """Build an API Gateway HTTP API payload format 2.0 event for one request."""
+    headers = _join_multi(header_pairs, lower=True)
+    domain = headers.get("host", host)
+    return _payload_v2_event(
+        method=method, raw_path=raw_path, raw_query=raw_query, headers=headers, body=body, source_ip=source_ip,
+        route_key=route_key, request_id=request_id or _request_id(), now=time.time() if now is None else now,
+        api_id=LOCAL_API_ID, domain=domain, domain_prefix=domain.split(".", 1)[0].split(":", 1)[0],
+    )
 
 
 LOCAL_FUNCTION_URL_ID = "pinrelaylocalurlid0000000000000a"  # 32 characters, like a real <url-id>
@@ -188,40 +209,12 @@ def build_function_url_event(
              ("x-amzn-trace-id", f"Root=1-{int(now):08x}-{secrets.token_hex(12)}")]
     present = {name.lower() for name, _ in header_pairs}
     headers = _join_multi([*header_pairs, *((k, v) for k, v in added if k not in present)], lower=True)
-    cookie_header = headers.pop("cookie", None)
-    event: dict[str, Any] = {"version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": raw_query}
-    if cookie_header:
-        event["cookies"] = [c.strip() for c in cookie_header.split(";") if c.strip()]
-    event["headers"] = headers
-    if raw_query:
-        event["queryStringParameters"] = _join_multi(parse_qsl(raw_query, keep_blank_values=True), lower=False)
-    event["requestContext"] = {
-        "accountId": LOCAL_ACCOUNT_ID,
-        "apiId": url_id,
-        "authentication": None,
-        "authorizer": None,
-        "domainName": domain,
-        "domainPrefix": url_id,
-        "http": {
-            "method": method,
-            "path": raw_path,
-            "protocol": "HTTP/1.1",
-            "sourceIp": source_ip,
-            "userAgent": headers.get("user-agent", ""),
-        },
-        "requestId": request_id or str(uuid.uuid4()),
-        "routeKey": "$default",
-        "stage": "$default",
-        "time": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
-        "timeEpoch": int(now * 1000),
-    }
-    if body:
-        try:
-            event["body"], event["isBase64Encoded"] = body.decode("utf-8"), False
-        except UnicodeDecodeError:
-            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode("ascii"), True
-    else:
-        event["isBase64Encoded"] = False
+    event = _payload_v2_event(
+        method=method, raw_path=raw_path, raw_query=raw_query, headers=headers, body=body, source_ip=source_ip,
+        route_key="$default", request_id=request_id or str(uuid.uuid4()), now=now,
+        api_id=url_id, domain=domain, domain_prefix=url_id,
+    )
+    event["requestContext"].update(authentication=None, authorizer=None)
     event["pathParameters"] = None
     event["stageVariables"] = None
     return event
