@@ -26,7 +26,7 @@ deduplicates by event_id (README, "Delivery guarantees").
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +77,7 @@ class SendReport:
     state_reads: int = 0  # dedup keys whose delivery state was read (redelivered messages only)
     # per (source, event_name): "EventsDelivered", "EventsRejectedByPinterest" and, for delivered
     # events, "MatchKey_<key>" (what Pinterest got to match on)
-    outcomes: dict[tuple[str, str], Counter] = field(default_factory=dict)
+    outcomes: defaultdict[tuple[str, str], Counter] = field(default_factory=lambda: defaultdict(Counter))
 
     @property
     def notable(self) -> bool:
@@ -218,10 +218,7 @@ class SenderService:
 
     def _record(self, message: QueuedMessage, state: str, now: int, error: str | None, report: SendReport) -> DeliveryRecord:
         event = message.event.event
-        group = (message.event.source, str(event.get("event_name")))
-        counts = report.outcomes.get(group)
-        if counts is None:
-            counts = report.outcomes[group] = Counter()
+        counts = report.outcomes[message.event.source, str(event.get("event_name"))]
         if state == "delivered":
             report.delivered += 1
             counts["EventsDelivered"] += 1
