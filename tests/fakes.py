@@ -2,44 +2,62 @@
 
 from __future__ import annotations
 
-from pinrelay.ports import DedupClaim, DeliveryRecord, HttpAnswer
-from pinrelay_local.memory import MemoryDedupStore
+from pinrelay.ports import HttpAnswer, QueueRefusal
+from pinrelay_local.memory import MemoryLedger
 
 
-class InMemoryDedupStore(MemoryDedupStore):
-    """The in-memory store, able to fail its claims and remembering what was recorded."""
+class InMemoryLedger(MemoryLedger):
+    """The in-memory ledger, able to fail its calls and remembering every outcome written."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fail_claims = False
-        self.recorded: list[DeliveryRecord] = []
+        self.fail_records = False
+        self.fail_marks = False
+        self.recorded: list = []
+        self.claims: list = []
 
-    def claim(self, claims: list[DedupClaim], now: int) -> list[bool]:
+    def claim(self, requests, claim_id, now, time_left):
+        self.claims.extend(requests)
         if self.fail_claims:
-            raise RuntimeError("throttled")
-        return super().claim(claims, now)
+            from pinrelay.ports import ClaimResult
 
-    def record_deliveries(self, records: list[DeliveryRecord]) -> None:
-        self.recorded.extend(records)
-        super().record_deliveries(records)
+            return [ClaimResult(request.key, won=False, error="ThrottlingException") for request in requests]
+        return super().claim(requests, claim_id, now, time_left)
+
+    def mark_sending(self, keys, claim_id, now, time_left):
+        if self.fail_marks:
+            return list(keys)
+        return super().mark_sending(keys, claim_id, now, time_left)
+
+    def record(self, outcomes, claim_id, time_left):
+        if self.fail_records:
+            return [outcome.key for outcome in outcomes]
+        failed = super().record(outcomes, claim_id, time_left)
+        self.recorded.extend(outcome for outcome in outcomes if outcome.key not in failed)
+        return failed
 
 
 class ListQueue:
-    def __init__(self, fail_positions: set[int] | None = None, raise_error: bool = False) -> None:
+    def __init__(self, fail_positions: set[int] | None = None, raise_error: bool = False,
+                 refuse_positions: set[int] | None = None) -> None:
         self.bodies: list[str] = []
-        self.fail_positions = fail_positions or set()
+        self.fail_positions = fail_positions or set()  # not queued, try later
+        self.refuse_positions = refuse_positions or set()  # refused as the sender's fault
         self.raise_error = raise_error
 
-    def send(self, bodies: list[str]) -> list[int]:
+    def send(self, bodies: list[str], time_left=None) -> list[QueueRefusal]:
         if self.raise_error:
             raise RuntimeError("sqs down")
-        failed = []
+        refusals = []
         for position, body in enumerate(bodies):
             if position in self.fail_positions:
-                failed.append(position)
+                refusals.append(QueueRefusal(position, False, "ServiceUnavailable"))
+            elif position in self.refuse_positions:
+                refusals.append(QueueRefusal(position, True, "InvalidParameterValue"))
             else:
                 self.bodies.append(body)
-        return failed
+        return refusals
 
 
 class ScriptedPinterestApi:
@@ -48,11 +66,15 @@ class ScriptedPinterestApi:
     def __init__(self, *script) -> None:
         self.script = list(script)
         self.calls: list[tuple[str, list[dict], bool]] = []
+        self.forgotten: list[str] = []
 
     def post_events(self, ad_account_id, events, test) -> HttpAnswer:
         self.calls.append((ad_account_id, list(events), test))
         step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         return step(events) if callable(step) else step
+
+    def forget_token(self, ad_account_id) -> None:
+        self.forgotten.append(ad_account_id)
 
 
 def all_processed(events) -> HttpAnswer:

@@ -23,7 +23,7 @@ from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.adapters.secrets import secret_value, secret_values
 from pinrelay.config import IngestSettings, SecretRef, ingest_settings
 from pinrelay.events import EventRejected, PreparedEvent
-from pinrelay.ingest import MAX_EVENTS_PER_REQUEST, IngestOutcome, IngestService, IngestUnavailable
+from pinrelay.ingest import MAX_EVENTS_PER_REQUEST, IngestOutcome, IngestService
 from pinrelay.sources import shopify, woocommerce
 from pinrelay.sources.signatures import verify_base64_hmac
 
@@ -78,7 +78,10 @@ def _header(name: str) -> str | None:
 
 
 def _answer(outcome: IngestOutcome, source: str, webhook: bool = False) -> Response:
-    emit_ingest_metrics(outcome.results, source)
+    # Only what did not go to the queue is counted here (rejected, not queued, repeated within the
+    # request): the sender counts every queued event's fate (delivered, duplicate, rejected by
+    # Pinterest) once per batch, so a clean webhook writes no metrics line (README, "Cost and speed").
+    emit_ingest_metrics([result for result in outcome.results if result.status != "accepted"], source)
     # one line per request costs more in CloudWatch Logs than the Lambda time of a webhook:
     # INFO only when something needs a look (a rejection or an error), DEBUG otherwise
     log = logger.info if outcome.count("rejected") or outcome.failed else logger.debug
@@ -102,14 +105,15 @@ def _answer(outcome: IngestOutcome, source: str, webhook: bool = False) -> Respo
     return _json(200 if webhook else 202, outcome.as_json())
 
 
+def _time_left() -> float:
+    """Seconds left before Lambda ends this invocation (the queue starts no call that could not end before it)."""
+    return app.lambda_context.get_remaining_time_in_millis() / 1000
+
+
 def _accept(prepared: list[PreparedEvent | EventRejected], source: str, now: int, route: AccountRoute | None,
             webhook: bool, consent_known: bool | None = None) -> Response:
-    try:
-        outcome = service().accept(prepared, source=source, now=now, ad_account_id=route.ad_account_id if route else None,
-                                   consent_known=consent_known)
-    except IngestUnavailable as exc:
-        logger.error("ingest unavailable", extra={"error": str(exc)})
-        return _json(503, {"message": "temporarily unavailable; retry the request"})
+    outcome = service().accept(prepared, source=source, now=now, ad_account_id=route.ad_account_id if route else None,
+                               consent_known=consent_known, time_left=_time_left)
     return _answer(outcome, source, webhook)
 
 
@@ -151,11 +155,8 @@ def post_events() -> Response:
         events = [payload]
     else:
         return _json(400, {"message": 'body must be one event object or {"data": [events]}'})
-    try:
-        outcome = service().ingest_api_events(events, source="api", ad_account_id=route.ad_account_id if route else None)
-    except IngestUnavailable as exc:
-        logger.error("ingest unavailable", extra={"error": str(exc)})
-        return _json(503, {"message": "temporarily unavailable; retry the request"})
+    outcome = service().ingest_api_events(events, source="api", ad_account_id=route.ad_account_id if route else None,
+                                          time_left=_time_left)
     return _answer(outcome, "api")
 
 

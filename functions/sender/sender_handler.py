@@ -1,4 +1,5 @@
-"""Sender Lambda: SQS batch -> Pinterest requests of up to 1000 events -> partial batch response.
+"""Sender Lambda: SQS batch -> claims in the delivery ledger -> Pinterest requests of up to 1000
+events -> outcomes -> partial batch response (pinrelay.sender has the policy).
 
 A message that cannot be parsed is reported as a batch item failure at once, so it reaches the
 DLQ after maxReceiveCount receives without holding back the others.
@@ -15,28 +16,30 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from pydantic import ValidationError
 
 from pinrelay.accounts import parse_account_map
-from pinrelay.adapters.aws import client
-from pinrelay.adapters.dynamodb import DynamoDedupStore
+from pinrelay.adapters.aws import client, worst_call_seconds
+from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
 from pinrelay.adapters.metrics import emit_delivery_metrics
 from pinrelay.adapters.pinterest_http import RequestsPinterestApi
 from pinrelay.adapters.secrets import secret_value
 from pinrelay.config import sender_settings
 from pinrelay.models import QueuedEvent
-from pinrelay.sender import REDRIVEN_ATTRIBUTE, QueuedMessage, SenderService
+from pinrelay.sender import QueuedMessage, SenderService
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 
 
-def conversion_token(ad_account_id: str) -> str:
-    """The ad account's own token from the account map, else the deployment's token."""
+def conversion_token(ad_account_id: str, fresh: bool = False) -> str:
+    """The ad account's own token from the account map, else the deployment's token; ``fresh``
+    reads the secret again (Pinterest refused the cached token: it may have been rotated)."""
     settings = sender_settings()
     if settings.account_map_ref:
-        token = parse_account_map(secret_value(settings.account_map_ref, settings.secrets_max_age_seconds)).token_for(ad_account_id)
+        account_map = parse_account_map(secret_value(settings.account_map_ref, settings.secrets_max_age_seconds, fresh))
+        token = account_map.token_for(ad_account_id)
         if token:
             return token
-    return secret_value(settings.token_ref, settings.secrets_max_age_seconds)
+    return secret_value(settings.token_ref, settings.secrets_max_age_seconds, fresh)
 
 
 @cache
@@ -47,10 +50,12 @@ def service() -> SenderService:
         token=conversion_token,
         timeout_seconds=settings.pinterest_timeout_seconds,
     )
-    api.post_events = tracer.capture_method(api.post_events)  # a subsegment per Pinterest call
+    # a subsegment per Pinterest call, without the answer: 1000 per-event statuses would pass
+    # X-Ray's 64 KB segment limit
+    api.post_events = tracer.capture_method(api.post_events, capture_response=False)
     return SenderService(
         api=api,
-        store=DynamoDedupStore(settings.dedup_table_name, client("dynamodb")),
+        ledger=DynamoDeliveryLedger(settings.dedup_table_name, client("dynamodb"), worst_call_seconds("dynamodb")),
         test_mode=settings.pinterest_test_mode,
         max_attempts=settings.sender_max_attempts,
         backoff_base_seconds=settings.sender_backoff_base_seconds,
@@ -58,6 +63,9 @@ def service() -> SenderService:
         clock=time.time,
         sleep=time.sleep,
         request_timeout_seconds=settings.pinterest_timeout_seconds,
+        ledger_call_seconds=worst_call_seconds("dynamodb"),
+        dedup_window_seconds=settings.dedup_window_seconds,
+        offline_dedup_window_seconds=settings.offline_dedup_window_seconds,
     )
 
 
@@ -77,9 +85,9 @@ def lambda_handler(event: dict, context) -> dict:
             unreadable += 1
             continue
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        redriven = REDRIVEN_ATTRIBUTE in (record.get("messageAttributes") or {})
-        messages.append(QueuedMessage(message_id=record.message_id, receive_count=receive_count, event=queued, redriven=redriven))
-    report = service().deliver(messages, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
+        messages.append(QueuedMessage(message_id=record.message_id, receive_count=receive_count, event=queued))
+    report = service().deliver(messages, time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+                               claim_id=context.aws_request_id)
     failures.extend(report.failed_message_ids)
     emit_delivery_metrics(report.outcomes)  # per source and event_name, with match keys
     # totals for the alarms (dimension service only); the rest only when they happened, so a
@@ -91,8 +99,12 @@ def lambda_handler(event: dict, context) -> dict:
         ("PinterestRequests", report.requests),
         ("PinterestRetries", report.retries),
         ("UnreadableMessages", unreadable),
-        # upper bounds of what Pinterest may have seen twice (it drops repeats by event_id)
-        ("EventsResentAfterRedelivery", report.resent_after_redelivery),
+        ("EventsUncertain", report.uncertain),  # offline events not resent: `pinrelay uncertain` lists them
+        ("EventsHeldElsewhere", report.held_elsewhere),
+        ("EventsTooOld", report.too_old),
+        ("ClaimErrors", report.claim_errors),
+        # web and app events Pinterest may have seen twice (it drops repeats by event_id)
+        ("EventsPossiblyResent", report.possibly_resent),
         ("EventsUncertainSends", report.uncertain_sends),
         ("DeliveryRecordFailures", report.record_failures),
     ):
@@ -105,14 +117,17 @@ def lambda_handler(event: dict, context) -> dict:
             "records": len(event.get("Records", [])),
             "delivered": report.delivered,
             "rejected": report.rejected,
-            "skipped_already_done": report.skipped_already_done,
-            "state_reads": report.state_reads,
+            "duplicates": report.duplicates,
+            "uncertain": report.uncertain,
+            "held_elsewhere": report.held_elsewhere,
+            "too_old": report.too_old,
+            "claim_errors": report.claim_errors,
             "requests": report.requests,
             "request_sizes": report.request_sizes,
             "retries": report.retries,
             "failed": len(failures),
             "unreadable": unreadable,
-            "resent_after_redelivery": report.resent_after_redelivery,
+            "possibly_resent": report.possibly_resent,
             "uncertain_sends": report.uncertain_sends,
             "record_failures": report.record_failures,
             "rejections": [{"key": key, "error": error} for key, error in report.rejections[:20]],

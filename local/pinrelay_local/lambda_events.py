@@ -18,15 +18,13 @@ from pinrelay_local.stack import LOCAL_DEFAULTS, REPO_ROOT, refresh_event_times,
 def _queued_bodies(api_payload: dict) -> list[str]:
     from pinrelay.events import prepare_api_event
     from pinrelay.ingest import queued_message_body
-    from pinrelay.ports import DedupClaim
 
     now = int(time.time())
     account = LOCAL_DEFAULTS["PINTEREST_AD_ACCOUNT_ID"]
     bodies = []
     for raw in api_payload["data"]:
         prepared = prepare_api_event(raw, now)
-        claim = DedupClaim(key=prepared.dedup_key(account), accepted_at=now, expires_at=now + 86400, claim_id="sample")
-        bodies.append(queued_message_body(account, claim, prepared, "api"))
+        bodies.append(queued_message_body(account, "api", now, prepared))
     return bodies
 
 

@@ -119,15 +119,15 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
         },
         "Unavailable": {
             "title": "Unavailable",
-            "description": "AWS could not take the events now: retry the request; events already accepted "
-            "then answer duplicate. Carries the per-event results when some were queued.",
+            "description": "SQS could not take some events now: retry the whole request; the events queued "
+            "the first time are delivered once (the sender drops the copies). Carries the per-event results.",
             "type": "object",
             "properties": {"message": {"type": "string"}, **counts},
             "required": ["message"],
         },
         "WebhookAnswer": {
             "title": "WebhookAnswer",
-            "description": "The order's event (accepted, duplicate or rejected with the reason), or a topic "
+            "description": "The order's event (accepted or rejected with the reason), or a topic "
             "that is not forwarded / an order not paid yet (ignored), or the WooCommerce ping (pong).",
             "type": "object",
             "properties": {"message": {"type": "string"}, "ignored": {"type": "boolean"}, **counts},

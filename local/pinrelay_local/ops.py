@@ -13,9 +13,10 @@ or from the outputs of the CloudFormation stack ``--stack-name`` (``EventsQueueU
 ``AWS_ENDPOINT_URL`` (the local stack's moto) as usual.
 
 Redrive is receive, send to the main queue, delete from the DLQ, ten messages at a time. It is
-safe to repeat: the sender skips an event whose DynamoDB state is already ``delivered`` or
-``rejected``. (SQS's own StartMessageMoveTask does the same in AWS; moto does not implement it,
-and this way the tests run the code the operator runs.)
+safe to repeat, and so is the SQS console's "Start DLQ redrive" (StartMessageMoveTask): the
+sender claims every event before sending it, so an event already delivered, rejected or
+uncertain is dropped as a duplicate whatever the message says. (moto does not implement
+StartMessageMoveTask; this way the tests run the code the operator runs.)
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
-
-from pinrelay.sender import REDRIVEN_ATTRIBUTE
 
 STACK_OUTPUTS = {"queue_url": "EventsQueueUrl", "dlq_url": "DeadLetterQueueUrl", "table": "DedupTableName"}
 REDRIVE_HELP = "move the messages of the dead-letter queue back to the events queue"
@@ -80,10 +79,9 @@ def redrive(
             continue
         entries = []
         for position, message in enumerate(messages):
-            # marked, because SQS counts the new message's receives from 1: the sender then looks
-            # up whether its event was already delivered before sending it
-            entry: dict[str, Any] = {"Id": str(position), "MessageBody": message["Body"], "MessageAttributes": {
-                **(message.get("MessageAttributes") or {}), REDRIVEN_ATTRIBUTE: {"DataType": "String", "StringValue": "1"}}}
+            entry: dict[str, Any] = {"Id": str(position), "MessageBody": message["Body"]}
+            if message.get("MessageAttributes"):
+                entry["MessageAttributes"] = message["MessageAttributes"]
             entries.append(entry)
         answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         sent = [messages[int(entry["Id"])] for entry in answer.get("Successful", [])]

@@ -5,27 +5,31 @@
 Sends ``--events`` events through the whole local stack (HTTP API -> ingest -> SQS -> sender ->
 Pinterest stand-in), from three sources: ``POST /events`` batches and single posts, and signed
 Shopify ``orders/create`` webhooks (the real samples in tests/fixtures/shopify, each with its own
-order id). About 5 % of the events are exact repeats of an event already accepted (a shop's or
-Shopify's retry), 2 % are invalid (pinrelay rejects them at ingest), 1 % are two hours old, which
-pinrelay accepts and the stand-in (told to take at most one hour) fails, as Pinterest fails
-stale events. A few unreadable messages are put straight on the queue (poison).
+order id). About 10 % of the API events are offline events (store sales, which Pinterest cannot
+deduplicate). About 5 % of the events are exact repeats of an event already accepted (a shop's or
+Shopify's retry): ingest queues them again and the sender's claim must drop them. 2 % are invalid
+(pinrelay rejects them at ingest), 1 % are two hours old, which pinrelay accepts and the stand-in
+(told to take at most one hour) fails, as Pinterest fails stale events. A few unreadable messages
+are put straight on the queue (poison).
 
 While the events flow, a fault schedule plays: Pinterest answers 503, then 429 with
 Retry-After, then answers slower than the sender's timeout, then drops connections, each for
-``--spell-seconds``; then SQS and DynamoDB throttle the ingest function for a while (it answers
-5xx, the client retries, as Shopify and a shop's backend do). After the last event the soak waits
+``--spell-seconds``; then SQS throttles the ingest function (it answers 5xx, the client retries,
+as Shopify and a shop's backend do) and DynamoDB the sender's claims, for a while. After the last event the soak waits
 until the queue is empty (delivery must resume by itself), then prints the ledger:
 
-* accepted / duplicates answered / rejected at ingest: what the ingest API answered;
+* accepted / repeated in a request / rejected at ingest: what the ingest API answered;
 * delivered: accepted events Pinterest (the stand-in) processed; rejected by Pinterest: accepted
   events recorded ``rejected`` in DynamoDB with Pinterest's message; in the DLQ;
-* lost: accepted events neither delivered, nor rejected, nor in the DLQ;
+* uncertain: offline events whose request got no answer (pinrelay recorded them uncertain and
+  never sent them again: Pinterest cannot deduplicate them);
+* lost: accepted events neither delivered, nor rejected, nor uncertain, nor in the DLQ;
 * delivered twice: events the stand-in processed more than once (counted by event_id, only
   processed ones). When pinrelay gives up on a request after its timeout (``PINTEREST_TIMEOUT_SECONDS``)
   Pinterest may still process it; pinrelay cannot know, so it sends the events again, and
   Pinterest drops the repeat by event_id. Such a repeat is *explained* when every processing but
   one was in a request pinrelay abandoned (the stand-in was slower than the timeout); any other
-  repeat is *unexplained*.
+  repeat is *unexplained*. An offline event processed twice is always unexplained.
 
 Exit status 1 when an event is lost, delivered twice unexplained, or delivered without being
 accepted. Scaled down from production: SQS visibility timeout 4 s (AWS: 780 s), sender timeout
@@ -181,13 +185,15 @@ class Post:
     headers: dict[str, str]
     expect: list[tuple[str | None, str]]  # per event: (dedup key or None, "accepted"/"duplicate"/"rejected")
     stale: list[bool]
+    repeat: list[bool] = field(default_factory=list)  # a copy of an event accepted in an earlier post
 
 
 class Workload:
     """Makes the posts, one at a time, remembering what was accepted so that repeats repeat it."""
 
     def __init__(self, *, run_id: str, ad_account_id: str, api_key: str, shopify_secret: str, seed: int,
-                 repeat_share: float = 0.05, invalid_share: float = 0.02, stale_share: float = 0.01) -> None:
+                 repeat_share: float = 0.05, invalid_share: float = 0.02, stale_share: float = 0.01,
+                 offline_share: float = 0.1) -> None:
         self.rng = random.Random(seed)
         self.run_id = run_id
         self.ad_account_id = ad_account_id
@@ -196,11 +202,13 @@ class Workload:
         self.repeat_share = repeat_share
         self.invalid_share = invalid_share
         self.stale_share = stale_share
+        self.offline_share = offline_share
         self.counter = 0
         self.orders = [json.loads(path.read_text(encoding="utf-8")) for path in SHOPIFY_FIXTURES]
         self.order_base = 7_000_000_000 + self.rng.randrange(1_000_000_000)
         self.accepted_events: list[dict[str, Any]] = []  # API events accepted, for repeats
         self.accepted_orders: list[Post] = []  # Shopify posts accepted, for repeats
+        self.offline_keys: set[str] = set()  # dedup keys of the offline events made
 
     # -- events ----------------------------------------------------------------------------
     def _new_event(self, now: int, stale: bool = False) -> dict[str, Any]:
@@ -213,14 +221,17 @@ class Workload:
             user["client_user_agent"] = rng.choice(USER_AGENTS)
         if rng.random() < 0.3:
             user["ph"] = f"+1 (502) 555-{n % 10_000:04d}"
+        offline = rng.random() < self.offline_share
         event: dict[str, Any] = {
-            "event_name": rng.choice(EVENT_NAMES),
-            "action_source": "web",
+            "event_name": "checkout" if offline else rng.choice(EVENT_NAMES),
+            "action_source": "offline" if offline else "web",
             "event_id": f"soak-{self.run_id}-{n}",
             "event_time": now - (STALE_SECONDS if stale else rng.randrange(0, 600)),
             "event_source_url": f"https://shop.example.com/p/{n}",
             "user_data": user,
         }
+        if offline:
+            self.offline_keys.add(event_key(self.ad_account_id, event))
         if event["event_name"] in ("checkout", "add_to_cart"):
             event["custom_data"] = {"value": f"{rng.randrange(100, 50_000) / 100:.2f}", "currency": "USD",
                                     "order_id": f"order-{n}", "num_items": rng.randrange(1, 5)}
@@ -242,9 +253,11 @@ class Workload:
         return event
 
     def _pick_event(self, now: int) -> tuple[dict[str, Any], str, bool]:
+        """(event, what ingest should answer, stale); a repeat of an accepted event is queued
+        again ("accepted") and dropped by the sender's claim."""
         roll = self.rng.random()
         if roll < self.repeat_share and self.accepted_events:
-            return self.rng.choice(self.accepted_events), "duplicate", False
+            return self.rng.choice(self.accepted_events), "accepted", False
         if roll < self.repeat_share + self.invalid_share:
             return self._invalid_event(now), "rejected", False
         stale = roll < self.repeat_share + self.invalid_share + self.stale_share
@@ -266,6 +279,7 @@ class Workload:
         if roll < 0.84 or remaining_events < 2:
             event, expect, stale = self._pick_event(now)
             return self._api_post("single", [event], [expect], [stale])
+        # an event repeated inside one request answers duplicate (queued once)
         size = self.rng.randrange(2, min(14, remaining_events) + 1)
         picked = [self._pick_event(now) for _ in range(size)]
         seen: set[str] = set()
@@ -281,17 +295,19 @@ class Workload:
 
     def _api_post(self, kind: str, events: list[dict[str, Any]], expects: list[str], stale: list[bool]) -> Post:
         payload: Any = events[0] if kind == "single" else {"data": events}
+        accepted_before = {id(e) for e in self.accepted_events}
         return Post(
             kind=kind, path="/events", body=json.dumps(payload, separators=(",", ":")).encode(),
             headers={"Content-Type": "application/json", "x-api-key": self.api_key},
             expect=[(self._key(e), x) for e, x in zip(events, expects)], stale=stale,
+            repeat=[id(e) in accepted_before for e in events],
         )
 
     def _shopify_post(self, now: int) -> Post:
         if self.rng.random() < self.repeat_share and self.accepted_orders:
             original = self.rng.choice(self.accepted_orders)  # Shopify's retry: same body, same webhook id
             return Post("shopify", original.path, original.body, original.headers,
-                        [(original.expect[0][0], "duplicate")], [False])
+                        [(original.expect[0][0], "accepted")], [False], [True])
         self.counter += 1
         order = copy.deepcopy(self.orders[self.counter % len(self.orders)])
         order_id = self.order_base + self.counter
@@ -309,18 +325,18 @@ class Workload:
             "X-Shopify-Triggered-At": stamp,
         }
         key = f"{self.ad_account_id}#checkout#{order_id}"
-        return Post("shopify", "/webhooks/shopify", raw, headers, [(key, "accepted")], [False])
+        return Post("shopify", "/webhooks/shopify", raw, headers, [(key, "accepted")], [False], [False])
 
     def remember(self, post: Post, answered: list[str]) -> None:
         """Make accepted events and orders available for repeats."""
         if post.kind == "shopify":
-            if answered and answered[0] == "accepted":
+            if answered and answered[0] == "accepted" and not post.repeat[0]:
                 self.accepted_orders.append(post)
             return
         payload = json.loads(post.body)
         events = [payload] if post.kind == "single" else payload["data"]
-        for event, status in zip(events, answered):
-            if status == "accepted":
+        for event, status, repeat in zip(events, answered, post.repeat):
+            if status == "accepted" and not repeat:
                 self.accepted_events.append(event)
 
 
@@ -348,8 +364,9 @@ def default_schedule(ingest_seconds: float, spell_seconds: float) -> list[Spell]
 
 
 class AwsTrouble:
-    """Throttles the ingest function's SQS SendMessageBatch and DynamoDB PutItem (the claim) with
-    botocore hooks on the boto3 clients the handler uses (pinrelay.adapters.aws.client)."""
+    """Throttles the ingest function's SQS SendMessageBatch and the sender's DynamoDB UpdateItem
+    (claims, marks, outcomes) with botocore hooks on the boto3 clients the handlers use
+    (pinrelay.adapters.aws.client; both handlers run in this process)."""
 
     def __init__(self, client_factory: Callable[[str], Any], rng: random.Random,
                  sqs_share: float = 0.3, dynamodb_share: float = 0.03) -> None:
@@ -361,11 +378,11 @@ class AwsTrouble:
         self.active = False
         self.injected: Counter[str] = Counter()
         self.sqs.meta.events.register("before-call.sqs.SendMessageBatch", self._sqs_hook)
-        self.dynamodb.meta.events.register("before-call.dynamodb.PutItem", self._dynamodb_hook)
+        self.dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", self._dynamodb_hook)
 
     def close(self) -> None:
         self.sqs.meta.events.unregister("before-call.sqs.SendMessageBatch", self._sqs_hook)
-        self.dynamodb.meta.events.unregister("before-call.dynamodb.PutItem", self._dynamodb_hook)
+        self.dynamodb.meta.events.unregister("before-call.dynamodb.UpdateItem", self._dynamodb_hook)
 
     def _sqs_hook(self, **_: Any) -> None:
         if self.active and self.rng.random() < self.sqs_share:
@@ -374,8 +391,8 @@ class AwsTrouble:
 
     def _dynamodb_hook(self, **_: Any) -> None:
         if self.active and self.rng.random() < self.dynamodb_share:
-            self.injected["PutItem"] += 1
-            raise throttling_error("PutItem", "ProvisionedThroughputExceededException")
+            self.injected["UpdateItem"] += 1
+            raise throttling_error("UpdateItem", "ProvisionedThroughputExceededException")
 
 
 def throttling_error(operation: str, code: str) -> Exception:
@@ -433,8 +450,11 @@ class Ledger:
     events: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
     accepted: int = 0
-    duplicates_answered: int = 0
-    repeats_sent: int = 0
+    duplicates_answered: int = 0  # repeated within one request: queued once
+    repeats_sent: int = 0  # copies of events accepted earlier: queued again, dropped by the sender
+    offline_sent: int = 0
+    uncertain: int = 0  # offline events recorded uncertain (never resent)
+    offline_twice: int = 0
     rejected_at_ingest: int = 0
     invalid_sent: int = 0
     unexpected_answers: int = 0
@@ -464,7 +484,8 @@ class Ledger:
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.twice_unexplained == 0 and self.delivered_not_accepted == 0
+        return (self.lost == 0 and self.twice_unexplained == 0 and self.delivered_not_accepted == 0
+                and self.offline_twice == 0)
 
     def lines(self) -> list[str]:
         kinds = ", ".join(f"{name} {self.by_kind[name]}" for name in ("batch", "single", "shopify"))
@@ -477,7 +498,9 @@ class Ledger:
             + (f" (injected: {dict(self.aws_injected)})" if self.aws_injected else ""),
             f"  events sent                 {self.events:>7}  (events in: {kinds})",
             f"  accepted                    {self.accepted:>7}",
-            f"  duplicates answered         {self.duplicates_answered:>7}  (exact repeats sent: {self.repeats_sent})",
+            f"  repeats sent                {self.repeats_sent:>7}  (copies of accepted events: queued again, each"
+            " dropped by the sender's claim)",
+            f"  repeated in one request     {self.duplicates_answered:>7}  (answered duplicate, queued once)",
             f"  rejected at ingest          {self.rejected_at_ingest:>7}  (invalid sent: {self.invalid_sent})",
             f"  unexpected answers          {self.unexpected_answers:>7}",
             f"  ingest 5xx answers          {self.ingest_5xx:>7}  (each retried by the client; gave up: {self.ingest_gave_up})",
@@ -486,6 +509,9 @@ class Ledger:
             " recorded in DynamoDB with Pinterest's message, not retried)",
             f"  in the DLQ                  {self.dlq_events + self.dlq_poison:>7}  "
             f"({self.dlq_poison} poison of {self.poison_sent} sent, {self.dlq_events} events)",
+            f"  offline events accepted     {self.offline_sent:>7}  ({self.offline_twice} processed twice)",
+            f"  uncertain (offline)         {self.uncertain:>7}  (their request got no answer: recorded uncertain,"
+            " never sent again)",
             f"  lost                        {self.lost:>7}",
             f"  delivered twice             {self.twice_explained + self.twice_unexplained:>7}  "
             f"({self.twice_explained} explained: processed again after pinrelay abandoned a request"
@@ -526,6 +552,7 @@ def run_soak(
     visibility_timeout_s: int = 4,
     max_receive_count: int = 8,
     drain_timeout_s: float = 120.0,
+    sender_batch_size: int = 500,
     verbose: bool = False,
     say: Say | None = print,
 ) -> Ledger:
@@ -536,7 +563,7 @@ def run_soak(
     ledger.faults = [spell.describe() for spell in spells]
     stack = LocalStack(
         port=0, test_mode=False, visibility_timeout_s=visibility_timeout_s, max_receive_count=max_receive_count,
-        sender_batch_size=500, sender_window_s=0.5,
+        sender_batch_size=sender_batch_size, sender_window_s=0.5,
         handler_env={**HANDLER_ENV, "LOG_LEVEL": "WARNING"} if verbose else HANDLER_ENV,
     )
     started = time.monotonic()
@@ -580,13 +607,14 @@ def run_soak(
             answered = _post_with_retries(session, stack.url, post, ledger)
             sent += len(post.expect)
             ledger.by_kind[post.kind] += len(post.expect)
-            for (key, expect), status, stale in zip(post.expect, answered, post.stale):
+            for (key, expect), status, stale, repeat in zip(post.expect, answered, post.stale,
+                                                            post.repeat or [False] * len(post.expect)):
                 ledger.events += 1
-                if expect == "duplicate":
+                if repeat:
                     ledger.repeats_sent += 1
                 if expect == "rejected":
                     ledger.invalid_sent += 1
-                if status == "accepted":
+                if status == "accepted" and not repeat:
                     ledger.accepted += 1
                     accepted_keys.add(key)  # type: ignore[arg-type]
                     if stale:
@@ -640,6 +668,14 @@ def run_soak(
         ledger.dlq_events = len(dlq_keys)
         for key in accepted_keys:
             state = states.get(key, {}).get("state")
+            if key in workload.offline_keys:
+                ledger.offline_sent += 1
+                if tally.processed[key] > 1:
+                    ledger.offline_twice += 1
+                    examples.setdefault("offline twice", []).append(key)
+                if state == "uncertain":
+                    ledger.uncertain += 1
+                    continue
             if tally.processed[key]:
                 ledger.delivered += 1
                 if state != "delivered":
@@ -647,11 +683,13 @@ def run_soak(
             elif state == "rejected":
                 ledger.rejected_by_pinterest += 1
             elif key in dlq_keys:
-                pass
+                examples.setdefault("in the DLQ", []).append(f"{key} (state {state})")
             else:
                 ledger.lost += 1
                 examples["lost"].append(f"{key} (state {state})")
         explained, unexplained = tally.twice()
+        unexplained |= explained & workload.offline_keys  # Pinterest cannot deduplicate these
+        explained -= workload.offline_keys
         ledger.twice_explained, ledger.twice_unexplained = len(explained), len(unexplained)
         examples["twice unexplained"] = sorted(unexplained)[:5]
         never = [k for k in tally.processed if k not in accepted_keys]

@@ -83,9 +83,9 @@ def test_a_shopify_order_posted_twice_reaches_pinterest_once_hashed_and_schema_v
     body = json.dumps(order).encode()
 
     first = post_order(local_stack["url"], body)
-    second = post_order(local_stack["url"], body)  # Shopify's retry of the same order
+    second = post_order(local_stack["url"], body)  # Shopify's retry of the same order: queued, dropped by the sender
     assert first.status_code == 200 and first.json()["events"][0]["status"] == "accepted"
-    assert second.status_code == 200 and second.json()["events"][0]["status"] == "duplicate"
+    assert second.status_code == 200 and second.json()["events"][0]["status"] == "accepted"
 
     received = []
     deadline = time.monotonic() + 20
@@ -119,6 +119,6 @@ def test_a_shopify_order_posted_twice_reaches_pinterest_once_hashed_and_schema_v
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=20)
     assert process.returncode == 0
-    assert re.search(r"sender: 1 events? -> 1 request", output), output
+    assert re.search(r"sender: [12] events? -> 1 request", output), output
     for raw in ("bob.norman@mail.example.com", "Norman", "Chestnut Street", "Louisville", "459-2181"):
         assert raw not in output

@@ -1,70 +1,160 @@
-"""DynamoDedupStore and SqsEventQueue against moto server."""
+"""DynamoDeliveryLedger and SqsEventQueue against moto server."""
 
 import json
 
-from pinrelay.adapters.dynamodb import DynamoDedupStore
-from pinrelay.adapters.sqs import SqsEventQueue
-from pinrelay.ports import DedupClaim, DeliveryRecord
+import pytest
+
+from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
+from pinrelay.adapters.sqs import SqsEventQueue, batches_by_size
+from pinrelay.ports import ClaimRequest, Outcome
+
+NOW = 1_000_000
+WINDOW = 7 * 86400 + 300
 
 
-def claim(key, now, claim_id="c1", window=86400):
-    return DedupClaim(key=key, accepted_at=now, expires_at=now + window, claim_id=claim_id)
+def plenty():
+    return 600.0
 
 
-def test_claim_is_conditional_and_expiry_is_checked_in_the_condition(aws, dedup_table):
-    store = DynamoDedupStore(dedup_table, aws["dynamodb"])
-    assert store.claim([claim("a", 1000)], 1000) == [True]
-    assert store.claim([claim("a", 2000, "c2")], 2000) == [False]  # within 24 h
+def request(key, state="sending", now=NOW, lease=60, window=WINDOW):
+    return ClaimRequest(key=key, state=state, lease_until=now + lease, expires_at=now + window, accepted_at=now - 5)
+
+
+@pytest.fixture
+def ledger(aws, dedup_table):
+    return DynamoDeliveryLedger(dedup_table, aws["dynamodb"], worst_call_seconds=12)
+
+
+def item(aws, table, key):
+    return aws["dynamodb"].get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+
+
+def test_a_claim_wins_once_and_a_second_claim_sees_the_live_lease(ledger):
+    [first] = ledger.claim([request("a")], "inv-1", NOW, plenty)
+    [second] = ledger.claim([request("a")], "inv-2", NOW + 1, plenty)
+    assert (first.won, first.prior_state) == (True, None)
+    assert (second.won, second.current_state, second.error) == (False, "sending", None)
+
+
+def test_a_final_state_makes_every_later_claim_a_duplicate(ledger):
+    ledger.claim([request("a")], "inv-1", NOW, plenty)
+    assert ledger.record([Outcome("a", "delivered", NOW + 1)], "inv-1", plenty) == []
+    [again] = ledger.claim([request("a", now=NOW + 86400)], "inv-2", NOW + 86400, plenty)
+    assert (again.won, again.current_state) == (False, "delivered")
+
+
+def test_an_expired_lease_can_be_taken_over_and_reports_what_it_found(ledger):
+    ledger.claim([request("a", lease=60)], "dead", NOW, plenty)
+    [taken] = ledger.claim([request("a", now=NOW + 61)], "inv-2", NOW + 61, plenty)
+    assert (taken.won, taken.prior_state) == (True, "sending")
+
+
+def test_the_dedup_window_is_checked_in_the_condition_not_left_to_the_ttl_sweep(aws, dedup_table, ledger):
+    ledger.claim([request("a", window=100)], "inv-1", NOW, plenty)
+    ledger.record([Outcome("a", "delivered", NOW)], "inv-1", plenty)
     # moto, like DynamoDB's late TTL sweep, still holds the expired item: the condition decides
-    assert store.claim([claim("a", 1000 + 86400, "c3")], 1000 + 86400) == [True]
-    item = aws["dynamodb"].get_item(TableName=dedup_table, Key={"pk": {"S": "a"}})["Item"]
-    assert item["claim_id"]["S"] == "c3" and item["state"]["S"] == "queued"
-    assert item["expires_at"]["N"] == str(1000 + 2 * 86400)
+    [later] = ledger.claim([request("a", now=NOW + 100)], "inv-2", NOW + 100, plenty)
+    assert (later.won, later.prior_state) == (True, None)
+    assert item(aws, dedup_table, "a")["expires_at"]["N"] == str(NOW + 100 + WINDOW)
 
 
-def test_many_claims_in_parallel_keep_their_order(aws, dedup_table):
-    store = DynamoDedupStore(dedup_table, aws["dynamodb"])
-    store.claim([claim(f"k{i}", 10) for i in range(0, 40, 2)], 10)
-    outcome = store.claim([claim(f"k{i}", 10, "c2") for i in range(40)], 10)
-    assert outcome == [i % 2 == 1 for i in range(40)]
+def test_a_claim_whose_answer_was_lost_is_recognised_as_ours_when_the_sdk_sends_it_again(aws, dedup_table, ledger):
+    ledger.claim([request("a", lease=60)], "dead", NOW, plenty)  # a killed invocation left "sending"
+    [won] = ledger.claim([request("a", now=NOW + 61)], "inv-2", NOW + 61, plenty)
+    # the same write again, as botocore sends it when the answer was lost: the condition now fails
+    # on our own claim, and the prior state must still come back as "sending"
+    [retried] = ledger.claim([request("a", now=NOW + 61)], "inv-2", NOW + 61, plenty)
+    assert won == retried and retried.prior_state == "sending"
 
 
-def test_release_only_removes_own_unsent_claim(aws, dedup_table):
-    store = DynamoDedupStore(dedup_table, aws["dynamodb"])
-    store.claim([claim("mine", 10, "me")], 10)
-    store.release([claim("mine", 10, "someone-else")])
-    assert store.delivery_states(["mine"]) == {"mine": "queued"}
-    store.release([claim("mine", 10, "me")])
-    assert store.delivery_states(["mine"]) == {}
+def test_many_claims_in_parallel_keep_their_order(ledger):
+    ledger.claim([request(f"k{i}") for i in range(0, 40, 2)], "inv-1", NOW, plenty)
+    results = ledger.claim([request(f"k{i}") for i in range(40)], "inv-2", NOW, plenty)
+    assert [r.key for r in results] == [f"k{i}" for i in range(40)]
+    assert [r.won for r in results] == [i % 2 == 1 for i in range(40)]
 
 
-def test_delivery_records_and_states(aws, dedup_table):
-    store = DynamoDedupStore(dedup_table, aws["dynamodb"])
-    keys = [f"k{i}" for i in range(130)]
-    store.claim([claim(k, 10) for k in keys], 10)
-    store.record_deliveries(
-        [DeliveryRecord(key=k, state="rejected" if i == 7 else "delivered", attempts=2, accepted_at=10, expires_at=86410,
-                        updated_at=20, error_message="Invalid event_timestamp" if i == 7 else None) for i, k in enumerate(keys[:60])]
-    )
-    states = store.delivery_states(keys + ["unknown"])
-    assert len(states) == 130
-    assert states["k7"] == "rejected" and states["k8"] == "delivered" and states["k100"] == "queued"
-    item = aws["dynamodb"].get_item(TableName=dedup_table, Key={"pk": {"S": "k7"}})["Item"]
-    assert item["error_message"]["S"] == "Invalid event_timestamp" and item["attempts"]["N"] == "2"
+def test_mark_sending_only_under_our_own_claim_and_it_is_idempotent(ledger):
+    ledger.claim([request("mine", state="claimed"), request("theirs", state="claimed")], "inv-1", NOW, plenty)
+    ledger.claim([request("theirs", state="claimed", now=NOW + 100)], "inv-x", NOW + 100, plenty)
+    assert ledger.mark_sending(["mine", "theirs"], "inv-1", NOW + 1, plenty) == ["theirs"]
+    assert ledger.mark_sending(["mine"], "inv-1", NOW + 2, plenty) == []  # a retried write of an applied mark
+    assert ledger.states(["mine"])["mine"]["state"] == "sending"
+
+
+def test_an_outcome_is_written_only_by_the_claim_holder(aws, dedup_table, ledger):
+    ledger.claim([request("a")], "inv-1", NOW, plenty)
+    assert ledger.record([Outcome("a", "delivered", NOW + 1)], "somebody-else", plenty) == ["a"]
+    assert ledger.record([Outcome("a", "rejected", NOW + 1, "Invalid event_timestamp")], "inv-1", plenty) == []
+    stored = item(aws, dedup_table, "a")
+    assert stored["state"]["S"] == "rejected" and stored["error_message"]["S"] == "Invalid event_timestamp"
+    assert "lease_until" not in stored and stored["attempts"]["N"] == "1"
+
+
+def test_giving_a_lease_back_lets_the_next_claim_take_it_at_once(ledger):
+    ledger.claim([request("a", lease=600)], "inv-1", NOW, plenty)
+    ledger.record([Outcome("a", "claimed", NOW + 5)], "inv-1", plenty)
+    [next_claim] = ledger.claim([request("a", now=NOW + 6)], "inv-2", NOW + 6, plenty)
+    assert (next_claim.won, next_claim.prior_state) == (True, "claimed")
+
+
+def test_items_queued_by_the_previous_design_are_claimable(aws, dedup_table, ledger):
+    aws["dynamodb"].put_item(TableName=dedup_table, Item={
+        "pk": {"S": "old"}, "state": {"S": "queued"}, "expires_at": {"N": str(NOW + 86400)}, "claim_id": {"S": "ingest"}})
+    [won] = ledger.claim([request("old")], "inv-1", NOW, plenty)
+    assert won.won and won.prior_state == "queued"
+
+
+def test_no_call_is_started_without_time_for_its_worst_case(ledger):
+    [result] = ledger.claim([request("a")], "inv-1", NOW, lambda: 5.0)
+    assert (result.won, result.error) == (False, "OutOfTime")
+    assert ledger.states(["a"]) == {}
 
 
 def test_queue_sends_ten_per_call_one_message_per_body(aws, queue_url):
     calls = []
     aws["sqs"].meta.events.register("before-call.sqs.SendMessageBatch", lambda **kw: calls.append(1))
-    queue = SqsEventQueue(queue_url, aws["sqs"])
+    queue = SqsEventQueue(queue_url, aws["sqs"], worst_call_seconds=12)
     bodies = [json.dumps({"n": i}) for i in range(23)]
-    assert queue.send(bodies) == []
+    assert queue.send(bodies, plenty) == []
     assert len(calls) == 3
     received = []
     while True:
-        batch = aws["sqs"].receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not batch:
+        got = aws["sqs"].receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
             break
-        received += [json.loads(m["Body"])["n"] for m in batch]
-        aws["sqs"].delete_message_batch(QueueUrl=queue_url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+        received += [json.loads(m["Body"])["n"] for m in got]
     assert sorted(received) == list(range(23))
+
+
+def test_batches_are_split_by_bytes_as_well_as_by_count():
+    bodies = ["a" * 400_000, "b" * 400_000, "c" * 400_000, "d" * 10]
+    assert batches_by_size(bodies) == [[0, 1], [2, 3]]
+    assert batches_by_size(["x"] * 25) == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
+    assert batches_by_size(["é" * 600_000, "é" * 10]) == [[0], [1]]  # UTF-8 bytes, not characters
+
+
+def test_large_messages_reach_the_queue_in_byte_sized_batches(aws, queue_url):
+    queue = SqsEventQueue(queue_url, aws["sqs"], worst_call_seconds=12)
+    assert queue.send(["x" * 300_000 for _ in range(7)], plenty) == []
+    attributes = aws["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "7"
+
+
+def test_a_message_the_queue_refuses_is_reported_as_the_senders_fault(aws):
+    small = aws["sqs"].create_queue(QueueName="small-max", Attributes={"MaximumMessageSize": "1024"})["QueueUrl"]
+    queue = SqsEventQueue(small, aws["sqs"], worst_call_seconds=12)
+    refusals = queue.send(["ok", "x" * 2000, "ok too"], plenty)
+    assert [(r.position, r.sender_fault) for r in refusals] == [(1, True)]
+
+
+def test_a_queue_that_fails_reports_every_body_of_the_failed_calls(aws):
+    queue = SqsEventQueue("http://127.0.0.1:1/000000000000/missing", aws["sqs"], worst_call_seconds=12)
+    refusals = queue.send([str(i) for i in range(12)], plenty)
+    assert [r.position for r in refusals] == list(range(12)) and not any(r.sender_fault for r in refusals)
+
+
+def test_no_send_is_started_without_time_for_its_worst_case(aws, queue_url):
+    queue = SqsEventQueue(queue_url, aws["sqs"], worst_call_seconds=12)
+    refusals = queue.send(["a", "b"], lambda: 10.0)
+    assert [r.position for r in refusals] == [0, 1] and refusals[0].reason == "no time left in this invocation"

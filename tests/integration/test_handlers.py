@@ -18,11 +18,13 @@ def test_api_events_flow_to_pinterest_once(stack, now):
     assert status == 202
     assert [e["status"] for e in body["events"]] == ["accepted", "accepted", "rejected"]
     assert body["events"][2]["reason"].startswith("event_name: Field required")
+    # the client sends e1 again: queued again, and the sender's claim drops the copy
     status, body = post_events(stack, api_event(now, "e1"))
-    assert status == 202 and body["events"][0]["status"] == "duplicate"
+    assert status == 202 and body["events"][0]["status"] == "accepted"
     records, answer = drain(stack)
-    assert len(records) == 2 and answer == {"batchItemFailures": []}
+    assert len(records) == 3 and answer == {"batchItemFailures": []}
     (request,) = stack["standin"].received
+    assert sorted(e["event_id"] for e in request["body"]["data"]) == ["e1", "e2"]
     assert request["status"] == 200 and request["ad_account_id"] == AD_ACCOUNT and request["test"] is False
     assert ConversionEventsValidator().errors(request["body"]) == []
     sent = request["body"]["data"][0]
@@ -66,12 +68,13 @@ def test_shopify_order_is_verified_mapped_and_deduplicated(stack, now):
     status, body = post_shopify(stack, order)
     assert status == 200 and body["events"][0] == {"index": 0, "status": "accepted", "event_id": "450789469", "event_name": "checkout",
                                                    "match_keys": ["em", "ph", "external_id", "address"]}
-    status, body = post_shopify(stack, order)  # Shopify's retry of the same order
-    assert body["events"][0]["status"] == "duplicate"
+    status, body = post_shopify(stack, order)  # Shopify's retry of the same order: queued, dropped by the sender
+    assert body["events"][0]["status"] == "accepted"
     assert post_shopify(stack, order, topic="app/uninstalled")[0] == 200
     records, answer = drain(stack)
-    assert len(records) == 1 and answer == {"batchItemFailures": []}
-    assert stack["standin"].received[0]["body"]["data"][0]["custom_data"]["order_id"] == "450789469"
+    assert len(records) == 2 and answer == {"batchItemFailures": []}
+    (request,) = stack["standin"].received
+    assert [e["custom_data"]["order_id"] for e in request["body"]["data"]] == ["450789469"]
 
 
 def test_sender_returns_unreadable_messages_and_pinterest_outages_as_batch_failures(stack, now):
@@ -97,9 +100,10 @@ def test_woocommerce_ping_and_paid_order(stack, now):
     status, answer = post_woocommerce(stack, body)
     assert status == 200 and answer["events"][0]["status"] == "accepted" and answer["events"][0]["event_name"] == "checkout"
     status, answer = post_woocommerce(stack, body, topic="order.updated")
-    assert answer["events"][0]["status"] == "duplicate"  # created then updated: one checkout
+    assert answer["events"][0]["status"] == "accepted"  # the same event_id: the sender sends it once
     records, result = drain(stack)
-    assert len(records) == 1 and result == {"batchItemFailures": []}
+    assert len(records) == 2 and result == {"batchItemFailures": []}
+    assert len(stack["standin"].received) == 1
 
 
 def test_account_map_routes_keys_and_shops_to_their_ad_account(stack, now):
@@ -137,21 +141,22 @@ def _stdout_documents(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-def test_metrics_ingest_counts_answers_and_the_sender_counts_deliveries_and_match_keys(stack, now, capsys):
+def test_metrics_ingest_counts_what_it_did_not_queue_and_the_sender_counts_deliveries_and_match_keys(stack, now, capsys):
     capsys.readouterr()
     post_events(stack, {"data": [api_event(now, "m1"), api_event(now, "m2")]})
+    assert _stdout_documents(capsys.readouterr().out) == []  # a clean request writes no metrics and no log line
+    post_events(stack, {"data": [api_event(now, "m3"), {"event_name": "checkout"}, api_event(now, "m3")]})
     ingest_docs = [d for d in _stdout_documents(capsys.readouterr().out) if "_aws" in d]
-    # one short document for a clean request: the accepted count, no per-request match keys, no log line
-    assert [(d["source"], d["event_name"], d["EventsAccepted"]) for d in ingest_docs] == [("api", "checkout", [2.0])]
-    assert not any(name.startswith("MatchKey_") for d in ingest_docs for name in d)
+    assert [(d["event_name"], d.get("EventsRejected"), d.get("EventsDuplicate"), d.get("EventsAccepted")) for d in ingest_docs] == [
+        ("checkout", [1.0], [1.0], None)]
     drain(stack)
     sender_lines = _stdout_documents(capsys.readouterr().out)
     per_source = [d for d in sender_lines if d.get("source") == "api"]
     assert len(per_source) == 1
-    assert per_source[0]["EventsDelivered"] == [2.0]
-    assert per_source[0]["MatchKey_em"] == [2.0] and per_source[0]["MatchKey_ph"] == [2.0] and per_source[0]["MatchKey_ip_ua"] == [2.0]
+    assert per_source[0]["EventsDelivered"] == [3.0]
+    assert per_source[0]["MatchKey_em"] == [3.0] and per_source[0]["MatchKey_ph"] == [3.0] and per_source[0]["MatchKey_ip_ua"] == [3.0]
     totals = [d for d in sender_lines if "_aws" in d and "source" not in d]
-    assert len(totals) == 1 and totals[0]["EventsDelivered"] == [2.0] and totals[0]["EventsRejectedByPinterest"] == [0.0]
+    assert len(totals) == 1 and totals[0]["EventsDelivered"] == [3.0] and totals[0]["EventsRejectedByPinterest"] == [0.0]
     assert totals[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     assert "PinterestRetries" not in totals[0]  # zero counts are not written
     assert not [d for d in sender_lines if d.get("message") == "batch delivered"]  # a clean batch logs nothing
@@ -172,4 +177,4 @@ def test_an_event_delivered_before_is_not_sent_again_after_a_dlq_redrive(stack, 
     records, answer = drain(stack)
     assert len(records) == 1 and records[0]["Attributes"]["ApproximateReceiveCount"] == "1"
     assert answer == {"batchItemFailures": []}
-    assert len(stack["standin"].received) == 1  # looked up, found delivered, not sent again
+    assert len(stack["standin"].received) == 1  # its claim found it delivered: dropped, not sent again

@@ -91,6 +91,20 @@ def drain(stack: LocalStack) -> list[str]:
     return [m["Body"] for m in receive_all(stack.sqs, stack.queue_url)]
 
 
+def deliver(stack: LocalStack, bodies: list[str]) -> list[str]:
+    """Hand ``bodies`` to the stack's real sender as one SQS batch; return the event_ids Pinterest
+    (the stand-in) received in that invocation: the sender's claim drops copies of delivered events."""
+    from pinrelay_local.http_gateway import LambdaContext
+
+    before = len(stack.standin.received)
+    records = [{"messageId": str(uuid.uuid4()), "receiptHandle": "r", "body": body, "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                "awsRegion": "us-east-1"} for body in bodies]
+    answer = stack.sender_handler.lambda_handler({"Records": records}, LambdaContext("pinrelay-sender", timeout_s=120))
+    assert answer == {"batchItemFailures": []}, answer
+    return [event["event_id"] for request in stack.standin.received[before:] for event in request["body"]["data"]]
+
+
 class Answer:
     def __init__(self, response: requests.Response):
         self.status = response.status_code

@@ -169,19 +169,3 @@ def check_deliverable(prepared: PreparedEvent, now: int) -> None:
             "or both client_ip_address and client_user_agent",
             prepared.event_id, prepared.event_name,
         )
-
-
-def queued_message_body(ad_account_id: str, claim: Any, item: PreparedEvent, source: str) -> str:
-    return json.dumps(
-        {
-            "v": 1,
-            "ad_account_id": ad_account_id,
-            "source": source,
-            "dedup_key": claim.key,
-            "accepted_at": claim.accepted_at,
-            "expires_at": claim.expires_at,
-            "event": item.event,
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )

@@ -85,7 +85,7 @@ def test_email_that_cannot_be_normalised_leaves_no_identifier(now):
         ({"custom_data": {"value": "12,5"}}, "custom_data.value: must be a number or a numeric string"),
         ({"custom_data": {"currency": "dollars"}}, "custom_data.currency: must be a three-letter ISO-4217 code such as USD"),
         ({"event_time": "yesterday"}, "event_time: Input should be a valid integer"),
-        ({"user_data": {"em": 5}}, "user_data.em.str: Input should be a valid string"),
+        ({"user_data": {"em": 5}}, "user_data.em: must be a string or a list of strings"),
     ],
 )
 def test_field_level_reasons(now, overrides, reason):

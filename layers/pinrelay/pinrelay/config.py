@@ -13,6 +13,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 AD_ACCOUNT_PATTERN = r"^\d{1,18}$"
+# Pinterest takes events up to 7 days old and up to 5 minutes ahead: a dedup key kept this long
+# outlives every moment at which the same event could be accepted again (README, "Delivery
+# guarantees"). Offline events, which Pinterest cannot deduplicate, need at least this.
+EVENT_LIFETIME_SECONDS = 7 * 86_400 + 300
 
 
 class _EnvModel(BaseModel):
@@ -42,8 +46,9 @@ def _ref(secret_name: str | None, plain_value: str | None) -> SecretRef | None:
 class IngestSettings(_EnvModel):
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     queue_url: str
-    dedup_table_name: str
-    dedup_window_seconds: int = Field(default=86_400, ge=60)
+    # the sender's dedup window for web and app events: WooCommerce orders paid longer ago are
+    # not forwarded (every later order.updated would otherwise count them again)
+    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
     ingest_api_key_secret_name: str | None = None
     ingest_api_key: str | None = Field(default=None, repr=False)
     shopify_webhook_secret_name: str | None = None
@@ -83,6 +88,8 @@ class IngestSettings(_EnvModel):
 
 class SenderSettings(_EnvModel):
     dedup_table_name: str
+    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
+    offline_dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     pinterest_api_url: str = "https://api.pinterest.com/v5"
     pinterest_conversion_token_secret_name: str | None = None
     pinterest_conversion_token: str | None = Field(default=None, repr=False)
@@ -119,8 +126,6 @@ class OfflineImportSettings(_EnvModel):
 
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     queue_url: str
-    dedup_table_name: str
-    dedup_window_seconds: int = Field(default=86_400, ge=60)
     ldp_policy: Literal["never", "california", "always"] = "never"
     offline_import_max_bytes: int = Field(default=100 * 1_048_576, ge=1)
 

@@ -25,6 +25,11 @@ ActionSource = Literal["app_android", "app_ios", "web", "offline"]
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
+# Pinterest matches a person on a few values per field, not thousands: a bound keeps one event's
+# hashing cost and its queued size small (a longer list is refused, naming the field).
+MAX_VALUES_PER_FIELD = 10
+MAX_CONTENTS = 1000  # line items of one order; Shopify allows a few hundred
+
 
 _TOO_LARGE = Decimal("1e15")
 _PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]+)?")  # plainly a number under 1e15 in magnitude
@@ -87,9 +92,9 @@ class Content(_Strict):
 class CustomData(_Strict):
     content_brand: str | None = None
     content_category: str | None = None
-    content_ids: list[str] | None = None
+    content_ids: Annotated[list[str], Field(max_length=MAX_CONTENTS)] | None = None
     content_name: str | None = None
-    contents: list[Content] | None = None
+    contents: Annotated[list[Content], Field(max_length=MAX_CONTENTS)] | None = None
     currency: str | None = None
     external_measurement_id: str | None = None
     external_measurement_vendor_id: Int64 | None = None
@@ -151,7 +156,21 @@ class DeviceInfo(_Strict):
     type: ShortStr | None = None
 
 
-RawValues = str | list[str]
+
+
+def _raw_values(value: Any) -> Any:
+    """One value or a bounded list of them; one clear reason instead of a union's two."""
+    if isinstance(value, list):
+        if len(value) > MAX_VALUES_PER_FIELD:
+            raise ValueError(f"{len(value)} values; at most {MAX_VALUES_PER_FIELD} per field")
+        if all(type(item) is str for item in value):
+            return value
+    elif type(value) is str:
+        return value
+    raise ValueError("must be a string or a list of strings")
+
+
+RawValues = Annotated[str | Annotated[list[str], Field(max_length=MAX_VALUES_PER_FIELD)], BeforeValidator(_raw_values)]
 
 
 class RawUserData(_Strict):
@@ -216,17 +235,24 @@ class IncomingEvent(_Strict):
 
 
 class QueuedEvent(BaseModel):
-    """The SQS message body: one hashed Pinterest event and what the sender needs to record it."""
+    """The SQS message body: one hashed Pinterest event and what the sender needs to record it.
+
+    Version 2 (ingest no longer claims the dedup key, the sender does); version 1 messages,
+    queued before an upgrade, carry an ``expires_at`` the sender ignores."""
 
     model_config = ConfigDict(extra="ignore")
 
-    v: Literal[1] = 1
+    v: Literal[1, 2] = 2
     ad_account_id: Annotated[str, Field(pattern=r"^\d{1,18}$")]
     source: str
     dedup_key: str
     accepted_at: int
-    expires_at: int
     event: dict[str, Any]
+
+    @property
+    def is_offline(self) -> bool:
+        """Pinterest cannot deduplicate these: they must never be sent twice."""
+        return self.event.get("action_source") == "offline"
 
 
 class EventResult(BaseModel):

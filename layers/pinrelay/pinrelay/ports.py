@@ -1,65 +1,116 @@
 """Interfaces the domain needs from the outside world; adapters implement them.
 
 Kept as Protocols so the domain is tested with in-memory fakes in microseconds and with the
-real adapters (DynamoDB, SQS, HTTP) against moto and a real HTTP server.
+real adapters (DynamoDB, SQS, HTTP) against moto server and a real HTTP server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-DeliveryState = Literal["queued", "delivered", "rejected"]
+# The delivery ledger's states (one DynamoDB item per event, key ``<ad account>#<event_name>#<event_id>``):
+#   claimed    a sender holds the event's lease; nothing of it can have reached Pinterest yet
+#   sending    a sender holds (or held) the lease and a request with the event may have reached Pinterest
+#   delivered  Pinterest processed it                      } final: a later copy of the event is
+#   rejected   Pinterest refused it (message kept)         } a duplicate and is dropped
+#   uncertain  an offline event whose request may or may not have reached Pinterest; never resent,
+#              because Pinterest cannot deduplicate offline events (``pinrelay uncertain`` lists them)
+LedgerState = Literal["claimed", "sending", "delivered", "rejected", "uncertain"]
+FINAL_STATES: frozenset[str] = frozenset({"delivered", "rejected", "uncertain"})
+
+Deadline = Callable[[], float]  # seconds left in the invocation
 
 
 @dataclass(frozen=True, slots=True)
-class DedupClaim:
+class ClaimRequest:
     key: str
+    state: Literal["claimed", "sending"]  # offline events are claimed first, web and app ones go straight to sending
+    lease_until: int  # after this (epoch s) another invocation may take the event over
+    expires_at: int  # end of the dedup window (the TTL attribute)
     accepted_at: int
-    expires_at: int
-    claim_id: str  # who claimed it: lets a failed enqueue release only its own claim
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveryRecord:
+class ClaimResult:
+    """What one claim found.
+
+    ``won``: this invocation holds the lease now; ``prior_state`` is what the item said before
+    (None: no item, or one whose dedup window had ended). Not won: ``current_state`` is the
+    item's state; a final one means a duplicate, ``claimed``/``sending`` a lease someone else
+    still holds. ``error``: the claim could not be made (AWS unavailable, out of time)."""
+
     key: str
-    state: DeliveryState
-    attempts: int
-    accepted_at: int
-    expires_at: int
+    won: bool
+    prior_state: str | None = None
+    current_state: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    key: str
+    # claimed / sending: give the lease back (the next invocation may take the event at once),
+    # saying whether a request with the event may have reached Pinterest
+    state: Literal["delivered", "rejected", "uncertain", "claimed", "sending"]
     updated_at: int
     error_message: str | None = None
 
 
-class DedupStore(Protocol):
-    def claim(self, claims: list[DedupClaim], now: int) -> list[bool]:
-        """Claim each key for the dedup window; True where it was free (or expired), False for a duplicate."""
+class DeliveryLedger(Protocol):
+    """Where each event's delivery is claimed and recorded (DynamoDB). Every write is
+    conditional on the invocation's ``claim_id``, so a write whose answer was lost can be
+    retried safely and a late writer never overwrites a newer claim. No call is started when
+    ``time_left`` could not cover its worst case."""
 
-    def release(self, claims: list[DedupClaim]) -> None:
-        """Undo claims whose event could not be queued, so the caller's retry is not a duplicate."""
+    def claim(self, requests: list[ClaimRequest], claim_id: str, now: int, time_left: Deadline) -> list[ClaimResult]:
+        """Claim each key (conditional write): won when the key is new, past its dedup window,
+        or held by an expired lease."""
 
-    def delivery_states(self, keys: list[str]) -> dict[str, DeliveryState]:
-        """The recorded state of each known key."""
+    def mark_sending(self, keys: list[str], claim_id: str, now: int, time_left: Deadline) -> list[str]:
+        """``claimed`` -> ``sending`` just before a request; return the keys that could NOT be marked."""
 
-    def record_deliveries(self, records: list[DeliveryRecord]) -> None:
-        """Record what Pinterest did with each event."""
+    def record(self, outcomes: list[Outcome], claim_id: str, time_left: Deadline) -> list[str]:
+        """Write each outcome; return the keys whose outcome could not be written."""
+
+    def states(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The items of ``keys`` (for operators and tests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRefusal:
+    """A message SQS did not take: ``sender_fault`` True means SQS refused that message itself
+    (too large, invalid), so sending it again cannot help; False means try again later."""
+
+    position: int
+    sender_fault: bool
+    reason: str
 
 
 class EventQueue(Protocol):
-    def send(self, bodies: list[str]) -> list[int]:
-        """Queue one message per body; return the indexes that could not be queued."""
+    def send(self, bodies: list[str], time_left: Deadline | None = None) -> list[QueueRefusal]:
+        """Queue one message per body; return the ones not queued (an empty list: all queued)."""
 
 
 @dataclass(frozen=True, slots=True)
 class HttpAnswer:
-    """What came back from one Pinterest call; ``status`` is None when no answer came."""
+    """What came back from one Pinterest call; ``status`` is None when no answer came.
+
+    ``may_have_arrived``: with no readable answer, whether the request may still have reached
+    Pinterest (a read timeout, a connection dropped after sending, an unreadable 200) or surely
+    did not (connection refused, connect timeout)."""
 
     status: int | None
     body: Any = None  # parsed JSON, or None
     text: str = ""
     retry_after: float | None = None
     transport_error: str | None = None
+    may_have_arrived: bool = True
 
 
 class PinterestApi(Protocol):
     def post_events(self, ad_account_id: str, events: list[dict[str, Any]], test: bool) -> HttpAnswer: ...
+
+    def forget_token(self, ad_account_id: str) -> None:
+        """Drop a cached token (after 401/403) so the next request reads the secret again."""

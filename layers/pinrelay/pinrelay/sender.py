@@ -1,48 +1,56 @@
-"""Sender: deliver queued events to Pinterest in requests of up to 1000. No AWS imports.
+"""Sender: claim each queued event, deliver it to Pinterest in requests of up to 1000, record
+what Pinterest said. No AWS imports.
 
-Policy, per SQS batch:
-- group by ad account, skip events already delivered or rejected (looked up only for messages
-  SQS redelivers or ``pinrelay redrive`` put back: a first receive cannot have been sent
-  before), chunk to <= 1000 events, POST each chunk;
-- 200 / 422: read the per-event ``status`` (same order as sent): processed -> delivered,
-  failed -> rejected with Pinterest's message, never retried;
-- 400 for a chunk: Pinterest refused the whole request, so split it in halves until the event
-  it refuses is alone, and record that one as rejected;
-- 429, 5xx, 401/403/404, timeouts, connection errors, an unreadable answer: retried with
-  exponential backoff (``Retry-After`` honoured) while the invocation has time, then the
-  messages are returned as batch item failures; SQS redelivers them and, after
-  maxReceiveCount receives, moves them to the DLQ.
-
-Outcomes are recorded right after each request (not once at the end of the invocation), and a
-request is only started when its timeout still fits in the invocation: an invocation that dies
-or times out later cannot make SQS redeliver events Pinterest already took and pinrelay already
-recorded. What remains is the short gap between Pinterest's answer and the DynamoDB write of
-that one request (a crash there resends those events once), and requests whose outcome is
-unknown (timeout, connection dropped, unreadable 200): both are counted
-(``resent_after_redelivery``, ``uncertain_sends``) and harmless to Pinterest, which
-deduplicates by event_id (README, "Delivery guarantees").
+Per SQS batch:
+1. One message per event: a copy of an event in the same batch is dropped with it. An event
+   older than Pinterest's 7 days is not sent (Pinterest refuses it; counted).
+2. Claim every event in the delivery ledger (a conditional write with a lease that outlasts this
+   invocation). The claim is what makes delivery exactly-once as Pinterest counts it: SQS
+   delivers at least once (a copy may come again with receive count 1, even to two invocations
+   at the same time), an ambiguous SendMessageBatch at ingest queues two messages, a client's
+   retry queues another. A claim that finds the event delivered, rejected or uncertain drops
+   the message (a duplicate); one that finds a live lease of another invocation returns it to
+   SQS, which brings it back once that invocation has recorded the outcome.
+3. Web and app events are claimed straight as ``sending``; offline events as ``claimed``, and
+   marked ``sending`` right before each request: Pinterest cannot deduplicate offline events,
+   so one found ``sending`` (an earlier attempt may have reached Pinterest) is recorded
+   ``uncertain`` and never sent again, while one found ``claimed`` is safe to send. A web or app
+   event found ``sending`` is sent again (Pinterest drops repeats by event_id) and counted.
+4. Post per ad account, <= 1000 events a request; read Pinterest's per-event ``status``:
+   processed -> delivered, failed -> rejected with Pinterest's message (never retried). A 400
+   (or a 413, or a 422 without per-event details) is split in halves until the event Pinterest
+   refuses is alone. 401/403 read the token again before the retry; 429 waits ``Retry-After``
+   (for that ad account's later requests too); 5xx, timeouts and connection errors back off.
+   A request is only started when it, and the writes after it, end inside the invocation.
+5. Outcomes are written right after each request, conditional on the claim. Events not
+   delivered in this invocation give their lease back (when no attempt may have reached
+   Pinterest) and return to SQS as batch item failures; after maxReceiveCount receives SQS
+   moves them to the DLQ.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pinrelay.events import MAX_EVENT_AGE_SECONDS
 from pinrelay.models import QueuedEvent
-from pinrelay.ports import DedupStore, DeliveryRecord, HttpAnswer, PinterestApi
+from pinrelay.ports import FINAL_STATES, ClaimRequest, Deadline, DeliveryLedger, HttpAnswer, Outcome, PinterestApi
 from pinrelay.privacy import match_keys
 
 MAX_EVENTS_PER_REQUEST = 1000
-RECORD_MARGIN_SECONDS = 5.0  # kept free at the end of an invocation to record outcomes and answer SQS
+LEASE_MARGIN_SECONDS = 30  # a lease outlasts the invocation by this much (clock skew between hosts)
 RETRYABLE_STATUSES = frozenset({401, 403, 404, 408, 409, 425, 429}) | frozenset(range(500, 600))
+SPLIT_STATUSES = frozenset({400, 413, 422})  # the request as a whole was refused: find the event that causes it
+UNCERTAIN_REASON = "an earlier request with this event may have reached Pinterest (no answer was recorded); " \
+                   "offline events are never sent twice"
 
 logger = logging.getLogger(__name__)
-
-
-REDRIVEN_ATTRIBUTE = "pinrelay_redriven"  # set by `pinrelay redrive`: SQS counts receives from 1 again
 
 
 @dataclass(slots=True)
@@ -50,46 +58,75 @@ class QueuedMessage:
     message_id: str
     receive_count: int
     event: QueuedEvent
-    redriven: bool = False  # put back from the DLQ as a new message: it may have been sent before
-
-    @property
-    def maybe_sent_before(self) -> bool:
-        return self.receive_count > 1 or self.redriven
 
 
 @dataclass(slots=True)
 class SendReport:
-    failed_message_ids: list[str] = field(default_factory=list)
+    """What one invocation did, for the batch response, the metrics and the log line."""
+
+    failed_message_ids: list[str] = field(default_factory=list)  # back to SQS, tried again later
     delivered: int = 0
     rejected: int = 0
-    skipped_already_done: int = 0
+    uncertain: int = 0  # offline events recorded uncertain (an earlier request may have reached Pinterest)
+    duplicates: int = 0  # copies of events already delivered, rejected or uncertain: dropped
+    held_elsewhere: int = 0  # another invocation holds the event's lease: returned to SQS
+    too_old: int = 0  # over Pinterest's 7 days by the time they came out of the queue: dropped
+    # web and app events sent again after an earlier attempt whose outcome is unknown (Pinterest
+    # drops repeats by event_id): found "sending", or sent again after a request with no answer
+    possibly_resent: int = 0
+    uncertain_sends: int = 0  # events in requests that got no readable answer
+    claim_errors: int = 0  # claims DynamoDB could not take: returned to SQS
+    record_failures: int = 0  # outcomes that could not be written (Pinterest has the events: not resent)
     requests: int = 0
     request_sizes: list[int] = field(default_factory=list)
     retries: int = 0
     rejections: list[tuple[str, str]] = field(default_factory=list)  # (dedup key, Pinterest's message)
-    # events sent again after SQS redelivered their message while still "queued": a previous
-    # invocation may have reached Pinterest and died before recording (upper bound of duplicates)
-    resent_after_redelivery: int = 0
-    # events in attempts whose outcome is unknown (timeout, connection dropped, unreadable 200):
-    # Pinterest may have processed them; the retry then is a duplicate Pinterest drops by event_id
-    uncertain_sends: int = 0
-    record_failures: int = 0  # outcomes that could not be written to DynamoDB (events not resent)
-    state_reads: int = 0  # dedup keys whose delivery state was read (redelivered messages only)
-    # per (source, event_name): "EventsDelivered", "EventsRejectedByPinterest" and, for delivered
-    # events, "MatchKey_<key>" (what Pinterest got to match on)
+    # per (source, event_name): EventsDelivered, EventsRejectedByPinterest, EventsDuplicate,
+    # EventsUncertain and, for delivered events, MatchKey_<key>
     outcomes: defaultdict[tuple[str, str], Counter] = field(default_factory=lambda: defaultdict(Counter))
 
     @property
     def notable(self) -> bool:
         """Something an operator may want to read about (a clean batch is only metrics)."""
-        return bool(self.failed_message_ids or self.rejected or self.retries or self.skipped_already_done
-                    or self.resent_after_redelivery or self.uncertain_sends or self.record_failures)
+        return bool(self.failed_message_ids or self.rejected or self.uncertain or self.retries or self.duplicates
+                    or self.held_elsewhere or self.too_old or self.possibly_resent or self.uncertain_sends
+                    or self.claim_errors or self.record_failures)
 
 
-class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+class _GiveUp(Exception):
+    """Stop trying these events in this invocation; SQS brings them back. ``not_before``: when
+    the ad account may be sent to again (a 429's Retry-After)."""
+
+    def __init__(self, reason: str, not_before: float = 0.0) -> None:
         super().__init__(reason)
-        self.retry_after = retry_after
+        self.not_before = not_before
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Events of one ad account on their way to Pinterest, and what their attempts showed."""
+
+    ad_account_id: str
+    messages: list[QueuedMessage]
+    may_have_arrived: bool = False  # some attempt of this invocation may have reached Pinterest
+    marked: set[str] = field(default_factory=set)  # offline events marked sending under this lease
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds, from either of its forms (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def chunks(items: list[Any], size: int = MAX_EVENTS_PER_REQUEST) -> list[list[Any]]:
@@ -124,17 +161,20 @@ class SenderService:
         self,
         *,
         api: PinterestApi,
-        store: DedupStore,
+        ledger: DeliveryLedger,
         test_mode: bool,
         max_attempts: int,
         backoff_base_seconds: float,
         backoff_max_seconds: float,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
-        request_timeout_seconds: float = 0.0,
+        request_timeout_seconds: float,
+        ledger_call_seconds: float,
+        dedup_window_seconds: int,
+        offline_dedup_window_seconds: int,
     ) -> None:
         self.api = api
-        self.store = store
+        self.ledger = ledger
         self.test_mode = test_mode
         self.max_attempts = max_attempts
         self.backoff_base_seconds = backoff_base_seconds
@@ -142,142 +182,243 @@ class SenderService:
         self.clock = clock
         self.sleep = sleep
         self.request_timeout_seconds = request_timeout_seconds
+        # what must still fit after a request is started: recording its outcome (one ledger call's
+        # worst case; the writes of one request run in parallel) and answering SQS
+        self.after_request_seconds = ledger_call_seconds + 2.0
+        self.ledger_call_seconds = ledger_call_seconds
+        self.dedup_window_seconds = dedup_window_seconds
+        self.offline_dedup_window_seconds = offline_dedup_window_seconds
+        self._claim_id = ""
 
-    def deliver(self, messages: list[QueuedMessage], remaining_seconds: Callable[[], float]) -> SendReport:
+    # -- the batch -------------------------------------------------------------------------
+    def deliver(self, messages: list[QueuedMessage], time_left: Deadline, claim_id: str | None = None) -> SendReport:
+        """Deliver one SQS batch. ``claim_id`` names this invocation in the ledger (new by default):
+        the service serves one invocation at a time, as a Lambda container does."""
         report = SendReport()
         if not messages:
             return report
-        # a message received for the first time cannot have been sent before (ingest claimed its
-        # dedup key once); only redelivered or redriven ones may already be delivered or rejected
-        redelivered = sorted({m.event.dedup_key for m in messages if m.maybe_sent_before})
-        states = self.store.delivery_states(redelivered) if redelivered else {}
-        report.state_reads = len(redelivered)
-        by_account: dict[str, list[QueuedMessage]] = {}
-        seen: set[str] = set()
+        self._claim_id = claim_id or uuid.uuid4().hex
+        now = int(self.clock())
+        by_key: dict[str, QueuedMessage] = {}
+        copies: dict[str, list[str]] = defaultdict(list)  # other message ids of the same event in this batch
         for message in messages:
-            key = message.event.dedup_key
-            if states.get(key) in ("delivered", "rejected") or key in seen:
-                report.skipped_already_done += 1
+            event = message.event
+            if now - int(event.event.get("event_time", now)) >= MAX_EVENT_AGE_SECONDS:
+                report.too_old += 1
+                logger.warning("event over 7 days old dropped: Pinterest refuses it", extra={"key": event.dedup_key})
                 continue
-            seen.add(key)
-            if message.maybe_sent_before:
-                report.resent_after_redelivery += 1
-            by_account.setdefault(message.event.ad_account_id, []).append(message)
-        for ad_account_id, account_messages in by_account.items():
-            for chunk in chunks(account_messages):
-                done: set[str] = set()
+            if event.dedup_key in by_key:
+                copies[event.dedup_key].append(message.message_id)
+                report.duplicates += 1
+                self._count(report, message, "EventsDuplicate")
+                continue
+            by_key[event.dedup_key] = message
+
+        def give_back(keys: list[str]) -> None:  # return to SQS with their copies
+            for key in keys:
+                report.failed_message_ids.append(by_key[key].message_id)
+                report.failed_message_ids.extend(copies.pop(key, []))
+
+        if time_left() < self.ledger_call_seconds + self.request_timeout_seconds + self.after_request_seconds:
+            give_back(list(by_key))
+            return report
+        lease_until = now + math.ceil(time_left()) + LEASE_MARGIN_SECONDS
+        requests = [self._claim_request(message, now, lease_until) for message in by_key.values()]
+        to_send: dict[str, list[QueuedMessage]] = defaultdict(list)
+        uncertain: list[Outcome] = []
+        for result in self.ledger.claim(requests, self._claim_id, now, time_left):
+            message = by_key[result.key]
+            if result.error:
+                report.claim_errors += 1
+                give_back([result.key])
+            elif not result.won:
+                if result.current_state in FINAL_STATES:
+                    report.duplicates += 1
+                    self._count(report, message, "EventsDuplicate")
+                else:  # another invocation holds a live lease: it is delivering the event now
+                    report.held_elsewhere += 1
+                    give_back([result.key])
+            elif result.prior_state == "sending" and message.event.is_offline:
+                uncertain.append(Outcome(result.key, "uncertain", now, UNCERTAIN_REASON))
+                report.uncertain += 1
+                self._count(report, message, "EventsUncertain")
+            else:
+                if result.prior_state == "sending":
+                    report.possibly_resent += 1
+                to_send[message.event.ad_account_id].append(message)
+        if uncertain:
+            report.record_failures += len(self.ledger.record(uncertain, self._claim_id, time_left))
+        for ad_account_id, account_messages in to_send.items():
+            not_before = 0.0  # a 429's Retry-After holds back this ad account's later requests too
+            for part in chunks(account_messages):
+                chunk = _Chunk(ad_account_id, part)
                 try:
-                    self._send_chunk(ad_account_id, chunk, report, remaining_seconds, done)
-                except _Retryable as exc:
-                    logger.warning("pinterest unavailable for %d events: %s", len(chunk) - len(done), exc)
-                    # parts of a split chunk may already be delivered and recorded: return only the rest
-                    report.failed_message_ids.extend(m.message_id for m in chunk if m.message_id not in done)
+                    not_before = self._send(chunk, report, time_left, not_before)
+                except _GiveUp as stop:
+                    logger.warning("pinterest unavailable for %d events: %s", len(chunk.messages), stop)
+                    not_before = stop.not_before
+                    self._release(chunk, report, time_left)
+                    give_back([m.event.dedup_key for m in chunk.messages])
         return report
 
-    def _send_chunk(
-        self,
-        ad_account_id: str,
-        chunk: list[QueuedMessage],
-        report: SendReport,
-        remaining_seconds: Callable[[], float],
-        done: set[str],
-    ) -> None:
-        answer = self._post_with_retries(ad_account_id, chunk, report, remaining_seconds)
-        now = int(self.clock())
-        if answer.status == 400:
-            if len(chunk) == 1:
-                self._store([self._record(chunk[0], "rejected", now, error_text(answer), report)], chunk, done, report)
-                return
-            middle = len(chunk) // 2
-            self._send_chunk(ad_account_id, chunk[:middle], report, remaining_seconds, done)
-            self._send_chunk(ad_account_id, chunk[middle:], report, remaining_seconds, done)
+    def _claim_request(self, message: QueuedMessage, now: int, lease_until: int) -> ClaimRequest:
+        offline = message.event.is_offline
+        window = self.offline_dedup_window_seconds if offline else self.dedup_window_seconds
+        return ClaimRequest(key=message.event.dedup_key, state="claimed" if offline else "sending",
+                            lease_until=lease_until, expires_at=now + window, accepted_at=message.event.accepted_at)
+
+    # -- one chunk -------------------------------------------------------------------------
+    def _send(self, chunk: _Chunk, report: SendReport, time_left: Deadline, not_before: float) -> float:
+        """Deliver ``chunk`` (splitting it where Pinterest refuses a request as a whole); return
+        the time before which this ad account must not be sent to again. Raises _GiveUp with the
+        events not delivered left in ``chunk.messages``."""
+        attempt = 0
+        fresh_token = False
+        while True:
+            wait = max(0.0, not_before - self.clock())
+            # never start a request whose timeout, and the writes after it, would run past the end
+            # of the invocation: Lambda would kill it after Pinterest took the events, unrecorded
+            if time_left() - wait < self.request_timeout_seconds + self.after_request_seconds:
+                raise _GiveUp("no time left in this invocation for another request", not_before)
+            if wait:
+                self.sleep(wait)
+            self._mark_offline_sending(chunk, report, time_left)
+            if fresh_token:  # after a 401/403 the token may have been rotated: read the secret again
+                self.api.forget_token(chunk.ad_account_id)
+            if attempt and chunk.may_have_arrived:  # sent again after a request with no answer
+                report.possibly_resent += len(chunk.messages)
+            attempt += 1
+            answer = self._post(chunk, report)
+            statuses = per_event_statuses(answer, len(chunk.messages)) if answer.status in (200, 422) else None
+            if statuses is not None:
+                self._record_statuses(chunk, statuses, report, time_left)
+                return not_before
+            if answer.status in SPLIT_STATUSES:
+                return self._split(chunk, answer, report, time_left, not_before)
+            if answer.status == 200 or (answer.status is None and answer.may_have_arrived):
+                # no answer to read, yet Pinterest may have processed the events
+                chunk.may_have_arrived = True
+                report.uncertain_sends += len(chunk.messages)
+                self._settle_offline_uncertain(chunk, report, time_left)
+                if not chunk.messages:
+                    return not_before
+            elif answer.status is not None and answer.status not in RETRYABLE_STATUSES:
+                raise _GiveUp(f"unexpected answer {error_text(answer)}", not_before)
+            fresh_token = answer.status in (401, 403)
+            delay = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
+            if answer.retry_after is not None:
+                delay = max(delay, answer.retry_after)
+            not_before = max(not_before, self.clock() + delay)
+            if attempt >= self.max_attempts:
+                raise _GiveUp(error_text(answer), not_before)
+            report.retries += 1
+            logger.info("retrying in %.1fs after %s", delay, error_text(answer))
+
+    def _post(self, chunk: _Chunk, report: SendReport) -> HttpAnswer:
+        events = [message.event.event for message in chunk.messages]
+        report.requests += 1
+        report.request_sizes.append(len(events))
+        return self.api.post_events(chunk.ad_account_id, events, self.test_mode)
+
+    def _split(self, chunk: _Chunk, answer: HttpAnswer, report: SendReport, time_left: Deadline, not_before: float) -> float:
+        """Pinterest refused the request as a whole: halve it until the event it refuses is alone."""
+        if len(chunk.messages) == 1:
+            message = chunk.messages[0]
+            self._record(chunk, [self._outcome(message, "rejected", error_text(answer), report)], report, time_left)
+            return not_before
+        middle = len(chunk.messages) // 2
+        halves = [_Chunk(chunk.ad_account_id, part, chunk.may_have_arrived, chunk.marked)
+                  for part in (chunk.messages[:middle], chunk.messages[middle:])]
+        for position, half in enumerate(halves):
+            try:
+                not_before = self._send(half, report, time_left, not_before)
+            except _GiveUp as stop:
+                # what was delivered stays delivered; the rest of both halves goes back to SQS
+                chunk.messages = half.messages + [m for later in halves[position + 1 :] for m in later.messages]
+                chunk.may_have_arrived = any(h.may_have_arrived for h in halves)
+                raise stop
+        return not_before
+
+    # -- ledger writes -----------------------------------------------------------------------
+    def _mark_offline_sending(self, chunk: _Chunk, report: SendReport, time_left: Deadline) -> None:
+        """``claimed`` -> ``sending`` for the offline events of the chunk, right before the request.
+        An event that cannot be marked is not sent now (still ``claimed``: safe to send later)."""
+        keys = [m.event.dedup_key for m in chunk.messages if m.event.is_offline and m.event.dedup_key not in chunk.marked]
+        if not keys:
             return
-        statuses = per_event_statuses(answer, len(chunk))
-        assert statuses is not None  # _post_with_retries only returns readable answers or 400
-        records = []
-        for message, status in zip(chunk, statuses, strict=True):
+        unmarked = set(self.ledger.mark_sending(keys, self._claim_id, int(self.clock()), time_left))
+        chunk.marked.update(key for key in keys if key not in unmarked)
+        if unmarked:
+            if len(unmarked) == len(chunk.messages):
+                raise _GiveUp("the delivery ledger is unavailable")
+            # not sent now: still "claimed" (safe to send later); give the lease back and return them to SQS
+            left_out = _Chunk(chunk.ad_account_id, [m for m in chunk.messages if m.event.dedup_key in unmarked])
+            self._release(left_out, report, time_left)
+            report.failed_message_ids.extend(m.message_id for m in left_out.messages)
+            chunk.messages = [m for m in chunk.messages if m.event.dedup_key not in unmarked]
+
+    def _settle_offline_uncertain(self, chunk: _Chunk, report: SendReport, time_left: Deadline) -> None:
+        """A request with no readable answer may have reached Pinterest: its offline events are
+        recorded uncertain now and never sent again; the web and app ones are retried."""
+        offline = [m for m in chunk.messages if m.event.is_offline]
+        if not offline:
+            return
+        now = int(self.clock())
+        outcomes = []
+        for message in offline:
+            outcomes.append(Outcome(message.event.dedup_key, "uncertain", now, UNCERTAIN_REASON))
+            report.uncertain += 1
+            self._count(report, message, "EventsUncertain")
+        report.record_failures += len(self.ledger.record(outcomes, self._claim_id, time_left))
+        chunk.messages = [m for m in chunk.messages if not m.event.is_offline]
+
+    def _record_statuses(self, chunk: _Chunk, statuses: list[dict[str, Any]], report: SendReport, time_left: Deadline) -> None:
+        outcomes = []
+        for message, status in zip(chunk.messages, statuses, strict=True):
             if status["status"] == "processed":
-                records.append(self._record(message, "delivered", now, None, report))
+                outcomes.append(self._outcome(message, "delivered", None, report))
             else:
-                reason = status.get("error_message") or "failed without a message"
-                records.append(self._record(message, "rejected", now, reason, report))
-        self._store(records, chunk, done, report)
+                outcomes.append(self._outcome(message, "rejected", status.get("error_message") or "failed without a message", report))
+        self._record(chunk, outcomes, report, time_left)
 
-    def _store(self, records: list[DeliveryRecord], chunk: list[QueuedMessage], done: set[str], report: SendReport) -> None:
-        """Record one request's outcomes at once, so a later crash does not resend them."""
-        done.update(m.message_id for m in chunk)
-        try:
-            self.store.record_deliveries(records)
-        except Exception:  # the events did reach Pinterest: do not send them again
-            report.record_failures += len(records)
-            logger.exception(
-                "could not record %d delivery outcomes; Pinterest has them, they are not resent",
-                len(records),
-                extra={"keys": [record.key for record in records[:20]]},
-            )
+    def _record(self, chunk: _Chunk, outcomes: list[Outcome], report: SendReport, time_left: Deadline) -> None:
+        """Record one request's outcomes at once, so a later crash does not resend them. If a
+        write fails the events are not sent again: Pinterest has them."""
+        failed = self.ledger.record(outcomes, self._claim_id, time_left)
+        if failed:
+            report.record_failures += len(failed)
+            logger.error("could not record %d delivery outcomes; Pinterest has them, they are not resent",
+                         len(failed), extra={"keys": failed[:20]})
+        chunk.messages = []
 
-    def _record(self, message: QueuedMessage, state: str, now: int, error: str | None, report: SendReport) -> DeliveryRecord:
+    def _release(self, chunk: _Chunk, report: SendReport, time_left: Deadline) -> None:
+        """Events not delivered in this invocation give their lease back, so the invocation SQS
+        hands them to next may take them at once: as ``claimed`` when no attempt may have reached
+        Pinterest (sent again without counting a repeat), else as ``sending`` (the next attempt
+        counts a possible repeat). If this write fails the lease simply runs out."""
+        if not chunk.messages:
+            return
+        now = int(self.clock())
+        state = "sending" if chunk.may_have_arrived else "claimed"
+        outcomes = [Outcome(m.event.dedup_key, state, now) for m in chunk.messages]
+        if self.ledger.record(outcomes, self._claim_id, time_left):
+            logger.warning("could not give back the lease of %d events; they are tried again once it expires", len(outcomes))
+
+    def _outcome(self, message: QueuedMessage, state: str, error: str | None, report: SendReport) -> Outcome:
         event = message.event.event
-        counts = report.outcomes[message.event.source, str(event.get("event_name"))]
         if state == "delivered":
             report.delivered += 1
-            counts["EventsDelivered"] += 1
+            counts = self._count(report, message, "EventsDelivered")
             for key in match_keys(event.get("user_data") or {}):
                 counts[f"MatchKey_{key}"] += 1
         else:
             report.rejected += 1
-            counts["EventsRejectedByPinterest"] += 1
+            self._count(report, message, "EventsRejectedByPinterest")
             report.rejections.append((message.event.dedup_key, error or ""))
-        return DeliveryRecord(
-            key=message.event.dedup_key,
-            state=state,  # type: ignore[arg-type]
-            attempts=message.receive_count,
-            accepted_at=message.event.accepted_at,
-            expires_at=message.event.expires_at,
-            updated_at=now,
-            error_message=error,
-        )
-
-    def _post_with_retries(
-        self, ad_account_id: str, chunk: list[QueuedMessage], report: SendReport, remaining_seconds: Callable[[], float]
-    ) -> HttpAnswer:
-        events = [message.event.event for message in chunk]
-        for attempt in range(1, self.max_attempts + 1):
-            # never start a request whose timeout would run past the end of the invocation: Lambda
-            # would kill it after Pinterest took the events and before they are recorded
-            if remaining_seconds() < self.request_timeout_seconds + RECORD_MARGIN_SECONDS:
-                raise _Retryable("no time left in this invocation for another request")
-            report.requests += 1
-            report.request_sizes.append(len(events))
-            answer = self.api.post_events(ad_account_id, events, self.test_mode)
-            try:
-                return self._readable(answer, len(events))
-            except _Retryable as exc:
-                if answer.status is None or answer.status in (200, 422):
-                    report.uncertain_sends += len(events)  # no answer, or one we cannot read
-                if attempt == self.max_attempts:
-                    raise
-                delay = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (attempt - 1))
-                if exc.retry_after is not None:
-                    if exc.retry_after > self.backoff_max_seconds * 4:
-                        # longer than we wait inside an invocation: SQS brings the messages back
-                        # after the visibility timeout, instead of retrying before Pinterest allows
-                        raise
-                    delay = max(delay, exc.retry_after)
-                # keep time to answer SQS: never sleep into the end of the invocation
-                if remaining_seconds() - delay < RECORD_MARGIN_SECONDS:
-                    raise
-                report.retries += 1
-                logger.info("retrying in %.1fs after %s", delay, exc)
-                self.sleep(delay)
-        raise AssertionError("unreachable")
+        return Outcome(message.event.dedup_key, state, int(self.clock()), error)  # type: ignore[arg-type]
 
     @staticmethod
-    def _readable(answer: HttpAnswer, sent: int) -> HttpAnswer:
-        if answer.status is None or answer.status in RETRYABLE_STATUSES:
-            raise _Retryable(error_text(answer), answer.retry_after)
-        if answer.status == 400:
-            return answer
-        if answer.status in (200, 422) and per_event_statuses(answer, sent) is not None:
-            return answer
-        raise _Retryable(f"unexpected answer {error_text(answer)}")
+    def _count(report: SendReport, message: QueuedMessage, metric: str) -> Counter:
+        counts = report.outcomes[message.event.source, str(message.event.event.get("event_name"))]
+        counts[metric] += 1
+        return counts

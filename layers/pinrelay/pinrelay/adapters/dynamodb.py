@@ -1,157 +1,208 @@
-"""DedupStore on DynamoDB.
+"""DeliveryLedger on DynamoDB: one item per event, every write conditional.
 
-Item: pk = "<ad account>#<event_name>#<event_id>", state, attempts, accepted_at, updated_at,
-expires_at (the TTL attribute), claim_id, error_message. DynamoDB may delete an expired item days
-late, so the claim's condition compares expires_at itself instead of trusting the TTL sweep.
+Item: pk = "<ad account>#<event_name>#<event_id>", state (ports.LedgerState), claim_id (the
+invocation holding or last holding it), lease_until, attempts, accepted_at, updated_at,
+expires_at (the TTL attribute: the end of the dedup window), error_message (Pinterest's, for
+rejected), prior_state (what the item said when the current claim took it).
+
+Why each write is shaped as it is:
+- A claim is an UpdateItem whose condition is the only atomic guard against two invocations
+  sending one event: the key is new, or its dedup window has ended (compared here, because
+  DynamoDB's TTL sweep deletes days late), or its lease has expired.
+- The claim copies the old state into ``prior_state`` in the same write, and every later write
+  requires ``claim_id`` to be this invocation's. So when an answer is lost and botocore sends
+  the write again, the condition fails on our own applied write, the item read back (returned
+  with the failure) shows our ``claim_id``, and we carry on with what that item says, the prior
+  state included: a lost answer never turns into a wrong decision.
+- Conditional writes cannot be batched (BatchWriteItem takes no condition, a transaction costs
+  double), so they run in parallel threads; none is started when its worst case would not end
+  inside the invocation.
 """
 
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
-from pinrelay.ports import DedupClaim, DeliveryRecord, DeliveryState
+from pinrelay.ports import ClaimRequest, ClaimResult, Deadline, Outcome
 
-_CLAIM_CONDITION = "attribute_not_exists(pk) OR expires_at <= :now"
-# Rounds for UnprocessedItems/UnprocessedKeys and for a release, on top of botocore's own retries.
-_ROUNDS = 6
-_BACKOFF_BASE_SECONDS = 0.05
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Items of the ingest-side design before it (state "queued", claimed at ingest, no lease) may still
+# be in the table for messages queued before an upgrade: such an item is claimable, never a duplicate.
+_LEGACY_QUEUED = "queued"
+_CLAIM_CONDITION = (
+    "attribute_not_exists(pk) OR expires_at <= :now OR #state = :queued"
+    " OR (#state IN (:claimed, :sending) AND lease_until <= :now)"
+)
+_CLAIM_UPDATE = (
+    "SET prior_state = if_not_exists(#state, :none), prior_expires_at = if_not_exists(expires_at, :zero),"
+    " #state = :state, claim_id = :claim, lease_until = :lease, accepted_at = :accepted,"
+    " updated_at = :now, expires_at = :expires ADD attempts :one REMOVE error_message"
+)
 
 logger = logging.getLogger(__name__)
 
 
-def _backoff(round_number: int) -> None:
-    time.sleep(min(1.0, _BACKOFF_BASE_SECONDS * 2**round_number))
+class OutOfTime(RuntimeError):
+    """Not started: the call could not end before the invocation must finish."""
 
 
-class DynamoDedupStore:
-    def __init__(self, table_name: str, client: Any, max_workers: int = 16) -> None:
+class DynamoDeliveryLedger:
+    def __init__(self, table_name: str, client: Any, worst_call_seconds: float, margin_seconds: float = 1.0,
+                 max_workers: int = 16) -> None:
         self.table_name = table_name
         self.client = client
+        self.worst_call_seconds = worst_call_seconds
+        self.margin_seconds = margin_seconds
         self.max_workers = max_workers
         self._errors = client.exceptions
 
-    def _claim_one(self, claim: DedupClaim, now: int) -> bool:
+    # -- helpers -------------------------------------------------------------------------
+    def _parallel(self, items: list[T], call: Callable[[T], R]) -> list[R]:
+        if len(items) <= 1:
+            return [call(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
+            return list(pool.map(call, items))
+
+    def _check_time(self, time_left: Deadline) -> None:
+        if time_left() < self.worst_call_seconds + self.margin_seconds:
+            raise OutOfTime("no time left in this invocation for another DynamoDB call")
+
+    def _conditional_update(self, key: str, **kwargs: Any) -> dict[str, Any] | None:
+        """UpdateItem; None when the condition failed (then the item, as it is, under 'failed')."""
         try:
-            self.client.put_item(
+            self.client.update_item(TableName=self.table_name, Key={"pk": {"S": key}},
+                                    ReturnValuesOnConditionCheckFailure="ALL_OLD", **kwargs)
+        except self._errors.ConditionalCheckFailedException as exc:
+            return {"failed": exc.response.get("Item") or {}}
+        return None
+
+    # -- claims --------------------------------------------------------------------------
+    def _claim_one(self, request: ClaimRequest, claim_id: str, now: int, time_left: Deadline) -> ClaimResult:
+        try:
+            self._check_time(time_left)
+            answer = self.client.update_item(
                 TableName=self.table_name,
-                Item={
-                    "pk": {"S": claim.key},
-                    "state": {"S": "queued"},
-                    "attempts": {"N": "0"},
-                    "accepted_at": {"N": str(claim.accepted_at)},
-                    "updated_at": {"N": str(claim.accepted_at)},
-                    "expires_at": {"N": str(claim.expires_at)},
-                    "claim_id": {"S": claim.claim_id},
-                },
+                Key={"pk": {"S": request.key}},
+                UpdateExpression=_CLAIM_UPDATE,
                 ConditionExpression=_CLAIM_CONDITION,
-                ExpressionAttributeValues={":now": {"N": str(now)}},
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":now": {"N": str(now)}, ":state": {"S": request.state}, ":claim": {"S": claim_id},
+                    ":lease": {"N": str(request.lease_until)}, ":accepted": {"N": str(request.accepted_at)},
+                    ":expires": {"N": str(request.expires_at)}, ":one": {"N": "1"}, ":none": {"S": "none"},
+                    ":zero": {"N": "0"}, ":queued": {"S": _LEGACY_QUEUED}, ":claimed": {"S": "claimed"},
+                    ":sending": {"S": "sending"},
+                },
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self._errors.ConditionalCheckFailedException:
+        except self._errors.ConditionalCheckFailedException as exc:
+            item = exc.response.get("Item") or {}
+            if _s(item, "claim_id") == claim_id:  # our own claim, applied before its answer was lost
+                return ClaimResult(request.key, won=True, prior_state=_prior(item, now))
+            return ClaimResult(request.key, won=False, current_state=_s(item, "state"))
+        except Exception as exc:  # noqa: BLE001 - throttled, unavailable, out of time: try the event later
+            return ClaimResult(request.key, won=False, error=type(exc).__name__)
+        return ClaimResult(request.key, won=True, prior_state=_prior(answer.get("Attributes") or {}, now))
+
+    def claim(self, requests: list[ClaimRequest], claim_id: str, now: int, time_left: Deadline) -> list[ClaimResult]:
+        return self._parallel(requests, lambda request: self._claim_one(request, claim_id, now, time_left))
+
+    # -- claimed -> sending --------------------------------------------------------------
+    def _mark_one(self, key: str, claim_id: str, now: int, time_left: Deadline) -> bool:
+        try:
+            self._check_time(time_left)
+            failed = self._conditional_update(
+                key,
+                UpdateExpression="SET #state = :sending, updated_at = :now",
+                ConditionExpression="claim_id = :claim AND #state = :claimed",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":sending": {"S": "sending"}, ":claimed": {"S": "claimed"},
+                                           ":claim": {"S": claim_id}, ":now": {"N": str(now)}},
+            )
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("could not mark an event sending: %s", type(exc).__name__)
+            return False
+        if failed is None:
+            return True
+        item = failed["failed"]  # ours already (a retry of an applied write), or someone else's now
+        return _s(item, "claim_id") == claim_id and _s(item, "state") == "sending"
+
+    def mark_sending(self, keys: list[str], claim_id: str, now: int, time_left: Deadline) -> list[str]:
+        marked = self._parallel(keys, lambda key: self._mark_one(key, claim_id, now, time_left))
+        return [key for key, ok in zip(keys, marked, strict=True) if not ok]
+
+    # -- outcomes ------------------------------------------------------------------------
+    def _record_one(self, outcome: Outcome, claim_id: str, time_left: Deadline) -> bool:
+        names = {"#state": "state"}
+        values: dict[str, Any] = {":state": {"S": outcome.state}, ":claim": {"S": claim_id},
+                                  ":now": {"N": str(outcome.updated_at)}}
+        if outcome.state in ("claimed", "sending"):  # give the lease back: another invocation may take it now
+            update = "SET #state = :state, updated_at = :now, lease_until = :now"
+        else:
+            update = "SET #state = :state, updated_at = :now REMOVE lease_until"
+        if outcome.error_message:
+            update = update.replace("SET ", "SET error_message = :error, ", 1)
+            values[":error"] = {"S": outcome.error_message[:2000]}
+        try:
+            self._check_time(time_left)
+            failed = self._conditional_update(
+                outcome.key, UpdateExpression=update, ConditionExpression="claim_id = :claim",
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+            )
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("could not record an outcome: %s", type(exc).__name__)
+            return False
+        if failed is not None:
+            logger.error("outcome not recorded: another invocation has claimed the event since")
             return False
         return True
 
-    def claim(self, claims: list[DedupClaim], now: int) -> list[bool]:
-        if len(claims) == 1:
-            return [self._claim_one(claims[0], now)]
-        # conditional writes cannot be batched (and a transaction fails whole): run them in parallel
-        outcomes: list[bool | BaseException] = [False] * len(claims)
+    def record(self, outcomes: list[Outcome], claim_id: str, time_left: Deadline) -> list[str]:
+        written = self._parallel(outcomes, lambda outcome: self._record_one(outcome, claim_id, time_left))
+        return [outcome.key for outcome, ok in zip(outcomes, written, strict=True) if not ok]
 
-        def attempt(position: int) -> None:
-            try:
-                outcomes[position] = self._claim_one(claims[position], now)
-            except BaseException as exc:  # noqa: BLE001 - collected, re-raised after releasing
-                outcomes[position] = exc
-
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(claims))) as pool:
-            list(pool.map(attempt, range(len(claims))))
-        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        if errors:
-            self.release([claim for claim, outcome in zip(claims, outcomes) if outcome is True])
-            raise errors[0]
-        return [bool(outcome) for outcome in outcomes]
-
-    def release(self, claims: list[DedupClaim]) -> None:
-        """Delete each claim (only if still ours and still queued). A claim left behind would
-        swallow the caller's retry as a duplicate, so each delete is retried harder than other
-        calls; what still fails is logged with its key and the first error raised at the end."""
-        failed: list[tuple[str, Exception]] = []
-        for claim in claims:
-            for round_number in range(_ROUNDS):
-                try:
-                    self.client.delete_item(
-                        TableName=self.table_name,
-                        Key={"pk": {"S": claim.key}},
-                        ConditionExpression="claim_id = :claim AND #state = :queued",
-                        ExpressionAttributeNames={"#state": "state"},
-                        ExpressionAttributeValues={":claim": {"S": claim.claim_id}, ":queued": {"S": "queued"}},
-                    )
-                except self._errors.ConditionalCheckFailedException:
-                    break
-                except Exception as exc:  # noqa: BLE001 - throttling, 5xx, network: try again
-                    if round_number == _ROUNDS - 1:
-                        failed.append((claim.key, exc))
-                    else:
-                        _backoff(round_number)
-                else:
-                    break
-        if failed:
-            logger.error(
-                "could not release %d dedup claims; a retry of these events answers duplicate until they expire",
-                len(failed),
-                extra={"keys": [key for key, _ in failed[:20]]},
-            )
-            raise failed[0][1]
-
-    def delivery_states(self, keys: list[str]) -> dict[str, DeliveryState]:
-        states: dict[str, DeliveryState] = {}
+    # -- reads (operators, tests) ------------------------------------------------------------
+    def states(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        items: dict[str, dict[str, Any]] = {}
         for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [{"pk": {"S": key}} for key in keys[start : start + 100]],
-                    "ProjectionExpression": "pk, #state",
-                    "ExpressionAttributeNames": {"#state": "state"},
-                }
-            }
-            round_number = 0
+            request: dict[str, Any] = {self.table_name: {"Keys": [{"pk": {"S": key}} for key in keys[start : start + 100]],
+                                                         "ConsistentRead": True}}
             while request:
-                if round_number:
-                    if round_number >= _ROUNDS:
-                        raise RuntimeError("DynamoDB left keys unprocessed after retries")
-                    _backoff(round_number)
                 answer = self.client.batch_get_item(RequestItems=request)
                 for item in answer.get("Responses", {}).get(self.table_name, []):
-                    states[item["pk"]["S"]] = item["state"]["S"]
+                    items[item["pk"]["S"]] = plain_item(item)
                 request = answer.get("UnprocessedKeys") or {}
-                round_number += 1
-        return states
+        return items
 
-    def record_deliveries(self, records: list[DeliveryRecord]) -> None:
-        for start in range(0, len(records), 25):
-            requests = [{"PutRequest": {"Item": self._item(record)}} for record in records[start : start + 25]]
-            pending: dict[str, Any] = {self.table_name: requests}
-            round_number = 0
-            while pending:
-                if round_number:
-                    if round_number >= _ROUNDS:
-                        raise RuntimeError("DynamoDB left delivery records unprocessed after retries")
-                    _backoff(round_number)
-                answer = self.client.batch_write_item(RequestItems=pending)
-                pending = answer.get("UnprocessedItems") or {}
-                round_number += 1
 
-    @staticmethod
-    def _item(record: DeliveryRecord) -> dict[str, Any]:
-        item = {
-            "pk": {"S": record.key},
-            "state": {"S": record.state},
-            "attempts": {"N": str(record.attempts)},
-            "accepted_at": {"N": str(record.accepted_at)},
-            "updated_at": {"N": str(record.updated_at)},
-            "expires_at": {"N": str(record.expires_at)},
-        }
-        if record.error_message:
-            item["error_message"] = {"S": record.error_message[:2000]}
-        return item
+def _s(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return value.get("S") if value else None
+
+
+def _prior(item: dict[str, Any], now: int) -> str | None:
+    """The state the claim found, None when there was no item or its dedup window had ended."""
+    state = _s(item, "prior_state")
+    expires = int(item.get("prior_expires_at", {}).get("N", "0"))
+    if state in (None, "none") or expires <= now:
+        return None
+    return state
+
+
+def plain_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as plain values (numbers as int)."""
+    out: dict[str, Any] = {}
+    for name, value in item.items():
+        if "S" in value:
+            out[name] = value["S"]
+        elif "N" in value:
+            out[name] = int(value["N"])
+        elif "BOOL" in value:
+            out[name] = value["BOOL"]
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,45 +12,55 @@ from requests.adapters import HTTPAdapter
 
 from pinrelay import __version__
 from pinrelay.ports import HttpAnswer
+from pinrelay.sender import parse_retry_after
 
 USER_AGENT = f"pinrelay/{__version__}"
 
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+# token(ad_account_id, fresh): fresh=True reads the secret again instead of the cached value
+TokenSource = Callable[[str, bool], str]
 
 
 class RequestsPinterestApi:
-    def __init__(self, base_url: str, token: Callable[[str], str], timeout_seconds: float, session: requests.Session | None = None) -> None:
+    def __init__(self, base_url: str, token: TokenSource, timeout_seconds: float, session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout_seconds = timeout_seconds
         self.session = session or requests.Session()
         self.session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
         self.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
+        self._refetch: set[str] = set()
+
+    def forget_token(self, ad_account_id: str) -> None:
+        self._refetch.add(ad_account_id)
 
     def post_events(self, ad_account_id: str, events: list[dict[str, Any]], test: bool) -> HttpAnswer:
         url = f"{self.base_url}/ad_accounts/{ad_account_id}/events"
         body = json.dumps({"data": events}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        fresh = ad_account_id in self._refetch
+        self._refetch.discard(ad_account_id)
         try:
             response = self.session.post(
                 url,
                 data=body,
                 params={"test": "true"} if test else None,
                 headers={
-                    "Authorization": f"Bearer {self.token(ad_account_id)}",
+                    "Authorization": f"Bearer {self.token(ad_account_id, fresh)}",
                     "Content-Type": "application/json",
                     "User-Agent": USER_AGENT,
                 },
                 timeout=self.timeout_seconds,
             )
+        except requests.ConnectTimeout:  # no connection, so no request: surely not processed
+            return HttpAnswer(status=None, transport_error=f"could not connect within {self.timeout_seconds}s",
+                              may_have_arrived=False)
         except requests.Timeout:
             return HttpAnswer(status=None, transport_error=f"timed out after {self.timeout_seconds}s")
+        except requests.ConnectionError as exc:
+            # refused or unreachable before a connection existed: the request cannot have arrived;
+            # dropped after it was (maybe) sent: it may have
+            refused = _never_connected(exc)
+            return HttpAnswer(status=None, transport_error=f"{type(exc).__name__} talking to Pinterest",
+                              may_have_arrived=not refused)
         except requests.RequestException as exc:
             return HttpAnswer(status=None, transport_error=f"{type(exc).__name__} talking to Pinterest")
         try:
@@ -60,5 +71,16 @@ class RequestsPinterestApi:
             status=response.status_code,
             body=parsed,
             text=response.text[:500] if parsed is None else "",
-            retry_after=_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()),
         )
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when urllib3 failed to open the connection (refused, DNS, unreachable): the
+    request was never sent. urllib3 reports these as NewConnectionError (a public class),
+    wrapped in MaxRetryError."""
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(reason, (NewConnectionError, NameResolutionError))

@@ -1,15 +1,30 @@
-"""Secrets: Secrets Manager through Powertools Parameters (cached), or a plain local value."""
+"""Secrets: Secrets Manager through Powertools Parameters (cached), or a plain local value.
+
+The provider gets pinrelay's own Secrets Manager client (adapters.aws: short timeouts, few
+attempts), so a slow Secrets Manager cannot hold an invocation past Lambda's timeout.
+"""
 
 from __future__ import annotations
+
+from functools import cache
+from typing import Any
 
 from pinrelay.config import SecretRef
 
 
-def secret_value(ref: SecretRef, max_age_seconds: int) -> str:
-    if ref.secret_name:
-        from aws_lambda_powertools.utilities.parameters import get_secret
+@cache
+def _provider() -> Any:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-        value = get_secret(ref.secret_name, max_age=max_age_seconds)
+    from pinrelay.adapters.aws import client
+
+    return SecretsProvider(boto3_client=client("secretsmanager"))
+
+
+def secret_value(ref: SecretRef, max_age_seconds: int, force_fetch: bool = False) -> str:
+    """The secret's value; ``force_fetch`` skips the cache (after Pinterest refused a token)."""
+    if ref.secret_name:
+        value = _provider().get(ref.secret_name, max_age=max_age_seconds, force_fetch=force_fetch)
         return value.decode("utf-8") if isinstance(value, bytes) else str(value)
     if ref.plain_value is None:
         raise RuntimeError("secret not configured")

@@ -1,34 +1,101 @@
-"""EventQueue on SQS: SendMessageBatch, 10 messages a call.
+"""EventQueue on SQS: SendMessageBatch, at most 10 messages and 1 MiB a call.
 
-Reports exactly which bodies were not queued: the entries SQS lists as ``Failed`` and, when a
-call raises (throttling, 5xx, network after botocore's retries), that call's entries and every
-later one (not attempted). The ingest service releases the dedup claims of exactly those, so
-the caller's retry is accepted, and keeps the ones already queued.
+Reports exactly which bodies were not queued: the entries SQS lists as ``Failed`` (with its
+``SenderFault``: True means SQS refused that message itself, e.g. too large, so a retry cannot
+help), and the entries of every call that raised (throttling, 5xx, network after botocore's
+retries) or that was not started because the invocation had no time left for it.
+
+Calls run in parallel (a 1000-event request is 100 calls) and none is started when its worst
+case (``worst_call_seconds``: botocore's attempts x its timeouts, plus backoff) would not end
+before the invocation must answer.
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from pinrelay.ports import Deadline, QueueRefusal
+
+MAX_BATCH_ENTRIES = 10
+MAX_BATCH_BYTES = 1_048_576  # the sum of the bodies of one SendMessageBatch
+# what SQS answers about a message itself (too large, characters it does not take): sending it
+# again cannot help. Any other error (throttling, a missing queue, access) is "not now".
+_MESSAGE_FAULT_CODES = frozenset({"InvalidParameterValue", "InvalidMessageContents", "BatchRequestTooLong",
+                                  "MessageTooLong", "AWS.SimpleQueueService.BatchRequestTooLong"})
 
 logger = logging.getLogger(__name__)
 
 
+def _senders_fault_code(exc: Exception) -> str | None:
+    """The error code when SQS refused the request for what a message holds."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    error = response.get("Error", {})
+    for code in (error.get("Code"), error.get("QueryErrorCode")):
+        if code in _MESSAGE_FAULT_CODES:
+            return str(code)
+    return None
+
+
+def batches_by_size(bodies: list[str], max_entries: int = MAX_BATCH_ENTRIES, max_bytes: int = MAX_BATCH_BYTES) -> list[list[int]]:
+    """Positions of ``bodies`` grouped into SendMessageBatch calls, in order: at most
+    ``max_entries`` a call and at most ``max_bytes`` of UTF-8 bodies (a body over ``max_bytes``
+    travels alone, and SQS refuses it as the sender's fault)."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    current_bytes = 0
+    for position, body in enumerate(bodies):
+        size = len(body.encode("utf-8"))
+        if current and (len(current) == max_entries or current_bytes + size > max_bytes):
+            batches.append(current)
+            current, current_bytes = [], 0
+        current.append(position)
+        current_bytes += size
+    if current:
+        batches.append(current)
+    return batches
+
+
 class SqsEventQueue:
-    def __init__(self, queue_url: str, client: Any) -> None:
+    def __init__(self, queue_url: str, client: Any, worst_call_seconds: float, answer_margin_seconds: float = 1.0,
+                 max_workers: int = 8) -> None:
         self.queue_url = queue_url
         self.client = client
+        self.worst_call_seconds = worst_call_seconds
+        self.answer_margin_seconds = answer_margin_seconds
+        self.max_workers = max_workers
 
-    def send(self, bodies: list[str]) -> list[int]:
-        failed: list[int] = []
-        for start in range(0, len(bodies), 10):
-            entries = [{"Id": str(start + offset), "MessageBody": body} for offset, body in enumerate(bodies[start : start + 10])]
-            try:
-                answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            except Exception as exc:  # noqa: BLE001 - reported as not queued, the claims are released
-                logger.warning("SendMessageBatch failed: %s; %d message(s) not queued", type(exc).__name__, len(bodies) - start)
-                if start == 0:
-                    raise  # nothing queued: let the caller see the error itself
-                return failed + list(range(start, len(bodies)))
-            failed.extend(int(entry["Id"]) for entry in answer.get("Failed", []))
-        return failed
+    def _send_batch(self, bodies: list[str], positions: list[int], time_left: Deadline | None) -> list[QueueRefusal]:
+        if time_left is not None and time_left() < self.worst_call_seconds + self.answer_margin_seconds:
+            return [QueueRefusal(p, False, "no time left in this invocation") for p in positions]
+        entries = [{"Id": str(p), "MessageBody": bodies[p]} for p in positions]
+        try:
+            answer = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        except Exception as exc:  # noqa: BLE001 - reported as not queued: the caller retries
+            code = _senders_fault_code(exc)
+            if code is None:
+                logger.warning("SendMessageBatch failed: %s; %d message(s) not queued", type(exc).__name__, len(positions))
+                return [QueueRefusal(p, False, type(exc).__name__) for p in positions]
+            if len(positions) == 1:
+                return [QueueRefusal(positions[0], True, code)]
+            # SQS refused the call for one of its messages (it may answer so for the whole batch
+            # rather than per entry): send them one by one to find which, and queue the others
+            refusals: list[QueueRefusal] = []
+            for position in positions:
+                refusals += self._send_batch(bodies, [position], time_left)
+            return refusals
+        return [
+            QueueRefusal(int(entry["Id"]), bool(entry.get("SenderFault")), str(entry.get("Code") or "refused"))
+            for entry in answer.get("Failed", [])
+        ]
+
+    def send(self, bodies: list[str], time_left: Deadline | None = None) -> list[QueueRefusal]:
+        batches = batches_by_size(bodies)
+        if len(batches) == 1:
+            return self._send_batch(bodies, batches[0], time_left)
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(batches))) as pool:
+            answers = list(pool.map(lambda positions: self._send_batch(bodies, positions, time_left), batches))
+        return sorted((refusal for answer in answers for refusal in answer), key=lambda refusal: refusal.position)

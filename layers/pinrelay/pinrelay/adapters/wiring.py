@@ -1,12 +1,11 @@
-"""The ingest service wired to DynamoDB and SQS: one recipe for the ingest and offline-import functions."""
+"""The services wired to AWS: one recipe each, shared by the functions that use them."""
 
 from __future__ import annotations
 
 import time
 from typing import Protocol
 
-from pinrelay.adapters.aws import client
-from pinrelay.adapters.dynamodb import DynamoDedupStore
+from pinrelay.adapters.aws import client, worst_call_seconds
 from pinrelay.adapters.sqs import SqsEventQueue
 from pinrelay.ingest import IngestService
 from pinrelay.privacy import LdpPolicy
@@ -14,18 +13,15 @@ from pinrelay.privacy import LdpPolicy
 
 class IngestWiring(Protocol):
     pinterest_ad_account_id: str
-    dedup_window_seconds: int
-    dedup_table_name: str
     queue_url: str
     ldp_policy: LdpPolicy
 
 
 def aws_ingest_service(settings: IngestWiring) -> IngestService:
+    """Ingest's only AWS dependency is the queue (SQS): DynamoDB is the sender's."""
     return IngestService(
         ad_account_id=settings.pinterest_ad_account_id,
-        dedup_window_seconds=settings.dedup_window_seconds,
-        store=DynamoDedupStore(settings.dedup_table_name, client("dynamodb")),
-        queue=SqsEventQueue(settings.queue_url, client("sqs")),
+        queue=SqsEventQueue(settings.queue_url, client("sqs"), worst_call_seconds=worst_call_seconds("sqs")),
         clock=time.time,
         ldp_policy=settings.ldp_policy,
     )
