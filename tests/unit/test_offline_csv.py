@@ -7,14 +7,19 @@ import pytest
 from pinrelay.events import EventRejected, PreparedEvent, prepare_api_event
 from pinrelay.sources.offline_csv import (
     COLUMNS,
+    MAX_ROW_CHARS,
+    EventKeys,
     OfflineCsvError,
+    RowChecker,
     RowError,
+    check_utf8,
     column_reason,
     load_offline_csv,
     parse_event_time,
     read_offline_csv,
     sniff_delimiter,
 )
+from pinrelay_local import cli
 
 
 def h(text: str) -> str:
@@ -79,8 +84,35 @@ def test_utf8_bom_crlf_and_quoted_cells(now):
 
 
 def test_not_utf8_refuses_the_file(now):
-    with pytest.raises(OfflineCsvError, match="not UTF-8"):
+    with pytest.raises(OfflineCsvError) as caught:
         read_offline_csv("event_id,email,event_time\n1,é@example.com,1\n".encode("latin-1"), now)
+    assert str(caught.value) == 'the file is not UTF-8 (invalid byte at offset 28, line 2); save it as "CSV UTF-8"'
+
+
+@pytest.mark.parametrize("part_size", [1, 2, 3, 5, 7, 1000])
+def test_a_stream_of_parts_reads_as_the_whole_file(now, part_size):
+    text = (f"\ufeffevent_id;email;first_name;order_id;event_time\r\n"
+            f"ü-1;léa@exämple.com;Léa;\"two\r\nlines; ü\";{now}\r\n"
+            f"\r\n"
+            f"€-2;zoë@example.com;Zoë;2;{now}\r")
+    data = text.encode("utf-8")
+    parts = [data[i : i + part_size] for i in range(0, len(data), part_size)]
+    check_utf8(parts)
+    streamed = list(read_offline_csv(iter(parts), now))
+    assert streamed == list(read_offline_csv(data, now)) == list(read_offline_csv(text, now))
+    assert [(number, raw["event_id"]) for number, raw in streamed] == [(2, "ü-1"), (5, "€-2")]
+    assert streamed[0][1]["custom_data"]["order_id"] == "two\r\nlines; ü"
+
+
+@pytest.mark.parametrize("part_size", [1, 2, 4, 1000])
+def test_check_utf8_finds_the_bad_byte_across_parts(part_size):
+    data = "a,b\nü,€\n".encode() + b"\xe2\x82" + b",x\n"  # a euro sign cut short, on line 3
+    parts = [data[i : i + part_size] for i in range(0, len(data), part_size)]
+    with pytest.raises(OfflineCsvError, match=r"invalid byte at offset 11, line 3\)"):
+        check_utf8(parts)
+    truncated = "a,b\n€".encode()[:-1]  # the file ends inside a character
+    with pytest.raises(OfflineCsvError, match=r"invalid byte at offset 4, line 2\)"):
+        check_utf8([truncated[i : i + part_size] for i in range(0, len(truncated), part_size)])
 
 
 def test_several_emails_and_phones(now):
@@ -122,11 +154,70 @@ def test_a_date_whose_midnight_is_still_ahead_means_now():
 @pytest.mark.parametrize(
     ("text", "message"),
     [("1714521600000", "milliseconds"), ("2024-02-30", "not a calendar date"), ("yesterday", "not unix seconds"),
-     ("05/01/2024", "not unix seconds")],
+     ("05/01/2024", "not unix seconds"), ("9" * 400, "out of range"), ("-" + "9" * 30, "out of range"),
+     ("9" * 5000 + ".5", "out of range"), ("999999999999999.0", "out of range")],
 )
 def test_bad_event_times(text, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as caught:
         parse_event_time(text, now=1_800_000_000)
+    assert text not in str(caught.value)
+
+
+def test_a_cell_that_cannot_be_read_rejects_its_row_not_the_file(now):
+    """Issue 11: an event_time of 400 nines raised OverflowError out of the import (no report, S3
+    retried it); a num_items of 5000 digits raised ValueError; a time before year 1 in UTC raised
+    in the reason's formatting. Each is now its row's rejection, naming the column."""
+    text = (
+        "event_id,email,event_time,num_items,value\n"
+        f"s-1,a@example.com,{'9' * 400},,\n"
+        f"s-2,a@example.com,{now},{'7' * 5000},\n"
+        f"s-3,a@example.com,0001-01-01T00:00:00+01:00,,\n"
+        f"s-4,a@example.com,-99999999999,,\n"
+        f"s-5,a@example.com,{now},,{'9' * 400}\n"
+        f"s-6,a@example.com,{now},,1e999999999\n"
+        f"s-7,a@example.com,{now},,\n"
+    )
+    reasons = [row.reason for row in rows(text, now)]
+    assert reasons[0] == "event_time: out of range; give unix seconds (10 digits)"
+    assert reasons[1] == "num_items: too large"
+    assert reasons[2].startswith("event_time: more than 7 days in the past (now ")
+    assert reasons[3].startswith("event_time: more than 7 days in the past (now ")
+    assert reasons[4] == reasons[5] == "value: is too large"
+    assert reasons[6] is None
+
+
+@pytest.mark.parametrize(("column", "most"), [("email", 10), ("phone", 10), ("content_ids", 1000)])
+def test_multi_value_cells_are_bounded_like_the_api(now, column, most):
+    def csv_with(count):
+        cells = {"email": "a@example.com", "phone": "", "content_ids": ""}
+        cells[column] = "|".join(f"{'a' if column == 'email' else ''}{n}{'@example.com' if column == 'email' else ''}"
+                                 for n in range(count))
+        if column == "phone":
+            cells[column] = "|".join(f"+1415555{n:04d}" for n in range(count))
+        return f"event_id,email,phone,content_ids,event_time\ns-1,{cells['email']},{cells['phone']},{cells['content_ids']},{now}\n"
+
+    (at_most,) = rows(csv_with(most), now)
+    assert at_most.ok
+    (over,) = rows(csv_with(most + 1), now)
+    assert over.reason == f"{column}: {most + 1} values; at most {most} separated by |"
+
+
+def test_a_row_is_never_held_longer_than_the_bound(now):
+    long_cell = "x" * (MAX_ROW_CHARS + 10)
+    # cells under csv's own bound (131072 characters), their lines under ours, the row over it
+    quoted_lines = ",".join(['"' + "\n".join(["y" * 1000] * 100) + '"'] * (MAX_ROW_CHARS // 100_000 + 1))
+    text = (
+        "event_id,email,order_id,event_time\n"
+        f"s-1,a@example.com,{long_cell},{now}\n"      # 2: one line over the bound
+        f"s-2,a@example.com,1,{now}\n"                # 3
+        f"s-3,a@example.com,{quoted_lines},{now}\n"   # 4..: a row of many lines over the bound
+    )
+    checked = rows(text, now)
+    assert (checked[0].row_number, checked[0].reason) == (2, f"the row is longer than {MAX_ROW_CHARS} characters")
+    assert (checked[1].row_number, checked[1].ok) == (3, True)
+    assert checked[2].row_number == 4 and checked[2].reason == f"the row is longer than {MAX_ROW_CHARS} characters"
+    assert all(not row.ok for row in checked[3:])  # the rest of the broken row: never a good event
+    assert "x" * 100 not in repr([row.reason for row in checked])
 
 
 def test_today_and_older_dates(now):
@@ -140,7 +231,9 @@ def test_today_and_older_dates(now):
     assert first.ok and first.result.event["event_time"] <= now
     assert second.ok
     assert not third.ok
-    assert third.reason.startswith(f"event_time: {iso_day(now, 9)}T00:00:00Z is more than 7 days in the past")
+    now_iso = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # the reason says when "now" is, not the cell's time (a cell's value)
+    assert third.reason == f"event_time: more than 7 days in the past (now {now_iso}); Pinterest refuses it"
 
 
 def test_header_is_case_insensitive_and_columns_in_any_order(now):
@@ -156,11 +249,61 @@ def test_unknown_column_refuses_the_file_with_a_suggestion(now):
     with pytest.raises(OfflineCsvError) as caught:
         read_offline_csv(f"event_id,emial,event_time,loyalty\ns-1,a@example.com,{now},x\n", now)
     message = str(caught.value)
-    assert "'emial' (did you mean email?)" in message
-    assert "'loyalty'" in message
+    assert message.startswith("unknown column(s) in the header: column 2 (did you mean email?), column 4; ")
+    assert "emial" not in message and "loyalty" not in message  # a header cell may be a customer's data
     assert "a@example.com" not in message
     for column in COLUMNS:
         assert column in message
+
+
+# the first customer of a file exported without its header row (issue 11)
+CUSTOMER = ("pos-1", "Jane.Doe@Example.com", "+44 20 7946 0018", "Jane", "Doe", "London", "SW1A 1AA", "72.39")
+
+
+def test_a_file_without_header_is_refused_without_quoting_its_first_row(now):
+    with pytest.raises(OfflineCsvError) as caught:
+        read_offline_csv(",".join(CUSTOMER) + f",{now}\n", now)
+    message = str(caught.value)
+    assert message.startswith("the first row is not a header: none of its 9 cells is a known column name. ")
+    for value in (*CUSTOMER, "jane.doe", str(now)):
+        assert value not in message
+
+
+def test_a_header_with_a_customer_in_it_is_refused_without_quoting_it(now):
+    # known columns followed by a customer's data: the unknown cells are named by position
+    with pytest.raises(OfflineCsvError) as caught:
+        read_offline_csv("event_id,email,event_time," + ",".join(CUSTOMER[1:]) + "\n", now)
+    message = str(caught.value)
+    assert message.startswith("unknown column(s) in the header: column 4, column 5, column 6, column 7")
+    for value in CUSTOMER[1:]:
+        assert value not in message
+
+
+def test_the_cli_says_nothing_of_a_cell_of_a_file_without_header(now, tmp_path, capsys):
+    path = tmp_path / "noheader.csv"
+    path.write_text(",".join(CUSTOMER) + f",{now}\n" + f"pos-2,bob@example.com,,Bob,Smith,Leeds,LS1 1AA,5,{now}\n")
+    assert cli.main(["import-offline", str(path), "--dry-run"]) == 2
+    output = capsys.readouterr()
+    assert "the first row is not a header" in output.err
+    for value in (*CUSTOMER, "jane.doe", str(now), "bob@example.com", "Leeds"):
+        assert value not in output.out + output.err
+
+
+def test_the_cli_says_nothing_of_a_cell_of_bad_rows(now, tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("event_id,email,phone,event_time,num_items\n"
+                    f"s-1,jane.secretnowhere,,{now},\n"
+                    f"s-2,jane.secret@nowhere,0000,{'9' * 400},\n"
+                    f"s-3,jane.secret@nowhere,+44 20 7946 0018,{now},{'7' * 5000}\n"
+                    f"s-4,{'|'.join(['jane.secret@nowhere'] * 11)},,{now},\n"
+                    f"s-5,jane.secret@nowhere,0000,{now},\n")
+    assert cli.main(["import-offline", str(path), "--dry-run"]) == 1
+    output = capsys.readouterr()
+    assert "4 rows with errors" not in output.out and "5 rows: 1 valid, 4 with errors" in output.out
+    assert "row 3: event_time: out of range" in output.out and "row 4: num_items: too large" in output.out
+    assert "row 6: warning: phone: value dropped, not a phone number" in output.out
+    for value in ("jane.secret", "nowhere", "0000", "7946", "9" * 20, "7" * 20):
+        assert value not in output.out + output.err
 
 
 @pytest.mark.parametrize(
@@ -278,12 +421,25 @@ def test_read_yields_row_errors_and_raw_events(now):
     assert items[1][0] == 3 and items[1][1]["event_id"] == "s-2"
 
 
+def test_repeats_are_found_across_batches_with_keys_in_a_file(now, tmp_path):
+    keys = EventKeys(str(tmp_path / "keys.sqlite"))
+    checker = RowChecker(now, keys)
+    raw = {"event_name": "checkout", "action_source": "offline", "event_time": now, "user_data": {"em": ["a@example.com"]}}
+    first = checker.check([(2, {**raw, "event_id": "s-1"}), (3, {**raw, "event_id": "s-2"})])
+    second = checker.check([(4, {**raw, "event_id": "s-2"}), (5, {**raw, "event_id": "s-3"}),
+                            (6, {**raw, "event_id": "s-1", "event_name": "lead"})])
+    assert [row.same_as_row for row in first + second] == [None, None, 3, None, None]
+    assert second[0].warnings == ["event_id: same event_name and event_id as row 3; Pinterest counts the sale once"]
+    keys.close()
+    assert (tmp_path / "keys.sqlite").stat().st_size > 0
+
+
 def test_prepared_rows_feed_the_ingest_service(now):
     from pinrelay.ingest import IngestService
-    from tests.fakes import InMemoryDedupStore, ListQueue
+    from tests.fakes import ListQueue
 
-    queue, store = ListQueue(), InMemoryDedupStore()
-    service = IngestService(ad_account_id="123", dedup_window_seconds=86400, store=store, queue=queue, clock=lambda: now)
+    queue = ListQueue()
+    service = IngestService(ad_account_id="123", queue=queue, clock=lambda: now)
     checked = rows(f"event_id,email,event_time\ns-1,a@example.com,{now}\ns-2,bad,{now}\n", now)
     outcome = service.accept([row.result for row in checked], "offline_csv")
     assert [r.status for r in outcome.results] == ["accepted", "rejected"]
