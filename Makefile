@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY = 0
 SAM_BIN := $(VENV)/bin/sam
 SAM_BUILD_DIR := .aws-sam/build
 
-.PHONY: setup local test lint security build post-samples soak bench clean
+.PHONY: setup local test crash lint security build post-samples soak bench clean
 
 ## setup: create .venv with Python 3.13 and install pinrelay with its dev tools
 setup: $(VENV)/.installed
@@ -18,6 +18,8 @@ $(VENV)/.installed: pyproject.toml layers/pinrelay/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r layers/pinrelay/requirements.txt -e '.[dev]'
+	@# Debian's Chromium for the browser tests (tests/browser); says what to install when it cannot
+	-.ci/browser-deps
 	touch $@
 
 ## local: moto (SQS, DynamoDB, Secrets Manager) + ingest on 127.0.0.1:$${LOCAL_PORT:-3000} + sender + Pinterest stand-in
@@ -28,9 +30,15 @@ local: setup
 post-samples: setup
 	$(PY) -m pinrelay_local post-samples
 
-## test: unit, integration (moto server, real HTTP servers) and end-to-end tests
+## test: unit, integration (moto server, real HTTP servers), end-to-end and browser tests
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not crash"
+
+## crash: every fault at every AWS call of the handlers, run as Lambda runs them (tests/crash); writes crash-results.md
+crash: setup
+	rm -rf .crash-results
+	$(PY) -m pytest -q -n 2 -m crash tests/crash
+	$(PY) -m tests.crash.report
 
 ## soak: EVENTS (default 20000) through the local stack while faults play; prints the ledger, fails on loss
 soak: setup
@@ -38,7 +46,7 @@ soak: setup
 
 ## bench: CPU per event vs floor, cold starts, sender batching, AWS calls, log bytes, modeled bill (BENCH_ARGS=--quick)
 bench: setup
-	$(PY) -m pinrelay_local.bench --json bench.json $(BENCH_ARGS)
+	$(PY) -m pinrelay_bench --json bench.json $(BENCH_ARGS)
 
 ## lint: cfn-lint the SAM template and its offline samtranslator translation
 lint: setup

@@ -76,6 +76,11 @@ class ScriptedPinterestApi:
     def forget_token(self, ad_account_id) -> None:
         self.forgotten.append(ad_account_id)
 
+    def prepare(self, ad_account_id):
+        return self.not_ready
+
+    not_ready: str | None = None  # set to a reason to make prepare() fail
+
 
 def all_processed(events) -> HttpAnswer:
     return HttpAnswer(

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from pinrelay.accounts import AccountMap, AccountRoute, key_matches, parse_account_map, stored_key_digest
 from pinrelay.adapters.metrics import emit_ingest_metrics
 from pinrelay.adapters.wiring import aws_ingest_service
-from pinrelay.adapters.secrets import secret_value, secret_values
+from pinrelay.adapters.secrets import SecretUnavailable, secret_value, secret_values
 from pinrelay.config import IngestSettings, SecretRef, ingest_settings
 from pinrelay.events import EventRejected, PreparedEvent
 from pinrelay.ingest import MAX_EVENTS_PER_REQUEST, IngestOutcome, IngestService
@@ -131,6 +131,13 @@ def _read_json(raw: bytes) -> tuple[object | None, Response | None]:
         return None, _json(400, {"message": "body is not JSON pinrelay can read: nested too deeply"})
     except ValueError:
         return None, _json(400, {"message": "body is not JSON"})
+
+
+@app.exception_handler(SecretUnavailable)
+def secrets_unavailable(exc: SecretUnavailable) -> Response:
+    """Keys and signing secrets cannot be checked: nothing was queued, the caller may retry."""
+    logger.error("secret unavailable", extra={"error": str(exc)})
+    return _json(503, {"message": "temporarily unavailable; retry the request"})
 
 
 @app.post("/events")

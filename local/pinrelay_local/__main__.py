@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    stack = LocalStack(port=args.port, host=args.host, out=_say)
+    stack = LocalStack(port=args.port, host=args.host, out=_say, lambda_processes=True)
     try:
         try:
             stack.start()

@@ -349,6 +349,7 @@ register("import-offline", "import offline conversions (store sales) from a CSV 
          run_import_offline)
 register("redrive", ops.REDRIVE_HELP, ops.setup_redrive, ops.run_redrive)
 register("rejected", ops.REJECTED_HELP, ops.setup_rejected, ops.run_rejected)
+register("uncertain", ops.UNCERTAIN_HELP, ops.setup_uncertain, ops.run_uncertain)
 register("new-api-key", keys.HELP, keys.setup, keys.run)
 
 

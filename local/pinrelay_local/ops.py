@@ -31,6 +31,8 @@ from typing import Any, TextIO
 STACK_OUTPUTS = {"queue_url": "EventsQueueUrl", "dlq_url": "DeadLetterQueueUrl", "table": "DedupTableName"}
 REDRIVE_HELP = "move the messages of the dead-letter queue back to the events queue"
 REJECTED_HELP = "list the events Pinterest rejected (DynamoDB state rejected, with Pinterest's message)"
+UNCERTAIN_HELP = ("list the offline events recorded uncertain (a request with them got no answer: never resent); "
+                  "--release KEY lets one be sent again after you checked Pinterest does not have it")
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,9 +122,10 @@ class Rejection:
         return iter((self.key, self.error_message, self.attempts, self.updated_at))
 
 
-def rejected(dynamodb: Any, table: str, limit: int = 100) -> list[Rejection]:
+def rejected(dynamodb: Any, table: str, limit: int = 100, state: str = "rejected") -> list[Rejection]:
     """Events recorded ``rejected`` (Pinterest's 422 per-event failure or a 400 for the event
-    alone), newest first: ``(key, error_message, attempts, updated_at)``.
+    alone), or in another ``state`` (``uncertain``), newest first: ``(key, error_message,
+    attempts, updated_at)``.
 
     A Scan with a filter: it reads (and is billed for) the items it passes over, and stops once
     ``limit`` rejections are found, so with a limit below the total these are the newest of the
@@ -131,9 +134,9 @@ def rejected(dynamodb: Any, table: str, limit: int = 100) -> list[Rejection]:
     found: list[Rejection] = []
     kwargs: dict[str, Any] = {
         "TableName": table,
-        "FilterExpression": "#state = :rejected",
+        "FilterExpression": "#state = :state",
         "ExpressionAttributeNames": {"#state": "state"},
-        "ExpressionAttributeValues": {":rejected": {"S": "rejected"}},
+        "ExpressionAttributeValues": {":state": {"S": state}},
         "ProjectionExpression": "pk, error_message, attempts, updated_at",
     }
     while len(found) < limit:
@@ -229,6 +232,45 @@ def run_rejected(args: argparse.Namespace, *, dynamodb: Any = None, cloudformati
         when = datetime.fromtimestamp(row.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if row.updated_at else "-"
         print(f"{when}  {row.key}  attempts {row.attempts}  {row.error_message}", file=out)
     print(f"{len(rows)} rejected event(s) in {targets['table']}", file=out)
+    return 0
+
+
+def release_uncertain(dynamodb: Any, table: str, key: str) -> bool:
+    """Forget an uncertain event, so that the next copy of it (the row uploaded again) is sent.
+    Only an item still ``uncertain`` is deleted; False when there is none."""
+    try:
+        dynamodb.delete_item(TableName=table, Key={"pk": {"S": key}}, ConditionExpression="#state = :uncertain",
+                             ExpressionAttributeNames={"#state": "state"},
+                             ExpressionAttributeValues={":uncertain": {"S": "uncertain"}})
+    except dynamodb.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
+
+
+def setup_uncertain(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    parser.add_argument("--release", metavar="KEY", action="append", default=[],
+                        help="forget this uncertain event (<ad account>#<event_name>#<event_id>) so that uploading its "
+                             "row again sends it: only after checking Pinterest does not have it (repeatable)")
+    _target_arguments(parser, "table")
+
+
+def run_uncertain(args: argparse.Namespace, *, dynamodb: Any = None, cloudformation: Any = None,
+                  out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    targets = resolve_targets(args, "table", cloudformation=cloudformation)
+    dynamodb = dynamodb or _client(args, "dynamodb")
+    if args.release:
+        missing = [key for key in args.release if not release_uncertain(dynamodb, targets["table"], key)]
+        for key in args.release:
+            print(f"{key}: {'not uncertain (left as it is)' if key in missing else 'released: its next copy is sent'}", file=out)
+        return 1 if missing else 0
+    rows = rejected(dynamodb, targets["table"], args.limit, state="uncertain")
+    for row in rows:
+        when = datetime.fromtimestamp(row.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if row.updated_at else "-"
+        print(f"{when}  {row.key}  attempts {row.attempts}", file=out)
+    print(f"{len(rows)} uncertain offline event(s) in {targets['table']}: check Pinterest's Events Manager for each "
+          "sale; release the ones it does not have and upload their rows again", file=out)
     return 0
 
 

@@ -5,8 +5,11 @@
 * moto in server mode (``ThreadedMotoServer`` on 127.0.0.1, a free port) holding the SQS queue
   + DLQ, the DynamoDB dedup table and the three Secrets Manager secrets;
 * the Pinterest stand-in (unless ``PINTEREST_API_URL`` points elsewhere);
-* the real Lambda handlers (functions/ingest/ingest_handler.py, functions/sender/sender_handler.py)
-  imported after ``os.environ`` is set the way the SAM template sets it in AWS;
+* the real Lambda handlers (functions/ingest/ingest_handler.py, functions/sender/sender_handler.py),
+  either imported in this process after ``os.environ`` is set the way the SAM template sets it
+  (tests reach into them), or, with ``lambda_processes=True`` (``make local``), each in a process of
+  its own (``lambda_process.LambdaWorker``, a warm container) killed at the template's Timeout
+  with no clean-up, as Lambda does; the next invocation then starts a new process;
 * an HTTP API emulation (``HttpApiGateway``) for POST /events, POST /webhooks/shopify, GET /healthz;
 * an SQS event source mapping emulation (``SqsEventSource``) feeding the sender.
 
@@ -69,6 +72,17 @@ HANDLER_MODULES = {
     "ingest_handler": "functions/ingest/ingest_handler.py",
     "sender_handler": "functions/sender/sender_handler.py",
 }
+FUNCTIONS = {"ingest_handler": "IngestFunction", "sender_handler": "SenderFunction"}  # their logical ids
+
+
+def function_timeouts(template: Path | None = None) -> dict[str, float]:
+    """Each function's Timeout (seconds) as template.yaml sets it, by logical id."""
+    from pinrelay_local.lint_template import load_template
+
+    loaded = load_template(template or REPO_ROOT / "template.yaml")
+    default = float(loaded["Globals"]["Function"]["Timeout"])
+    return {name: float(resource["Properties"].get("Timeout", default))
+            for name, resource in loaded["Resources"].items() if resource.get("Type") == "AWS::Serverless::Function"}
 
 Printer = Callable[[str], None]
 
@@ -152,6 +166,8 @@ class LocalStack:
         handler_env: Mapping[str, str] | None = None,
         on_batch: Callable[[BatchSummary], None] | None = None,
         out: Printer | None = None,
+        lambda_processes: bool = False,
+        timeouts: Mapping[str, float] | None = None,
     ) -> None:
         env = dict(os.environ if environ is None else environ)
         self._source_env = env
@@ -163,6 +179,9 @@ class LocalStack:
         self.handler_env = dict(handler_env or {})
         self.on_batch = on_batch
         self._out = out
+        self.lambda_processes = lambda_processes
+        self.workers: dict[str, Any] = {}  # module name -> LambdaWorker, with lambda_processes
+        self.timeouts = {**function_timeouts(self.repo_root / "template.yaml"), **(timeouts or {})}  # by logical id
 
         self.settings: dict[str, _Setting] = {
             "INGEST_API_KEY": self._pick("INGEST_API_KEY", ingest_api_key),
@@ -255,7 +274,10 @@ class LocalStack:
             self._create_resources()
             self._start_pinterest()
             self._set_environment()
-            self._import_handlers()
+            if self.lambda_processes:
+                self._start_workers()
+            else:
+                self._import_handlers()
             self._start_gateway_and_event_source()
         except BaseException:
             self.stop()
@@ -273,6 +295,9 @@ class LocalStack:
         if self.event_source is not None:
             self.event_source.stop()
             self.event_source = None
+        for worker in self.workers.values():
+            worker.close()
+        self.workers = {}
         if self.standin is not None:
             self.standin.stop()  # kept as .standin so tests can read .received afterwards
         if self.moto is not None:
@@ -444,6 +469,39 @@ class LocalStack:
         self.ingest_handler = import_module_from_path("ingest_handler", root / HANDLER_MODULES["ingest_handler"])
         self.sender_handler = import_module_from_path("sender_handler", root / HANDLER_MODULES["sender_handler"])
 
+    def _start_workers(self) -> None:
+        """One warm Lambda container per function: a process serving one invocation at a time,
+        killed at the function's Timeout (no clean-up runs) and replaced by a cold start."""
+        from pinrelay_local.lambda_process import LambdaWorker
+
+        layer = str(self.repo_root / "layers" / "pinrelay")
+        for module, relative in HANDLER_MODULES.items():
+            path = self.repo_root / relative
+            self.workers[module] = LambdaWorker(
+                f"{path}:lambda_handler", env=dict(self.env), timeout_s=self.timeouts[FUNCTIONS[module]],
+                python_paths=[str(path.parent), layer], function_name=FUNCTIONS[module],
+            )
+
+    def _worker_handler(self, module: str) -> Callable[[dict[str, Any], Any], Any]:
+        """A handler(event, context) that runs the invocation in the function's worker process and
+        fails as Lambda fails: an error, a kill at the timeout or out of memory raise here (the
+        HTTP API answers 500, the SQS event source returns the whole batch)."""
+        worker = self.workers[module]
+
+        def handler(event: dict[str, Any], context: Any) -> Any:
+            result = worker.invoke(event)
+            for line in (result.stdout + result.stderr).splitlines():
+                if line.strip():
+                    self._print(f"  {FUNCTIONS[module]}: {line}")
+            if result.status == "ok":
+                return result.response
+            if result.status == "timeout":
+                self._print(f"{FUNCTIONS[module]}: Task timed out after {worker.timeout_s:.0f} seconds: the process was "
+                            "killed, nothing after that point ran (Lambda does the same)")
+            raise RuntimeError(f"{FUNCTIONS[module]} {result.status}: {result.error_type or ''} {result.error_message or ''}")
+
+        return handler
+
     def _restore_process_state(self) -> None:
         if self._saved_modules is not None:
             for name in [n for n in sys.modules if _is_handler_module(n)]:
@@ -476,9 +534,11 @@ class LocalStack:
             return None
 
     def _sender(self, event: dict[str, Any], context: Any) -> Any:
-        assert self.sender_handler is not None
         before = self._standin_request_count()
         try:
+            if self.lambda_processes:
+                return self._worker_handler("sender_handler")(event, context)
+            assert self.sender_handler is not None
             return self.sender_handler.lambda_handler(event, context)
         finally:
             _clear_disabled_metrics(self.sender_handler)
@@ -493,8 +553,11 @@ class LocalStack:
             self.on_batch(summary)
 
     def _start_gateway_and_event_source(self) -> None:
-        assert self.ingest_handler is not None and self.sender_handler is not None
-        ingest_handler = self.ingest_handler.lambda_handler
+        if self.lambda_processes:
+            ingest_handler = self._worker_handler("ingest_handler")
+        else:
+            assert self.ingest_handler is not None and self.sender_handler is not None
+            ingest_handler = self.ingest_handler.lambda_handler
         ingest_lock = threading.Lock()
 
         def ingest(event: dict[str, Any], context: Any) -> Any:
@@ -522,6 +585,7 @@ class LocalStack:
             self.sqs,
             self.queue_url,
             self._sender,
+            function_timeout_s=self.timeouts["SenderFunction"],
             batch_size=self.sender_batch_size,
             batching_window_s=self.sender_window_s,
             visibility_timeout_s=self.visibility_timeout_s,
@@ -565,6 +629,8 @@ class LocalStack:
             f"  sender batching           up to {self.sender_batch_size} events, window {self.sender_window_s:g} s"
             " (LOCAL_SENDER_BATCH_SIZE, LOCAL_SENDER_WINDOW_S)",
             f"  handler log level         {self.env.get('LOG_LEVEL')} (LOG_LEVEL)",
+            "  Lambda                    " + ("each function in a process of its own, killed at its template Timeout"
+                                             " (no clean-up runs, as in AWS)" if self.lambda_processes else "in this process"),
             f"  routes                    POST {self.url}/events  (header x-api-key: {key_hint})",
             f"                            POST {self.url}/webhooks/shopify  (X-Shopify-Hmac-Sha256)",
             f"                            POST {self.url}/webhooks/woocommerce  (X-WC-Webhook-Signature)",

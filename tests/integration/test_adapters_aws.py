@@ -158,3 +158,27 @@ def test_no_send_is_started_without_time_for_its_worst_case(aws, queue_url):
     queue = SqsEventQueue(queue_url, aws["sqs"], worst_call_seconds=12)
     refusals = queue.send(["a", "b"], lambda: 10.0)
     assert [r.position for r in refusals] == [0, 1] and refusals[0].reason == "no time left in this invocation"
+
+
+def test_an_outcome_dynamodb_refuses_for_a_moment_is_written_on_a_later_round(aws, dedup_table):
+    class FlakyClient:
+        """moto's client, refusing the first two UpdateItems (as DynamoDB throttling past botocore's retries)."""
+
+        def __init__(self, client):
+            self.client, self.refusals, self.exceptions = client, 2, client.exceptions
+
+        def update_item(self, **kwargs):
+            if self.refusals:
+                self.refusals -= 1
+                raise RuntimeError("ProvisionedThroughputExceededException")
+            return self.client.update_item(**kwargs)
+
+    DynamoDeliveryLedger(dedup_table, aws["dynamodb"], worst_call_seconds=12).claim([request("a")], "inv-1", NOW, plenty)
+    sleeps = []
+    flaky = DynamoDeliveryLedger(dedup_table, FlakyClient(aws["dynamodb"]), worst_call_seconds=12)
+    assert flaky.record([Outcome("a", "delivered", NOW + 1)], "inv-1", plenty, sleep=sleeps.append) == []
+    assert sleeps == [1.0, 2.0] and item(aws, dedup_table, "a")["state"]["S"] == "delivered"
+    # without time for another round, the refused write is reported, not waited for
+    DynamoDeliveryLedger(dedup_table, aws["dynamodb"], worst_call_seconds=12).claim([request("b")], "inv-1", NOW, plenty)
+    late = DynamoDeliveryLedger(dedup_table, FlakyClient(aws["dynamodb"]), worst_call_seconds=12)
+    assert late.record([Outcome("b", "delivered", NOW + 1)], "inv-1", lambda: 13.5, sleep=sleeps.append) == ["b"]

@@ -166,3 +166,21 @@ def test_pinrelay_cli_redrive_and_rejected(aws, dedup_table, capsys):
     capsys.readouterr()
     assert cli.main(["rejected", "--table", dedup_table]) == 0
     assert "Invalid event_timestamp" in capsys.readouterr().out
+
+
+def test_pinrelay_uncertain_lists_them_and_releases_only_uncertain_ones(aws, dedup_table, capsys):
+    from pinrelay_local import cli
+
+    for key, state in (("1#checkout#sale-1", "uncertain"), ("1#checkout#sale-2", "delivered")):
+        aws["dynamodb"].put_item(TableName=dedup_table, Item={
+            "pk": {"S": key}, "state": {"S": state}, "attempts": {"N": "2"}, "updated_at": {"N": "100"},
+            "expires_at": {"N": "9999999999"}})
+    capsys.readouterr()
+    assert cli.main(["uncertain", "--table", dedup_table]) == 0
+    out = capsys.readouterr().out
+    assert "1#checkout#sale-1" in out and "sale-2" not in out and "1 uncertain offline event(s)" in out
+    assert cli.main(["uncertain", "--table", dedup_table, "--release", "1#checkout#sale-1", "--release", "1#checkout#sale-2"]) == 1
+    out = capsys.readouterr().out
+    assert "1#checkout#sale-1: released" in out and "1#checkout#sale-2: not uncertain" in out
+    remaining = {i["pk"]["S"] for i in aws["dynamodb"].scan(TableName=dedup_table)["Items"]}
+    assert remaining == {"1#checkout#sale-2"}

@@ -1,15 +1,16 @@
-"""The bill model of `make bench` (local/pinrelay_local/bench.py) on small hand-computed cases."""
+"""The model of `make bench` (bench/pinrelay_bench/) on small hand-computed cases: the bill
+arithmetic, the price table, the modeled Lambda durations, how AWS calls are counted and the targets."""
 
 import math
 
 import pytest
 
-from pinrelay_local.bench import (
+from pinrelay_bench.aws_calls import dynamodb_item_size
+from pinrelay_bench.bill import (
     PRICES_US_EAST_1,
     Usage,
     bill,
     billed_ms,
-    dynamodb_item_size,
     http_billable_requests,
     secrets_calls_per_million,
     sqs_billable_requests,
@@ -78,7 +79,7 @@ def test_dynamodb_item_size_counts_names_and_values():
 
 
 def test_a_function_url_front_door_drops_the_api_price_and_the_access_log_and_nothing_else():
-    from pinrelay_local.bench import access_log_bytes, scenario_usage
+    from pinrelay_bench.bill import access_log_bytes, scenario_usage
 
     per_1000 = {"sqs_ingest_billable": 1000.0, "sqs_poller_receives_with_messages": 1000.0, "sqs_poller_deletes": 140.0,
                 "dynamodb_wcu": 2000.0, "dynamodb_rcu": 0.0}
@@ -93,3 +94,209 @@ def test_a_function_url_front_door_drops_the_api_price_and_the_access_log_and_no
     assert bill(api)["total"] - bill(url)["total"] == pytest.approx(1.00 + access_log_bytes() * 1e6 / 1e9 * 0.5)
     with pytest.raises(ValueError):
         scenario_usage(results, "webhook", front_door="alb")
+
+
+# -- the price table is data -----------------------------------------------------------------
+
+
+def test_the_price_table_is_data_with_its_date_and_a_source_for_every_price():
+    from pinrelay_bench.bill import PRICE_TABLE, PRICES_FILE, load_prices
+
+    table = load_prices(PRICES_FILE)
+    assert table.taken == "2026-11-29" and table.region == "us-east-1"
+    assert table.prices == PRICES_US_EAST_1 == PRICE_TABLE.prices
+    assert all(url.startswith("https://aws.amazon.com/") for url in table.sources.values())
+    used = {"http_api_per_million_requests", "http_api_request_increment_bytes", "lambda_arm64_per_gb_second",
+            "lambda_per_million_requests", "sqs_per_million_requests", "sqs_chunk_bytes", "dynamodb_per_million_wru",
+            "dynamodb_per_million_rru", "logs_ingestion_per_gb", "secrets_per_10k_calls", "xray_per_million_traces"}
+    assert used <= table.prices.keys()
+
+
+def test_a_price_naming_an_unknown_source_is_refused(tmp_path):
+    from pinrelay_bench.bill import load_prices
+
+    path = tmp_path / "prices.json"
+    path.write_text('{"region": "x", "taken": "2026-01-01", "sources": {"sqs": "https://aws.amazon.com/sqs/pricing/"},'
+                    ' "prices": {"sqs_per_million_requests": {"value": 0.4, "source": "sns"}}}')
+    with pytest.raises(ValueError, match="unknown source"):
+        load_prices(path)
+
+
+# -- the itemised bill -----------------------------------------------------------------------
+
+
+def test_the_itemised_bill_adds_up_to_each_line_of_the_bill():
+    from pinrelay_bench.bill import itemise
+
+    usage = Usage(http_requests=1_000_000, ingest_invocations=1_000_000, ingest_billed_ms=20, sender_invocations=10_000,
+                  sender_billed_ms=500, init_billed_ms=100_000, sqs_requests=2_000_000, dynamodb_wru=2_000_000,
+                  dynamodb_rru=500_000, log_bytes=1_000_000_000, secrets_calls=10_000, xray_traces=200_000)
+    split = {"sqs_requests": {"send": 1_000_000, "receive": 600_000, "delete": 400_000},
+             "dynamodb_wru": {"claims": 1_000_000, "outcomes": 1_000_000},
+             "log_bytes": {"access log": 150_000_000}}  # the rest of the log bytes becomes "other"
+    items = itemise(usage, split)
+    lines = bill(usage)
+    for service in ("http_api", "lambda_requests", "lambda_duration", "sqs", "dynamodb", "cloudwatch_logs", "secrets_manager", "xray"):
+        assert sum(i["dollars"] for i in items if i["service"] == service) == pytest.approx(lines[service])
+    logs = {i["item"]: i["quantity"] for i in items if i["service"] == "cloudwatch_logs"}
+    assert logs == {"access log": 150_000_000, "other": pytest.approx(850_000_000)}
+    sqs = {i["item"]: i["dollars"] for i in items if i["service"] == "sqs"}
+    assert sqs == {"send": pytest.approx(0.40), "receive": pytest.approx(0.24), "delete": pytest.approx(0.16)}
+
+
+# -- modeled Lambda durations ----------------------------------------------------------------
+
+
+def test_the_model_runs_as_many_calls_at_a_time_as_the_adapters_do():
+    import inspect
+
+    from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
+    from pinrelay.adapters.sqs import SqsEventQueue
+    from pinrelay_bench.bill import MODEL_ASSUMPTIONS
+
+    assert inspect.signature(DynamoDeliveryLedger).parameters["max_workers"].default == MODEL_ASSUMPTIONS["sender_ledger_workers"] == 16
+    assert inspect.signature(SqsEventQueue).parameters["max_workers"].default == MODEL_ASSUMPTIONS["ingest_queue_workers"] == 8
+
+
+def test_the_sender_waits_for_one_parallel_round_of_update_items_per_ledger_write():
+    from pinrelay_bench.bill import parallel_rounds, sender_duration_ms
+
+    assert (parallel_rounds(1000, 16), parallel_rounds(16, 16), parallel_rounds(17, 16), parallel_rounds(0, 16)) == (63, 1, 2, 0)
+    results = {"sender": {"cpu_ms_per_invocation_1000": 100.0, "cpu_ms_per_invocation_1000_offline": 120.0,
+                          "cpu_ms_per_invocation_5": 5.5},
+               "sdk_cpu": {"update_item_pool_cpu_us": 200.0}}
+    web = sender_duration_ms(results, 1000, 2.0)
+    # claim + outcome: 2 rounds of ceil(1000/16) = 63 UpdateItems at 6 ms; one request: 100 ms + 0.15 ms x 1000
+    assert web["ledger_io_ms"] == pytest.approx(2 * 63 * 6.0)
+    assert web["io_ms"] == pytest.approx(2 * 63 * 6.0 + 100 + 150)
+    assert web["cpu_ms"] == pytest.approx(100.0 + 2000 * 200 / 1000)  # handler + 2000 writes x 200 µs
+    offline = sender_duration_ms(results, 1000, 3.0, offline=True)
+    assert offline["ledger_io_ms"] == pytest.approx(3 * 63 * 6.0)  # + mark sending
+    assert offline["cpu_ms"] == pytest.approx(120.0 + 3000 * 200 / 1000)
+    small = sender_duration_ms(results, 10, 2.0)
+    assert small["ledger_io_ms"] == pytest.approx(2 * 6.0)
+    assert small["cpu_ms"] == pytest.approx(5.5 + (100 - 5.5) / 995 * 5 + 20 * 0.2)
+
+
+def test_ingest_sends_a_request_s_batches_eight_at_a_time_and_writes_nothing_else():
+    from pinrelay_bench.bill import ingest_duration_ms
+
+    results = {"handler": {"1000": {"handler_cpu_ms": 80.0}, "1": {"handler_cpu_ms": 0.3}},
+               "sdk_cpu": {"send_message_batch_us": 250.0, "send_pool_cpu_us_per_call": 300.0}}
+    batch = ingest_duration_ms(results, 1000, send_calls=100)
+    assert batch["io_ms"] == pytest.approx(13 * 8.0)  # ceil(100 / 8) rounds of SendMessageBatch
+    assert batch["cpu_ms"] == pytest.approx(80.0 + 100 * 0.3)
+    single = ingest_duration_ms(results, 1, send_calls=1)
+    assert single["io_ms"] == pytest.approx(8.0)
+    assert single["cpu_ms"] == pytest.approx(0.3 + 0.25)
+
+
+def _local_phase(writes_per_event, claims, marks, outcomes, sqs_ingest=100.0):
+    per_1000 = {"sqs_ingest_requests": sqs_ingest, "sqs_ingest_billable": sqs_ingest, "sqs_poller_receives_with_messages": 100.0,
+                "sqs_poller_deletes": 100.0, "dynamodb_wcu": writes_per_event * 1000, "dynamodb_rcu": 0.0,
+                "dynamodb_items_written": writes_per_event * 1000, "dynamodb_claims": claims, "dynamodb_marks_sending": marks,
+                "dynamodb_outcomes": outcomes}
+    return {"per_1000_events": per_1000, "dynamodb_writes_per_event": writes_per_event, "log_bytes_per_event": 8.0,
+            "log_bytes_per_event_by_source": {"sender:metrics": 8.0}, "body_bytes_per_post": 600_000,
+            "events_per_sender_invocation": 125.0, "sqs_ingest_requests_per_event": sqs_ingest / 1000}
+
+
+def test_an_offline_batch_pays_a_third_dynamodb_write_per_event():
+    from pinrelay_bench.bill import itemise, scenario_usage
+
+    results = {"local": {"batch": _local_phase(2.0, 1000, 0, 1000), "offline_batch": _local_phase(3.0, 1000, 1000, 1000),
+                         "secret_ids_read": 2}}
+    web, _ = scenario_usage(results, "batch")
+    offline, detail = scenario_usage(results, "offline_batch")
+    assert bill(web)["dynamodb"] == pytest.approx(1.25) and bill(offline)["dynamodb"] == pytest.approx(1.875)
+    assert detail["sender_duration"]["ledger_io_ms"] == pytest.approx(3 * 63 * 6.0)
+    assert offline.sender_invocations == 1000  # 1000 events an invocation
+    dynamodb = {i["item"]: i["quantity"] for i in itemise(offline, detail["split"]) if i["service"] == "dynamodb"}
+    assert dynamodb == {"UpdateItem: claims": pytest.approx(1e6), "UpdateItem: marks sending (offline)": pytest.approx(1e6),
+                        "UpdateItem: outcomes": pytest.approx(1e6)}
+    with pytest.raises(ValueError):
+        scenario_usage(results, "carrier_pigeon")
+
+
+# -- counting AWS calls ----------------------------------------------------------------------
+
+
+def test_each_ledger_write_is_counted_as_one_update_item_and_classified():
+    from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
+    from pinrelay.ports import ClaimRequest, Outcome
+    from pinrelay_bench.aws_calls import AwsCallCounter
+    from pinrelay_bench.sdk_cpu import stub_client
+
+    client = stub_client("dynamodb")
+    counter = AwsCallCounter()
+    counter.attach(client, "sender")
+    ledger = DynamoDeliveryLedger("ledger", client, worst_call_seconds=12.0)
+    claims = [ClaimRequest(key=f"549755885175#checkout#{i}", state="claimed", lease_until=2_000, expires_at=90_000,
+                           accepted_at=1_000) for i in range(3)]
+    ledger.claim(claims, "invocation-1", 1_000, lambda: 900.0)
+    ledger.mark_sending([c.key for c in claims], "invocation-1", 1_000, lambda: 900.0)
+    ledger.record([Outcome(claims[0].key, "delivered", 1_001), Outcome(claims[1].key, "rejected", 1_001, "x" * 2000),
+                   Outcome(claims[2].key, "claimed", 1_001)], "invocation-1", lambda: 900.0)
+    counts = counter.snapshot()
+    assert counts["calls"] == {"sender:dynamodb:UpdateItem": 9}
+    units = counts["units"]
+    assert (units["sender:writes"], units["sender:ledger_claim"], units["sender:ledger_mark_sending"],
+            units["sender:ledger_outcome"]) == (9, 3, 3, 3)
+    assert units["sender:wru"] == 8 + 3  # every write 1 WRU, but the 2000-character rejection 3
+
+
+def test_a_phase_s_calls_become_per_event_figures():
+    from pinrelay_bench.aws_calls import phase_summary
+
+    counts = {"calls": {"ingest:sqs:SendMessageBatch": 20, "sender:dynamodb:UpdateItem": 600, "poller:sqs:ReceiveMessage": 25,
+                        "poller:sqs:DeleteMessageBatch": 20, "poller:sqs:GetQueueAttributes": 3},
+              "units": {"ingest:sqs_billable": 20, "sender:writes": 600, "sender:wru": 600, "sender:ledger_claim": 200,
+                        "sender:ledger_mark_sending": 200, "sender:ledger_outcome": 200, "poller:receives_with_messages": 20,
+                        "poller:receives_empty": 5}}
+    summary = phase_summary(200, 1, counts, {"sender:metrics": 1000, "ingest:log": 0}, [], [200], 150_000, [40.0],
+                            {"sender:metrics": 4})
+    assert summary["dynamodb_writes_per_event"] == 3.0
+    assert summary["sqs_ingest_requests_per_event"] == 0.1
+    assert summary["sqs_event_source_requests_per_event"] == pytest.approx(0.2)
+    per = summary["per_1000_events"]
+    assert (per["dynamodb_claims"], per["dynamodb_marks_sending"], per["dynamodb_outcomes"]) == (1000, 1000, 1000)
+    assert per["dynamodb_ingest_requests"] == 0 and per["unattributed_requests"] == 0
+    assert summary["log_bytes_per_event_by_source"] == {"sender:metrics": 5.0}
+
+
+# -- workload and targets --------------------------------------------------------------------
+
+
+def test_the_offline_workload_is_queued_as_offline_events():
+    import json
+    import time
+
+    from pinrelay.models import QueuedEvent
+    from pinrelay_bench.workload import make_offline_events, queued_bodies
+
+    now = int(time.time())
+    events = make_offline_events(20, now, seed=3, prefix="t")
+    assert all(e["action_source"] == "offline" and "client_ip_address" not in e["user_data"] for e in events)
+    assert make_offline_events(20, now, seed=3, prefix="t") == events
+    bodies = queued_bodies(20, now, prefix="t", offline=True)  # raises if ingest rejects any
+    assert all(QueuedEvent.model_validate_json(body).is_offline for body in bodies)
+    assert not any(QueuedEvent.model_validate(json.loads(body)).is_offline for body in queued_bodies(3, now, prefix="w"))
+
+
+def test_targets_read_the_web_and_offline_phases():
+    from pinrelay_bench.report import TARGETS, evaluate_targets
+
+    assert TARGETS["ingest_cpu_ratio_1000"] == ("<=", 4.0)
+    assert TARGETS["dynamodb_writes_per_web_event"] == ("<=", 2.0)
+    assert TARGETS["dynamodb_writes_per_offline_event"] == ("<=", 3.0)
+    local = {"batch": _local_phase(2.0, 1000, 0, 1000), "singles": _local_phase(2.01, 1000, 0, 1010, sqs_ingest=1000.0),
+             "offline_batch": _local_phase(3.0, 1000, 1000, 1000, sqs_ingest=120.0)}
+    for phase in local.values():
+        phase["per_1000_events"]["dynamodb_ingest_requests"] = 0.0
+    targets = evaluate_targets({"ingest_cpu": {"1000": {"ratio": 3.5}}, "local": local})
+    assert targets["ingest_cpu_ratio_1000"]["ok"] is True
+    assert targets["dynamodb_writes_per_web_event"] == {"value": 2.01, "target": "<= 2", "ok": False}  # the worst web phase
+    assert targets["dynamodb_writes_per_offline_event"]["ok"] is True
+    assert targets["sqs_ingest_requests_per_event_batch"]["value"] == pytest.approx(0.12)  # batches only, not single posts
+    assert targets["ingest_dynamodb_requests_per_1000"]["ok"] is True
+    assert targets["cold_import_ingest_ms"]["ok"] is None  # its section did not run

@@ -25,10 +25,9 @@ from pinrelay.events import (
 from pinrelay.ingest import IngestService, queued_message_body
 from pinrelay.models import EVENT_NAMES, _decimal_string
 from pinrelay.normalise import UserDataBuilder
-from pinrelay.ports import DedupClaim
 from pinrelay.privacy import _ADDRESS_FIELDS, match_keys
-from pinrelay_local.bench import make_events
-from tests.fakes import InMemoryDedupStore, ListQueue
+from pinrelay_bench.workload import make_events
+from tests.fakes import ListQueue
 from tests.unit import _reference as reference
 
 NOW = int(time.time())
@@ -305,9 +304,10 @@ def test_the_queue_message_is_the_json_it_was(raw):
         prepared = prepare_api_event(raw, NOW)
     except EventRejected:
         return
-    claim = DedupClaim(key="549755885175#checkout#1", accepted_at=NOW, expires_at=NOW + 86_400, claim_id="c")
-    assert queued_message_body("549755885175", claim, prepared, "api") == reference.queued_message_body(
-        "549755885175", claim, prepared, "api")
+    expected = json.dumps({"v": 2, "ad_account_id": "549755885175", "source": "api",
+                           "dedup_key": f"549755885175#{prepared.event_name}#{prepared.event_id}", "accepted_at": NOW,
+                           "event": prepared.event}, separators=(",", ":"), ensure_ascii=False)
+    assert queued_message_body("549755885175", "api", NOW, prepared) == expected
 
 
 def reference_match_keys(user_data):
@@ -332,8 +332,7 @@ def test_ingest_answers_and_queues_as_before():
     raws[3]["user_data"]["ln"] = "\udc00"
     raws[4] = raws[2]  # a repeat within the request
     queue = ListQueue()
-    service = IngestService(ad_account_id="549755885175", dedup_window_seconds=86_400, store=InMemoryDedupStore(),
-                            queue=queue, clock=lambda: NOW)
+    service = IngestService(ad_account_id="549755885175", queue=queue, clock=lambda: NOW)
     outcome_ = service.ingest_api_events(json.loads(json.dumps(raws)))
     expected = [outcome(reference.prepare_api_event, raw) for raw in raws]
     statuses = [result.status for result in outcome_.results]
@@ -359,11 +358,11 @@ json_trees = st.recursive(
 @given(json_trees)
 def test_the_message_encoder_reads_back_as_what_json_dumps_writes(tree):
     """Whatever an event carries (floats, big ints, any text), the queue gets the same JSON value."""
-    from pinrelay.ingest import _MESSAGE_JSON
+    from pinrelay.events import PreparedEvent
 
     try:
         expected = json.dumps(tree, separators=(",", ":"), ensure_ascii=False)
     except UnicodeEncodeError:
         return
-    written = _MESSAGE_JSON({"event": tree})
-    assert json.loads(written) == {"event": json.loads(expected)}
+    written = queued_message_body("1", "api", NOW, PreparedEvent({"event_id": "e", "event_name": "checkout", "x": tree}))
+    assert json.loads(written)["event"]["x"] == json.loads(expected)

@@ -327,3 +327,13 @@ def test_outcomes_are_counted_per_source_and_event_name_with_the_match_keys_of_d
     assert report.notable
     clean = make(ScriptedPinterestApi(all_processed)).deliver([message(4)], plenty)
     assert not clean.notable
+
+
+def test_when_the_token_cannot_be_read_nothing_is_marked_or_sent_and_the_lease_is_given_back():
+    ledger = InMemoryLedger()
+    api = ScriptedPinterestApi(all_processed)
+    api.not_ready = "the conversion token could not be read (GetParameterError)"
+    report = make(api, ledger).deliver([message(1, action_source="offline")], plenty)
+    assert api.calls == [] and report.failed_message_ids == ["m1"]
+    item = ledger.items[f"{ACCOUNT}#checkout#e1"]
+    assert item["state"] == "claimed" and item["lease_until"] == NOW  # never marked sending: safe to send later

@@ -110,6 +110,11 @@ class HttpAnswer:
 
 
 class PinterestApi(Protocol):
+    def prepare(self, ad_account_id: str) -> str | None:
+        """Get ready to post for this ad account (read its token); None when ready, else why not.
+        Called before an offline event is marked sending, so that nothing but the request itself
+        stands between the mark and Pinterest."""
+
     def post_events(self, ad_account_id: str, events: list[dict[str, Any]], test: bool) -> HttpAnswer: ...
 
     def forget_token(self, ad_account_id: str) -> None:

@@ -282,9 +282,13 @@ class SenderService:
                 raise _GiveUp("no time left in this invocation for another request", not_before)
             if wait:
                 self.sleep(wait)
-            self._mark_offline_sending(chunk, report, time_left)
             if fresh_token:  # after a 401/403 the token may have been rotated: read the secret again
                 self.api.forget_token(chunk.ad_account_id)
+            # the token first: once an offline event is marked sending, only the request may follow
+            not_ready = self.api.prepare(chunk.ad_account_id)
+            if not_ready:
+                raise _GiveUp(not_ready, not_before)
+            self._mark_offline_sending(chunk, report, time_left)
             if attempt and chunk.may_have_arrived:  # sent again after a request with no answer
                 report.possibly_resent += len(chunk.messages)
             attempt += 1

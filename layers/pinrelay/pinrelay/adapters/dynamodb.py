@@ -22,6 +22,7 @@ Why each write is shaped as it is:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -43,6 +44,10 @@ _CLAIM_UPDATE = (
     " #state = :state, claim_id = :claim, lease_until = :lease, accepted_at = :accepted,"
     " updated_at = :now, expires_at = :expires ADD attempts :one REMOVE error_message"
 )
+
+# an outcome is Pinterest's answer, known nowhere else: its write is tried again, for a while
+_RECORD_ROUNDS = 4
+_RECORD_BACKOFF_SECONDS = 1.0
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +143,9 @@ class DynamoDeliveryLedger:
         return [key for key, ok in zip(keys, marked, strict=True) if not ok]
 
     # -- outcomes ------------------------------------------------------------------------
-    def _record_one(self, outcome: Outcome, claim_id: str, time_left: Deadline) -> bool:
+    def _record_one(self, outcome: Outcome, claim_id: str, time_left: Deadline) -> bool | None:
+        """True: written; False: another invocation has claimed the event since; None: DynamoDB
+        did not take the write (throttled, unavailable, out of time): worth another try."""
         names = {"#state": "state"}
         values: dict[str, Any] = {":state": {"S": outcome.state}, ":claim": {"S": claim_id},
                                   ":now": {"N": str(outcome.updated_at)}}
@@ -157,15 +164,27 @@ class DynamoDeliveryLedger:
             )
         except Exception as exc:  # noqa: BLE001
             logger.warning("could not record an outcome: %s", type(exc).__name__)
-            return False
+            return None
         if failed is not None:
             logger.error("outcome not recorded: another invocation has claimed the event since")
             return False
         return True
 
-    def record(self, outcomes: list[Outcome], claim_id: str, time_left: Deadline) -> list[str]:
-        written = self._parallel(outcomes, lambda outcome: self._record_one(outcome, claim_id, time_left))
-        return [outcome.key for outcome, ok in zip(outcomes, written, strict=True) if not ok]
+    def record(self, outcomes: list[Outcome], claim_id: str, time_left: Deadline,
+               sleep: Callable[[float], None] = time.sleep) -> list[str]:
+        """Write the outcomes; those DynamoDB did not take are tried again after 1, 2, 4 s while
+        the invocation has time (botocore's own retries last ~3 s: a short throttle or outage
+        would otherwise leave an event Pinterest has recorded as ``sending``)."""
+        pending, refused = list(outcomes), []
+        for round_number in range(_RECORD_ROUNDS):
+            written = self._parallel(pending, lambda outcome: self._record_one(outcome, claim_id, time_left))
+            refused += [o.key for o, ok in zip(pending, written, strict=True) if ok is False]
+            pending = [o for o, ok in zip(pending, written, strict=True) if ok is None]
+            delay = _RECORD_BACKOFF_SECONDS * 2**round_number
+            if not pending or time_left() < delay + self.worst_call_seconds + self.margin_seconds:
+                break
+            sleep(delay)
+        return refused + [o.key for o in pending]
 
     # -- reads (operators, tests) ------------------------------------------------------------
     def states(self, keys: list[str]) -> dict[str, dict[str, Any]]:

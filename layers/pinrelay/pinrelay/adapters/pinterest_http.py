@@ -33,18 +33,34 @@ class RequestsPinterestApi:
     def forget_token(self, ad_account_id: str) -> None:
         self._refetch.add(ad_account_id)
 
+    def _token(self, ad_account_id: str) -> str:
+        fresh = ad_account_id in self._refetch
+        token = self.token(ad_account_id, fresh)  # cached by the token source unless fresh
+        self._refetch.discard(ad_account_id)
+        return token
+
+    def prepare(self, ad_account_id: str) -> str | None:
+        try:
+            self._token(ad_account_id)
+        except Exception as exc:  # noqa: BLE001 - Secrets Manager unavailable, throttled, out of time
+            return f"the conversion token could not be read ({type(exc).__name__})"
+        return None
+
     def post_events(self, ad_account_id: str, events: list[dict[str, Any]], test: bool) -> HttpAnswer:
         url = f"{self.base_url}/ad_accounts/{ad_account_id}/events"
         body = json.dumps({"data": events}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        fresh = ad_account_id in self._refetch
-        self._refetch.discard(ad_account_id)
+        try:
+            token = self._token(ad_account_id)
+        except Exception as exc:  # noqa: BLE001 - nothing was sent
+            return HttpAnswer(status=None, transport_error=f"the conversion token could not be read ({type(exc).__name__})",
+                              may_have_arrived=False)
         try:
             response = self.session.post(
                 url,
                 data=body,
                 params={"test": "true"} if test else None,
                 headers={
-                    "Authorization": f"Bearer {self.token(ad_account_id, fresh)}",
+                    "Authorization": f"Bearer {token}",
                     "Content-Type": "application/json",
                     "User-Agent": USER_AGENT,
                 },

@@ -1,0 +1,113 @@
+"""template.yaml for the delivery design: who may write the ledger, message sizes, dedup windows,
+the batching-window rule, the offline import's failure destination, the alarms and the dashboard;
+read from the SAM template and from SAM's offline translation (what `make lint` checks)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from pinrelay.config import EVENT_LIFETIME_SECONDS
+from pinrelay.ingest import MAX_MESSAGE_BYTES
+from pinrelay_local.lint_template import REPO_ROOT, load_template, replace_code_uris, translate
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict[str, Any]:
+    return load_template(REPO_ROOT / "template.yaml")
+
+
+@pytest.fixture(scope="module")
+def translated(sam) -> dict[str, Any]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.setenv("AWS_REGION", "us-east-1")
+        return translate(replace_code_uris(sam))
+
+
+def role_actions(translated: dict[str, Any], function: str) -> set[str]:
+    """Every action the function's role allows (inline policies and SAM's generated ones)."""
+    role = translated["Resources"][f"{function}Role"]["Properties"]
+    actions: set[str] = set()
+    for policy in role.get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            listed = statement["Action"]
+            actions.update([listed] if isinstance(listed, str) else listed)
+    return actions
+
+
+def test_ingest_cannot_touch_dynamodb_and_the_sender_only_updates_items(translated):
+    assert not {a for a in role_actions(translated, "IngestFunction") if a.startswith("dynamodb:")}
+    assert not {a for a in role_actions(translated, "OfflineImportFunction") if a.startswith("dynamodb:")}
+    assert {a for a in role_actions(translated, "SenderFunction") if a.startswith("dynamodb:")} == {"dynamodb:UpdateItem"}
+
+
+def test_queues_take_the_largest_message_ingest_lets_through(sam):
+    for queue in ("EventsQueue", "EventsDeadLetterQueue"):
+        assert sam["Resources"][queue]["Properties"]["MaximumMessageSize"] == MAX_MESSAGE_BYTES
+
+
+def test_dedup_windows_cover_every_moment_an_event_can_be_accepted(sam):
+    params = sam["Parameters"]
+    assert params["OfflineDedupWindowSeconds"]["MinValue"] == EVENT_LIFETIME_SECONDS == 7 * 86400 + 300
+    assert params["DedupWindowSeconds"]["Default"] == params["OfflineDedupWindowSeconds"]["Default"] == EVENT_LIFETIME_SECONDS
+    sender = sam["Resources"]["SenderFunction"]["Properties"]["Environment"]["Variables"]
+    assert sender["OFFLINE_DEDUP_WINDOW_SECONDS"] == {"Ref": "OfflineDedupWindowSeconds"}
+    assert sender["DEDUP_WINDOW_SECONDS"] == {"Ref": "DedupWindowSeconds"}
+
+
+def rule_passes(sam: dict[str, Any], name: str, **values: str) -> bool:
+    """Evaluate a template rule as CloudFormation does (Fn::Contains/Equals/Not), given parameters."""
+    params = {key: str(p.get("Default", "")) for key, p in sam["Parameters"].items()} | values
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and len(node) == 1:
+            (fn, arg), = node.items()
+            if fn == "Ref":
+                return params[arg]
+            if fn == "Fn::Equals":
+                return str(value(arg[0])) == str(value(arg[1]))
+            if fn == "Fn::Not":
+                return not value(arg[0])
+            if fn == "Fn::Contains":
+                return str(value(arg[1])) in [str(item) for item in arg[0]]
+            raise AssertionError(f"unsupported intrinsic in a rule: {fn}")
+        return node
+
+    rule = sam["Rules"][name]
+    if not value(rule["RuleCondition"]):
+        return True
+    return all(value(assertion["Assert"]) for assertion in rule["Assertions"])
+
+
+@pytest.mark.parametrize(("batch_size", "window", "deployable"),
+                         [("1000", "0", False), ("11", "0", False), ("10", "0", True), ("1", "0", True), ("1000", "1", True)])
+def test_a_batch_size_above_ten_needs_a_batching_window(sam, batch_size, window, deployable):
+    assert rule_passes(sam, "LargeBatchesNeedABatchingWindow", SenderBatchSize=batch_size,
+                       SenderBatchingWindowSeconds=window) is deployable
+
+
+def test_the_offline_import_retries_once_then_hands_failures_to_an_alarmed_queue(sam, translated):
+    config = sam["Resources"]["OfflineImportFunction"]["Properties"]["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 1
+    assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["OfflineImportFailureQueue", "Arn"]}}
+    alarm = sam["Resources"]["OfflineImportFailuresAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["OfflineImportFailureQueue", "QueueName"]}
+    assert "sqs:SendMessage" in role_actions(translated, "OfflineImportFunction")
+
+
+def test_uncertain_offline_events_raise_an_alarm(sam):
+    alarm = sam["Resources"]["UncertainOfflineEventsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == ("Pinrelay", "EventsUncertain", 0)
+
+
+def test_the_dashboard_is_valid_json_and_shows_every_alarm(sam):
+    body = sam["Resources"]["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    dashboard = json.loads(re.sub(r"\$\{([\w.]+)\}", r"\1", body))  # ${Alarm.Arn} -> Alarm.Arn
+    alarms = [w for w in dashboard["widgets"] if w["type"] == "alarm"][0]["properties"]["alarms"]
+    shown = {alarm.removesuffix(".Arn") for alarm in alarms}
+    assert {"DeadLetterQueueNotEmptyAlarm", "UncertainOfflineEventsAlarm"} <= shown
+    assert "EventsResentAfterRedelivery" not in body  # a metric the sender no longer writes
