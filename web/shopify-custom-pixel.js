@@ -21,7 +21,7 @@ const PINTEREST_TAG_ID = 'YOUR_PINTEREST_TAG_ID';
 // The SAME text as pinrelay's SHOPIFY_EVENT_ID_TEMPLATE (pinrelay's default is {order_id}).
 // The browser knows only {order_id} and {checkout_token}; literal text around them is fine
 // ('order-{order_id}'). With any other placeholder ({order_number}, {name},
-// {confirmation_number}, {cart_token}, {webhook_id}) this pixel sends no checkout event at all
+// {confirmation_number}, {cart_token}) this pixel sends no checkout event at all
 // (pinrelay still sends it): an event_id that cannot match would count the order twice.
 const EVENT_ID_TEMPLATE = '{order_id}';
 // The SAME value as pinrelay's SHOPIFY_CONTENT_ID_FIELD: 'product_id', 'variant_id' or 'sku'.

@@ -21,7 +21,7 @@ from typing import Any
 from pinrelay_bench import REPO_ROOT
 from pinrelay_bench.harness import ENV_REMOVE, ByteCounter, Section, bench_env, patched_environ, put_layer_on_path
 
-SECTIONS = ("ingest", "sdk", "handler", "sender", "local", "cold")
+SECTIONS = ("ingest", "hostile", "sdk", "handler", "sender", "local", "cold")
 
 
 def _load_average() -> list[float] | None:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="What one event costs pinrelay: CPU, cold start, AWS calls, log bytes, dollars.")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller phases and a shorter trickle")
     parser.add_argument("--json", metavar="PATH", help="write every number, the assumptions and the prices as JSON")
-    parser.add_argument("--markdown", action="store_true", help="also print the table as markdown (for the README)")
+    parser.add_argument("--markdown", action="store_true", help="also print the table as markdown (for docs/cost-and-speed.md)")
     parser.add_argument("--profile", action="store_true", help="also print cProfile of the ingest hot paths")
     parser.add_argument("--only", metavar="LIST", help=f"comma-separated sections: {','.join(SECTIONS)}")
     parser.add_argument("--no-build", action="store_true", help="never run `make build` for the cold-start section")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from pinrelay_bench.aws_calls import measure_aws_calls
     from pinrelay_bench.bill import bill_section
     from pinrelay_bench.cold_start import measure_cold_start
-    from pinrelay_bench.ingest_cpu import measure_handler, measure_ingest_cpu, profile_hot_paths
+    from pinrelay_bench.ingest_cpu import measure_handler, measure_hostile, measure_ingest_cpu, profile_hot_paths
     from pinrelay_bench.report import evaluate_targets, render_itemised_bill, render_markdown, render_table, table_rows
     from pinrelay_bench.sdk_cpu import measure_sdk_cpu
     from pinrelay_bench.sender import measure_sender
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         if "ingest" in only:
             with patched_environ(bench_env(), remove=ENV_REMOVE), Section(results, "ingest", say):
                 results["ingest_cpu"] = measure_ingest_cpu(args.quick)
+        if "hostile" in only:
+            with Section(results, "hostile", say):
+                results["hostile"] = measure_hostile(args.quick)
         if "sdk" in only:
             with patched_environ(bench_env(), remove=ENV_REMOVE), Section(results, "sdk", say):
                 results["sdk_cpu"] = measure_sdk_cpu(args.quick)

@@ -280,3 +280,47 @@ def profile_hot_paths(counter: ByteCounter) -> str:
         pstats.Stats(profiler, stream=report).sort_stats("cumulative").print_stats(40)
         sys.modules.pop("ingest_handler", None)
     return report.getvalue()
+
+
+def hostile_bodies(now: int) -> dict[str, bytes]:
+    """Requests just under the 1 MiB body limit, shaped to cost the most (issue 11's findings)."""
+    def body(payload: Any) -> bytes:
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+    base = {"event_name": "checkout", "action_source": "web", "event_time": now}
+    one_event_many_emails = {**base, "event_id": "h1", "user_data": {"em": [f"p{i}@x.io" for i in range(70_000)]}}
+    many_external_ids = {**base, "event_id": "h2", "user_data": {"em": "a@b.c", "external_id": [f"c{i}" for i in range(100_000)]}}
+    unknown_keys = {**base, "event_id": "h3", "user_data": {"em": "a@b.c"}, **{f"k{i}": 1 for i in range(90_000)}}
+    thousand_bounded = {"data": [{**base, "event_id": f"h4-{n}", "user_data": {
+        "em": [f"p{n}-{i}@example.com" for i in range(10)], "external_id": [f"c{n}-{i}" for i in range(10)]}}
+        for n in range(1000)]}
+    contents = {**base, "event_id": "h5", "user_data": {"em": "a@b.c"},
+                "custom_data": {"content_ids": [f"s{i}" for i in range(1000)],
+                                "contents": [{"id": f"s{i}", "item_price": "1.00", "quantity": 1} for i in range(1000)]}}
+    bodies = {"1 event, 70 000 e-mails": body(one_event_many_emails), "1 event, 100 000 external ids": body(many_external_ids),
+              "1 event, 90 000 unknown fields": body(unknown_keys), "1000 events, 10 + 10 values each": body(thousand_bounded),
+              "1 event, 1000 contents": body(contents)}
+    for name, raw in bodies.items():
+        assert len(raw) <= 1_048_576, (name, len(raw))
+    return bodies
+
+
+def measure_hostile(quick: bool) -> dict[str, Any]:
+    """CPU of the whole ingest handler for each hostile 1 MiB body: one request must never pin
+    the function (the worst was 45 s of CPU before lists were bounded and deduplicated in O(1))."""
+    from pinrelay_local.http_gateway import LambdaContext
+
+    with patched_environ(bench_env(), remove=ENV_REMOVE):
+        handler = fresh_handler("ingest_handler")
+        handler.service = lambda *args, **kwargs: fake_ingest_service()
+        out: dict[str, Any] = {}
+        try:
+            for name, body in hostile_bodies(int(time.time())).items():
+                event = _api_event(body)
+                answer = handler.lambda_handler(event, LambdaContext("pinrelay-ingest", memory_limit_in_mb=256))
+                cpu = median_cpu(lambda: handler.lambda_handler(event, LambdaContext("pinrelay-ingest")), 1 if quick else 3)
+                out[name] = {"bytes": len(body), "cpu_ms": cpu * 1e3, "status": answer["statusCode"]}
+        finally:
+            sys.modules.pop("ingest_handler", None)
+    out["max_cpu_ms"] = max(v["cpu_ms"] for v in out.values() if isinstance(v, dict))
+    return out

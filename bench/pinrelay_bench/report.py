@@ -15,6 +15,7 @@ from pinrelay_bench.bill import BILL_SCENARIOS, PRICES_TAKEN
 # name -> (comparison, limit)
 TARGETS: dict[str, tuple[str, float]] = {
     "ingest_cpu_ratio_1000": ("<=", 4.0),  # ingest CPU per event of a 1000-event request / the floor's
+    "hostile_max_cpu_ms": ("<=", 500.0),  # the costliest 1 MiB request: well under a second of CPU
     "cold_import_ingest_ms": ("<=", 300.0),
     "cold_import_sender_ms": ("<=", 400.0),
     "sender_events_per_request": (">=", 990.0),  # with 10 000 events queued
@@ -52,6 +53,7 @@ def target_values(results: dict[str, Any]) -> dict[str, Any]:
                   for p in (*WEB_PHASES, "offline_batch") if isinstance(local.get(p), dict)]
     return {
         "ingest_cpu_ratio_1000": _get(results, "ingest_cpu", "1000", "ratio"),
+        "hostile_max_cpu_ms": _get(results, "hostile", "max_cpu_ms"),
         "cold_import_ingest_ms": _get(results, "cold", "ingest", "artifact", "import_ms"),
         "cold_import_sender_ms": _get(results, "cold", "sender", "artifact", "import_ms"),
         "sender_events_per_request": _get(results, "sender", "events_per_request"),
@@ -142,6 +144,12 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows.append(("ingest CPU, 1000-event request (µs/event)", f"{_fmt(g('ingest_cpu', '1000', 'full_us_per_event'))} "
                  f"(floor {_fmt(g('ingest_cpu', '1000', 'floor_us_per_event'))})", "", ""))
     with_target("ingest CPU / floor, 1000 events", _fmt(g("ingest_cpu", "1000", "ratio"), 1, "x"), "ingest_cpu_ratio_1000")
+    hostile = g("hostile") or {}
+    worst = max((name for name in hostile if isinstance(hostile[name], dict)), key=lambda n: hostile[n]["cpu_ms"], default=None)
+    with_target("ingest CPU, the costliest 1 MiB request (ms)",
+                f"{_fmt(g('hostile', 'max_cpu_ms'), 0)} ({worst}; " + ", ".join(
+                    f"{name}: {_fmt(v['cpu_ms'], 0)} ms, {v['status']}" for name, v in hostile.items() if isinstance(v, dict)
+                    and name != worst) + ")" if worst else "", "hostile_max_cpu_ms")
     rows.append(("handler overhead, 1-event request (ms)", f"{_fmt(g('handler', '1', 'overhead_ms'), 3)} "
                  f"(handler {_fmt(g('handler', '1', 'handler_cpu_ms'), 3)} CPU)", "", ""))
     rows.append(("handler overhead, 1000-event request (ms)", f"{_fmt(g('handler', '1000', 'overhead_ms'), 1)} "

@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from pydantic import ValidationError
 
-from pinrelay.accounts import parse_account_map
+from pinrelay.accounts import InvalidAccountTokens, MissingConversionToken, parse_account_tokens
 from pinrelay.adapters.aws import client, worst_call_seconds
 from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
 from pinrelay.adapters.metrics import emit_delivery_metrics
@@ -31,15 +31,34 @@ tracer = Tracer()
 
 
 def conversion_token(ad_account_id: str, fresh: bool = False) -> str:
-    """The ad account's own token from the account map, else the deployment's token; ``fresh``
-    reads the secret again (Pinterest refused the cached token: it may have been rotated)."""
+    """The deployment's token for its own ad account; any other ad account's token from the
+    tokens map, never the deployment's. ``fresh`` reads the secret again (Pinterest refused the
+    cached token: it may have been rotated). An ad account without a token raises: its events go
+    back to SQS (then the DLQ) with a log line naming it and the metric ConversionTokenMissing."""
     settings = sender_settings()
-    if settings.account_map_ref:
-        account_map = parse_account_map(secret_value(settings.account_map_ref, settings.secrets_max_age_seconds, fresh))
-        token = account_map.token_for(ad_account_id)
-        if token:
-            return token
-    return secret_value(settings.token_ref, settings.secrets_max_age_seconds, fresh)
+    if ad_account_id == settings.pinterest_ad_account_id:
+        return secret_value(settings.token_ref, settings.secrets_max_age_seconds, fresh)
+
+    def from_tokens_map(read_again: bool) -> str | None:
+        if not settings.account_tokens_ref:
+            return None
+        raw = secret_value(settings.account_tokens_ref, settings.secrets_max_age_seconds, read_again)
+        return parse_account_tokens(raw).token_for(ad_account_id)
+
+    try:
+        token = from_tokens_map(fresh)
+        if token is None and not fresh:  # it may have been added since the secret was cached
+            token = from_tokens_map(True)
+    except InvalidAccountTokens as problem:
+        logger.error("tokens map invalid: events of ad accounts other than the deployment's go back to the queue",
+                     extra={"error": str(problem), "ad_account_id": ad_account_id})
+        raise
+    if token is None:
+        logger.error("no conversion token for ad account %s: add it to the tokens map (AccountTokensSecretName); "
+                     "its events go back to the queue", ad_account_id, extra={"ad_account_id": ad_account_id})
+        metrics.add_metric(name="ConversionTokenMissing", unit=MetricUnit.Count, value=1)
+        raise MissingConversionToken(f"no conversion token for ad account {ad_account_id} in the tokens map")
+    return token
 
 
 @cache

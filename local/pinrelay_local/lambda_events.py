@@ -38,7 +38,8 @@ def write_lambda_events(events_dir: Path = REPO_ROOT / "events") -> list[Path]:
     common = {"source_ip": "203.0.113.10", "raw_query": "", "host": "abc123.execute-api.us-east-1.amazonaws.com"}
     shopify_headers = [("content-type", "application/json"), ("x-shopify-topic", "orders/create"),
                        ("x-shopify-hmac-sha256", shopify_signature(LOCAL_DEFAULTS["SHOPIFY_WEBHOOK_SECRET"], order_body)),
-                       ("x-shopify-shop-domain", "pinrelay-dev.myshopify.com")]
+                       ("x-shopify-shop-domain", "pinrelay-dev.myshopify.com"),
+                       ("x-shopify-triggered-at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))]
     written = {
         "ingest_post_events.json": build_http_api_event(
             method="POST", raw_path="/events", route_key="POST /events", body=api_body,

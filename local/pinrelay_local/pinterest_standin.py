@@ -1,4 +1,5 @@
-"""A local stand-in for Pinterest's Conversions API (``POST /v5/ad_accounts/{id}/events``).
+"""A local stand-in for Pinterest's Conversions API (``POST /v5/ad_accounts/{id}/events``) and
+its Event Quality Score (``GET /v5/ad_accounts/{id}/conversion_eqs``).
 
 Used by the local stack and the tests. It is a real HTTP server that answers the way the
 Pinterest API answers (see ``pinterest/openapi-events-5.23.yaml``, a verbatim excerpt of
@@ -12,7 +13,16 @@ pinterest/api-description, and ``pinterest/example-422-response.json``):
 * per-event checks (event_time within the last 7 days and not more than 5 minutes ahead,
   a documented event_name, sha256-looking hashed user_data fields); ``200``
   ConversionApiResponse when every event is processed, otherwise ``422 {"code": 953, ...,
-  "details": {ConversionApiResponse}}`` with one result per event in request order.
+  "details": {ConversionApiResponse}}`` with one result per event in request order;
+* ad accounts: any exists unless ``ad_accounts`` lists them (another answers ``404``, the
+  documented ``{"code": 2, "message": "AdAccount not found."}``); one in ``denied_ad_accounts``
+  answers ``403 {"code": 29, ...}`` (a valid token without access to it);
+* the EQS (``pinterest/openapi-eqs-5.23.yaml``): ``Authorization: Bearer <ads_read_token>``
+  (else ``401``), ``lookback_period`` 1d or 14d required and the optional filters checked against
+  their enums (else ``400``), the same ad account answers as above, then ``200`` with the scores
+  of ``eqs_scores`` (``set_eqs_scores``, each validated against ``EventQualityScore``) that
+  match the query; ``default_eqs_scores()`` until set. Its requests are recorded in
+  ``eqs_received``, apart from the events endpoint's.
 
 Fault injection (``set_fault``) and an HTTP control API (``/_standin/...``) let tests, even
 from another process, make it misbehave. Standalone: ``python -m pinrelay_local.pinterest_standin``.
@@ -39,14 +49,16 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
-from openapi_schema_validator import OAS30WriteValidator
+from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 __all__ = [
     "ConversionEventsValidator",
+    "DEFAULT_ADS_READ_TOKEN",
     "DEFAULT_OPENAPI_PATH",
     "DEFAULT_TOKEN",
+    "EventQualityScoreValidator",
     "EVENT_NAMES",
     "Fault",
     "FAULT_MODES",
@@ -56,6 +68,8 @@ __all__ = [
 
 DEFAULT_OPENAPI_PATH = Path(__file__).resolve().parent / "pinterest" / "openapi-events-5.23.yaml"
 DEFAULT_TOKEN = "local-conversion-token"
+DEFAULT_ADS_READ_TOKEN = "local-ads-read-token"  # the EQS wants a token with ads:read, not the conversion token
+DEFAULT_EQS_OPENAPI_PATH = Path(__file__).resolve().parent / "pinterest" / "openapi-eqs-5.23.yaml"
 # Bodies from pinrelay's own sender (User-Agent pinrelay/...) that failed the schema, in this process.
 SENDER_SCHEMA_VIOLATIONS: list[dict] = []
 _SPEC_URI = "urn:pinrelay-local:pinterest:openapi-events"
@@ -77,10 +91,13 @@ MAX_EVENT_AGE_SECONDS = 7 * 24 * 3600
 MAX_FUTURE_SKEW_SECONDS = 5 * 60
 
 _EVENTS_PATH = re.compile(r"/v5/ad_accounts/(?P<ad_account_id>[^/]+)/events")
+_EQS_PATH = re.compile(r"/v5/ad_accounts/(?P<ad_account_id>[^/]+)/conversion_eqs")
 _AD_ACCOUNT_ID = re.compile(r"\d{1,18}")
 
 ERR_BAD_REQUEST = {"code": 4196, "message": "The request was invalid."}
 ERR_AUTH = {"code": 2, "message": "Authentication failed."}
+ERR_FORBIDDEN = {"code": 29, "message": "You are not permitted to access that resource."}
+ERR_AD_ACCOUNT_NOT_FOUND = {"code": 2, "message": "AdAccount not found."}  # Pinterest.Lib.Error's own example
 ERR_UNPROCESSABLE_MESSAGE = (
     "The action could not be processed properly due to some or all data provided being invalid."
 )
@@ -88,7 +105,8 @@ ERR_UNPROCESSABLE_MESSAGE = (
 _ERROR_BODIES: dict[int, dict[str, Any]] = {
     400: ERR_BAD_REQUEST,
     401: ERR_AUTH,
-    403: {"code": 29, "message": "You are not permitted to access that resource."},
+    403: ERR_FORBIDDEN,
+    404: ERR_AD_ACCOUNT_NOT_FOUND,
     429: {
         "code": 8,
         "message": "This request exceeded a rate limit. This can happen if the client exceeds one\n"
@@ -168,6 +186,78 @@ class ConversionEventsValidator:
         return self._validator.is_valid(body)
 
 
+_EQS_SPEC_URI = "urn:pinrelay-local:pinterest:openapi-eqs"
+
+
+class EventQualityScoreValidator:
+    """Validates one EQS score (an item of the ``conversion_eqs`` answer) against
+    ``components.schemas.EventQualityScore`` of ``pinterest/openapi-eqs-5.23.yaml``; also knows the
+    enums of the endpoint's query parameters."""
+
+    SCHEMA_POINTER = "#/components/schemas/EventQualityScore"
+
+    def __init__(self, openapi_path: str | Path | None = None) -> None:
+        self.document = _load_openapi(str(Path(openapi_path or DEFAULT_EQS_OPENAPI_PATH).resolve()))
+        registry = Registry().with_resource(
+            _EQS_SPEC_URI, Resource.from_contents(self.document, default_specification=DRAFT4)
+        )
+        # Read validator: this is a response body.
+        self._validator = OAS30ReadValidator({"$ref": _EQS_SPEC_URI + self.SCHEMA_POINTER}, registry=registry)
+        schemas = self.document["components"]["schemas"]
+        self.query_enums = {
+            "lookback_period": tuple(schemas["LookbackPeriodOptions"]["enum"]),
+            "source_platform": tuple(schemas["SourcePlatformOptions"]["enum"]),
+            "ingestion_source": tuple(schemas["IngestionSourceOptions"]["enum"]),
+        }
+
+    def errors(self, score: Any) -> list[str]:
+        found = sorted(self._validator.iter_errors(score), key=lambda e: list(map(str, e.absolute_path)))
+        return [f"{_json_path(error.absolute_path)}: {_short(error.message)}" for error in found]
+
+
+def default_eqs_scores() -> list[dict[str, Any]]:
+    """What the EQS endpoint answers until ``set_eqs_scores``: the API and the tag on the web, for
+    both lookback periods, shaped as the schema says. The values are made up; so is the issue,
+    whose id and name are illustrative (Pinterest documents the components, not its issue ids)."""
+
+    def details(coverage: float, overlap: float | None = None, issues: list | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"coverage": coverage}
+        if overlap is not None:
+            out["overlap"] = overlap
+        if issues:
+            out["issues"] = issues
+        return out
+
+    low_click_id = [{"id": "LOW_CLICK_ID_COVERAGE", "name": "Low click ID coverage",
+                     "reason": "Few events include the Pinterest click ID (epik)."}]
+    api = {
+        "hashed_email": {"checkout": details(98.5), "add_to_cart": details(100)},
+        "advertiser_external_id": {"checkout": details(61.2), "add_to_cart": details(100)},
+        "click_id_epik": {"checkout": details(12.5, issues=low_click_id), "add_to_cart": details(30)},
+        "ip_address": {"checkout": details(100), "add_to_cart": details(100)},
+        "user_agent": {"checkout": details(100), "add_to_cart": details(100)},
+        "external_event_id": {"checkout": details(100, overlap=87.5), "add_to_cart": details(100, overlap=35)},
+        "order_id": {"checkout": details(100)},
+        "order_value": {"checkout": details(100)},
+        "product_id": {"checkout": details(100), "add_to_cart": details(100)},
+    }
+    tag = {
+        "hashed_email": {"checkout": details(42), "page_visit": details(5.5)},
+        "click_id_epik": {"checkout": details(96), "page_visit": details(88)},
+        "ip_address": {"checkout": details(100), "page_visit": details(100)},
+        "user_agent": {"checkout": details(100), "page_visit": details(100)},
+        "external_event_id": {"checkout": details(100, overlap=87.5), "page_visit": details(0)},
+        "source_url": {"checkout": details(100), "page_visit": details(100)},
+    }
+    scores = []
+    for lookback in ("1d", "14d"):
+        scores.append({"ingestion_source": "CONVERSIONS_API", "source_platform": "WEB", "lookback_period": lookback,
+                       "overall_status": "FAIR", "quality_components": copy.deepcopy(api)})
+        scores.append({"ingestion_source": "TAG", "source_platform": "WEB", "lookback_period": lookback,
+                       "overall_status": "GOOD", "quality_components": copy.deepcopy(tag)})
+    return scores
+
+
 # --------------------------------------------------------------------------------------------
 # Per-event checks (what Pinterest rejects with 422 once the request is well formed)
 # --------------------------------------------------------------------------------------------
@@ -217,11 +307,13 @@ def check_event(
 # --------------------------------------------------------------------------------------------
 
 FAULT_MODES = (None, "status", "slow", "not_json", "close")
+FAULT_ENDPOINTS = ("events", "eqs")
 
 
 @dataclass
 class Fault:
-    """A misbehaviour applied to requests on the events endpoint.
+    """A misbehaviour applied to requests on the events endpoint (or, with ``endpoint="eqs"``, on
+    the EQS endpoint; a fault for one endpoint leaves the other alone).
 
     mode: "status" (answer ``status`` with Pinterest's error body, plus ``Retry-After:
     retry_after`` if given), "slow" (sleep ``seconds`` then answer normally), "not_json"
@@ -237,10 +329,13 @@ class Fault:
     count: int | None = None
     until: float | None = None
     body: Any = None  # override the JSON body of a "status" answer
+    endpoint: str = "events"  # or "eqs"
 
     def __post_init__(self) -> None:
         if self.mode not in FAULT_MODES or self.mode is None:
             raise ValueError(f"unknown fault mode {self.mode!r}; one of {FAULT_MODES}")
+        if self.endpoint not in FAULT_ENDPOINTS:
+            raise ValueError(f"unknown fault endpoint {self.endpoint!r}; one of {FAULT_ENDPOINTS}")
         self.status = int(self.status)
         if self.retry_after is not None:
             self.retry_after = str(self.retry_after)
@@ -405,6 +500,12 @@ class PinterestStandIn:
         self.port = port
         self.token = token
         self.account_tokens: dict[str, str] = {}  # ad accounts whose own token differs from ``token``
+        self.ad_accounts: set[str] | None = None  # the ad accounts that exist (None: any); others answer 404
+        self.denied_ad_accounts: set[str] = set()  # ad accounts a valid token may not use: 403
+        self.ads_read_token = DEFAULT_ADS_READ_TOKEN  # what the EQS endpoint takes
+        self.eqs_validator = EventQualityScoreValidator()
+        self._eqs_scores: list[dict[str, Any]] = default_eqs_scores()
+        self.eqs_received: list[dict[str, Any]] = []  # one record per EQS request (never the token)
         self.verbose = verbose
         self.clock = clock
         self.max_event_age_seconds = max_event_age_seconds
@@ -558,7 +659,7 @@ class PinterestStandIn:
     def set_fault(self, mode: str | None, **kw: Any) -> Fault | None:
         """Set (or with ``mode=None`` clear) the fault. Keywords: status=503, retry_after=None,
         seconds=5.0 (slow), count=None (N requests), until=None (epoch) or duration=None (s),
-        body=None (JSON body of a "status" answer)."""
+        body=None (JSON body of a "status" answer), endpoint="events" (or "eqs")."""
         self.fault = Fault.from_dict({"mode": mode, **kw})
         return self.fault
 
@@ -569,12 +670,12 @@ class PinterestStandIn:
         if self._fault is not None and self._fault.until is not None and time.time() >= self._fault.until:
             self._fault = None
 
-    def _take_fault(self) -> Fault | None:
-        """The fault for this request (a copy), consuming one unit of ``count``."""
+    def _take_fault(self, endpoint: str = "events") -> Fault | None:
+        """The fault for this request on ``endpoint`` (a copy), consuming one unit of ``count``."""
         with self._fault_lock:
             self._expire_fault_locked()
             fault = self._fault
-            if fault is None:
+            if fault is None or fault.endpoint != endpoint:
                 return None
             taken = copy.copy(fault)
             if fault.count is not None:
@@ -582,6 +683,23 @@ class PinterestStandIn:
                 if fault.count <= 0:
                     self._fault = None
             return taken
+
+    # -- event quality scores --------------------------------------------------------------
+
+    @property
+    def eqs_scores(self) -> list[dict[str, Any]]:
+        return copy.deepcopy(self._eqs_scores)
+
+    def set_eqs_scores(self, scores: list[dict[str, Any]] | None) -> None:
+        """What the EQS endpoint answers (filtered by each request's query); None: the default.
+        Each score must be valid against the schema's EventQualityScore (ValueError otherwise),
+        so a test cannot make the stand-in answer what Pinterest would not."""
+        scores = default_eqs_scores() if scores is None else copy.deepcopy(scores)
+        for position, score in enumerate(scores):
+            problems = self.eqs_validator.errors(score)
+            if problems:
+                raise ValueError(f"eqs score [{position}] is not a valid EventQualityScore: " + "; ".join(problems))
+        self._eqs_scores = scores
 
     # -- request handling ----------------------------------------------------------------
 
@@ -596,6 +714,10 @@ class PinterestStandIn:
         url = urlsplit(h.path)
         if url.path.startswith("/_standin/"):
             self._handle_control(h, url.path)
+            return
+        eqs = _EQS_PATH.fullmatch(url.path)
+        if eqs and _AD_ACCOUNT_ID.fullmatch(eqs["ad_account_id"]):
+            self._handle_eqs(h, eqs["ad_account_id"], parse_qs(url.query))
             return
         match = _EVENTS_PATH.fullmatch(url.path)
         if not match or not _AD_ACCOUNT_ID.fullmatch(match["ad_account_id"]):
@@ -670,9 +792,20 @@ class PinterestStandIn:
         self._log(h, status, note)  # before answering, so log lines follow request order
         h._send(status, payload)
 
+    def _ad_account_refusal(self, ad_account_id: str) -> tuple[int, dict[str, Any]] | None:
+        """404 for an ad account that does not exist, 403 for one the (valid) token may not use."""
+        if self.ad_accounts is not None and ad_account_id not in self.ad_accounts:
+            return 404, dict(ERR_AD_ACCOUNT_NOT_FOUND)
+        if ad_account_id in self.denied_ad_accounts:
+            return 403, dict(ERR_FORBIDDEN)
+        return None
+
     def _answer(self, h: _Handler, body: Any, is_json: bool, ad_account_id: str) -> tuple[int, dict[str, Any]]:
         if h.headers.get("Authorization") != f"Bearer {self.account_tokens.get(ad_account_id, self.token)}":
             return 401, dict(ERR_AUTH)
+        refused = self._ad_account_refusal(ad_account_id)
+        if refused is not None:
+            return refused
         if not is_json:
             return 400, dict(ERR_BAD_REQUEST)
         problems = self.validator.errors(body)
@@ -708,6 +841,58 @@ class PinterestStandIn:
             return 200, summary
         return 422, {"code": 953, "message": ERR_UNPROCESSABLE_MESSAGE, "details": summary}
 
+    def _handle_eqs(self, h: _Handler, ad_account_id: str, query: dict[str, list[str]]) -> None:
+        h._read_body()
+        record: dict[str, Any] = {"ad_account_id": ad_account_id, "query": {k: v[-1] for k, v in query.items()},
+                                  "status": 0, "at": time.time(), "fault": None}
+        fault = self._take_fault("eqs")
+        if h.command != "GET":
+            status, payload, headers = 405, {"code": 405, "message": "Method not allowed."}, {"Allow": "GET"}
+        elif fault is not None and fault.mode == "status":
+            record["fault"] = fault.mode
+            status = fault.status
+            payload = fault.body if fault.body is not None else _ERROR_BODIES.get(
+                status, {"code": status, "message": _reason(status)})
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        elif fault is not None and fault.mode == "close":
+            record["fault"] = fault.mode
+            h.close_connection = True
+            self.eqs_received.append(record)
+            self._log(h, "closed", "(fault close)")
+            return
+        else:
+            if fault is not None:
+                record["fault"] = fault.mode
+                if fault.mode == "slow":
+                    self._stopping.wait(fault.seconds)
+            status, payload = self._eqs_answer(h, ad_account_id, record["query"])
+            headers = {}
+            if fault is not None and fault.mode == "not_json":
+                status, payload = 200, b"<html><body>upstream ok</body></html>"
+        record["status"] = status
+        self.eqs_received.append(record)
+        self._log(h, status, "(eqs)")
+        if isinstance(payload, bytes):
+            h._send(status, payload, content_type="text/html")
+        else:
+            h._send(status, payload, headers=headers)
+
+    def _eqs_answer(self, h: _Handler, ad_account_id: str, query: dict[str, str]) -> tuple[int, Any]:
+        if h.headers.get("Authorization") != f"Bearer {self.ads_read_token}":
+            return 401, dict(ERR_AUTH)
+        enums = self.eqs_validator.query_enums
+        if "lookback_period" not in query:
+            return 400, {"code": ERR_BAD_REQUEST["code"], "message": "lookback_period is required."}
+        for name, value in query.items():
+            if name in enums and value not in enums[name]:
+                return 400, {"code": ERR_BAD_REQUEST["code"],
+                             "message": f"Invalid {name}: must be one of {', '.join(enums[name])}."}
+        refused = self._ad_account_refusal(ad_account_id)
+        if refused is not None:
+            return refused
+        return 200, [score for score in self.eqs_scores
+                     if all(score.get(name) == query[name] for name in enums if name in query)]
+
     def _handle_control(self, h: _Handler, path: str) -> None:
         raw = h._read_body()
         self._log(h, "control")
@@ -727,6 +912,14 @@ class PinterestStandIn:
                 return
             fault = self.fault
             h._send(200, {"fault": fault.to_dict() if fault else None})
+        elif path == "/_standin/eqs" and h.command == "POST":
+            try:
+                data = json.loads(raw or b"null")
+                self.set_eqs_scores(data.get("scores") if isinstance(data, dict) else data)
+            except (ValueError, TypeError, AttributeError) as exc:
+                h._send(400, {"code": 400, "message": f"bad eqs scores: {exc}"})
+                return
+            h._send(200, {"scores": len(self._eqs_scores)})
         elif path == "/_standin/clear" and h.command == "POST":
             h._send(200, {"cleared": self.clear()})
         else:

@@ -312,8 +312,10 @@ class Workload:
         order = copy.deepcopy(self.orders[self.counter % len(self.orders)])
         order_id = self.order_base + self.counter
         stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
+        # a paid, live sale (Shopify's own sample is a cancelled test order, which pinrelay filters)
         order.update(id=order_id, order_number=self.counter, name=f"#S{self.counter}",
-                     created_at=stamp, updated_at=stamp, processed_at=stamp)
+                     created_at=stamp, updated_at=stamp, processed_at=stamp,
+                     cancelled_at=None, financial_status="paid", test=False)
         raw = json.dumps(order, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
@@ -413,23 +415,37 @@ class FaultPlayer(threading.Thread):
         self.stop_event = threading.Event()
         self.last_end = started
 
+    def _faults_met(self, spell: Spell) -> int:
+        """Requests that met ``spell`` so far: Pinterest requests answered with a fault, or for
+        "aws" ingest's SQS calls failed (each one a 5xx answer)."""
+        if spell.name == "aws":
+            return self.aws.injected["SendMessageBatch"]
+        return sum(1 for record in self.stack.standin.received if record["fault"] is not None)
+
     def run(self) -> None:
         for spell in self.schedule:
             if self.stop_event.wait(max(0.0, self.started + spell.at - time.monotonic())):
                 return
             self.say(f"  fault: {spell.describe()}")
+            met = self._faults_met(spell)
             standin = self.stack.standin
             if spell.name == "503":
-                standin.set_fault("status", status=503, duration=spell.seconds)
+                standin.set_fault("status", status=503)
             elif spell.name == "429":
-                standin.set_fault("status", status=429, retry_after="1", duration=spell.seconds)
+                standin.set_fault("status", status=429, retry_after="1")
             elif spell.name == "slow":
-                standin.set_fault("slow", seconds=2 * CLIENT_TIMEOUT_SECONDS, duration=spell.seconds)
+                standin.set_fault("slow", seconds=2 * CLIENT_TIMEOUT_SECONDS)
             elif spell.name == "close":
-                standin.set_fault("close", duration=spell.seconds)
+                standin.set_fault("close")
             elif spell.name == "aws":
                 self.aws.active = True
             self.stop_event.wait(spell.seconds)
+            # a spell that no request met tested nothing: hold it (at most twice as long again)
+            # until one has, so a slow sender or a quiet moment cannot skip it
+            held_until = time.monotonic() + 2 * spell.seconds
+            while self._faults_met(spell) == met and time.monotonic() < held_until and not self.stop_event.wait(0.1):
+                pass
+            standin.clear_fault()
             self.aws.active = False
             self.last_end = time.monotonic()
 
@@ -647,8 +663,11 @@ def run_soak(
         while time.monotonic() < deadline:
             tally = tally_standin(stack.standin.received, CLIENT_TIMEOUT_SECONDS)
             visible, in_flight = stack.queue_depth()
-            done = all(tally.processed[k] or tally.failed[k] for k in accepted_keys)
-            if done and visible == 0 and in_flight == 0:
+            waiting = [k for k in accepted_keys if not (tally.processed[k] or tally.failed[k])]
+            if waiting and visible == 0 and in_flight == 0:  # an offline event recorded uncertain is settled too
+                states = table_states(stack.dynamodb, stack.table_name)
+                waiting = [k for k in waiting if states.get(k, {}).get("state") not in ("uncertain", "rejected")]
+            if not waiting and visible == 0 and in_flight == 0:
                 break
             time.sleep(0.5)
         drained_at = time.monotonic()

@@ -636,7 +636,13 @@ class LocalStack:
             f"                            POST {self.url}/webhooks/woocommerce  (X-WC-Webhook-Signature)",
             f"                            GET  {self.url}/healthz",
             f"  try it                    python -m pinrelay_local post-samples{url_option}",
+            f"  check it                  AWS_ENDPOINT_URL={self.moto_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+            f"pinrelay verify --url {self.url} --table {self.table_name} --ad-account {self.ad_account_id} "
+            f"--api-key {key_hint} --region {REGION}",
         ]
+        if self.standin is not None:
+            lines.append(f"  event quality             PINTEREST_ADS_READ_TOKEN={self.standin.ads_read_token} pinrelay quality "
+                         f"--api-url {self.pinterest_url} --ad-account {self.ad_account_id}")
         for line in lines:
             self._print(line)
 

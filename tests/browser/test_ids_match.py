@@ -9,15 +9,15 @@ from decimal import Decimal
 import pytest
 
 from pinrelay.events import PreparedEvent
-from pinrelay.sources.shopify import shopify_events
+from pinrelay.sources.shopify import ShopifyOptions, shopify_events
 from tests.browser import shopify_payloads as shopify
 from tests.browser.conftest import GRANTED
 from tests.conftest import shopify_order
 
 
 def server_checkout(order: dict, now: int, template: str, content_id_field: str) -> dict:
-    (result,) = shopify_events("orders/create", order, now=now, webhook_id="b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
-                               event_id_template=template, content_id_field=content_id_field)
+    (result,) = shopify_events("orders/create", order, now=now,
+                               options=ShopifyOptions(event_id_template=template, content_id_field=content_id_field))
     assert isinstance(result, PreparedEvent), result
     return result.event
 

@@ -15,7 +15,7 @@ behind a fault-injecting proxy, judged by an event_id ledger at the Pinterest st
   WooCommerce, a shop's backend): a killed ingest invocation is a 5xx/timeout to it.
 
 The ledger: ``World.tally()`` counts, per dedup key, what the stand-in processed; ``World.states()``
-reads the delivery ledger. See README, "Delivery guarantees", for the invariants checked.
+reads the delivery ledger. See docs/delivery-guarantees.md, for the invariants checked.
 """
 
 from __future__ import annotations
@@ -290,7 +290,8 @@ def world(request: pytest.FixtureRequest, moto: str, proxy: AwsFaultProxy, stand
                                  KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
     secrets = {}
     for name, value in (("ingest-api-key", "sha256:" + hashlib.sha256(API_KEY.encode()).hexdigest()), ("shopify", SHOPIFY_SECRET),
-                        ("woocommerce", WOO_SECRET), ("token", TOKEN), ("account-map", '{"accounts": []}')):
+                        ("woocommerce", WOO_SECRET), ("token", TOKEN), ("account-map", '{"accounts": []}'),
+                        ("account-tokens", "{}")):
         secrets[name] = f"pinrelay/crash-{suffix}/{name}"
         aws["secretsmanager"].create_secret(Name=secrets[name], SecretString=value)
     env = {
@@ -301,7 +302,8 @@ def world(request: pytest.FixtureRequest, moto: str, proxy: AwsFaultProxy, stand
         "LOG_LEVEL": "INFO", "PINTEREST_AD_ACCOUNT_ID": AD_ACCOUNT, "QUEUE_URL": queue_url, "DEDUP_TABLE_NAME": table,
         "INGEST_API_KEY_SECRET_NAME": secrets["ingest-api-key"], "SHOPIFY_WEBHOOK_SECRET_NAME": secrets["shopify"],
         "WOOCOMMERCE_WEBHOOK_SECRET_NAME": secrets["woocommerce"], "ACCOUNT_MAP_SECRET_NAME": secrets["account-map"],
-        "PINTEREST_CONVERSION_TOKEN_SECRET_NAME": secrets["token"], "PINTEREST_API_URL": standin.base_url,
+        "PINTEREST_CONVERSION_TOKEN_SECRET_NAME": secrets["token"], "ACCOUNT_TOKENS_SECRET_NAME": secrets["account-tokens"],
+        "PINTEREST_API_URL": standin.base_url,
         "PINTEREST_TEST_MODE": "false", "PINTEREST_TIMEOUT_SECONDS": "10", "SENDER_MAX_ATTEMPTS": "4",
     }
     proxy.reset()

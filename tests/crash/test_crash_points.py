@@ -29,11 +29,11 @@ ACTIONS = (KILL_BEFORE, KILL_AFTER, LOSE_ANSWER, FAIL_5XX, THROTTLE)
 # POST /events with 12 events: the account map (routing by API key), the API keys, then two
 # SendMessageBatch calls of 10 and 2 messages, in parallel
 INGEST_CALLS = ["secretsmanager.GetSecretValue", "secretsmanager.GetSecretValue", "sqs.SendMessageBatch", "sqs.SendMessageBatch"]
-# a batch of two web events and one offline event: three claims (in parallel), the account map and
-# the conversion token (read before the first request), the offline event marked sending (nothing
-# but the request follows it), three outcomes (in parallel)
-SENDER_CALLS = ["dynamodb.UpdateItem"] * 3 + ["secretsmanager.GetSecretValue"] * 2 + ["dynamodb.UpdateItem"] * 4
-MARK_CALL = 6  # the sender's 6th call marks the offline event sending
+# a batch of two web events and one offline event of the default ad account: three claims (in
+# parallel), its conversion token (read before the first request), the offline event marked
+# sending (nothing but the request follows it), three outcomes (in parallel)
+SENDER_CALLS = ["dynamodb.UpdateItem"] * 3 + ["secretsmanager.GetSecretValue"] + ["dynamodb.UpdateItem"] * 4
+MARK_CALL = 5  # the sender's 5th call marks the offline event sending
 
 
 def points(caller: str, calls: list[str]) -> list[FaultPoint]:

@@ -100,7 +100,8 @@ def post_order(stack: LocalStack, order: dict[str, Any], webhook_id: str) -> tup
     signature = base64.b64encode(hmac.new(stack.shopify_webhook_secret.encode(), body, hashlib.sha256).digest()).decode()
     response = requests.post(f"{stack.url}/webhooks/shopify", data=body, timeout=15, headers={
         "Content-Type": "application/json", "X-Shopify-Topic": "orders/create", "X-Shopify-Hmac-Sha256": signature,
-        "X-Shopify-Webhook-Id": webhook_id, "Connection": "close"})
+        "X-Shopify-Webhook-Id": webhook_id, "X-Shopify-Triggered-At": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "Connection": "close"})
     return response.status_code, response.json()
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pinrelay_local import cli
+from pinrelay_cli import main as cli
 from pinrelay_local.pinterest_standin import ConversionEventsValidator
 from pinrelay_local.stack import LocalStack
 

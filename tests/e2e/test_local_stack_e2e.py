@@ -73,7 +73,8 @@ def post_order(url: str, body: bytes):
     signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
     return requests.post(f"{url}/webhooks/shopify", data=body, timeout=10, headers={
         "Content-Type": "application/json", "X-Shopify-Topic": "orders/create", "X-Shopify-Hmac-Sha256": signature,
-        "X-Shopify-Shop-Domain": "pinrelay-dev.myshopify.com", "X-Shopify-Webhook-Id": str(uuid.uuid4())})
+        "X-Shopify-Shop-Domain": "pinrelay-dev.myshopify.com", "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
 
 def test_a_shopify_order_posted_twice_reaches_pinterest_once_hashed_and_schema_valid(local_stack):

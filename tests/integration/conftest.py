@@ -12,7 +12,7 @@ from moto.server import ThreadedMotoServer
 
 from pinrelay import config
 from pinrelay_local.pinterest_standin import PinterestStandIn
-from tests.integration.handler_stack import AD_ACCOUNT, API_KEY, EU_ACCOUNT, SHOPIFY_SECRET, TOKEN, WOO_SECRET
+from tests.integration.handler_stack import ACCOUNT_TOKENS, AD_ACCOUNT, API_KEY, EU_ACCOUNT, SHOPIFY_SECRET, TOKEN, WOO_SECRET
 
 
 def free_port() -> int:
@@ -81,6 +81,7 @@ def stack(aws, dedup_table, queue_url, standin, monkeypatch):
         "PINTEREST_TEST_MODE": "false", "POWERTOOLS_SERVICE_NAME": "pinrelay", "POWERTOOLS_METRICS_NAMESPACE": "Pinrelay",
         "SENDER_BACKOFF_BASE_SECONDS": "0", "SENDER_MAX_ATTEMPTS": "2",
         "WOOCOMMERCE_WEBHOOK_SECRET": WOO_SECRET, "ACCOUNT_MAP": json.dumps({"accounts": [EU_ACCOUNT]}),
+        "ACCOUNT_TOKENS": json.dumps(ACCOUNT_TOKENS),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

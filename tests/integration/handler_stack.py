@@ -5,6 +5,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 
 from pinrelay_local.http_gateway import LambdaContext, build_http_api_event
@@ -15,9 +16,12 @@ API_KEY = "test-ingest-key"
 SHOPIFY_SECRET = "test-shopify-secret"
 TOKEN = "test-conversion-token"
 WOO_SECRET = "test-woo-secret"
-EU_ACCOUNT = {"name": "eu", "ad_account_id": "111222333", "conversion_token": "eu-token",
+# an account map entry (ingest's secret: no token) and its token (the sender's tokens map)
+EU_ACCOUNT = {"name": "eu", "ad_account_id": "111222333",
               "api_key_sha256": [hashlib.sha256(b"eu-key").hexdigest()],
               "shopify_shop_domains": ["eu-shop.myshopify.com"], "shopify_webhook_secrets": ["eu-shop-secret"]}
+EU_TOKEN = "eu-token"
+ACCOUNT_TOKENS = {EU_ACCOUNT["ad_account_id"]: EU_TOKEN}
 
 
 
@@ -33,6 +37,10 @@ def post_events(stack, payload, key=API_KEY):
     return call_ingest(stack, "/events", body, {"x-api-key": key, "content-type": "application/json"})
 
 
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def sign(body: bytes, secret: str) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
@@ -40,7 +48,8 @@ def sign(body: bytes, secret: str) -> str:
 def post_shopify(stack, order, topic="orders/create", secret=SHOPIFY_SECRET, **headers):
     body = json.dumps(order).encode()
     return call_ingest(stack, "/webhooks/shopify", body, {"x-shopify-hmac-sha256": sign(body, secret), "x-shopify-topic": topic,
-                                                          "x-shopify-webhook-id": str(uuid.uuid4()), **headers})
+                                                          "x-shopify-webhook-id": str(uuid.uuid4()),
+                                                          "x-shopify-triggered-at": now_iso(), **headers})
 
 
 def post_woocommerce(stack, body: bytes, topic="order.created", secret=WOO_SECRET, content_type="application/json", **headers):

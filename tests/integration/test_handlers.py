@@ -110,6 +110,7 @@ def test_account_map_routes_keys_and_shops_to_their_ad_account(stack, now):
     status, body = post_events(stack, api_event(now, "eu-1"), key="eu-key")
     assert status == 202 and body["accepted"] == 1
     order = shopify_order(now)
+    order["order_status_url"] = order["order_status_url"].replace("jsmith.myshopify.com", "eu-shop.myshopify.com")
     # the EU shop must sign with its own secret: the default secret is refused for it
     assert post_shopify(stack, order, **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})[0] == 401
     status, body = post_shopify(stack, order, secret="eu-shop-secret", **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})
@@ -163,7 +164,7 @@ def test_metrics_ingest_counts_what_it_did_not_queue_and_the_sender_counts_deliv
 
 
 def test_an_event_delivered_before_is_not_sent_again_after_a_dlq_redrive(stack, now):
-    from pinrelay_local.ops import redrive
+    from pinrelay_cli.ops import redrive
 
     sqs = stack["aws"]["sqs"]
     dlq = sqs.create_queue(QueueName=f"dlq-{time.time_ns()}")["QueueUrl"]
@@ -178,3 +179,34 @@ def test_an_event_delivered_before_is_not_sent_again_after_a_dlq_redrive(stack, 
     assert len(records) == 1 and records[0]["Attributes"]["ApproximateReceiveCount"] == "1"
     assert answer == {"batchItemFailures": []}
     assert len(stack["standin"].received) == 1  # its claim found it delivered: dropped, not sent again
+
+
+def test_the_traced_pinterest_call_does_not_record_the_answer(stack, monkeypatch):
+    """1000 per-event statuses in the subsegment would pass X-Ray's 64 KB segment limit."""
+    sender = stack["sender"]
+    captured = []
+    monkeypatch.setattr(sender.tracer, "capture_method",
+                        lambda method, **options: captured.append((method.__name__, options)) or method)
+    sender.service.cache_clear()
+    sender.service()
+    assert captured == [("post_events", {"capture_response": False})]
+    sender.service.cache_clear()
+
+
+def test_powertools_dev_mode_does_not_print_requests(stack, now, monkeypatch, capsys):
+    """POWERTOOLS_DEV=true puts Powertools' event handler in debug mode, which prints every
+    request, API keys and personal data included: pinrelay's resolver stays out of it."""
+    from pinrelay_local.http_gateway import LambdaContext, build_http_api_event
+    from pinrelay_local.stack import REPO_ROOT, import_module_from_path
+
+    monkeypatch.setenv("POWERTOOLS_DEV", "true")
+    module = import_module_from_path("ingest_handler_dev_mode", REPO_ROOT / "functions/ingest/ingest_handler.py")
+    body = json.dumps(api_event(now, "dev-1", user_data={"em": "maria.garcia@example.com"})).encode()
+    event = build_http_api_event(method="POST", raw_path="/events", raw_query="", body=body, source_ip="127.0.0.1",
+                                 header_pairs=[("x-api-key", API_KEY), ("content-type", "application/json")],
+                                 route_key="POST /events")
+    capsys.readouterr()
+    answer = module.lambda_handler(event, LambdaContext("IngestFunction"))
+    printed = capsys.readouterr()
+    assert answer["statusCode"] == 202
+    assert "maria.garcia" not in printed.out + printed.err and API_KEY not in printed.out + printed.err

@@ -1,4 +1,4 @@
-"""pinrelay_local.ops (``pinrelay redrive`` / ``pinrelay rejected``) against moto server."""
+"""pinrelay_cli.ops (``pinrelay redrive`` / ``pinrelay rejected``) against moto server."""
 
 import argparse
 import io
@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from pinrelay_local.ops import add_redrive_parser, add_rejected_parser, redrive, rejected, resolve_targets
+from pinrelay_cli.ops import add_redrive_parser, add_rejected_parser, redrive, rejected, resolve_targets
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def test_the_queues_and_table_come_from_the_stack_outputs(moto_endpoint, aws):
 
 
 def test_pinrelay_cli_redrive_and_rejected(aws, dedup_table, capsys):
-    from pinrelay_local import cli
+    from pinrelay_cli import main as cli
 
     sqs = aws["sqs"]
     queue = sqs.create_queue(QueueName="cli-events")["QueueUrl"]
@@ -169,7 +169,7 @@ def test_pinrelay_cli_redrive_and_rejected(aws, dedup_table, capsys):
 
 
 def test_pinrelay_uncertain_lists_them_and_releases_only_uncertain_ones(aws, dedup_table, capsys):
-    from pinrelay_local import cli
+    from pinrelay_cli import main as cli
 
     for key, state in (("1#checkout#sale-1", "uncertain"), ("1#checkout#sale-2", "delivered")):
         aws["dynamodb"].put_item(TableName=dedup_table, Item={
@@ -184,3 +184,21 @@ def test_pinrelay_uncertain_lists_them_and_releases_only_uncertain_ones(aws, ded
     assert "1#checkout#sale-1: released" in out and "1#checkout#sale-2: not uncertain" in out
     remaining = {i["pk"]["S"] for i in aws["dynamodb"].scan(TableName=dedup_table)["Items"]}
     assert remaining == {"1#checkout#sale-2"}
+
+
+def test_the_commands_print_no_terminal_escape_sequences(aws, dedup_table, capsys):
+    """An event_id or a Pinterest message with escape sequences (erase line, OSC 52 clipboard
+    write, a bidi override) is shown escaped: it never reaches the operator's terminal as is."""
+    from pinrelay_cli import main as cli
+
+    hostile = "order\x1b[2K\x1b]52;c;ZWNobyBoaQ==\x07\u202e"
+    for key, state in ((f"1#checkout#{hostile}", "rejected"), (f"1#checkout#u-{hostile}", "uncertain")):
+        aws["dynamodb"].put_item(TableName=dedup_table, Item={
+            "pk": {"S": key}, "state": {"S": state}, "error_message": {"S": f"Invalid {hostile}"},
+            "attempts": {"N": "1"}, "updated_at": {"N": "100"}, "expires_at": {"N": "9999999999"}})
+    capsys.readouterr()
+    assert cli.main(["rejected", "--table", dedup_table]) == 0
+    assert cli.main(["uncertain", "--table", dedup_table]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "order\\x1b[2K\\x1b]52;c;ZWNobyBoaQ==\\x07\\u202e" in out

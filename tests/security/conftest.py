@@ -9,6 +9,7 @@ import hmac
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -147,6 +148,7 @@ def post_shopify(
         "x-shopify-topic": topic,
         "x-shopify-hmac-sha256": sign(body, secret) if signature is None else signature,
         "x-shopify-webhook-id": str(uuid.uuid4()),
+        "x-shopify-triggered-at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **headers,
     }
     return post(stack, "/webhooks/shopify", body, sent)

@@ -10,7 +10,7 @@ import re
 import time
 
 import pytest
-from pinrelay_local import keys
+from pinrelay_cli import keys
 
 from tests.security.conftest import Answer, assert_json_answer, drain, post, post_events, start_stack
 

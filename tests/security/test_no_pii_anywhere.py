@@ -19,7 +19,7 @@ or too short to mean anything when found (they would match unrelated text): coun
 codes ("US", "United States"), two-letter state codes ("KY", "CA"), genders, values under 3
 characters, digit strings under 7 digits (phone fragments such as "555"), 0 and empty values.
 Also left out: client_ip_address, client_user_agent, click_id and partner_id, which Pinterest
-requires in clear and which the queue carries by design (README, Normalisation).
+requires in clear and which the queue carries by design (docs/normalisation.md).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ the DLQ and every request that reached the Pinterest stand-in is valid for Pinte
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import requests
@@ -55,7 +54,6 @@ def fuzz(operation, mode: GenerationMode, base_url: str, statuses: dict[int, int
 
 
 def test_fuzzing_the_ingest_api_finds_no_server_error_and_queues_nothing_invalid():
-    started = time.monotonic()
     stack = start_stack(sender=True, sender_window_s=0.2, max_receive_count=2, visibility_timeout_s=2)
     seen_bodies: list[str] = []
     sender = stack.sender_handler
@@ -100,4 +98,3 @@ def test_fuzzing_the_ingest_api_finds_no_server_error_and_queues_nothing_invalid
     for request in delivered:
         assert validator.errors(request["body"]) == [], request["body"]
         assert request["status"] in (200, 422), request  # 400 would mean pinrelay sent a malformed body
-    assert time.monotonic() - started < 120

@@ -84,17 +84,23 @@ def iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(epoch))
 
 
-def order_bytes(**changes) -> bytes:
+def order_bytes(shop: str | None = None, **changes) -> bytes:
+    """A real order (at the fixture's shop, or at ``shop``: its order status page is on that domain)."""
     order = shopify_order()
+    if shop:
+        order["order_status_url"] = order["order_status_url"].replace("jsmith.myshopify.com", shop)
     order["id"] = int(time.time() * 1000) % 10**12  # a new order each time: no duplicate
     order["note"] = "Caf\u00e9 \u2013 https://shop.example/thanks"
     order.update(changes)
     return json.dumps(order, indent=2, ensure_ascii=False).encode()
 
 
-def woo_body(order_id: int | None = None) -> bytes:
-    """An order as WooCommerce (PHP json_encode) writes it: '/' as '\\/', non-ASCII as \\uXXXX."""
+def woo_body(order_id: int | None = None, site: str | None = None) -> bytes:
+    """An order as WooCommerce (PHP json_encode) writes it: '/' as '\\/', non-ASCII as \\uXXXX;
+    ``site`` moves its REST links (``_links``) to that shop."""
     order = load_fixture("woocommerce/woocommerce_order_updated_wcrestdocs.json")
+    if site:
+        order["_links"] = json.loads(json.dumps(order["_links"]).replace("https://example.com", site))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     for key in ("date_created_gmt", "date_modified_gmt", "date_paid_gmt", "date_completed_gmt"):
         order[key] = stamp
@@ -168,7 +174,7 @@ def test_hex_digest_or_sha256_instead_of_hmac_is_refused(stack):
 
 def test_a_shop_cannot_sign_for_another_shop(stack):
     a, b = SHOPS["a"], SHOPS["b"]
-    raw = order_bytes()
+    raw = order_bytes(a["domain"])
     refused(post_shopify(stack, raw, secret=b["shopify"], **{"x-shopify-shop-domain": a["domain"]}))
     refused(post_shopify(stack, raw, secret=SHOPIFY_SECRET, **{"x-shopify-shop-domain": a["domain"]}))
     refused(post_shopify(stack, raw, secret=a["shopify"]))  # a mapped shop's secret is not the default one
@@ -178,6 +184,18 @@ def test_a_shop_cannot_sign_for_another_shop(stack):
     assert answer.status == 200 and answer.json["accepted"] == 1, answer
     (body,) = drain(stack)
     assert json.loads(body)["ad_account_id"] == a["ad_account_id"]
+
+
+def test_the_header_cannot_route_an_order_that_names_another_shop(stack):
+    """X-Shopify-Shop-Domain is not signed: the order's own shop (its order status page) must be
+    the one the header routed it to, even under that shop's valid signature."""
+    a, b = SHOPS["a"], SHOPS["b"]
+    refused(post_shopify(stack, order_bytes(a["domain"]), secret=b["shopify"], **{"x-shopify-shop-domain": b["domain"]}))
+    refused(post_shopify(stack, order_bytes(), secret=a["shopify"], **{"x-shopify-shop-domain": a["domain"]}))
+    refused(post_shopify(stack, order_bytes(a["domain"])))  # the default account takes no mapped shop's order
+    refused(post_woocommerce(stack, woo_body(site=a["woo_url"]), secret=b["woo"], **{"x-wc-webhook-source": b["woo_url"]}))
+    refused(post_woocommerce(stack, woo_body(site=a["woo_url"])))
+    assert drain(stack) == []
 
 
 # -------------------------------------------------------------------------------- replay window
@@ -257,7 +275,7 @@ def test_woocommerce_hmac_is_of_the_raw_bytes_php_escapes_included(stack):
 
 def test_a_woocommerce_shop_cannot_sign_for_another_shop(stack):
     a, b = SHOPS["a"], SHOPS["b"]
-    raw = woo_body()
+    raw = woo_body(site=a["woo_url"])
     refused(post_woocommerce(stack, raw, secret=b["woo"], **{"x-wc-webhook-source": a["woo_url"]}))
     refused(post_woocommerce(stack, raw, secret=WOO_SECRET, **{"x-wc-webhook-source": a["woo_url"] + "/"}))
     refused(post_woocommerce(stack, raw, secret=a["woo"]))

@@ -5,7 +5,6 @@ Not a test module (no ``test_`` prefix): the tests in test_ingest_fast_paths.py 
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 

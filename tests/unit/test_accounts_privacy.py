@@ -3,7 +3,7 @@ import hashlib
 import pytest
 from pydantic import ValidationError
 
-from pinrelay.accounts import AccountMap, key_matches, stored_key_digest
+from pinrelay.accounts import AccountMap, key_matches, parse_account_tokens, stored_key_digest
 from pinrelay.privacy import apply_ldp, lives_in_california, match_keys
 
 
@@ -12,7 +12,7 @@ def h(text: str) -> str:
 
 
 ACCOUNTS = AccountMap.model_validate({"accounts": [
-    {"name": "eu", "ad_account_id": "111", "conversion_token": "tok-eu", "api_key_sha256": [h("key-eu")],
+    {"name": "eu", "ad_account_id": "111", "api_key_sha256": [h("key-eu")],
      "shopify_shop_domains": ["EU-Shop.myshopify.com"], "shopify_webhook_secrets": ["s-eu"]},
     {"name": "us", "ad_account_id": "222", "api_key_sha256": ["sha256:" + h("key-us").upper()],
      "woocommerce_sources": ["https://us.example/"]},
@@ -26,11 +26,13 @@ def test_routes_by_hashed_api_key_shop_domain_and_woocommerce_source():
     assert ACCOUNTS.for_shopify_shop("eu-shop.myshopify.com").name == "eu"
     assert ACCOUNTS.for_shopify_shop(None) is None
     assert ACCOUNTS.for_woocommerce_source("https://US.example").name == "us"
-    assert ACCOUNTS.token_for("111") == "tok-eu" and ACCOUNTS.token_for("222") is None
 
 
 def test_tokens_and_secrets_never_print():
-    assert "tok-eu" not in repr(ACCOUNTS) and "s-eu" not in repr(ACCOUNTS)
+    tokens = parse_account_tokens('{"111": "tok-eu"}')
+    assert tokens.token_for("111") == "tok-eu" and tokens.token_for("222") is None
+    assert "tok-eu" not in repr(tokens) and "tok-eu" not in str(tokens)
+    assert "s-eu" not in repr(ACCOUNTS) and "s-eu" not in str(ACCOUNTS)
 
 
 def test_api_key_digests_must_be_sha256_hex():

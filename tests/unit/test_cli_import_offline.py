@@ -5,7 +5,8 @@ import json
 import pytest
 import requests
 
-from pinrelay_local import cli
+from pinrelay_cli import import_offline
+from pinrelay_cli import main as cli
 from pinrelay.sources.offline_csv import load_offline_csv
 
 
@@ -49,23 +50,23 @@ def checked_rows(now, count=3):
 
 def poster(script):
     sleeps = []
-    p = cli.IngestPoster("http://ingest.invalid", "key", 5, sleep=sleeps.append)
+    p = import_offline.IngestPoster("http://ingest.invalid", "key", 5, sleep=sleeps.append)
     p.session = ScriptedSession(script)
     return p, sleeps
 
 
 def test_5xx_and_connection_errors_are_retried_with_backoff(now):
     p, sleeps = poster([requests.ConnectionError("refused"), Answer(502, {"message": "bad gateway"}), all_("accepted")])
-    report = cli.SendReport()
-    p.send(cli.batches(checked_rows(now), 1000)[0], report)
+    report = import_offline.ImportReport()
+    p.send(import_offline.batches(checked_rows(now), 1000)[0], report)
     assert [o.status for o in report.outcomes.values()] == ["accepted"] * 3
     assert sleeps == [0.5, 1.0] and report.requests == 3 and report.failed_requests == []
 
 
 def test_gives_up_after_3_retries(now):
     p, sleeps = poster([Answer(500, {"message": "boom"})] * 4)
-    report = cli.SendReport()
-    p.send(cli.batches(checked_rows(now), 1000)[0], report)
+    report = import_offline.ImportReport()
+    p.send(import_offline.batches(checked_rows(now), 1000)[0], report)
     assert sleeps == [0.5, 1.0, 2.0]
     assert {o.status for o in report.outcomes.values()} == {"failed"}
     assert report.failed_requests == ["HTTP 500: boom"]
@@ -76,8 +77,8 @@ def test_503_with_results_retries_only_what_was_not_queued(now):
         {"index": 0, "status": "accepted"}, {"index": 1, "status": "error", "reason": "not queued"},
         {"index": 2, "status": "rejected", "reason": "custom_data.value: must be a number or a numeric string"}]})
     p, _ = poster([partial, all_("accepted")])
-    report = cli.SendReport()
-    p.send(cli.batches(checked_rows(now), 1000)[0], report)
+    report = import_offline.ImportReport()
+    p.send(import_offline.batches(checked_rows(now), 1000)[0], report)
     assert p.session.posted == [["s-0", "s-1", "s-2"], ["s-1"]]
     assert {n: (o.status, o.reason) for n, o in report.outcomes.items()} == {
         2: ("accepted", None), 3: ("accepted", None), 4: ("rejected", "value: must be a number or a numeric string")}
@@ -85,17 +86,17 @@ def test_503_with_results_retries_only_what_was_not_queued(now):
 
 def test_client_errors_are_not_retried(now):
     p, sleeps = poster([Answer(401, {"message": "unauthorized"})])
-    report = cli.SendReport()
-    p.send(cli.batches(checked_rows(now), 1000)[0], report)
+    report = import_offline.ImportReport()
+    p.send(import_offline.batches(checked_rows(now), 1000)[0], report)
     assert sleeps == [] and p.unauthorized
     assert report.outcomes[2].reason == "HTTP 401: unauthorized"
 
 
 def test_batches_respect_count_and_body_size(now):
     rows = checked_rows(now, 7)
-    assert [len(b) for b in cli.batches(rows, 3)] == [3, 3, 1]
-    one = len(cli.batches(rows, 1000)[0][0][1])
-    sized = cli.batches(rows, 1000, max_bytes=len(b'{"data":[]}') + 2 * one + 1)
+    assert [len(b) for b in import_offline.batches(rows, 3)] == [3, 3, 1]
+    one = len(import_offline.batches(rows, 1000)[0][0][1])
+    sized = import_offline.batches(rows, 1000, max_bytes=len(b'{"data":[]}') + 2 * one + 1)
     assert [len(b) for b in sized] == [2, 2, 2, 1]
     for batch in sized:
         body = b'{"data":[' + b",".join(encoded for _, encoded in batch) + b"]}"
@@ -131,8 +132,26 @@ def test_progress_bar_redraws_on_a_terminal():
             pass
 
     stream = Tty()
-    progress = cli.Progress(4, stream, width=4)
+    progress = import_offline.Progress(4, stream, width=4)
     progress.update(2)
     progress.update(4)
     progress.close()
     assert stream.text == "\rsending [##--] 2/4 rows (50%)\rsending [####] 4/4 rows (100%)\n"
+
+
+def test_the_commands_default_to_the_local_stacks_address_and_key():
+    """The CLI does not import the local stack; its defaults must still be the stack's."""
+    from pinrelay_cli import defaults
+    from pinrelay_local.stack import DEFAULT_PORT, LOCAL_DEFAULTS
+
+    assert defaults.LOCAL_URL == f"http://127.0.0.1:{DEFAULT_PORT}"
+    assert defaults.LOCAL_API_KEY == LOCAL_DEFAULTS["INGEST_API_KEY"]
+
+
+def test_the_cli_never_imports_the_local_stack():
+    import subprocess
+    import sys
+
+    code = "import sys, pinrelay_cli.main; print(sorted(m for m in sys.modules if m.startswith('pinrelay_local')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -79,9 +79,9 @@ def test_email_that_cannot_be_normalised_leaves_no_identifier(now):
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"event_name": "purchase"}, "event_name: unknown event_name 'purchase'"),
+        ({"event_name": "purchase"}, "event_name: not one of Pinterest's event names:"),
         ({"action_source": "email"}, "action_source: Input should be 'app_android', 'app_ios', 'web' or 'offline'"),
-        ({"colour": "red"}, "colour: unknown field (Pinterest refuses it)"),
+        ({"colour": "red"}, "event: an unknown field: Pinterest refuses it"),
         ({"custom_data": {"value": "12,5"}}, "custom_data.value: must be a number or a numeric string"),
         ({"custom_data": {"currency": "dollars"}}, "custom_data.currency: must be a three-letter ISO-4217 code such as USD"),
         ({"event_time": "yesterday"}, "event_time: Input should be a valid integer"),
@@ -117,3 +117,32 @@ def test_pinterest_example_event_with_every_field_passes_through_unchanged(now):
     prepared = prepare_api_event(example, now)
     assert prepared.event == example  # already hashed user data, app and device info: nothing altered
     assert prepared.warnings == []
+
+
+def test_control_characters_in_an_event_id_are_refused(now):
+    for bad in ("order\x1b[2K", "order\x07", "order\u202e", "order\x00", "order\n1"):
+        with pytest.raises(EventRejected) as caught:
+            prepare_api_event(event(now, event_id=bad), now)
+        assert caught.value.reason == "event_id: must not contain control characters"
+
+
+def test_no_reason_repeats_a_value_or_an_unknown_key_of_the_event(now):
+    """Reasons reach logs and answers: they name fields, positions and counts, never what was sent."""
+    pii = "maria.garcia@example.com"
+    hostile = [
+        {"event_name": pii}, {"action_source": pii}, {pii: 1}, {"user_data": {pii: "x", "em": "a@b.c"}},
+        {"custom_data": {pii: 1}}, {"custom_data": {"currency": pii}}, {"custom_data": {"value": pii}},
+        {"custom_data": {"contents": [{pii: 1}]}}, {"user_data": {"em": [pii] * 11}}, {"event_time": pii},
+        {"user_data": {"em": pii + "\ud800"}}, {"custom_data": {pii: "\ud800"}}, {"device_info": {"form_factor": pii}},
+    ]
+    for overrides in hostile:
+        with pytest.raises(EventRejected) as caught:
+            prepare_api_event(event(now, **overrides), now)
+        assert pii not in caught.value.reason and "maria" not in caught.value.reason, caught.value.reason
+
+
+def test_many_unknown_fields_make_one_short_reason(now):
+    raw = event(now, **{f"field{i}": 1 for i in range(90_000)})
+    with pytest.raises(EventRejected) as caught:
+        prepare_api_event(raw, now)
+    assert caught.value.reason == "event: 90000 unknown fields: Pinterest refuses them"

@@ -12,19 +12,21 @@ from pinrelay.normalise import ascii_digits, normalise_birth_date, normalise_zip
 
 
 def test_unsafe_text_path_names_the_field_and_ignores_valid_text():
-    assert unsafe_text_path({"a": ["ok", "\U0001f600", "\u202e", "\x00", "\ufffd"]}) is None
+    assert unsafe_text_path({"em": ["ok", "\U0001f600", "\u202e", "\x00", "\ufffd"]}) is None
     assert unsafe_text_path({"user_data": {"em": ["a@b.c", "\ud800"]}}) == "user_data.em[1]"
     assert (
         unsafe_text_path({"custom_data": {"contents": [{"item_name": "\uffff"}]}})
         == "custom_data.contents[0].item_name"
     )
-    assert unsafe_text_path({"x": {"\udfff": 1}}) == "x (a field name)"
+    assert unsafe_text_path({"custom_data": {"\udfff": 1}}) == "custom_data (a field name)"
+    # a key pinrelay does not know is the sender's input: it is not echoed
+    assert unsafe_text_path({"maria@example.com": "\ud800"}) == "(an unknown field)"
     assert unsafe_text_path("\ufffe") == "event"
 
 
 def test_unsafe_text_path_is_iterative():
     deep = json.loads("[" * 900 + '"\\ud800"' + "]" * 900)
-    assert unsafe_text_path({"x": deep}) == "x" + "[0]" * 900
+    assert unsafe_text_path({"contents": deep}) == "contents" + "[0]" * 900
 
 
 def test_an_api_event_with_a_lone_surrogate_is_rejected_without_echoing_it(now):

@@ -19,7 +19,7 @@ from pinrelay.sources.offline_csv import (
     read_offline_csv,
     sniff_delimiter,
 )
-from pinrelay_local import cli
+from pinrelay_cli import main as cli
 
 
 def h(text: str) -> str:

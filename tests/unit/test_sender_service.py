@@ -337,3 +337,13 @@ def test_when_the_token_cannot_be_read_nothing_is_marked_or_sent_and_the_lease_i
     assert api.calls == [] and report.failed_message_ids == ["m1"]
     item = ledger.items[f"{ACCOUNT}#checkout#e1"]
     assert item["state"] == "claimed" and item["lease_until"] == NOW  # never marked sending: safe to send later
+
+
+def test_test_events_go_in_requests_of_their_own_with_pinterests_test_flag():
+    api = ScriptedPinterestApi(all_processed)
+    test_order = message(2)
+    test_order.event.test = True
+    report = make(api).deliver([message(1), test_order, message(3)], plenty)
+    assert sorted((test, [e["event_id"] for e in events]) for _, events, test in api.calls) == [
+        (False, ["e1", "e3"]), (True, ["e2"])]
+    assert report.delivered == 3

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pinrelay.events import EventRejected
+from pinrelay.events import EventFiltered, EventRejected
 from pinrelay.sources import shopify
 from pinrelay.sources.signatures import sign_body, verify_base64_hmac
 from tests.conftest import shopify_order
@@ -48,6 +48,7 @@ def test_orders_create_becomes_a_checkout_event(now):
 
 def test_sample_without_client_details_and_with_big_ids(now):
     order = shopify_order(now, "shopify_orders_create_triggerdev.json")
+    order.update(cancelled_at=None, financial_status="paid", test=False)  # Shopify's sample is a cancelled test order
     event = shopify.order_to_event(order, now=now).event
     assert event["event_id"] == "820982911946154500"  # a Python int keeps every digit of the JSON
     assert "client_ip_address" not in event["user_data"]
@@ -67,8 +68,11 @@ def test_event_id_template_and_content_id_field(now):
 
 
 def test_bad_event_id_template_is_refused_at_start():
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match=r"\{order_uuid\} is not one of"):
         shopify.validate_event_id_template("{order_uuid}")
+    # the webhook id is not signed: every new header value would make a new conversion
+    with pytest.raises(ValueError, match=r"\{webhook_id\} is not one of"):
+        shopify.validate_event_id_template("{webhook_id}")
 
 
 def test_stale_order_is_rejected_with_reason(now):
@@ -95,3 +99,59 @@ def test_hmac_is_checked_on_the_raw_bytes():
     assert not verify_base64_hmac(body, None, [secret])
     assert not verify_base64_hmac(body, "not base64!!", [secret])
     assert not verify_base64_hmac(body, signature, [])
+
+
+def redacted_as_without_protected_customer_data(order):
+    """What Shopify sends an app without access to protected customer data (level 2): no e-mail,
+    name, phone or address anywhere; the customer's id, the order's IP and user agent stay."""
+    for field in ("email", "contact_email", "phone"):
+        order[field] = None
+    order["billing_address"] = order["shipping_address"] = None
+    customer = order.get("customer") or {}
+    for field in ("email", "first_name", "last_name", "phone", "default_address"):
+        customer[field] = None
+    return order
+
+
+def test_an_order_without_protected_customer_data_still_sends_ip_user_agent_customer_id_and_click_id(now):
+    from pinrelay.privacy import match_keys
+
+    order = redacted_as_without_protected_customer_data(shopify_order(now))
+    order["client_details"] = {**(order.get("client_details") or {}), "browser_ip": "216.3.128.12",
+                               "user_agent": "Mozilla/5.0 (iPhone)"}
+    order["landing_site"] = "/products/x?epik=dj0yJnU9b2JD"
+    event = shopify.order_to_event(order, now=now).event
+    assert set(event["user_data"]) == {"external_id", "client_ip_address", "client_user_agent", "click_id"}
+    assert match_keys(event["user_data"]) == ["external_id", "click_id", "ip_ua"]
+
+
+def test_an_order_without_protected_customer_data_or_browser_details_is_not_matchable(now):
+    order = redacted_as_without_protected_customer_data(shopify_order(now))
+    order["browser_ip"] = None
+    order["client_details"] = None
+    with pytest.raises(EventRejected, match="no identifier Pinterest can match on"):
+        shopify.order_to_event(order, now=now)
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"cancelled_at": "2026-11-30T10:00:00-05:00"}, "cancelled"),
+    ({"financial_status": "voided"}, "voided"),
+    ({"source_name": "shopify_draft_order"}, "source_name"),
+    ({"tags": "VIP, Wholesale"}, "tag"),
+])
+def test_orders_that_are_not_sales_are_filtered_with_their_reason(now, change, code):
+    order = {**shopify_order(now), **change}
+    policy = shopify.OrderPolicy(skip_tags=frozenset({"wholesale"}))
+    with pytest.raises(EventFiltered) as filtered:
+        shopify.order_to_event(order, now=now, policy=policy)
+    assert filtered.value.code == code and filtered.value.event_id == str(order["id"])
+
+
+def test_test_orders_are_sent_as_tests_or_skipped():
+    now = int(__import__("time").time())
+    order = {**shopify_order(now), "test": True}
+    assert shopify.order_to_event(order, now=now).test is True
+    with pytest.raises(EventFiltered) as filtered:
+        shopify.order_to_event(order, now=now, policy=shopify.OrderPolicy(test_orders="skip"))
+    assert filtered.value.code == "test_order"
+    assert shopify.order_to_event({**order, "test": False}, now=now).test is False

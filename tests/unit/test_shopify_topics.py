@@ -10,23 +10,20 @@ from tests.conftest import shopify_order
 
 CHECKOUT = "shopify_checkouts_create_triggerdev.json"
 CART = "shopify_carts_create_triggerdev.json"
+ORDER = "shopify_orders_create_shopifyappjs-rest-2025-10.json"
 
 
 def h(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def events(topic, payload, now, webhook_id="b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", **kwargs):
-    return shopify.shopify_events(
-        topic, payload, now=now, webhook_id=webhook_id,
-        event_id_template=kwargs.pop("event_id_template", "{order_id}"),
-        content_id_field=kwargs.pop("content_id_field", "product_id"),
-    )
+def events(topic, payload, now, **kwargs):
+    return shopify.shopify_events(topic, payload, now=now, options=shopify.ShopifyOptions(**kwargs))
 
 
 def test_checkouts_create_golden(now):
     checkout = shopify_order(now, CHECKOUT)
-    prepared = shopify.checkout_to_event(checkout, now=now, webhook_id="w-1")
+    prepared = shopify.checkout_to_event(checkout, now=now)
     ipod = {"id": "632910392", "quantity": 1, "item_price": "199.00", "item_name": "IPod Nano - 8GB", "item_brand": "Apple"}
     assert prepared.event == {
         "event_name": "initiate_checkout",
@@ -63,8 +60,8 @@ def test_checkouts_create_golden(now):
 
 def test_checkout_event_id_is_stable_across_shopify_retries(now):
     checkout = shopify_order(now, CHECKOUT)
-    first = events("checkouts/create", checkout, now, webhook_id="delivery-1")
-    retry = events("checkouts/create", copy.deepcopy(checkout), now + 60, webhook_id="delivery-2")
+    first = events("checkouts/create", checkout, now)
+    retry = events("checkouts/create", copy.deepcopy(checkout), now + 60)
     assert first[0].event_id == retry[0].event_id == "checkout-123123123"
     assert first[0].dedup_key("549755885175") == "549755885175#initiate_checkout#checkout-123123123"
 
@@ -110,13 +107,13 @@ def test_cart_without_customer_is_rejected_with_reason(now):
         assert rejected.event_name == "add_to_cart"
         assert rejected.event_id == f"cart-eeafa272cebfd4b22385bc4b645e762c-{now * 1000}"
     with pytest.raises(EventRejected, match="no identifier Pinterest can match on"):
-        shopify.cart_to_event(cart, now=now, webhook_id="w-1")
+        shopify.cart_to_event(cart, now=now)
 
 
 def test_cart_with_known_customer_becomes_add_to_cart(now):
     cart = shopify_order(now, CART)
     cart["customer"] = {"id": 207119551, "email": "Bob.Norman@mail.example.com"}
-    prepared = shopify.cart_to_event(cart, now=now, webhook_id="w-1")
+    prepared = shopify.cart_to_event(cart, now=now)
     assert isinstance(prepared, PreparedEvent)
     assert prepared.event == {
         "event_name": "add_to_cart",
@@ -138,23 +135,35 @@ def test_cart_with_known_customer_becomes_add_to_cart(now):
 def test_cart_retries_are_duplicates_and_updates_are_new_events(now):
     cart = shopify_order(now, CART)
     cart["email"] = "jane@example.com"
-    first = events("carts/update", cart, now, webhook_id="delivery-1")[0]
-    retry = events("carts/update", copy.deepcopy(cart), now + 600, webhook_id="delivery-2")[0]  # original payload
+    first = events("carts/update", cart, now)[0]
+    retry = events("carts/update", copy.deepcopy(cart), now + 600)[0]  # original payload
     assert first.event_id == retry.event_id
     changed = copy.deepcopy(cart)
     changed["updated_at"] = shopify_order(now + 5, CART)["updated_at"]
     assert events("carts/update", changed, now + 5)[0].event_id != first.event_id
 
 
-def test_cart_without_updated_at_uses_the_webhook_id(now):
+def test_a_cart_without_updated_at_is_rejected_rather_than_identified_by_the_unsigned_webhook_id(now):
     cart = shopify_order(now, CART)
     cart["email"] = "jane@example.com"
     del cart["updated_at"], cart["created_at"]
-    event = shopify.cart_to_event(cart, now=now, webhook_id="b54557e4").event
-    assert event["event_id"] == "cart-eeafa272cebfd4b22385bc4b645e762c-b54557e4"
-    assert event["event_time"] == now
-    with pytest.raises(EventRejected, match="stable event_id"):
+    with pytest.raises(EventRejected, match="no usable updated_at"):
         shopify.cart_to_event(cart, now=now)
+
+
+@pytest.mark.parametrize(("fixture", "topic"), [(ORDER, "orders/create"), (CHECKOUT, "checkouts/create"), (CART, "carts/update")])
+def test_a_signed_body_is_accepted_only_under_its_own_topic(now, fixture, topic):
+    """The HMAC covers the body, not X-Shopify-Topic: a captured order must not come back as a new
+    initiate_checkout or add_to_cart."""
+    payload = shopify_order(now, fixture)
+    payload.setdefault("email", "jane@example.com")
+    for other in ("orders/create", "checkouts/create", "carts/create", "carts/update"):
+        results = events(other, copy.deepcopy(payload), now)
+        if other.split("/")[0] == topic.split("/")[0]:
+            assert not any("shape of this topic" in getattr(r, "reason", "") for r in results), (other, results)
+        else:
+            assert [r.reason for r in results] == [f"{other}: the body does not have the shape of this topic "
+                                                   "(the topic header is not signed)"]
 
 
 def test_orders_create_through_the_dispatcher_is_order_to_event(now):

@@ -23,8 +23,9 @@ def translated(sam) -> dict[str, Any]:
         return translate(replace_code_uris(sam))
 
 
-def condition_holds(template: dict[str, Any], name: str, overrides: dict[str, str]) -> bool:
-    """Evaluate a condition as CloudFormation does for the given parameter values (defaults otherwise)."""
+def evaluate(template: dict[str, Any], node: Any, overrides: dict[str, str]) -> Any:
+    """Evaluate a condition or rule expression as CloudFormation does for the given parameter
+    values (defaults otherwise)."""
     params = {key: str(p.get("Default", "")) for key, p in template["Parameters"].items()} | overrides
 
     def value(node: Any) -> Any:
@@ -40,12 +41,27 @@ def condition_holds(template: dict[str, Any], name: str, overrides: dict[str, st
                 return all(value(a) for a in arg)
             if fn == "Fn::Or":
                 return any(value(a) for a in arg)
+            if fn == "Fn::Contains":
+                return str(value(arg[1])) in [str(value(item)) for item in arg[0]]
             if fn == "Condition":
                 return value(template["Conditions"][arg])
-            raise AssertionError(f"unsupported intrinsic in a condition: {fn}")
+            raise AssertionError(f"unsupported intrinsic: {fn}")
         return node
 
-    return bool(value(template["Conditions"][name]))
+    return value(node)
+
+
+def condition_holds(template: dict[str, Any], name: str, overrides: dict[str, str]) -> bool:
+    return bool(evaluate(template, template["Conditions"][name], overrides))
+
+
+def rule_passes(template: dict[str, Any], name: str, overrides: dict[str, str]) -> bool:
+    """Whether CloudFormation would let the deploy go on past the rule (it does when the rule's
+    condition does not hold, or when every assertion holds)."""
+    rule = template["Rules"][name]
+    if "RuleCondition" in rule and not evaluate(template, rule["RuleCondition"], overrides):
+        return True
+    return all(evaluate(template, assertion["Assert"], overrides) for assertion in rule["Assertions"])
 
 
 def effective_resources(template: dict[str, Any], **overrides: str) -> dict[str, dict]:
@@ -128,3 +144,18 @@ def test_the_function_url_has_its_own_5xx_alarm_on_lambdas_url_metrics(sam):
     assert {(s["Namespace"], s["MetricName"]) for s in stats.values()} == {("AWS/Lambda", "Url5xxCount"), ("AWS/Lambda", "UrlRequestCount")}
     assert all(s["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "IngestFunction"}}] for s in stats.values())
     assert alarm["Threshold"] == 1 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+@pytest.mark.parametrize(("url", "reserved", "deployable"), [
+    ("Enabled", "0", False),  # the default: a public URL with no throttle at all
+    ("Enabled", "20", True),
+    ("Enabled", "1", True),
+    ("Disabled", "0", True),  # the HTTP API throttles
+    ("Disabled", "20", True),
+])
+def test_the_function_url_cannot_be_enabled_without_reserved_concurrency(sam, url, reserved, deployable):
+    assert rule_passes(sam, "FunctionUrlNeedsReservedConcurrency",
+                       {"IngestFunctionUrl": url, "IngestReservedConcurrency": reserved}) is deployable
+    assert not rule_passes(sam, "FunctionUrlNeedsReservedConcurrency", {"IngestFunctionUrl": "Enabled"})  # defaults
+    description = sam["Rules"]["FunctionUrlNeedsReservedConcurrency"]["Assertions"][0]["AssertDescription"]
+    assert "IngestReservedConcurrency must be at least 1 when IngestFunctionUrl is Enabled" in description

@@ -1,33 +1,84 @@
-"""Which ad account (and conversion token) a request belongs to.
+"""Which ad account a request belongs to, and which conversion token the sender uses for it.
 
-By default one deployment serves one ad account: ``PINTEREST_AD_ACCOUNT_ID`` with the ingest key,
-Shopify/WooCommerce secrets and conversion token of the stack's own secrets. An optional account
-map (a JSON secret, ``ACCOUNT_MAP_SECRET_NAME``, or ``ACCOUNT_MAP`` locally) lets one deployment
-serve several ad accounts: each entry names the API keys (by SHA-256), shop domains and webhook
-secrets that post to it, and its own conversion token. Plain Python, no AWS imports.
+By default one deployment serves one ad account: ``PINTEREST_AD_ACCOUNT_ID`` with the stack's own
+ingest key, Shopify/WooCommerce secrets and conversion token (the "default account"). Two optional
+secrets let it serve several, split by who needs what:
 
-    {"accounts": [{"name": "eu-shop", "ad_account_id": "549755885176",
-                   "conversion_token": "pina_...",
-                   "api_key_sha256": ["<sha256 hex of the x-api-key>"],
-                   "shopify_shop_domains": ["eu-shop.myshopify.com"],
-                   "shopify_webhook_secrets": ["..."],
-                   "woocommerce_sources": ["https://eu-shop.example"],
-                   "woocommerce_webhook_secrets": ["..."]}]}
+* the account map (``ACCOUNT_MAP_SECRET_NAME``, ``ACCOUNT_MAP`` locally), read by the public ingest
+  function only: which API keys (by SHA-256), shops and webhook secrets post to which ad account.
+  It holds no conversion token.
+
+      {"accounts": [{"name": "eu-shop", "ad_account_id": "549755885176",
+                     "api_key_sha256": ["<sha256 hex of the x-api-key>"],
+                     "shopify_shop_domains": ["eu-shop.myshopify.com", "shop.example.eu"],
+                     "shopify_webhook_secrets": ["..."],
+                     "woocommerce_sources": ["https://eu-shop.example"],
+                     "woocommerce_webhook_secrets": ["..."]}]}
+
+* the tokens map (``ACCOUNT_TOKENS_SECRET_NAME``, ``ACCOUNT_TOKENS`` locally), read by the sender
+  only: ``{"549755885176": "pina_...", ...}``. The default account keeps its own token.
+
+Each map is checked when it is read (``parse_account_map``, ``parse_account_tokens``): an API key,
+shop or webhook secret leads to one ad account only, and an error names the entry and the field,
+never a secret or a token. A signed webhook body names its shop (``shopify_body_hosts``,
+``woocommerce_body_hosts``): ``AccountMap.shopify_shop_mismatch`` / ``woocommerce_source_mismatch``
+say when that is not the shop the request was routed by. Plain Python, no AWS imports.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    RootModel,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-AdAccountId = Annotated[str, Field(pattern=r"^\d{1,18}$")]
+AD_ACCOUNT_ID = re.compile(r"^\d{1,18}$")
+AdAccountId = Annotated[str, Field(pattern=AD_ACCOUNT_ID.pattern)]
 HASHED_KEY_PREFIX = "sha256:"
+# what the stack puts in a secret nobody has set yet (the same as pinrelay.adapters.secrets.PLACEHOLDER)
+PLACEHOLDER = "REPLACE_ME"
+TOKENS_MAP = "the tokens map (secret AccountTokensSecretName, ACCOUNT_TOKENS locally)"
+_HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+# where a signed Shopify body names its shop: the order status page (orders) and the checkout
+# recovery link (checkouts), both on the shop's own domain: its myshopify.com domain or its primary
+# custom domain. Carts name no shop.
+SHOPIFY_SHOP_URL_FIELDS = ("order_status_url", "abandoned_checkout_url")
+# a WooCommerce order's REST links (``_links``) point at the shop's own site
+WOOCOMMERCE_LINK_RELATIONS = ("self", "collection")
 
 
+class InvalidAccountMap(ValueError):
+    """The account map cannot be used; the message says what is wrong, naming entries, never secrets."""
+
+
+class InvalidAccountTokens(ValueError):
+    """The tokens map cannot be used; the message names ad accounts, never tokens."""
+
+
+class MissingConversionToken(LookupError):
+    """A queued event's ad account is not the deployment's own and has no token in the tokens map."""
+
+
+# -------------------------------------------------------------------------------- API keys
 def key_digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
@@ -49,17 +100,128 @@ def key_matches(given: str, digests: list[bytes]) -> bool:
     return matched and bool(given)
 
 
+# -------------------------------------------------------------------------------- shops
+def shop_domain(value: str) -> str:
+    """A Shopify shop's domain as configured and compared: a lower-case host name."""
+    domain = value.strip().lower().rstrip("/").rstrip(".")
+    if not _HOST_NAME.match(domain):
+        raise ValueError("is not a shop domain: write the host name alone, like eu-shop.myshopify.com or "
+                         "shop.example.com (no https://, no path; international names in their xn-- form)")
+    return domain
+
+
+def woocommerce_source(value: str) -> str:
+    """A WooCommerce site as ``X-WC-Webhook-Source`` names it, as configured and compared: lower
+    case, without the trailing slash."""
+    source = value.strip().lower().rstrip("/")
+    try:
+        parts = urlsplit(source)
+        valid = (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.username
+                 and not parts.password and not parts.query and not parts.fragment)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError("is not a site address: write it as WooCommerce sends it in X-WC-Webhook-Source, "
+                         "like https://shop.example")
+    return source
+
+
+def _header_domain(value: str | None) -> str:
+    return (value or "").strip().lower().rstrip("/").rstrip(".")
+
+
+def _header_source(value: str | None) -> str:
+    return (value or "").strip().lower().rstrip("/")
+
+
+def url_host(value: Any) -> str | None:
+    """The host name of an absolute http(s) URL, lower case; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value.strip())
+        host = parts.hostname
+    except ValueError:
+        return None
+    return host.rstrip(".") if parts.scheme in ("http", "https") and host else None
+
+
+def shopify_body_hosts(payload: Any) -> set[str]:
+    """The hosts a signed Shopify body names as its shop's (none for a cart)."""
+    if not isinstance(payload, dict):
+        return set()
+    return {host for name in SHOPIFY_SHOP_URL_FIELDS if (host := url_host(payload.get(name)))}
+
+
+def woocommerce_body_hosts(payload: Any) -> set[str]:
+    """The hosts of a signed WooCommerce order's ``_links`` (its shop's REST API)."""
+    links = payload.get("_links") if isinstance(payload, dict) else None
+    if not isinstance(links, dict):
+        return set()
+    hosts = set()
+    for relation in WOOCOMMERCE_LINK_RELATIONS:
+        items = links.get(relation)
+        for item in items if isinstance(items, list) else []:
+            host = url_host(item.get("href")) if isinstance(item, dict) else None
+            if host:
+                hosts.add(host)
+    return hosts
+
+
+def _hosts_of_sources(sources: Iterable[str]) -> set[str]:
+    return {host for source in sources if (host := url_host(source))}
+
+
+@dataclass(frozen=True)
+class DefaultAccount:
+    """The deployment's own ad account as ingest reaches it.
+
+    ``shopify_shop_domains`` / ``woocommerce_sources``: the only shops it takes webhooks from
+    (``SHOPIFY_SHOP_DOMAINS`` / ``WOOCOMMERCE_SOURCES``; empty: any shop that signs with its
+    secret). Its API key digests and webhook secrets (``with_credentials``) let the account map be
+    checked for an entry that reuses one.
+    """
+
+    shopify_shop_domains: tuple[str, ...] = ()
+    woocommerce_sources: tuple[str, ...] = ()
+    api_key_digests: tuple[bytes, ...] = field(default=(), repr=False)
+    shopify_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    woocommerce_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def with_credentials(self, api_key_digests: Iterable[bytes], shopify_webhook_secrets: Iterable[str],
+                         woocommerce_webhook_secrets: Iterable[str]) -> DefaultAccount:
+        return replace(self, api_key_digests=tuple(api_key_digests),
+                       shopify_webhook_secrets=tuple(shopify_webhook_secrets),
+                       woocommerce_webhook_secrets=tuple(woocommerce_webhook_secrets))
+
+
+# -------------------------------------------------------------------------------- the account map
+ShopDomain = Annotated[str, AfterValidator(shop_domain)]
+WooCommerceSource = Annotated[str, AfterValidator(woocommerce_source)]
+
+
 class AccountRoute(BaseModel):
+    """One entry of the account map: the API keys, shops and webhook secrets of one ad account."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str | None = None
     ad_account_id: AdAccountId
-    conversion_token: SecretStr | None = None
     api_key_sha256: list[str] = Field(default_factory=list)
-    shopify_shop_domains: list[str] = Field(default_factory=list)
+    # the shop's myshopify.com domain (X-Shopify-Shop-Domain) and its custom domains, which its
+    # order and checkout links may use
+    shopify_shop_domains: list[ShopDomain] = Field(default_factory=list)
     shopify_webhook_secrets: list[SecretStr] = Field(default_factory=list)
-    woocommerce_sources: list[str] = Field(default_factory=list)
+    woocommerce_sources: list[WooCommerceSource] = Field(default_factory=list)
     woocommerce_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_token(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "conversion_token" in data:
+            raise ValueError("conversion_token does not belong in the account map, which the public ingest function "
+                             f'reads: move it to {TOKENS_MAP} as "<ad_account_id>": "<token>"')
+        return data
 
     @field_validator("api_key_sha256")
     @classmethod
@@ -70,21 +232,42 @@ class AccountRoute(BaseModel):
                 raise ValueError("each entry must be the SHA-256 hex digest of an API key")
         return cleaned
 
-    @field_validator("shopify_shop_domains", "woocommerce_sources")
+    @field_validator("shopify_webhook_secrets", "woocommerce_webhook_secrets")
     @classmethod
-    def _lowercase(cls, values: list[str]) -> list[str]:
-        return [value.strip().lower().rstrip("/") for value in values]
+    def _usable_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        """Blanks and the stack's placeholder are no secret: an entry with only those lets nobody in."""
+        values = (secret.get_secret_value().strip() for secret in secrets)
+        return [SecretStr(value) for value in values if value and value != PLACEHOLDER]
 
     @property
     def api_key_digests(self) -> list[bytes]:
         return [bytes.fromhex(value) for value in self.api_key_sha256]
 
+    def webhook_secrets(self) -> dict[str, str]:
+        """Every webhook secret of the entry -> the field it is in."""
+        return {secret.get_secret_value(): name for name in ("shopify_webhook_secrets", "woocommerce_webhook_secrets")
+                for secret in getattr(self, name)}
+
 
 class AccountMap(BaseModel):
+    """The account map, checked against the default account given as validation context
+    (``parse_account_map``): nothing routes to two places."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     accounts: list[AccountRoute] = Field(default_factory=list)
+    _default: DefaultAccount = PrivateAttr(default_factory=DefaultAccount)
 
+    @model_validator(mode="after")
+    def _each_key_shop_and_secret_leads_to_one_ad_account(self, info: ValidationInfo) -> AccountMap:
+        default = (info.context or {}).get("default") or DefaultAccount()
+        problems = _conflicts(self.accounts, default)
+        if problems:
+            raise ValueError("; ".join(problems))
+        self._default = default
+        return self
+
+    # -- routing by what the request says (headers, key) --------------------------------------
     def for_api_key(self, key: str) -> AccountRoute | None:
         found = None
         for route in self.accounts:  # every route is checked: no timing hint of which matched
@@ -93,21 +276,195 @@ class AccountMap(BaseModel):
         return found
 
     def for_shopify_shop(self, shop_domain: str | None) -> AccountRoute | None:
-        domain = (shop_domain or "").strip().lower()
+        domain = _header_domain(shop_domain)
         return next((r for r in self.accounts if domain and domain in r.shopify_shop_domains), None)
 
     def for_woocommerce_source(self, source: str | None) -> AccountRoute | None:
-        url = (source or "").strip().lower().rstrip("/")
+        url = _header_source(source)
         return next((r for r in self.accounts if url and url in r.woocommerce_sources), None)
 
-    def token_for(self, ad_account_id: str) -> str | None:
-        for route in self.accounts:
-            if route.ad_account_id == ad_account_id and route.conversion_token is not None:
-                return route.conversion_token.get_secret_value()
+    # -- checking it against what the signed body says ----------------------------------------
+    def shopify_shop_mismatch(self, route: AccountRoute | None, shop_domain: str | None, payload: Any) -> str | None:
+        """Why a signed Shopify body may not go where ``X-Shopify-Shop-Domain`` routed it, or None.
+
+        A mapped entry takes bodies that name one of its own domains, or no shop at all (carts: its
+        secret is its own, so the signature binds the shop). The default account takes bodies that
+        name no mapped shop; with ``SHOPIFY_SHOP_DOMAINS`` set, only from a listed shop, header and
+        body, and no body that names no shop (its secret may sign for shops beyond the list).
+        """
+        hosts = shopify_body_hosts(payload)
+        if route is not None:
+            return _outside(hosts, set(route.shopify_shop_domains),
+                            f"the shopify_shop_domains of {_entry_of(self, route)}")
+        mapped = {domain for r in self.accounts for domain in r.shopify_shop_domains}
+        allowed = self._default.shopify_shop_domains
+        return _default_mismatch(hosts, _header_domain(shop_domain), mapped, allowed, set(allowed),
+                                 "X-Shopify-Shop-Domain", "SHOPIFY_SHOP_DOMAINS")
+
+    def woocommerce_source_mismatch(self, route: AccountRoute | None, source: str | None, payload: Any) -> str | None:
+        """The same for a WooCommerce order routed by ``X-WC-Webhook-Source`` (the hosts of its
+        ``_links`` against the hosts of the entry's sources, or of ``WOOCOMMERCE_SOURCES``)."""
+        hosts = woocommerce_body_hosts(payload)
+        if route is not None:
+            return _outside(hosts, _hosts_of_sources(route.woocommerce_sources),
+                            f"the woocommerce_sources of {_entry_of(self, route)}")
+        mapped = _hosts_of_sources(source for r in self.accounts for source in r.woocommerce_sources)
+        allowed = self._default.woocommerce_sources
+        return _default_mismatch(hosts, _header_source(source), mapped, allowed, _hosts_of_sources(allowed),
+                                 "X-WC-Webhook-Source", "WOOCOMMERCE_SOURCES")
+
+
+def _outside(hosts: set[str], own: set[str], whose: str) -> str | None:
+    stray = sorted(hosts - own)
+    return f"the signed body names shop host {', '.join(stray)}, not one of {whose}" if stray else None
+
+
+def _default_mismatch(hosts: set[str], header: str, mapped_hosts: set[str], allowed: tuple[str, ...],
+                      allowed_hosts: set[str], header_name: str, setting: str) -> str | None:
+    named_mapped = sorted(hosts & mapped_hosts)
+    if named_mapped:
+        return f"the signed body names shop host {', '.join(named_mapped)}, which belongs to an account map entry"
+    if not allowed:
         return None
+    if header not in allowed:
+        return f"{header_name} is not one of {setting} (the shops of the default account)"
+    if not hosts:
+        return f"the signed body names no shop, so it cannot be checked against {setting}"
+    return _outside(hosts, allowed_hosts, setting)
+
+
+def _entry(index: int, name: Any) -> str:
+    return f'entry {index + 1} ("{name}")' if isinstance(name, str) and name else f"entry {index + 1}"
+
+
+def _entry_of(account_map: AccountMap, route: AccountRoute) -> str:
+    index = next(i for i, r in enumerate(account_map.accounts) if r is route)
+    return _entry(index, route.name)
+
+
+def _entries(routes: list[AccountRoute], indexes: list[int]) -> str:
+    labels = [_entry(i, routes[i].name) for i in indexes]
+    return ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def _shared(routes: list[AccountRoute],
+            values_of: Callable[[AccountRoute], Iterable[Any]]) -> list[tuple[Any, list[int]]]:
+    """Values found in more than one entry, each with the positions of those entries."""
+    owners: dict[Any, list[int]] = {}
+    for index, route in enumerate(routes):
+        for value in dict.fromkeys(values_of(route)):
+            owners.setdefault(value, []).append(index)
+    return [(value, indexes) for value, indexes in owners.items() if len(indexes) > 1]
+
+
+def _conflicts(routes: list[AccountRoute], default: DefaultAccount) -> list[str]:
+    """What would let one API key, shop or webhook secret lead to two ad accounts."""
+    problems: list[str] = []
+    for domain, indexes in _shared(routes, lambda r: r.shopify_shop_domains):
+        problems.append(f"shop domain {domain} is in {_entries(routes, indexes)}: a shop goes to one ad account")
+    for source, indexes in _shared(routes, lambda r: r.woocommerce_sources):
+        problems.append(f"WooCommerce source {source} is in {_entries(routes, indexes)}: a shop goes to one ad account")
+    for _digest, indexes in _shared(routes, lambda r: r.api_key_sha256):
+        problems.append(f"{_entries(routes, indexes)} list the same api_key_sha256: an API key goes to one ad account")
+    for _secret, indexes in _shared(routes, lambda r: r.webhook_secrets()):
+        problems.append(f"{_entries(routes, indexes)} use the same webhook secret: each shop must sign with a secret "
+                        "of its own, or one shop could send its orders to the other's ad account")
+    default_secrets = {secret: "Shopify" for secret in default.shopify_webhook_secrets}
+    default_secrets |= {secret: "WooCommerce" for secret in default.woocommerce_webhook_secrets}
+    for index, route in enumerate(routes):
+        entry = _entry(index, route.name)
+        for secret, name in route.webhook_secrets().items():
+            if secret in default_secrets:
+                problems.append(f"{entry}: a secret in its {name} is the deployment's own {default_secrets[secret]} "
+                                "webhook secret (the default account's): give the shop a secret of its own")
+        if set(route.api_key_digests) & set(default.api_key_digests):
+            problems.append(f"{entry}: an api_key_sha256 is the digest of one of the deployment's own ingest API keys "
+                            "(the default account's)")
+        for domain in sorted(set(route.shopify_shop_domains) & set(default.shopify_shop_domains)):
+            problems.append(f"{entry}: shop domain {domain} is also in SHOPIFY_SHOP_DOMAINS "
+                            "(the default account's shops)")
+        for source in sorted(set(route.woocommerce_sources) & set(default.woocommerce_sources)):
+            problems.append(f"{entry}: WooCommerce source {source} is also in WOOCOMMERCE_SOURCES "
+                            "(the default account's shops)")
+    return list(dict.fromkeys(problems))
+
+
+def _describe(error: dict[str, Any], data: Any) -> str:
+    """One pydantic error as a merchant can act on it: the entry by position and name, the field,
+    the problem; never the value (include_input=False), which may be a secret."""
+    location = list(error["loc"])
+    message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"].removeprefix("Value error, ")
+    where = []
+    if location[:1] == ["accounts"] and len(location) > 1 and isinstance(location[1], int):
+        accounts = data.get("accounts") if isinstance(data, dict) else None
+        raw_entry = accounts[location[1]] if isinstance(accounts, list) and location[1] < len(accounts) else None
+        where.append(_entry(location[1], raw_entry.get("name") if isinstance(raw_entry, dict) else None))
+        location = location[2:]
+    path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location).lstrip(".")
+    if path:
+        where.append(path)
+    return f"{', '.join(where)}: {message}" if where else message
+
+
+@lru_cache(maxsize=8)
+def parse_account_map(raw: str, default: DefaultAccount = DefaultAccount()) -> AccountMap:
+    """The account map from its JSON text (empty text: no map), checked against the default
+    account; parsed once per distinct text and default (the secret is cached).
+
+    Raises InvalidAccountMap naming every problem found."""
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise InvalidAccountMap(f"account map: not JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})") from None
+    except (ValueError, RecursionError):
+        raise InvalidAccountMap("account map: not JSON pinrelay can read") from None
+    try:
+        return AccountMap.model_validate(data, context={"default": default})
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise InvalidAccountMap("account map: " + "; ".join(_describe(error, data) for error in errors)) from None
+
+
+# -------------------------------------------------------------------------------- the tokens map
+class AccountTokens(RootModel[dict[str, SecretStr]]):
+    """The tokens map: ``{"<ad_account_id>": "<conversion token>"}``, read by the sender only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ad_account_ids_to_tokens(cls, data: Any) -> Any:
+        shape = 'it must be a JSON object {"<ad_account_id>": "<conversion token>", ...}'
+        if not isinstance(data, dict):
+            raise ValueError(shape)
+        if "accounts" in data:
+            raise ValueError(f"{shape}; this looks like the account map, which belongs in its own secret")
+        not_ids = [key for key in data if not AD_ACCOUNT_ID.match(key)]
+        if not_ids:  # never named: a key may be a token written the wrong way round
+            raise ValueError(f"{shape}; {len(not_ids)} key(s) are not ad account ids (1 to 18 digits)")
+        not_text = sorted(key for key, token in data.items() if not isinstance(token, str))
+        if not_text:
+            raise ValueError(f"{shape}; the token of ad account {', '.join(not_text)} is not a string")
+        # blanks and the stack's placeholder are no token: such an account has none
+        return {key: token.strip() for key, token in data.items() if token.strip() and token.strip() != PLACEHOLDER}
+
+    def token_for(self, ad_account_id: str) -> str | None:
+        token = self.root.get(ad_account_id)
+        return token.get_secret_value() if token is not None else None
 
 
 @lru_cache(maxsize=4)
-def parse_account_map(raw: str) -> AccountMap:
-    """The account map from its JSON text, parsed once per distinct text (the secret is cached)."""
-    return AccountMap.model_validate_json(raw)
+def parse_account_tokens(raw: str) -> AccountTokens:
+    """The tokens map from its JSON text (empty text: no tokens). Raises InvalidAccountTokens."""
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise InvalidAccountTokens(f"tokens map: not JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})") from None
+    except (ValueError, RecursionError):
+        raise InvalidAccountTokens("tokens map: not JSON pinrelay can read") from None
+    try:
+        return AccountTokens.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        problems = (error["msg"].removeprefix("Value error, ") for error in errors)
+        raise InvalidAccountTokens("tokens map: " + "; ".join(problems)) from None

@@ -10,12 +10,15 @@ import os
 from functools import cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pinrelay.accounts import shop_domain, woocommerce_source
+from pinrelay.sources.shopify import OrderPolicy
 
 AD_ACCOUNT_PATTERN = r"^\d{1,18}$"
 # Pinterest takes events up to 7 days old and up to 5 minutes ahead: a dedup key kept this long
-# outlives every moment at which the same event could be accepted again (README, "Delivery
-# guarantees"). Offline events, which Pinterest cannot deduplicate, need at least this.
+# outlives every moment at which the same event could be accepted again (docs/delivery-guarantees.md).
+# Offline events, which Pinterest cannot deduplicate, need at least this.
 EVENT_LIFETIME_SECONDS = 7 * 86_400 + 300
 
 
@@ -43,7 +46,32 @@ def _ref(secret_name: str | None, plain_value: str | None) -> SecretRef | None:
     return SecretRef(secret_name=secret_name, plain_value=plain_value)
 
 
-class IngestSettings(_EnvModel):
+def _comma_separated(value: object) -> object:
+    """An environment variable listing several values: ``a, b`` -> ``["a", "b"]``."""
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+class ShopifyMapping(_EnvModel):
+    """How a Shopify order becomes an event: ingest and reconcile read the same variables."""
+
+    shopify_event_id_template: str = "{order_id}"
+    shopify_content_id_field: Literal["product_id", "variant_id", "sku"] = "product_id"
+    shopify_test_orders: Literal["test", "skip"] = "test"
+    shopify_skip_source_names: tuple[str, ...] = ("shopify_draft_order",)
+    shopify_skip_tags: tuple[str, ...] = ()
+
+    @field_validator("shopify_skip_source_names", "shopify_skip_tags", mode="before")
+    @classmethod
+    def _lower_case_list(cls, value: object) -> object:
+        values = _comma_separated(value)
+        return tuple(v.lower() for v in values) if isinstance(values, list) else values
+
+    def order_policy(self) -> OrderPolicy:
+        return OrderPolicy(test_orders=self.shopify_test_orders, skip_source_names=frozenset(self.shopify_skip_source_names),
+                           skip_tags=frozenset(self.shopify_skip_tags))
+
+
+class IngestSettings(ShopifyMapping):
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     queue_url: str
     # the sender's dedup window for web and app events: WooCommerce orders paid longer ago are
@@ -55,13 +83,28 @@ class IngestSettings(_EnvModel):
     shopify_webhook_secret: str | None = Field(default=None, repr=False)
     woocommerce_webhook_secret_name: str | None = None
     woocommerce_webhook_secret: str | None = Field(default=None, repr=False)
+    # the account map: routing only (API key digests, shops, webhook secrets), never tokens
     account_map_secret_name: str | None = None
     account_map: str | None = Field(default=None, repr=False)
+    # the only shops the default account takes webhooks from (comma-separated; empty: any shop
+    # that signs with the deployment's own secret)
+    shopify_shop_domains: tuple[str, ...] = ()
+    woocommerce_sources: tuple[str, ...] = ()
     ldp_policy: Literal["never", "california", "always"] = "never"
     webhook_max_age_seconds: int = Field(default=18_000, ge=60)  # Shopify retries for 4 h
-    shopify_event_id_template: str = "{order_id}"
-    shopify_content_id_field: Literal["product_id", "variant_id", "sku"] = "product_id"
     secrets_max_age_seconds: int = 300
+
+    @field_validator("shopify_shop_domains", mode="before")
+    @classmethod
+    def _shop_domains(cls, value: object) -> object:
+        values = _comma_separated(value)
+        return tuple(shop_domain(v) for v in values) if isinstance(values, list) else values
+
+    @field_validator("woocommerce_sources", mode="before")
+    @classmethod
+    def _woocommerce_sources(cls, value: object) -> object:
+        values = _comma_separated(value)
+        return tuple(woocommerce_source(v) for v in values) if isinstance(values, list) else values
 
     @model_validator(mode="after")
     def _secrets_given(self):
@@ -87,6 +130,8 @@ class IngestSettings(_EnvModel):
 
 
 class SenderSettings(_EnvModel):
+    # the default account: it uses the deployment's own token (PINTEREST_CONVERSION_TOKEN_*)
+    pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     dedup_table_name: str
     dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
     offline_dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
@@ -98,13 +143,14 @@ class SenderSettings(_EnvModel):
     sender_max_attempts: int = Field(default=4, ge=1)
     sender_backoff_base_seconds: float = Field(default=0.5, ge=0)
     sender_backoff_max_seconds: float = Field(default=8.0, ge=0)
-    account_map_secret_name: str | None = None
-    account_map: str | None = Field(default=None, repr=False)
+    # the tokens map: {"<ad_account_id>": "<token>"} for every other ad account; never webhook secrets
+    account_tokens_secret_name: str | None = None
+    account_tokens: str | None = Field(default=None, repr=False)
     secrets_max_age_seconds: int = 300
 
     @property
-    def account_map_ref(self) -> SecretRef | None:
-        return _ref(self.account_map_secret_name, self.account_map)
+    def account_tokens_ref(self) -> SecretRef | None:
+        return _ref(self.account_tokens_secret_name, self.account_tokens)
 
     @model_validator(mode="after")
     def _token_given(self):
@@ -130,6 +176,37 @@ class OfflineImportSettings(_EnvModel):
     offline_import_max_bytes: int = Field(default=100 * 1_048_576, ge=1)
 
 
+
+class ReconcileSettings(ShopifyMapping):
+    """The daily reconcile function (functions/reconcile): one shop's orders against the ledger
+    and the dead-letter queue. The mapping settings are the ingest's (same variables)."""
+
+    pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
+    dedup_table_name: str
+    dead_letter_queue_url: str
+    shopify_shop_domain: str
+    shopify_admin_token_secret_name: str | None = None
+    shopify_admin_token: str | None = Field(default=None, repr=False)
+    shopify_admin_api_version: str = Field(default="2025-10", pattern=r"^(\d{4}-\d{2}|unstable)$")
+    shopify_admin_api_url: str | None = None  # default https://<shop>; a stand-in locally
+    secrets_max_age_seconds: int = 300
+
+    @field_validator("shopify_shop_domain", mode="before")
+    @classmethod
+    def _shop_domain(cls, value: object) -> object:
+        return shop_domain(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _token_given(self):
+        if not (self.shopify_admin_token_secret_name or self.shopify_admin_token):
+            raise ValueError("set SHOPIFY_ADMIN_TOKEN_SECRET_NAME (AWS) or SHOPIFY_ADMIN_TOKEN (local)")
+        return self
+
+    @property
+    def admin_token_ref(self) -> SecretRef:
+        return SecretRef(secret_name=self.shopify_admin_token_secret_name, plain_value=self.shopify_admin_token)
+
+
 @cache
 def ingest_settings() -> IngestSettings:
     return IngestSettings.from_env()
@@ -143,3 +220,36 @@ def sender_settings() -> SenderSettings:
 @cache
 def offline_import_settings() -> OfflineImportSettings:
     return OfflineImportSettings.from_env()
+
+
+@cache
+def reconcile_settings() -> ReconcileSettings:
+    return ReconcileSettings.from_env()
+
+
+class QualitySettings(_EnvModel):
+    """The scheduled event quality check (functions/quality): Pinterest's EQS of the deployment's ad
+    account, read with a token that has the ads:read scope (not the conversion token)."""
+
+    pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
+    pinterest_api_url: str = "https://api.pinterest.com/v5"
+    ads_read_token_secret_name: str | None = None
+    pinterest_ads_read_token: str | None = Field(default=None, repr=False)
+    pinterest_timeout_seconds: float = Field(default=10.0, gt=0)
+    eqs_lookback_period: Literal["1d", "14d"] = "1d"
+    secrets_max_age_seconds: int = 300
+
+    @model_validator(mode="after")
+    def _token_given(self):
+        if not (self.ads_read_token_secret_name or self.pinterest_ads_read_token):
+            raise ValueError("set ADS_READ_TOKEN_SECRET_NAME (AWS) or PINTEREST_ADS_READ_TOKEN (local)")
+        return self
+
+    @property
+    def token_ref(self) -> SecretRef:
+        return SecretRef(secret_name=self.ads_read_token_secret_name, plain_value=self.pinterest_ads_read_token)
+
+
+@cache
+def quality_settings() -> QualitySettings:
+    return QualitySettings.from_env()

@@ -6,7 +6,7 @@ reason: the 7-day / 5-minute event_time window and an identifier Pinterest can m
 
 from __future__ import annotations
 
-import marshal
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pinrelay.models import IncomingEvent
+from pinrelay.models import KNOWN_FIELD_NAMES, IncomingEvent
 from pinrelay.normalise import CLEAR_FIELDS, HASHED_FIELDS, UserDataBuilder, address_country
 
 MAX_EVENT_AGE_SECONDS = 7 * 86_400
@@ -24,9 +24,6 @@ MAX_EVENT_AHEAD_SECONDS = 300
 # SQS refuses it, as it refuses the non-characters U+FFFE and U+FFFF.
 _UNSAFE_TEXT = re.compile("[\ud800-\udfff\ufffe\uffff]")
 UNSAFE_TEXT_REASON = "holds a lone surrogate or U+FFFE/U+FFFF, which is not text (SQS refuses it)"
-# The same characters in the bytes of marshal, which writes every string as UTF-8 with surrogatepass:
-# a surrogate is ED A0..BF xx, U+FFFE / U+FFFF is EF BF BE / EF BF BF.
-_UNSAFE_UTF8 = re.compile(rb"\xed[\xa0-\xbf]|\xef\xbf[\xbe\xbf]")
 
 
 class EventRejected(ValueError):
@@ -39,12 +36,25 @@ class EventRejected(ValueError):
         self.event_name = event_name
 
 
+class EventFiltered(Exception):
+    """Not a conversion by the merchant's rules (a cancelled or test order, a draft order...):
+    answered 200 with the reason and counted by ``code`` (the metric's dimension), never sent."""
+
+    def __init__(self, code: str, reason: str, event_id: str | None = None, event_name: str | None = None):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.event_id = event_id
+        self.event_name = event_name
+
+
 @dataclass(slots=True)
 class PreparedEvent:
     """A Pinterest ``ConversionEvents`` data item, normalised and hashed, ready to queue."""
 
     event: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    test: bool = False  # sent in a request of its own with Pinterest's test=true (not counted)
 
     @property
     def event_id(self) -> str:
@@ -62,17 +72,38 @@ def dedup_key(ad_account_id: str, event_name: str, event_id: str) -> str:
     return f"{ad_account_id}#{event_name}#{event_id}"
 
 
+MAX_REASONS_PER_EVENT = 10  # a reason names at most this many problems, then counts the rest
+
+
 def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
+    """The problems of an event, each named by its field; never a value from the event. Unknown
+    fields are not named either (their names are the sender's input, which can be anything):
+    they are counted where they are, with a known field whose name is close, if there is one."""
+    problems: dict[str, str] = {}  # location -> message, in the order found
+    unknown: dict[str, list[str]] = {}  # location -> the unknown names found there
     for error in exc.errors(include_url=False, include_input=False):
-        location = ""
-        for item in error["loc"]:
-            location += f"[{item}]" if isinstance(item, int) else (f".{item}" if location else str(item))
-        message = error["msg"].removeprefix("Value error, ")
+        path = list(error["loc"])
         if error["type"] == "extra_forbidden":
-            message = "unknown field (Pinterest refuses it)"
-        parts.append(f"{location or 'event'}: {message}")
+            name = str(path.pop())
+            unknown.setdefault(_location(path), []).append(name)
+        else:
+            problems.setdefault(_location(path), error["msg"].removeprefix("Value error, "))
+    for location, names in unknown.items():
+        close = {match for name in names[:100] for match in difflib.get_close_matches(name, KNOWN_FIELD_NAMES, 1, 0.75)}
+        hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
+        count = "an unknown field" if len(names) == 1 else f"{len(names)} unknown fields"
+        problems.setdefault(location, f"{count}{hint}: Pinterest refuses {'it' if len(names) == 1 else 'them'}")
+    parts = [f"{location}: {message}" for location, message in problems.items()]
+    if len(parts) > MAX_REASONS_PER_EVENT:
+        parts = parts[:MAX_REASONS_PER_EVENT] + [f"and {len(parts) - MAX_REASONS_PER_EVENT} more problems"]
     return "; ".join(parts)
+
+
+def _location(path: list[Any]) -> str:
+    location = ""
+    for item in path:
+        location += f"[{item}]" if isinstance(item, int) else (f".{item}" if location else str(item))
+    return location or "event"
 
 
 def unsafe_text_path(value: Any) -> str | None:
@@ -89,31 +120,11 @@ def unsafe_text_path(value: Any) -> str | None:
             for key, child in reversed(list(item.items())):
                 if isinstance(key, str) and _UNSAFE_TEXT.search(key):
                     return f"{path or 'event'} (a field name)"
-                todo.append((f"{path}.{key}" if path else str(key), child))
+                name = key if key in KNOWN_FIELD_NAMES else "(an unknown field)"  # never echo the sender's key
+                todo.append((f"{path}.{name}" if path else name, child))
         elif isinstance(item, list):
             todo.extend((f"{path}[{index}]", child) for index, child in reversed(list(enumerate(item))))
     return None
-
-
-def text_is_clean(value: Any) -> bool:
-    """True when ``value`` certainly holds no text ``unsafe_text_path`` would find: a C-speed
-    prefilter that spares the walk (a few µs instead of ~20 for an event). It marshals ``value``
-    (format 2: no back-references), which succeeds only for builtin types, exactly (no str or dict
-    subclass), and looks for the UTF-8 bytes of the unsafe characters in the result. False means
-    "maybe": then walk. Binary parts of marshal's output (ints, floats, lengths) can only cause a
-    false "maybe", never a false "clean", as every string and key is written out in full."""
-    try:
-        data = marshal.dumps(value, 2)
-    except (ValueError, RecursionError):  # not builtin types only, or nested deeper than marshal goes
-        return False
-    if b"\xed" not in data and b"\xef" not in data:
-        return True
-    return _UNSAFE_UTF8.search(data) is None
-
-
-def _unsafe_text(value: Any) -> str | None:
-    """``unsafe_text_path``, with the walk taken only when the prefilter cannot rule it out."""
-    return None if text_is_clean(value) else unsafe_text_path(value)
 
 
 def _safe_str(value: Any) -> str | None:
@@ -128,129 +139,67 @@ def _as_list(value: str | list[str] | None) -> list[str]:
 
 def hash_raw_user_data(raw: dict[str, Any], memo: dict | None = None) -> tuple[dict[str, Any], list[str]]:
     """Normalise and hash a ``user_data`` object given in Pinterest's field names (absent and
-    None alike mean no value). ``memo``: see ``UserDataBuilder``."""
-    return hash_raw_user_data_batch([raw], memo)[0]
-
-
-def hash_raw_user_data_batch(
-    raws: list[dict[str, Any]], memo: dict | None = None
-) -> list[tuple[dict[str, Any], list[str]]]:
-    """``hash_raw_user_data`` of each of ``raws``, field by field across all of them: each
-    event's builder still gets its values in the same order, so the results are the same, while
-    each normaliser's code stays hot in the CPU's caches (~5 µs less per event of a batch)."""
-    events = []
-    for raw in raws:
-        builder = UserDataBuilder(memo)
-        countries = _as_list(raw.get("country"))
-        events.append((builder, raw.get, builder.add, countries, address_country(*countries), len(countries) > 1))
+    None alike mean no value); ``memo``: see ``UserDataBuilder``. Returns it with the warnings."""
+    builder = UserDataBuilder(memo)
+    countries = _as_list(raw.get("country"))
+    default_country = address_country(*countries)
     for name in HASHED_FIELDS:
-        per_address = name in ("ph", "zp")
-        for _, get, add, countries, default_country, several_countries in events:
-            value = get(name)
-            if value is None:
-                continue
-            if per_address and several_countries:  # the n-th phone / zip of the n-th address
-                for index, item in enumerate(_as_list(value)):
-                    country = address_country(countries[index]) if index < len(countries) else None
-                    add(name, item, country or default_country)
-            elif isinstance(value, str):
-                add(name, value, default_country)
-            else:
-                for item in value:
-                    add(name, item, default_country)
-    results = []
-    for builder, get, *_ in events:
-        for name in CLEAR_FIELDS:
-            builder.set_clear(name, get(name))
-        results.append((builder.build(), builder.warnings))
-    return results
+        values = _as_list(raw.get(name))
+        if name in ("ph", "zp") and len(countries) > 1:  # the n-th phone / zip of the n-th address
+            for index, value in enumerate(values):
+                country = address_country(countries[index]) if index < len(countries) else None
+                builder.add(name, value, country or default_country)
+        else:
+            for value in values:
+                builder.add(name, value, default_country)
+    for name in CLEAR_FIELDS:
+        builder.set_clear(name, raw.get(name))
+    return builder.build(), builder.warnings
 
 
-def prepare_api_event(raw: Any, now: int) -> PreparedEvent:
-    """Validate one event of ``POST /events`` and turn it into a hashed Pinterest event."""
-    validated = _validate_api_event(raw)
-    return _finish_api_event(validated, now, hash_raw_user_data(validated[1]))
+def json_text_is_clean(text: str) -> bool:
+    """True when the JSON text of a request cannot hold ``_UNSAFE_TEXT``: a body decoded as
+    strict UTF-8 holds no surrogate, so a lone surrogate can only come from a ``\\u`` escape,
+    and U+FFFE / U+FFFF would be in the text as they are (or escaped). One substring search of
+    the body in C (~1 µs for 1 MB) spares walking every event of a request that has neither."""
+    return "\\u" not in text and "\ufffe" not in text and "\uffff" not in text
 
 
-def prepare_api_events(raws: Iterable[Any], now: int) -> list[PreparedEvent | EventRejected]:
-    """``prepare_api_event`` for each event of a request, in order, a rejection in place of each
-    event it refuses. In passes (validate and dump all, hash all field by field, check all)
-    rather than event by event: the same results, but each pass keeps its code hot in the CPU's
-    caches (~15 µs less per event of a 1000-event request). One memo serves the request's
-    hashing (see ``UserDataBuilder``); it goes with the request."""
-    raws = list(raws)
-    all_clean = text_is_clean(raws)  # one prefilter for the whole request; else one per event
-    validated: list[_Validated | EventRejected] = []
-    failure: Exception | None = None
-    for raw in raws:
-        try:
-            validated.append(_validate_api_event(raw, all_clean))
-        except EventRejected as rejected:
-            validated.append(rejected)
-        except Exception as exc:  # a bug: raised once the events before it are done, as one pass would
-            failure = exc
-            break
-    memo: dict[tuple[str, str, str | None], str | tuple[str]] = {}
-    passed = [item for item in validated if not isinstance(item, EventRejected)]
-    hashed = iter(hash_raw_user_data_batch([raw_user_data for _, raw_user_data, _ in passed], memo))
-    prepared: list[PreparedEvent | EventRejected] = []
-    for item in validated:
-        if isinstance(item, EventRejected):
-            prepared.append(item)
-            continue
-        try:
-            prepared.append(_finish_api_event(item, now, next(hashed)))
-        except EventRejected as rejected:
-            prepared.append(rejected)
-    if failure is not None:
-        raise failure
+def prepare_api_event(raw: Any, now: int, memo: dict | None = None, text_checked: bool = False) -> PreparedEvent:
+    """Validate one event of ``POST /events`` and turn it into a hashed Pinterest event, or raise
+    EventRejected naming the field. ``memo``: see ``UserDataBuilder`` (one per request);
+    ``text_checked``: ``json_text_is_clean`` said so of the request's body."""
+    if not isinstance(raw, dict):
+        raise EventRejected("event: must be a JSON object")
+    event_id, event_name = _safe_str(raw.get("event_id")), _safe_str(raw.get("event_name"))
+    unsafe = None if text_checked else unsafe_text_path(raw)
+    if unsafe:
+        raise EventRejected(f"{unsafe}: {UNSAFE_TEXT_REASON}", event_id, event_name)
+    try:
+        incoming = IncomingEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise EventRejected(describe_validation_error(exc), event_id, event_name) from None
+    # user_data hashed and put back last, as Pinterest's order has it
+    event = incoming.model_dump(exclude_none=True, exclude={"user_data"})
+    event["user_data"], warnings = hash_raw_user_data(dict(incoming.user_data), memo)
+    event.setdefault("event_time", now)
+    prepared = PreparedEvent(event=event, warnings=warnings)
+    # the raw event's text was checked above: validation keeps strings, hashing gives hex
+    _check_time_and_match(prepared, now)
     return prepared
 
 
-# model_validate / model_dump without their per-call Python wrappers (~1 µs each per event)
-_validate_incoming = IncomingEvent.__pydantic_validator__.validate_python
-_dump_incoming = IncomingEvent.__pydantic_serializer__.to_python
-_USER_DATA = frozenset({"user_data"})
-# an event past validation: its dump without user_data, its user_data as validated, whether its
-# text is proven clean
-_Validated = tuple[dict[str, Any], dict[str, Any], bool]
-
-
-def _validate_api_event(raw: Any, clean: bool = False) -> _Validated:
-    """The first half of ``prepare_api_event``: validate and dump (``clean``: the text is already
-    proven clean, with the whole request)."""
-    if not isinstance(raw, dict):
-        raise EventRejected("event: must be a JSON object")
-    # Clean raw text (builtin types only, the prefilter's guarantee) gives a clean prepared event:
-    # validation keeps strings or formats numbers, hashing gives hex, so check_deliverable need not
-    # look at the text again. Otherwise walk both, as before.
-    clean = clean or text_is_clean(raw)
-    if not clean:
-        unsafe = unsafe_text_path(raw)
-        if unsafe:
-            raise EventRejected(f"{unsafe}: {UNSAFE_TEXT_REASON}", event_id=_safe_str(raw.get("event_id")),
-                                event_name=_safe_str(raw.get("event_name")))
-    try:
-        incoming = _validate_incoming(raw)
-    except ValidationError as exc:
-        raise EventRejected(describe_validation_error(exc), event_id=_safe_str(raw.get("event_id")),
-                            event_name=_safe_str(raw.get("event_name"))) from None
-    # One dump, without user_data (hashed next, then put back last, as Pinterest's order has it);
-    # user_data straight from the model: its None fields count as absent in hash_raw_user_data.
-    return _dump_incoming(incoming, exclude_none=True, exclude=_USER_DATA), vars(incoming.user_data), clean
-
-
-def _finish_api_event(validated: _Validated, now: int, hashed: tuple[dict[str, Any], list[str]]) -> PreparedEvent:
-    """The second half of ``prepare_api_event``, given ``hash_raw_user_data``'s answer: check."""
-    event, _, clean = validated
-    user_data, warnings = hashed
-    event["user_data"] = user_data
-    event.setdefault("event_time", now)
-    prepared = PreparedEvent(event=event, warnings=warnings)
-    if clean:
-        _check_time_and_match(prepared, now)
-    else:
-        check_deliverable(prepared, now)
+def prepare_api_events(raws: Iterable[Any], now: int, text_checked: bool = False) -> list[PreparedEvent | EventRejected]:
+    """``prepare_api_event`` for each event of a request, in order, a rejection in place of each
+    event it refuses. One memo serves the request: a batch repeats its countries, states, cities
+    and the same person's e-mail or phone, and normalising them again gives the same answer."""
+    memo: dict[tuple[str, str, str | None], str | tuple[str]] = {}
+    prepared: list[PreparedEvent | EventRejected] = []
+    for raw in raws:
+        try:
+            prepared.append(prepare_api_event(raw, now, memo, text_checked))
+        except EventRejected as rejected:
+            prepared.append(rejected)
     return prepared
 
 
@@ -275,7 +224,7 @@ def check_deliverable(prepared: PreparedEvent, now: int) -> None:
     """Refuse what Pinterest would fail: stale or future event_time, nothing to match on; and
     what SQS would refuse (text that is not text), whatever source mapped the event."""
     event = prepared.event
-    unsafe = _unsafe_text(event)
+    unsafe = unsafe_text_path(event)
     if unsafe:
         raise EventRejected(f"{unsafe}: {UNSAFE_TEXT_REASON}", _safe_str(event.get("event_id")),
                             _safe_str(event.get("event_name")))

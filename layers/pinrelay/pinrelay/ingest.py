@@ -3,7 +3,7 @@
 Queueing is ingest's only write. An event is answered ``accepted`` once SQS has taken its
 message, and then it is never lost: deduplication (the conditional write on the delivery
 ledger) happens in the sender, right before the event is sent, so nothing ingest does can
-leave a claim behind that would swallow the caller's retry (README, "Delivery guarantees").
+leave a claim behind that would swallow the caller's retry (docs/delivery-guarantees.md).
 A request whose events could not all be queued is answered 5xx; its retry queues them again,
 and the sender drops the copies of events that were queued the first time.
 """
@@ -61,14 +61,17 @@ def queued_message_body(ad_account_id: str, source: str, accepted_at: int, item:
     Written by pydantic-core's JSON writer (already loaded with pydantic): compact, UTF-8 as
     is, the same bytes as json.dumps(separators=(",", ":"), ensure_ascii=False) and ~3.5x
     faster on these messages (measured in the benchmark's ingest CPU breakdown)."""
-    return to_json({
+    message: dict[str, Any] = {
         "v": QUEUED_MESSAGE_VERSION,
         "ad_account_id": ad_account_id,
         "source": source,
         "dedup_key": dedup_key(ad_account_id, item.event_name, item.event_id),
         "accepted_at": accepted_at,
         "event": item.event,
-    }).decode()
+    }
+    if item.test:
+        message["test"] = True
+    return to_json(message).decode()
 
 
 def largest_field(event: dict[str, Any]) -> str:
@@ -102,9 +105,15 @@ class IngestService:
         return int(self.clock())
 
     def ingest_api_events(self, raw_events: list[Any], source: str = "api", ad_account_id: str | None = None,
-                          time_left: Deadline | None = None) -> IngestOutcome:
+                          time_left: Deadline | None = None, test: bool = False, text_checked: bool = False) -> IngestOutcome:
+        """``test``: the events go to Pinterest with test=true (``POST /events?test=true``);
+        ``text_checked``: the request's text is known to hold no character SQS refuses."""
         now = self.now()
-        return self.accept(prepare_api_events(raw_events, now), source, now, ad_account_id, time_left=time_left)
+        prepared = prepare_api_events(raw_events, now, text_checked)
+        for item in prepared:
+            if isinstance(item, PreparedEvent):
+                item.test = item.test or test
+        return self.accept(prepared, source, now, ad_account_id, time_left=time_left)
 
     def accept(
         self,

@@ -8,6 +8,7 @@ refuses them (``additionalProperties: false``).
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -222,8 +223,8 @@ class IncomingEvent(_Strict):
     @field_validator("event_name")
     @classmethod
     def _known_event_name(cls, value: str) -> str:
-        if value not in EVENT_NAMES:
-            raise ValueError(f"unknown event_name {value!r}; use one of Pinterest's: {', '.join(sorted(EVENT_NAMES))}")
+        if value not in EVENT_NAMES:  # the value itself is not repeated: it could be anything
+            raise ValueError(f"not one of Pinterest's event names: {', '.join(sorted(EVENT_NAMES))}")
         return value
 
     @field_validator("event_id")
@@ -231,7 +232,23 @@ class IncomingEvent(_Strict):
     def _event_id_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be blank")
+        if has_control_characters(value):
+            # ids are shown to operators (logs, `pinrelay rejected`): no terminal escape sequences
+            raise ValueError("must not contain control characters")
         return value
+
+
+def has_control_characters(text: str) -> bool:
+    """Unicode control (Cc) or format (Cf) characters: ESC, BEL, the bidi overrides..."""
+    return any(unicodedata.category(char) in ("Cc", "Cf") for char in text)
+
+
+def _field_names(*models: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for model in models for name in model.model_fields)
+
+
+# every field name pinrelay knows: a key outside it is the sender's input and is never echoed
+KNOWN_FIELD_NAMES = _field_names(IncomingEvent, RawUserData, CustomData, Content, AppInfo, DeviceInfo) | {"data"}
 
 
 class QueuedEvent(BaseModel):
@@ -248,6 +265,7 @@ class QueuedEvent(BaseModel):
     dedup_key: str
     accepted_at: int
     event: dict[str, Any]
+    test: bool = False  # a test order or a verify event: Pinterest's test=true, in a request of its own
 
     @property
     def is_offline(self) -> bool:

@@ -110,6 +110,7 @@ class _Chunk:
     messages: list[QueuedMessage]
     may_have_arrived: bool = False  # some attempt of this invocation may have reached Pinterest
     marked: set[str] = field(default_factory=set)  # offline events marked sending under this lease
+    test: bool = False  # test events: posted with Pinterest's test=true, in requests of their own
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -224,7 +225,7 @@ class SenderService:
             return report
         lease_until = now + math.ceil(time_left()) + LEASE_MARGIN_SECONDS
         requests = [self._claim_request(message, now, lease_until) for message in by_key.values()]
-        to_send: dict[str, list[QueuedMessage]] = defaultdict(list)
+        to_send: dict[tuple[str, bool], list[QueuedMessage]] = defaultdict(list)  # (ad account, test) -> messages
         uncertain: list[Outcome] = []
         for result in self.ledger.claim(requests, self._claim_id, now, time_left):
             message = by_key[result.key]
@@ -245,18 +246,18 @@ class SenderService:
             else:
                 if result.prior_state == "sending":
                     report.possibly_resent += 1
-                to_send[message.event.ad_account_id].append(message)
+                to_send[message.event.ad_account_id, message.event.test].append(message)
         if uncertain:
             report.record_failures += len(self.ledger.record(uncertain, self._claim_id, time_left))
-        for ad_account_id, account_messages in to_send.items():
-            not_before = 0.0  # a 429's Retry-After holds back this ad account's later requests too
+        not_before: dict[str, float] = defaultdict(float)  # a 429's Retry-After holds back the ad account's later requests
+        for (ad_account_id, test), account_messages in to_send.items():
             for part in chunks(account_messages):
-                chunk = _Chunk(ad_account_id, part)
+                chunk = _Chunk(ad_account_id, part, test=test)
                 try:
-                    not_before = self._send(chunk, report, time_left, not_before)
+                    not_before[ad_account_id] = self._send(chunk, report, time_left, not_before[ad_account_id])
                 except _GiveUp as stop:
                     logger.warning("pinterest unavailable for %d events: %s", len(chunk.messages), stop)
-                    not_before = stop.not_before
+                    not_before[ad_account_id] = stop.not_before
                     self._release(chunk, report, time_left)
                     give_back([m.event.dedup_key for m in chunk.messages])
         return report
@@ -322,7 +323,7 @@ class SenderService:
         events = [message.event.event for message in chunk.messages]
         report.requests += 1
         report.request_sizes.append(len(events))
-        return self.api.post_events(chunk.ad_account_id, events, self.test_mode)
+        return self.api.post_events(chunk.ad_account_id, events, self.test_mode or chunk.test)
 
     def _split(self, chunk: _Chunk, answer: HttpAnswer, report: SendReport, time_left: Deadline, not_before: float) -> float:
         """Pinterest refused the request as a whole: halve it until the event it refuses is alone."""
@@ -331,7 +332,7 @@ class SenderService:
             self._record(chunk, [self._outcome(message, "rejected", error_text(answer), report)], report, time_left)
             return not_before
         middle = len(chunk.messages) // 2
-        halves = [_Chunk(chunk.ad_account_id, part, chunk.may_have_arrived, chunk.marked)
+        halves = [_Chunk(chunk.ad_account_id, part, chunk.may_have_arrived, chunk.marked, chunk.test)
                   for part in (chunk.messages[:middle], chunk.messages[middle:])]
         for position, half in enumerate(halves):
             try:

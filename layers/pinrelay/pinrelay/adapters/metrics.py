@@ -3,7 +3,7 @@
 Ingest counts what it answered (accepted, duplicate, rejected, not queued); the sender counts
 what Pinterest took (delivered, rejected) and the match keys of the delivered events, once per
 batch rather than once per request: for webhooks, one metrics line per request would cost more
-in CloudWatch Logs than the Lambda time (README, "Cost and speed").
+in CloudWatch Logs than the Lambda time (docs/cost-and-speed.md).
 """
 
 from __future__ import annotations
@@ -46,3 +46,15 @@ def emit_delivery_metrics(outcomes: Mapping[tuple[str, str], Mapping[str, int]])
     for (source, event_name), counts in outcomes.items():
         name = event_name if event_name in EVENT_NAMES else "invalid"
         _emit(source, name, counts)
+
+
+def emit_filtered_metric(source: str, reason: str) -> None:
+    """``EventsFiltered`` per source and reason (cancelled, voided, test_order, source_name, tag):
+    orders the merchant's rules say are not conversions ("why didn't order #1042 reach Pinterest?")."""
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+    metrics = EphemeralMetrics()
+    metrics.add_dimension(name="source", value=source)
+    metrics.add_dimension(name="reason", value=reason)
+    metrics.add_metric(name="EventsFiltered", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()

@@ -8,34 +8,47 @@ orders/create      checkout             template, default ``{order_id}`` (can eq
                                         then counts the order once)
 checkouts/create   initiate_checkout    ``checkout-{token}``: one per checkout, so Shopify's
                                         retries of the webhook are duplicates
-carts/create,      add_to_cart          ``cart-{token}-{updated_at in ms}`` (else
-carts/update                            ``cart-{token}-{webhook_id}``): a retry carries the
-                                        original payload, so it is a duplicate; another change
+carts/create,      add_to_cart          ``cart-{token}-{updated_at in ms}``: a retry carries the
+carts/update                            original payload, so it is a duplicate; another change
                                         of the cart is another event
 =================  ===================  ======================================================
 
 Cart webhooks carry no email, customer or IP address: a cart becomes an event only when the
 payload names the customer, otherwise it is rejected with the reason. Other topics are not
 forwarded (``shopify_events`` returns ``[]``).
+
+The HMAC covers the body only: ``X-Shopify-Topic`` and ``X-Shopify-Webhook-Id`` are not signed.
+So a body must have the shape of its topic (an order is not accepted as a checkout or a cart),
+and no event_id is built from the webhook id (a new header value would make a new conversion).
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template, has_match_identifier
+from pinrelay.events import (
+    EventFiltered,
+    EventRejected,
+    PreparedEvent,
+    check_deliverable,
+    event_id_from_template,
+    has_match_identifier,
+)
 from pinrelay.normalise import UserDataBuilder, address_country
 
 ORDER_TOPICS = frozenset({"orders/create"})
-EVENT_ID_FIELDS = ("order_id", "order_number", "name", "checkout_token", "cart_token", "confirmation_number", "webhook_id")
+# what an order's event_id may be built from: fields of the signed body only (not the unsigned
+# X-Shopify-Webhook-Id, with which every new header value would make a new conversion)
+EVENT_ID_FIELDS = ("order_id", "order_number", "name", "checkout_token", "cart_token", "confirmation_number")
 
 
-def event_id_values(order: dict[str, Any], webhook_id: str | None) -> dict[str, str]:
+def event_id_values(order: dict[str, Any]) -> dict[str, str]:
     return {
         "order_id": str(order.get("id") or ""),
         "order_number": str(order.get("order_number") or ""),
@@ -43,13 +56,61 @@ def event_id_values(order: dict[str, Any], webhook_id: str | None) -> dict[str, 
         "checkout_token": str(order.get("checkout_token") or ""),
         "cart_token": str(order.get("cart_token") or ""),
         "confirmation_number": str(order.get("confirmation_number") or ""),
-        "webhook_id": webhook_id or "",
     }
 
 
 def validate_event_id_template(template: str) -> None:
-    """Raise ValueError when the template names a field pinrelay cannot fill."""
-    template.format_map({name: "x" for name in EVENT_ID_FIELDS})
+    """Raise ValueError when the template names a field pinrelay cannot fill from the signed body."""
+    try:
+        template.format_map({name: "x" for name in EVENT_ID_FIELDS})
+    except KeyError as missing:
+        raise ValueError(f"SHOPIFY_EVENT_ID_TEMPLATE: {{{missing.args[0]}}} is not one of "
+                         f"{', '.join('{' + name + '}' for name in EVENT_ID_FIELDS)}") from None
+
+
+@dataclass(frozen=True)
+class OrderPolicy:
+    """Which orders are conversions (template parameters ShopifyTestOrders, ShopifySkipSourceNames,
+    ShopifySkipTags). Cancelled and voided orders never are."""
+
+    test_orders: Literal["test", "skip"] = "test"  # test: sent with Pinterest's test=true, in requests of their own
+    skip_source_names: frozenset[str] = frozenset({"shopify_draft_order"})  # orders typed in the admin
+    skip_tags: frozenset[str] = frozenset()  # e.g. wholesale, or the tag of subscription renewals
+
+    def reason_to_skip(self, order: dict[str, Any]) -> tuple[str, str] | None:
+        """(metric code, reason) when the order is not a conversion, else None."""
+        if order.get("cancelled_at"):
+            return "cancelled", "the order was cancelled"
+        if str(order.get("financial_status") or "").lower() == "voided":
+            return "voided", "the order's payment was voided"
+        if order.get("test") is True and self.test_orders == "skip":
+            return "test_order", "a test order (SHOPIFY_TEST_ORDERS=skip)"
+        source = str(order.get("source_name") or "").strip().lower()
+        if source and source in self.skip_source_names:
+            return "source_name", f"created by {source} (SHOPIFY_SKIP_SOURCE_NAMES)"
+        tags = {tag.strip().lower() for tag in str(order.get("tags") or "").split(",") if tag.strip()}
+        skipped = sorted(tags & self.skip_tags)
+        if skipped:
+            return "tag", f"tagged {skipped[0]} (SHOPIFY_SKIP_TAGS)"
+        return None
+
+
+def fits_topic(topic: str, payload: Any) -> bool:
+    """Whether a (signed) body has the shape of its (unsigned) topic: an order has an order
+    number and a financial status, a checkout an abandoned-checkout URL and no order number, a
+    cart a token and line items and neither. A captured order posted as a checkout or a cart
+    would otherwise count as a new conversion."""
+    if not isinstance(payload, dict):
+        return False
+    is_order = "order_number" in payload and "financial_status" in payload
+    is_checkout = "abandoned_checkout_url" in payload and not is_order
+    if topic.startswith("orders/"):
+        return is_order
+    if topic.startswith("checkouts/"):
+        return is_checkout
+    if topic.startswith("carts/"):
+        return "token" in payload and "line_items" in payload and not is_order and not is_checkout
+    return False
 
 
 def _epoch(timestamp: str | None) -> int | None:
@@ -168,12 +229,16 @@ def order_to_event(
     now: int,
     event_id_template: str = "{order_id}",
     content_id_field: str = "product_id",
-    webhook_id: str | None = None,
+    policy: OrderPolicy = OrderPolicy(),
 ) -> PreparedEvent:
-    """Map an ``orders/create`` body to a hashed ``checkout`` event, or raise EventRejected."""
+    """Map an ``orders/create`` body to a hashed ``checkout`` event; raise EventFiltered for an
+    order that is not a conversion (``policy``), EventRejected for one that cannot be sent."""
     if not isinstance(order, dict) or order.get("id") is None:
         raise EventRejected("order: the body is not a Shopify order (no id)")
-    event_id = event_id_from_template(event_id_template, event_id_values(order, webhook_id))
+    event_id = event_id_from_template(event_id_template, event_id_values(order))
+    skip = policy.reason_to_skip(order)
+    if skip:
+        raise EventFiltered(*skip, event_id=event_id, event_name="checkout")
     user_data, warnings = order_user_data(order)
     event: dict[str, Any] = {
         "event_name": "checkout",
@@ -185,7 +250,7 @@ def order_to_event(
     }
     if order.get("customer_locale"):
         event["language"] = str(order["customer_locale"])[:2].lower()
-    prepared = PreparedEvent(event=event, warnings=warnings)
+    prepared = PreparedEvent(event=event, warnings=warnings, test=order.get("test") is True)
     check_deliverable(prepared, now)
     return prepared
 
@@ -194,7 +259,6 @@ def checkout_to_event(
     checkout: dict[str, Any],
     *,
     now: int,
-    webhook_id: str | None = None,
     content_id_field: str = "product_id",
 ) -> PreparedEvent:
     """Map a ``checkouts/create`` body to a hashed ``initiate_checkout`` event, or raise EventRejected.
@@ -202,7 +266,6 @@ def checkout_to_event(
     value is ``subtotal_price`` (after discounts, before tax and shipping), in the currency the
     customer saw (``presentment_currency``, else ``currency``). The event_id is
     ``checkout-{token}``: stable per checkout, so a retried delivery is a duplicate.
-    ``webhook_id`` is accepted for a uniform signature and not used.
     """
     if not isinstance(checkout, dict) or not (checkout.get("token") or checkout.get("id")):
         raise EventRejected("checkout: the body is not a Shopify checkout (no token)")
@@ -271,7 +334,6 @@ def cart_to_event(
     cart: dict[str, Any],
     *,
     now: int,
-    webhook_id: str | None = None,
     content_id_field: str = "product_id",
 ) -> PreparedEvent:
     """Map a ``carts/create`` / ``carts/update`` body to an ``add_to_cart`` event, or raise EventRejected.
@@ -279,15 +341,16 @@ def cart_to_event(
     Shopify's cart payload names no customer (no email, customer, IP address or user agent):
     such a cart is rejected, with the reason, as Pinterest could not match it. The event_id is
     ``cart-{token}-{updated_at in epoch ms}``: Shopify retries a delivery with the original
-    payload, so a retry is a duplicate, while each change of the cart is a new event. Without a
-    usable ``updated_at`` it is ``cart-{token}-{webhook_id}``.
+    payload, so a retry is a duplicate, while each change of the cart is a new event. A cart
+    without a usable ``updated_at`` is rejected: only the body is signed, so nothing else can
+    make its id stable.
     """
     if not isinstance(cart, dict) or not (cart.get("token") or cart.get("id")):
         raise EventRejected("cart: the body is not a Shopify cart (no token)")
     token = cart.get("token") or cart.get("id")
-    stamp = _cart_stamp(cart) or webhook_id
+    stamp = _cart_stamp(cart)
     if not stamp:
-        raise EventRejected("cart: no updated_at and no X-Shopify-Webhook-Id to build a stable event_id from")
+        raise EventRejected("cart: no usable updated_at to build a stable event_id from")
     event_id = f"cart-{token}-{stamp}"
     user_data, warnings = order_user_data(cart)
     if not has_match_identifier(user_data):
@@ -318,26 +381,30 @@ def cart_to_event(
     return prepared
 
 
-ShopifyMapper = Callable[..., PreparedEvent]
+@dataclass(frozen=True)
+class ShopifyOptions:
+    """The merchant's settings for mapping Shopify webhooks (pinrelay.config.ShopifyMapping)."""
+
+    event_id_template: str = "{order_id}"  # orders only
+    content_id_field: str = "product_id"
+    policy: OrderPolicy = OrderPolicy()  # orders only
 
 
-def _order_mapper(payload: Any, *, now: int, webhook_id: str | None, event_id_template: str, content_id_field: str) -> PreparedEvent:
-    return order_to_event(
-        payload, now=now, event_id_template=event_id_template, content_id_field=content_id_field, webhook_id=webhook_id
-    )
+def _order_mapper(payload: Any, now: int, options: ShopifyOptions) -> PreparedEvent:
+    return order_to_event(payload, now=now, event_id_template=options.event_id_template,
+                          content_id_field=options.content_id_field, policy=options.policy)
 
 
-def _checkout_mapper(payload: Any, *, now: int, webhook_id: str | None, event_id_template: str, content_id_field: str) -> PreparedEvent:
-    return checkout_to_event(payload, now=now, webhook_id=webhook_id, content_id_field=content_id_field)
+def _checkout_mapper(payload: Any, now: int, options: ShopifyOptions) -> PreparedEvent:
+    return checkout_to_event(payload, now=now, content_id_field=options.content_id_field)
 
 
-def _cart_mapper(payload: Any, *, now: int, webhook_id: str | None, event_id_template: str, content_id_field: str) -> PreparedEvent:
-    return cart_to_event(payload, now=now, webhook_id=webhook_id, content_id_field=content_id_field)
+def _cart_mapper(payload: Any, now: int, options: ShopifyOptions) -> PreparedEvent:
+    return cart_to_event(payload, now=now, content_id_field=options.content_id_field)
 
 
-# topic -> mapper(payload, *, now, webhook_id, event_id_template, content_id_field) -> PreparedEvent
-# (raises EventRejected). event_id_template applies to orders only.
-SHOPIFY_TOPICS: dict[str, ShopifyMapper] = {
+# topic -> mapper(payload, now, options) -> PreparedEvent (raises EventRejected or EventFiltered)
+SHOPIFY_TOPICS: dict[str, Callable[[Any, int, ShopifyOptions], PreparedEvent]] = {
     "orders/create": _order_mapper,
     "checkouts/create": _checkout_mapper,
     "carts/create": _cart_mapper,
@@ -345,23 +412,20 @@ SHOPIFY_TOPICS: dict[str, ShopifyMapper] = {
 }
 
 
-def shopify_events(
-    topic: str,
-    payload: Any,
-    *,
-    now: int,
-    webhook_id: str | None = None,
-    event_id_template: str = "{order_id}",
-    content_id_field: str = "product_id",
-) -> list[PreparedEvent | EventRejected]:
+def shopify_events(topic: str, payload: Any, *, now: int,
+                   options: ShopifyOptions = ShopifyOptions()) -> list[PreparedEvent | EventRejected | EventFiltered]:
     """The events one webhook gives: ``[]`` for a topic pinrelay does not forward, else one
-    PreparedEvent or the EventRejected saying why it cannot be forwarded."""
-    mapper = SHOPIFY_TOPICS.get((topic or "").strip().lower())
+    PreparedEvent, or the EventRejected saying why it cannot be forwarded, or the EventFiltered
+    saying why the order is not a conversion."""
+    topic = (topic or "").strip().lower()
+    mapper = SHOPIFY_TOPICS.get(topic)
     if mapper is None:
         return []
+    if not fits_topic(topic, payload):
+        return [EventRejected(f"{topic}: the body does not have the shape of this topic (the topic header is not signed)")]
     try:
-        return [mapper(payload, now=now, webhook_id=webhook_id, event_id_template=event_id_template, content_id_field=content_id_field)]
-    except EventRejected as rejected:
-        return [rejected]
+        return [mapper(payload, now, options)]
+    except (EventRejected, EventFiltered) as not_sent:
+        return [not_sent]
     except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a malformed body: answer, don't crash
         return [EventRejected(f"{topic}: the body is not a Shopify payload pinrelay understands ({type(exc).__name__})")]

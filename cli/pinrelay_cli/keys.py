@@ -10,7 +10,7 @@ new key, switch the clients over, then remove the old one (``--replace`` stores 
     pinrelay new-api-key --secret-id pinrelay/ingest-api-key --replace   # end of a rotation
 
 Register it in a CLI with ``add_parser(subparsers)``; ``run(args)`` does the work and returns the
-exit status. Standalone: ``python -m pinrelay_local.keys``.
+exit status. Standalone: ``python -m pinrelay_cli.keys``.
 """
 
 from __future__ import annotations

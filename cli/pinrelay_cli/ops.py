@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from pinrelay_cli.terminal import printable
+
 STACK_OUTPUTS = {"queue_url": "EventsQueueUrl", "dlq_url": "DeadLetterQueueUrl", "table": "DedupTableName"}
 REDRIVE_HELP = "move the messages of the dead-letter queue back to the events queue"
 REJECTED_HELP = "list the events Pinterest rejected (DynamoDB state rejected, with Pinterest's message)"
@@ -88,7 +90,7 @@ def redrive(
         answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
         sent = [messages[int(entry["Id"])] for entry in answer.get("Successful", [])]
         for failure in answer.get("Failed", []):
-            print(f"redrive: message {messages[int(failure['Id'])]['MessageId']} not sent: {failure.get('Message')}",
+            print(f"redrive: message {messages[int(failure['Id'])]['MessageId']} not sent: {printable(failure.get('Message'))}",
                   file=sys.stderr)
         if sent:
             sqs.delete_message_batch(
@@ -230,7 +232,7 @@ def run_rejected(args: argparse.Namespace, *, dynamodb: Any = None, cloudformati
     rows = rejected(dynamodb or _client(args, "dynamodb"), targets["table"], args.limit)
     for row in rows:
         when = datetime.fromtimestamp(row.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if row.updated_at else "-"
-        print(f"{when}  {row.key}  attempts {row.attempts}  {row.error_message}", file=out)
+        print(f"{when}  {printable(row.key)}  attempts {row.attempts}  {printable(row.error_message)}", file=out)
     print(f"{len(rows)} rejected event(s) in {targets['table']}", file=out)
     return 0
 
@@ -263,12 +265,13 @@ def run_uncertain(args: argparse.Namespace, *, dynamodb: Any = None, cloudformat
     if args.release:
         missing = [key for key in args.release if not release_uncertain(dynamodb, targets["table"], key)]
         for key in args.release:
-            print(f"{key}: {'not uncertain (left as it is)' if key in missing else 'released: its next copy is sent'}", file=out)
+            print(f"{printable(key)}: {'not uncertain (left as it is)' if key in missing else 'released: its next copy is sent'}",
+                  file=out)
         return 1 if missing else 0
     rows = rejected(dynamodb, targets["table"], args.limit, state="uncertain")
     for row in rows:
         when = datetime.fromtimestamp(row.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if row.updated_at else "-"
-        print(f"{when}  {row.key}  attempts {row.attempts}", file=out)
+        print(f"{when}  {printable(row.key)}  attempts {row.attempts}", file=out)
     print(f"{len(rows)} uncertain offline event(s) in {targets['table']}: check Pinterest's Events Manager for each "
           "sale; release the ones it does not have and upload their rows again", file=out)
     return 0

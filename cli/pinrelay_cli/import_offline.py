@@ -1,12 +1,4 @@
-"""The ``pinrelay`` command (``pinrelay = "pinrelay_local.cli:main"`` in pyproject.toml).
-
-    pinrelay import-offline FILE.csv [--url URL] [--api-key KEY] [--dry-run] [--batch-size 1000]
-
-Subcommands live in ``COMMANDS`` (name -> :class:`Command`: help, ``setup(parser)``,
-``run(args) -> exit status``); add one with :func:`register`.
-
-import-offline
-==============
+"""``pinrelay import-offline FILE.csv [--url URL] [--api-key KEY] [--dry-run] [--batch-size 1000]``
 
 Reads a CSV of store sales (columns: ``pinrelay.sources.offline_csv``), checks every row
 locally with the rules of ``POST /events`` and prints one line per bad row
@@ -33,62 +25,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import Any, TextIO
 
 from pinrelay.sources.offline_csv import CheckedRow, OfflineCsvError, column_reason, load_offline_csv
-from pinrelay_local.stack import DEFAULT_PORT, LOCAL_DEFAULTS
+from pinrelay_cli.defaults import LOCAL_API_KEY, LOCAL_URL, PROG
+from pinrelay_cli.terminal import printable
 
-PROG = "pinrelay"
-
-
-class Command(NamedTuple):
-    help: str
-    setup: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
-from pinrelay_local import keys, ops  # noqa: E402  (its commands are registered at the end)
-
-COMMANDS: dict[str, Command] = {}
-
-
-def register(name: str, help: str, setup: Callable[[argparse.ArgumentParser], None],
-             run: Callable[[argparse.Namespace], int]) -> None:
-    if name in COMMANDS:
-        raise ValueError(f"subcommand {name!r} is already registered")
-    COMMANDS[name] = Command(help, setup, run)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="pinrelay command-line tools")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, command in COMMANDS.items():
-        sub = subparsers.add_parser(name, help=command.help, description=command.help)
-        command.setup(sub)
-        sub.set_defaults(_run=command.run)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args._run(args)
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return 130
+HELP = "import offline conversions (store sales) from a CSV file"
 
 
 def default_url() -> str:
-    return f"http://127.0.0.1:{os.environ.get('LOCAL_PORT') or DEFAULT_PORT}"
+    port = os.environ.get("LOCAL_PORT")
+    return f"http://127.0.0.1:{port}" if port else LOCAL_URL
 
 
 def default_api_key() -> str:
-    return os.environ.get("INGEST_API_KEY") or LOCAL_DEFAULTS["INGEST_API_KEY"]
+    return os.environ.get("INGEST_API_KEY") or LOCAL_API_KEY
 
-
-# --------------------------------------------------------------------------------------------
-# import-offline
-# --------------------------------------------------------------------------------------------
 
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 1_000_000  # the ingest API refuses bodies over 1 MiB; keep a margin
@@ -108,7 +61,7 @@ def _batch_size(text: str) -> int:
     return value
 
 
-def setup_import_offline(parser: argparse.ArgumentParser) -> None:
+def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE.csv", help="CSV of store sales ('-' reads standard input)")
     parser.add_argument("--url", default=None, help="ingest API base URL (default: http://127.0.0.1:$LOCAL_PORT, 3000)")
     parser.add_argument("--api-key", default=None, help="x-api-key (default: $INGEST_API_KEY, else local-ingest-key)")
@@ -125,7 +78,7 @@ class RowOutcome:
 
 
 @dataclass(slots=True)
-class SendReport:
+class ImportReport:
     requests: int = 0
     outcomes: dict[int, RowOutcome] = field(default_factory=dict)  # row number -> outcome
     failed_requests: list[str] = field(default_factory=list)
@@ -191,7 +144,7 @@ class IngestPoster:
         self.sleep = sleep
         self.unauthorized = False
 
-    def send(self, batch: list[tuple[CheckedRow, bytes]], report: SendReport) -> None:
+    def send(self, batch: list[tuple[CheckedRow, bytes]], report: ImportReport) -> None:
         pending = list(range(len(batch)))
         retried = False
         failure = ""
@@ -231,7 +184,7 @@ class IngestPoster:
 
     @staticmethod
     def _record(batch: list[tuple[CheckedRow, bytes]], positions: list[int], results: list[dict[str, Any]],
-                report: SendReport, retried: bool) -> None:
+                report: ImportReport, retried: bool) -> None:
         for position, result in zip(positions, results, strict=True):
             row = batch[position][0]
             status = result.get("status")
@@ -272,7 +225,7 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
-def run_import_offline(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     name = "standard input" if args.file == "-" else args.file
@@ -285,7 +238,7 @@ def run_import_offline(args: argparse.Namespace, out: TextIO | None = None, err:
     try:
         rows = list(load_offline_csv(data, now))
     except OfflineCsvError as exc:
-        print(f"{PROG} import-offline: {name}: {exc}", file=err)
+        print(f"{PROG} import-offline: {printable(name)}: {printable(exc)}", file=err)
         return 2
     good = [row for row in rows if row.ok]
     bad = [row for row in rows if not row.ok]
@@ -294,9 +247,9 @@ def run_import_offline(args: argparse.Namespace, out: TextIO | None = None, err:
           + (" (not sent)" if bad and not args.dry_run else ""), file=out)
     for row in rows:
         if not row.ok:
-            print(f"row {row.row_number}: {row.reason}", file=out)
+            print(f"row {row.row_number}: {printable(row.reason)}", file=out)
         for warning in row.warnings:
-            print(f"row {row.row_number}: warning: {warning}", file=out)
+            print(f"row {row.row_number}: warning: {printable(warning)}", file=out)
     if args.dry_run:
         print("dry run: nothing sent", file=out)
         return 1 if bad else 0
@@ -308,7 +261,7 @@ def run_import_offline(args: argparse.Namespace, out: TextIO | None = None, err:
     poster = IngestPoster(url, args.api_key or default_api_key(), args.timeout)
     planned = batches(good, args.batch_size)
     print(f"sending {_plural(len(good), 'row')} to {poster.endpoint} in {_plural(len(planned), 'request')}", file=out)
-    report = SendReport()
+    report = ImportReport()
     progress = Progress(len(good), err)
     done = 0
     for batch in planned:
@@ -329,11 +282,11 @@ def run_import_offline(args: argparse.Namespace, out: TextIO | None = None, err:
     for row_number in sorted(report.outcomes):
         outcome = report.outcomes[row_number]
         if outcome.status in ("rejected", "failed"):
-            print(f"row {row_number}: {outcome.status}: {outcome.reason}", file=out)
+            print(f"row {row_number}: {outcome.status}: {printable(outcome.reason)}", file=out)
         elif outcome.status == "duplicate":
             shown_duplicates += 1
             if shown_duplicates <= MAX_DUPLICATE_LINES:
-                print(f"row {row_number}: duplicate: {outcome.reason}", file=out)
+                print(f"row {row_number}: duplicate: {printable(outcome.reason)}", file=out)
     if duplicates > MAX_DUPLICATE_LINES:
         print(f"... and {duplicates - MAX_DUPLICATE_LINES} more duplicates", file=out)
     not_imported = len(bad) + rejected + failed
@@ -345,13 +298,3 @@ def run_import_offline(args: argparse.Namespace, out: TextIO | None = None, err:
     return 0
 
 
-register("import-offline", "import offline conversions (store sales) from a CSV file", setup_import_offline,
-         run_import_offline)
-register("redrive", ops.REDRIVE_HELP, ops.setup_redrive, ops.run_redrive)
-register("rejected", ops.REJECTED_HELP, ops.setup_rejected, ops.run_rejected)
-register("uncertain", ops.UNCERTAIN_HELP, ops.setup_uncertain, ops.run_uncertain)
-register("new-api-key", keys.HELP, keys.setup, keys.run)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,6 @@
+"""Names every command shares."""
+
+PROG = "pinrelay"
+# the local stack's address and key (`make local`): where the commands go when given none
+LOCAL_URL = "http://127.0.0.1:3000"
+LOCAL_API_KEY = "local-ingest-key"

@@ -1,0 +1,76 @@
+"""What ``pinrelay verify`` and ``pinrelay quality`` share: their exit statuses, the ad account and
+the Pinterest token they use (from an environment variable or a Secrets Manager secret), boto3
+clients. The token is never printed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # Pinterest or the pipeline said no: fix what the message says
+EXIT_USAGE = 2  # the check could not run: an option, a token or a secret is missing
+EXIT_TRY_LATER = 3  # rate limited, unavailable, no answer: the same check may pass later
+
+DEFAULT_API_URL = "https://api.pinterest.com/v5"
+PLACEHOLDER = "REPLACE_ME"  # what the stack puts in a secret until the operator sets it
+_AD_ACCOUNT = re.compile(r"\d{1,18}")
+
+
+class CommandError(Exception):
+    """The check cannot go on: a one-line reason and the exit status."""
+
+    def __init__(self, reason: str, exit_status: int = EXIT_USAGE) -> None:
+        super().__init__(reason)
+        self.exit_status = exit_status
+
+
+def aws_client(service: str, region: str | None = None) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=region or None)
+
+
+def ad_account_id(value: str | None, source: str = "--ad-account or PINTEREST_AD_ACCOUNT_ID") -> str:
+    """The ad account: ``value``, else $PINTEREST_AD_ACCOUNT_ID; digits only."""
+    value = value or os.environ.get("PINTEREST_AD_ACCOUNT_ID")
+    if not value:
+        raise CommandError(f"which ad account? give {source}")
+    if not _AD_ACCOUNT.fullmatch(value):
+        raise CommandError("the ad account id is 1 to 18 digits")
+    return value
+
+
+def add_token_arguments(parser: argparse.ArgumentParser, env_var: str, what: str) -> None:
+    parser.add_argument("--token-secret-id", metavar="NAME",
+                        help=f"read {what} from this Secrets Manager secret (default: ${env_var})")
+    parser.add_argument("--region", help="AWS region (default: the usual boto3 configuration)")
+
+
+def pinterest_token(args: argparse.Namespace, env_var: str, *, secretsmanager: Any = None) -> str:
+    """The token from ``--token-secret-id`` (Secrets Manager, a plain string) or ``$env_var``."""
+    secret_id = getattr(args, "token_secret_id", None)
+    if not secret_id:
+        token = (os.environ.get(env_var) or "").strip()
+        if not token:
+            raise CommandError(f"no token: set {env_var} or give --token-secret-id NAME")
+        return token
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = secretsmanager or aws_client("secretsmanager", getattr(args, "region", None))
+    try:
+        value = client.get_secret_value(SecretId=secret_id).get("SecretString") or ""
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        if code == "ResourceNotFoundException":
+            raise CommandError(f"secret {secret_id} not found (check the name and the region)") from None
+        raise CommandError(f"secret {secret_id} could not be read ({code})") from None
+    except BotoCoreError as exc:
+        raise CommandError(f"secret {secret_id} could not be read ({type(exc).__name__})") from None
+    token = value.strip()
+    if not token or token == PLACEHOLDER:
+        raise CommandError(f"secret {secret_id} holds no token yet: aws secretsmanager put-secret-value "
+                           f"--secret-id {secret_id} --secret-string '<token>'")
+    return token

@@ -1,0 +1,72 @@
+"""DeadLetters on SQS: the ledger keys of the dead-letter queue's messages, left in the queue.
+
+SQS has no "peek": the messages are received with a short visibility timeout, read, then made
+visible again at once (ChangeMessageVisibility to 0), as ``pinrelay redrive --dry-run`` does. Only
+ReceiveMessage and ChangeMessageVisibility are needed (the reconcile function's role has nothing
+else on the queue). Each message body is a queued event (``pinrelay.ingest.queued_message_body``:
+JSON with ``dedup_key``); one that is not is counted in ``unreadable`` and skipped.
+
+While they are received the messages are invisible for at most ``visibility_timeout`` seconds:
+a ``pinrelay redrive`` running at that moment leaves them for its next run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MAX_MESSAGES = 10_000  # a dead-letter queue that holds more is an incident of its own: its alarm fired
+
+
+class SqsDeadLetters:
+    def __init__(self, sqs: Any, queue_url: str, *, visibility_timeout: int = 30, wait_seconds: int = 1,
+                 max_messages: int = MAX_MESSAGES) -> None:
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.visibility_timeout = visibility_timeout
+        self.wait_seconds = wait_seconds
+        self.max_messages = max_messages
+        self.messages = 0
+        self.unreadable = 0
+
+    def dedup_keys(self) -> set[str]:
+        keys: set[str] = set()
+        handles: dict[str, str] = {}  # message id -> the receipt handle it was received with last
+        try:
+            while len(handles) < self.max_messages:
+                received = self.sqs.receive_message(
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=self.visibility_timeout,
+                    WaitTimeSeconds=self.wait_seconds,
+                ).get("Messages", [])
+                new = [message for message in received if message["MessageId"] not in handles]
+                for message in received:
+                    handles[message["MessageId"]] = message["ReceiptHandle"]
+                if not new:
+                    break
+                for message in new:
+                    key = _dedup_key(message.get("Body"))
+                    if key is None:
+                        self.unreadable += 1
+                    else:
+                        keys.add(key)
+        finally:
+            self._make_visible(list(handles.values()))
+        self.messages = len(handles)
+        return keys
+
+    def _make_visible(self, receipt_handles: list[str]) -> None:
+        for start in range(0, len(receipt_handles), 10):
+            self.sqs.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                         for n, handle in enumerate(receipt_handles[start : start + 10])],
+            )
+
+
+def _dedup_key(body: str | None) -> str | None:
+    try:
+        message = json.loads(body or "")
+    except ValueError:
+        return None
+    key = message.get("dedup_key") if isinstance(message, dict) else None
+    return key if isinstance(key, str) and key else None

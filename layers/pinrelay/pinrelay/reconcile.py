@@ -1,0 +1,298 @@
+"""Every order accounted for: a shop's orders against the delivery ledger and the dead-letter queue.
+
+Each order of the shop is mapped as its ``orders/create`` webhook was (``order_to_event`` with
+the deployment's event_id template, content id field and order policy, at the order's own
+creation time), which gives its event_id, hence its ledger key
+``<ad account>#checkout#<event_id>``. Then it is put in exactly one class (``OrderClass``), the
+first that applies:
+
+================  ==========================================================================
+delivered         the ledger says ``delivered``
+rejected by       the ledger says ``rejected`` (Pinterest's message is kept)
+Pinterest
+uncertain         the ledger says ``uncertain`` (an offline order whose request got no answer)
+in the DLQ        a message of the dead-letter queue carries its ledger key
+in flight         the ledger says ``claimed`` / ``sending``: a sender holds it, or gave it back
+filtered          not a conversion by the policy (cancelled, voided, a draft or test order...)
+rejected at       the mapper refuses it (no identifier Pinterest can match on...): ingest
+ingest            answered the webhook 200 with that reason and queued nothing
+queued            no ledger item, and created less than 15 minutes ago (the queue-age alarm's
+                  threshold): ingest writes nothing to the ledger, the sender does when it takes
+                  the event from SQS
+missing           none of the above: the webhook never arrived, or arrived and was lost
+================  ==========================================================================
+
+A ledger item outranks the mapper: an order delivered and cancelled since is ``delivered``.
+Ledger items expire with the dedup window (7 days + 5 minutes, then DynamoDB's TTL sweep): for
+older orders "missing" may mean "forgotten", which ``OrderVerdict.detail`` says.
+
+No AWS here: the ledger, the dead-letter queue and the shop are ports (``LedgerReader``,
+``DeadLetters``, ``OrderSource``), with adapters in ``pinrelay.adapters``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pinrelay.config import EVENT_LIFETIME_SECONDS
+from pinrelay.events import MAX_EVENT_AGE_SECONDS, EventFiltered, EventRejected, dedup_key
+from pinrelay.sources.shopify import OrderPolicy, order_to_event
+
+# the queue-age alarm's threshold (EventsQueueAgeAlarm): an order younger than this without a
+# ledger item may still be waiting in SQS
+QUEUED_GRACE_SECONDS = 15 * 60
+# an order is sent again only while Pinterest still takes it (7 days), with a margin for the trip
+BACKFILL_MARGIN_SECONDS = 10 * 60
+# what mapping a malformed order may raise (as the ingest handler's UNMAPPABLE)
+_UNMAPPABLE = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError)
+
+
+class OrderClass(StrEnum):
+    DELIVERED = "delivered"
+    REJECTED_BY_PINTEREST = "rejected_by_pinterest"
+    UNCERTAIN = "uncertain"
+    IN_DEAD_LETTER_QUEUE = "in_dead_letter_queue"
+    IN_FLIGHT = "in_flight"
+    FILTERED = "filtered"
+    REJECTED_AT_INGEST = "rejected_at_ingest"
+    QUEUED = "queued"
+    MISSING = "missing"
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @property
+    def metric_name(self) -> str:
+        return _METRICS[self]
+
+    @property
+    def is_conversion_not_delivered(self) -> bool:
+        """A conversion Pinterest does not have (yet): everything but delivered and filtered."""
+        return self not in (OrderClass.DELIVERED, OrderClass.FILTERED)
+
+
+_LABELS = {
+    OrderClass.DELIVERED: "delivered",
+    OrderClass.REJECTED_BY_PINTEREST: "rejected by Pinterest",
+    OrderClass.UNCERTAIN: "uncertain",
+    OrderClass.IN_DEAD_LETTER_QUEUE: "in the DLQ",
+    OrderClass.IN_FLIGHT: "in flight",
+    OrderClass.FILTERED: "filtered",
+    OrderClass.REJECTED_AT_INGEST: "rejected at ingest",
+    OrderClass.QUEUED: "still queued",
+    OrderClass.MISSING: "missing",
+}
+# the metrics of the daily reconcile function (namespace Pinrelay, dimension service)
+_METRICS = {
+    OrderClass.DELIVERED: "OrdersDelivered",
+    OrderClass.REJECTED_BY_PINTEREST: "OrdersRejectedByPinterest",
+    OrderClass.UNCERTAIN: "OrdersUncertain",
+    OrderClass.IN_DEAD_LETTER_QUEUE: "OrdersInDeadLetterQueue",
+    OrderClass.IN_FLIGHT: "OrdersInFlight",
+    OrderClass.FILTERED: "OrdersFiltered",
+    OrderClass.REJECTED_AT_INGEST: "OrdersRejectedAtIngest",
+    OrderClass.QUEUED: "OrdersQueued",
+    OrderClass.MISSING: "OrdersMissing",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ShopOrder:
+    """One order of the shop: what identifies it to people (``name``, ``order_id``: never
+    personal data) and its webhook body (personal data: mapped and hashed, never shown)."""
+
+    order_id: str
+    name: str  # "#1042"
+    created_at: int  # epoch seconds
+    webhook_body: dict[str, Any] = field(repr=False)
+    admin_id: str | None = None  # gid://shopify/Order/<n>: where to read its line items again
+
+    @property
+    def day(self) -> date:
+        return datetime.fromtimestamp(self.created_at, UTC).date()
+
+
+@dataclass(frozen=True, slots=True)
+class MappingRules:
+    """How the ingest maps an ``orders/create`` webhook (SHOPIFY_EVENT_ID_TEMPLATE,
+    SHOPIFY_CONTENT_ID_FIELD, the order policy)."""
+
+    event_id_template: str = "{order_id}"
+    content_id_field: str = "product_id"
+    policy: OrderPolicy = OrderPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderVerdict:
+    name: str
+    order_id: str
+    created_at: int
+    order_class: OrderClass
+    detail: str = ""  # the reason (filtered, rejected at ingest) or Pinterest's message
+    event_id: str | None = None
+    ledger_key: str | None = None
+
+    @property
+    def day(self) -> date:
+        return datetime.fromtimestamp(self.created_at, UTC).date()
+
+
+class LedgerReader(Protocol):
+    def states(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The ledger items of ``keys`` that exist (consistent reads), by key."""
+
+
+class DeadLetters(Protocol):
+    def dedup_keys(self) -> set[str]:
+        """The ledger keys of the messages in the dead-letter queue (left there)."""
+
+
+class OrderSource(Protocol):
+    def orders(self, since: datetime, until: datetime) -> Iterator[ShopOrder]:
+        """The shop's orders created in [since, until), oldest first."""
+
+
+# --------------------------------------------------------------------------------------------
+# Classification
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Mapped:
+    event_id: str | None
+    filtered: str | None = None  # the reason
+    rejected: str | None = None  # the reason
+
+
+def map_as_webhook(order: ShopOrder, rules: MappingRules) -> _Mapped:
+    """The mapper's verdict on the order at its creation time (when its webhook came)."""
+    try:
+        prepared = order_to_event(order.webhook_body, now=order.created_at, event_id_template=rules.event_id_template,
+                                  content_id_field=rules.content_id_field, policy=rules.policy)
+    except EventFiltered as filtered:
+        return _Mapped(filtered.event_id, filtered=filtered.reason)
+    except EventRejected as rejected:
+        return _Mapped(rejected.event_id, rejected=rejected.reason)
+    except _UNMAPPABLE as exc:
+        return _Mapped(None, rejected=f"orders/create: the body is not a Shopify payload pinrelay understands "
+                                      f"({type(exc).__name__})")
+    return _Mapped(prepared.event_id)
+
+
+def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | None, in_dead_letter_queue: bool,
+             now: int, ledger_key: str | None = None) -> OrderVerdict:
+    def verdict(order_class: OrderClass, detail: str = "") -> OrderVerdict:
+        return OrderVerdict(order.name, order.order_id, order.created_at, order_class, detail, mapped.event_id,
+                            ledger_key)
+
+    item = ledger_item or {}
+    state = item.get("state")
+    if state == "delivered":
+        return verdict(OrderClass.DELIVERED)
+    if state == "rejected":
+        return verdict(OrderClass.REJECTED_BY_PINTEREST, str(item.get("error_message") or ""))
+    if state == "uncertain":
+        return verdict(OrderClass.UNCERTAIN, "offline order recorded uncertain: check it in Events Manager "
+                                             "(pinrelay uncertain)")
+    if in_dead_letter_queue:
+        return verdict(OrderClass.IN_DEAD_LETTER_QUEUE, "pinrelay redrive --dry-run, then pinrelay redrive")
+    if state is not None:  # claimed, sending (or an item of the older design, "queued")
+        return verdict(OrderClass.IN_FLIGHT, f"ledger state {state}")
+    if mapped.filtered is not None:
+        return verdict(OrderClass.FILTERED, mapped.filtered)
+    if mapped.rejected is not None:
+        return verdict(OrderClass.REJECTED_AT_INGEST, mapped.rejected)
+    if now - order.created_at < QUEUED_GRACE_SECONDS:
+        return verdict(OrderClass.QUEUED, "created less than 15 minutes ago: may still be in the events queue")
+    if now - order.created_at > EVENT_LIFETIME_SECONDS:
+        return verdict(OrderClass.MISSING, "older than the ledger remembers (7 days + 5 minutes): may have been "
+                                           "delivered; too old to send again")
+    if not backfillable(order.created_at, now):
+        return verdict(OrderClass.MISSING, "too old to send again (Pinterest takes events up to 7 days old)")
+    return verdict(OrderClass.MISSING)
+
+
+def backfillable(created_at: int, now: int) -> bool:
+    """Whether Pinterest would still take the order's event when sent now."""
+    return now - created_at <= MAX_EVENT_AGE_SECONDS - BACKFILL_MARGIN_SECONDS
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    shop: str
+    since: datetime
+    until: datetime
+    generated_at: int
+    ad_account_id: str
+    verdicts: list[OrderVerdict] = field(default_factory=list)
+    orders: dict[str, ShopOrder] = field(default_factory=dict, repr=False)  # by order id, for --backfill
+    dead_letter_messages: int = 0
+
+    def days(self) -> list[date]:
+        """Every UTC day of [since, until), even one without orders."""
+        first, last = self.since.astimezone(UTC).date(), (self.until.astimezone(UTC) - timedelta(microseconds=1)).date()
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+    def counts_by_day(self) -> dict[date, Counter[OrderClass]]:
+        counts: dict[date, Counter[OrderClass]] = {day: Counter() for day in self.days()}
+        for verdict in self.verdicts:
+            counts.setdefault(verdict.day, Counter())[verdict.order_class] += 1
+        return dict(sorted(counts.items()))
+
+    def totals(self) -> Counter[OrderClass]:
+        return Counter(verdict.order_class for verdict in self.verdicts)
+
+    def of_class(self, *classes: OrderClass) -> list[OrderVerdict]:
+        return [verdict for verdict in self.verdicts if verdict.order_class in classes]
+
+    def to_backfill(self, now: int) -> list[ShopOrder]:
+        """The missing orders Pinterest would still take, oldest first."""
+        return [self.orders[v.order_id] for v in self.of_class(OrderClass.MISSING)
+                if v.order_id in self.orders and backfillable(v.created_at, now)]
+
+
+def reconcile(
+    source: OrderSource,
+    ledger: LedgerReader,
+    dead_letters: DeadLetters,
+    *,
+    shop: str,
+    since: datetime,
+    until: datetime,
+    ad_account_id: str,
+    rules: MappingRules = MappingRules(),
+    clock: Callable[[], float],
+    batch_size: int = 100,
+) -> ReconcileReport:
+    """Read the shop's orders of [since, until), look each up (100 keys per ledger read), and
+    classify them. The dead-letter queue is read once, after the orders, so that an event moved
+    there while the orders were read is seen."""
+    mapped_orders: list[tuple[ShopOrder, _Mapped, str | None]] = []
+    for order in source.orders(since, until):
+        mapped = map_as_webhook(order, rules)
+        key = dedup_key(ad_account_id, "checkout", mapped.event_id) if mapped.event_id else None
+        mapped_orders.append((order, mapped, key))
+    keys = sorted({key for _, _, key in mapped_orders if key})
+    items: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(keys), batch_size):
+        items.update(ledger.states(keys[start : start + batch_size]))
+    in_dead_letter_queue = dead_letters.dedup_keys()
+    now = int(clock())
+    report = ReconcileReport(shop=shop, since=since, until=until, generated_at=now, ad_account_id=ad_account_id,
+                             dead_letter_messages=len(in_dead_letter_queue))
+    for order, mapped, key in mapped_orders:
+        report.verdicts.append(classify(order, mapped, items.get(key) if key else None,
+                                        key in in_dead_letter_queue if key else False, now, key))
+        report.orders[order.order_id] = order
+    return report

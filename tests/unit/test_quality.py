@@ -1,0 +1,160 @@
+"""pinrelay.quality: Pinterest's Event Quality Score parsed, turned into advice and into metrics.
+
+The answer below has the shape of Pinterest's own example (developers.pinterest.com, "Get event
+quality scores for conversions": an overall_status FAIR and ip_address covering add_to_cart,
+view_category, lead, checkout, signup and page_visit at 100), completed with the other parts the
+schema has (issues, external_event_id's overlap, a TAG score); the schema excerpt has no example of
+its own. Every score is checked against the schema's EventQualityScore first."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from pinrelay.quality import (
+    COMPONENT_ADVICE,
+    FALLBACK_ADVICE,
+    TAG_ADVICE,
+    EqsUnreadable,
+    QualityIssue,
+    advice,
+    metric_points,
+    parse_eqs,
+    rows,
+)
+from pinrelay_local.pinterest_standin import EventQualityScoreValidator, default_eqs_scores
+
+MISSING_EXTERNAL_ID = {"id": "MISSING_ADVERTISER_EXTERNAL_ID", "name": "Missing external ID",
+                       "reason": "Most checkout events have no external ID."}
+ANSWER = [
+    {
+        "ingestion_source": "CONVERSIONS_API",
+        "source_platform": "WEB",
+        "lookback_period": "14d",
+        "overall_status": "FAIR",
+        "quality_components": {
+            "ip_address": {name: {"coverage": 100} for name in
+                           ("add_to_cart", "view_category", "lead", "checkout", "signup", "page_visit")},
+            "hashed_email": {"checkout": {"coverage": 97.25, "issues": []}},
+            "advertiser_external_id": {"checkout": {"coverage": 12, "issues": [MISSING_EXTERNAL_ID]}},
+            "external_event_id": {"checkout": {"coverage": 100, "overlap": 41.5}, "lead": {"coverage": 100, "overlap": 88}},
+        },
+    },
+    {
+        "ingestion_source": "TAG",
+        "source_platform": "WEB",
+        "lookback_period": "14d",
+        "overall_status": "GOOD",
+        "quality_components": {
+            "hashed_email": {"checkout": {"coverage": 20}},
+            "external_event_id": {"checkout": {"coverage": 100, "overlap": 41.5}},
+        },
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def validator():
+    return EventQualityScoreValidator()
+
+
+def test_the_test_answer_and_the_stand_ins_default_are_valid_against_the_schema(validator):
+    for score in ANSWER + default_eqs_scores():
+        assert validator.errors(score) == []
+
+
+def test_a_schema_shaped_answer_parses_into_plain_objects():
+    api, tag = parse_eqs(ANSWER)
+    assert (api.ingestion_source, api.source_platform, api.lookback_period, api.overall_status) == (
+        "CONVERSIONS_API", "WEB", "14d", "FAIR")
+    assert api.status_value == 2 and tag.status_value == 3
+    assert api.quality_components["ip_address"]["lead"].coverage == 100.0
+    assert api.quality_components["hashed_email"]["checkout"].coverage == 97.25
+    (issue,) = api.quality_components["advertiser_external_id"]["checkout"].issues
+    assert issue == QualityIssue(**MISSING_EXTERNAL_ID)
+    assert api.overlap("checkout") == 41.5 and api.overlap("page_visit") is None
+
+
+def test_unknown_statuses_components_and_fields_are_kept_and_nulls_tolerated():
+    answer = copy.deepcopy(ANSWER[:1])
+    answer[0]["overall_status"] = "EXCELLENT"  # not (yet) in the enum
+    answer[0]["new_field"] = 1
+    answer[0]["quality_components"]["hashed_phone"] = {"checkout": {"coverage": 5, "issues": None, "extra": "x"}}
+    answer[0]["quality_components"]["order_id"] = None
+    (score,) = parse_eqs(answer)
+    assert score.status_value is None
+    assert score.quality_components["hashed_phone"]["checkout"].issues == ()
+    assert "order_id" not in score.quality_components
+
+
+@pytest.mark.parametrize(("payload", "says"), [
+    ({"code": 2, "message": "x"}, "expected a list of scores, got dict"),
+    ([{"ingestion_source": "TAG"}], "first at [0.source_platform]: Field required"),
+    ([{**ANSWER[0], "quality_components": {"ip_address": {"checkout": {"coverage": "lots"}}}}],
+     "first at [0.quality_components.ip_address.checkout.coverage]"),
+])
+def test_an_answer_that_is_not_the_documented_list_is_refused_saying_where(payload, says):
+    with pytest.raises(EqsUnreadable, match=r".*") as raised:
+        parse_eqs(payload)
+    assert says in str(raised.value)
+
+
+def test_every_documented_component_has_advice_and_issues_about_hashing_or_dedup_get_theirs(validator):
+    documented = set(validator.document["components"]["schemas"]["QualityComponents"]["properties"])
+    assert documented == set(COMPONENT_ADVICE)
+    assert "external_id" in advice("advertiser_external_id")
+    assert "epik" in advice("click_id_epik") and "docs/browser-side.md" in advice("click_id_epik")
+    assert "client_ip_address" in advice("ip_address") and "client_user_agent" in advice("user_agent")
+    assert "same event_id" in advice("external_event_id")
+    assert "em" in advice("hashed_email") and "ph with the country" in advice("hashed_email")
+    hashing = QualityIssue(id="EM_NOT_HASHED_CORRECTLY", name="Email not hashed correctly", reason="...")
+    assert "SHA-256" in advice("hashed_email", hashing) and advice("hashed_email", hashing) != advice("hashed_email")
+    dedup = QualityIssue(id="LOW_DEDUP_RATE", name="Low deduplication", reason="...")
+    assert advice("order_id", dedup) == COMPONENT_ADVICE["external_event_id"]
+    other = QualityIssue(id="SOMETHING_NEW", name="Something new", reason="...")
+    assert advice("advertiser_external_id", other) == COMPONENT_ADVICE["advertiser_external_id"]
+    assert advice("a_component_from_the_future", other) == FALLBACK_ADVICE
+
+
+def test_the_tags_components_are_the_browsers_but_the_overlap_takes_both_sides():
+    assert advice("hashed_email", None, "TAG") == TAG_ADVICE
+    assert advice("external_event_id", None, "TAG") == COMPONENT_ADVICE["external_event_id"]
+    assert advice("hashed_email", None, "FILE_UPLOAD") == FALLBACK_ADVICE
+
+
+def test_rows_flag_issues_low_coverage_of_the_api_and_low_overlap():
+    api, tag = parse_eqs(ANSWER)
+    flagged = {(row.component, row.event_name) for row in rows(api) if row.needs_attention}
+    assert flagged == {("advertiser_external_id", "checkout"), ("external_event_id", "checkout")}
+    # the tag's own 20 % e-mail coverage is the browser's business; its overlap is shared
+    assert {(row.component, row.event_name) for row in rows(tag) if row.needs_attention} == {("external_event_id", "checkout")}
+    (row,) = [row for row in rows(api) if row.component == "advertiser_external_id"]
+    assert row.advice() == [COMPONENT_ADVICE["advertiser_external_id"]]
+
+
+def test_metrics_status_per_source_coverage_of_the_api_and_overlap_per_event():
+    points = metric_points(parse_eqs(ANSWER))
+    by_name: dict[str, list] = {}
+    for point in points:
+        by_name.setdefault(point.name, []).append(point)
+    assert {(p.value, p.dimensions) for p in by_name["EventQualityStatus"]} == {
+        (2, (("ingestion_source", "CONVERSIONS_API"),)), (3, (("ingestion_source", "TAG"),))}
+    coverage = {dict(p.dimensions)["component"] + "/" + dict(p.dimensions)["event_name"]: p.value
+                for p in by_name["EventQualityCoverage"]}
+    assert len(coverage) == 6 + 1 + 1 + 2 and coverage["advertiser_external_id/checkout"] == 12
+    assert all(dict(p.dimensions)["ingestion_source"] == "CONVERSIONS_API" and p.unit == "Percent"
+               for p in by_name["EventQualityCoverage"])  # the tag's coverage is not a (billed) metric
+    overlaps = {(dict(p.dimensions)["ingestion_source"], dict(p.dimensions)["event_name"]): p.value
+                for p in by_name["EventIdOverlap"]}
+    assert overlaps == {("CONVERSIONS_API", "checkout"): 41.5, ("CONVERSIONS_API", "lead"): 88, ("TAG", "checkout"): 41.5}
+    checkout = next(p for p in by_name["EventIdOverlap"] if dict(p.dimensions)["event_name"] == "checkout")
+    assert checkout.dimensions == (("ingestion_source", "CONVERSIONS_API"), ("source_platform", "WEB"), ("event_name", "checkout"))
+
+
+def test_the_status_metric_is_the_worst_of_the_platforms_and_unknown_statuses_write_none():
+    web, offline, unknown = (copy.deepcopy(ANSWER[0]) for _ in range(3))
+    offline.update(source_platform="OFFLINE", overall_status="NEEDS_IMPROVEMENT")
+    unknown.update(source_platform="MOBILE", overall_status="SOMETHING_ELSE")
+    statuses = [p for p in metric_points(parse_eqs([web, offline, unknown])) if p.name == "EventQualityStatus"]
+    assert [(p.value, p.dimensions) for p in statuses] == [(1, (("ingestion_source", "CONVERSIONS_API"),))]
