@@ -42,7 +42,7 @@ crash: setup
 
 ## soak: EVENTS (default 20000) through the local stack while faults play; prints the ledger, fails on loss
 soak: setup
-	$(PY) -m pinrelay_local.soak --events $${EVENTS:-20000}
+	$(PY) -m pinrelay_bench.soak --events $${EVENTS:-20000}
 
 ## bench: CPU per event vs floor, cold starts, sender batching, AWS calls, log bytes, modeled bill (BENCH_ARGS=--quick)
 bench: setup
@@ -50,14 +50,14 @@ bench: setup
 
 ## lint: cfn-lint the SAM template and its offline samtranslator translation
 lint: setup
-	$(PY) -m pinrelay_local.lint_template
+	$(PY) -m pinrelay_tools.template
 
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 ## security: checkov on template.yaml and on SAM's offline translation (accepted findings and why: .checkov.yaml)
 security: setup $(CHECKOV)
-	$(PY) -m pinrelay_local.lint_template
+	$(PY) -m pinrelay_tools.template
 	$(CHECKOV) --config-file .checkov.yaml --file template.yaml
 	$(CHECKOV) --config-file .checkov.yaml --file .aws-sam/lint/translated.json
 

@@ -25,6 +25,10 @@ bill         the modeled AWS bill per million events (pure arithmetic over the n
              price table in ``prices-us-east-1.json`` and what template.yaml says about tracing and logs).
 report       targets, the table, its markdown and the itemised bill.
 
+Beside the bench, not part of its table: ``soak``, the soak ledger (``python -m pinrelay_bench.soak``,
+``make soak``), many events through the local stack while Pinterest and AWS misbehave, counted
+at the Pinterest stand-in; it fails on an event lost or sent twice unexplained.
+
 Nothing here is shipped to Lambda. Measurements run on this machine at full CPU; see
 ``bill.MODEL_ASSUMPTIONS`` for how they become Lambda durations.
 """

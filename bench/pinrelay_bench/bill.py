@@ -1,4 +1,4 @@
-"""The modeled AWS bill per million events (pure arithmetic; tests/unit/test_bench_model.py).
+"""The modeled AWS bill per million events (pure arithmetic; tests/bench/test_bench_model.py).
 
 Prices are data: ``prices-us-east-1.json`` beside this file (each with its source page, and the
 date they were taken). What one million events use comes from the measurements:
@@ -296,7 +296,7 @@ _ACCESS_LOG_SAMPLE = {
 def template_observability(template: Path = TEMPLATE) -> dict[str, Any]:
     """What template.yaml says about tracing and Lambda's platform log lines, per function:
     ``{"ingest": {"traced": bool, "reservoir_per_s", "fixed_rate", "platform_logs": bool}, "sender": {...}}``."""
-    from pinrelay_local.lint_template import load_template
+    from pinrelay_tools.template import load_template
 
     a = MODEL_ASSUMPTIONS
     loaded = load_template(template)
@@ -320,7 +320,7 @@ def template_observability(template: Path = TEMPLATE) -> dict[str, Any]:
 
 def template_parameter_default(name: str, fallback: Any = None, template: Path = TEMPLATE) -> Any:
     """The Default of one of template.yaml's Parameters (``fallback`` when it has none)."""
-    from pinrelay_local.lint_template import load_template
+    from pinrelay_tools.template import load_template
 
     return ((load_template(template).get("Parameters") or {}).get(name) or {}).get("Default", fallback)
 

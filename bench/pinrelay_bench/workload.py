@@ -3,7 +3,7 @@
 * ``make_events``: web checkouts as a shop backend posts them to ``POST /events`` - raw user data
   (e-mail with spaces and capitals, phones of five countries in local formats, names, address),
   client IP (v4 and v6) and user agent, three contents, values as strings or numbers. Seeded:
-  the same arguments give the same events (tests/unit/test_ingest_fast_paths.py relies on it).
+  the same arguments give the same events (tests/bench/test_workload_as_reference.py relies on it).
 * ``make_offline_events``: store sales as ``pinrelay import-offline`` posts them
   (``action_source: "offline"``, the CSV's columns: no IP, user agent or contents).
 * ``request_body``: one event as the body, or ``{"data": [...]}``.

@@ -27,9 +27,11 @@ import argparse
 import os
 import sys
 import time
-from datetime import UTC, datetime, time as day_start
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+from pydantic import ValidationError
 
 from pinrelay.adapters.reconcile_wiring import TemplateNotReconcilable, mapping_rules, reconcile_shop
 from pinrelay.config import ShopifyMapping
@@ -37,6 +39,7 @@ from pinrelay.adapters.shopify_admin import ShopifyAdminClient, ShopifyAdminErro
 from pinrelay.adapters.webhook_backfill import BackfillRefused, ShopifyWebhookBackfill
 from pinrelay.reconcile import OrderClass, ReconcileReport, backfillable
 from pinrelay.sources.shopify_graphql import DEFAULT_API_VERSION
+from pinrelay.timestamps import parse_moment
 from pinrelay_cli.defaults import PROG
 from pinrelay_cli.keys import secret_entries
 from pinrelay_cli.reconcile_report import render_html
@@ -53,14 +56,10 @@ class Stop(Exception):
 
 def _moment(text: str) -> datetime:
     """``2025-06-01`` (midnight UTC) or an ISO date-time (UTC unless it says otherwise)."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a date (2025-06-01) or an ISO date-time "
-                                         "(2025-06-01T12:00:00Z)") from None
-    if len(text.strip()) == 10:
-        moment = datetime.combine(moment.date(), day_start(0), UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = parse_moment(text.strip())
+    if moment is None:
+        raise argparse.ArgumentTypeError("must be a date (2025-06-01) or an ISO date-time (2025-06-01T12:00:00Z)")
+    return moment
 
 
 def setup(parser: argparse.ArgumentParser) -> None:
@@ -168,6 +167,14 @@ def _rules():
         return mapping_rules(ShopifyMapping.from_env())
     except TemplateNotReconcilable as problem:
         raise Stop(str(problem)) from None
+    except ValidationError as problem:  # e.g. a SHOPIFY_EVENT_ID_TEMPLATE naming a field there is not
+        raise Stop("; ".join(_setting_problem(error) for error in problem.errors(include_url=False))) from None
+
+
+def _setting_problem(error: Any) -> str:
+    setting = str(error["loc"][0]).upper() if error["loc"] else "settings"
+    message = error["msg"].removeprefix("Value error, ")
+    return message if message.startswith(setting) else f"{setting}: {message}"
 
 
 def print_report(report: ReconcileReport, out: TextIO) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable, Container
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
+from operator import attrgetter
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -36,12 +38,10 @@ from pinrelay.events import EventFiltered, EventRejected, PreparedEvent, json_te
 from pinrelay.ingest import MAX_EVENTS_PER_REQUEST, IngestOutcome, IngestService
 from pinrelay.sources import shopify, woocommerce
 from pinrelay.sources.signatures import verify_base64_hmac
+from pinrelay.timestamps import parse_moment
 
 MAX_BODY_BYTES = 1_048_576
 UNAUTHORIZED = {"message": "unauthorized"}
-# What mapping a well-signed but malformed webhook body may raise (ArithmeticError: int(1e309),
-# decimal.Overflow); it becomes a rejected event with the reason, not a 500 the platform retries.
-UNMAPPABLE = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError)
 
 logger = Logger()
 # debug=False whatever POWERTOOLS_DEV says: in debug mode the resolver prints every request,
@@ -55,7 +55,6 @@ def settings() -> IngestSettings:
 
 @cache
 def service() -> IngestService:
-    shopify.validate_event_id_template(settings().shopify_event_id_template)
     return aws_ingest_service(settings())
 
 
@@ -222,44 +221,85 @@ def _shown_topic(topic: str) -> str:
 def _too_old(triggered_at: str | None, now: int) -> bool:
     """Replay guard: a webhook whose trigger time is missing or outside the window is refused
     (Shopify always sends it; a replay without it would pass any window)."""
-    if not triggered_at:
+    moment = parse_moment(triggered_at)
+    if moment is None:
         return True
-    try:
-        stamp = datetime.fromisoformat(triggered_at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return True
-    return not (now - settings().webhook_max_age_seconds <= stamp <= now + 300)
+    return not (now - settings().webhook_max_age_seconds <= moment.timestamp() <= now + 300)
 
 
-@app.post("/webhooks/shopify")
-def post_shopify_webhook() -> Response:
-    raw = _raw_body()
+@dataclass(frozen=True)
+class Platform:
+    """What sets one webhook platform apart: its headers, the topics forwarded, and where the
+    account map and the settings keep its shops and secrets."""
+
+    source: str  # the metrics' and logs' source
+    shop_header: str
+    signature_header: str
+    topic_header: str
+    topics: Container[str]
+    route_for: Callable[[AccountMap, str | None], AccountRoute | None]
+    shop_mismatch: Callable[[AccountMap, AccountRoute | None, str | None, Any], str | None]
+    route_secrets: Callable[[AccountRoute], list[SecretStr]]
+    default_secret: Callable[[IngestSettings], SecretRef | None]
+    triggered_at_header: str | None = None  # the replay guard's header, when the platform sends one
+
+
+SHOPIFY = Platform("shopify", "x-shopify-shop-domain", "x-shopify-hmac-sha256", "x-shopify-topic", shopify.SHOPIFY_TOPICS,
+                   AccountMap.for_shopify_shop, AccountMap.shopify_shop_mismatch,
+                   attrgetter("shopify_webhook_secrets"), attrgetter("shopify_secret_ref"),
+                   triggered_at_header="x-shopify-triggered-at")
+WOOCOMMERCE = Platform("woocommerce", "x-wc-webhook-source", "x-wc-webhook-signature", "x-wc-webhook-topic",
+                       woocommerce.ORDER_TOPICS, AccountMap.for_woocommerce_source, AccountMap.woocommerce_source_mismatch,
+                       attrgetter("woocommerce_webhook_secrets"), attrgetter("woocommerce_secret_ref"))
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook that passed every check: signed by its shop's secret, fresh, of a forwarded
+    topic, JSON, naming no other shop than the one it is routed by."""
+
+    route: AccountRoute | None
+    topic: str
+    payload: Any
+    now: int
+
+
+def _open_webhook(platform: Platform, raw: bytes) -> Webhook | Response:
+    """The webhook, or the answer to give instead: 401 (signature, replay guard, a body naming
+    another shop), 200 for a topic that is not forwarded, 4xx for a body that is not JSON."""
     accounts = account_map()
-    route = accounts.for_shopify_shop(_header("x-shopify-shop-domain"))
-    secrets = _webhook_secrets(route.shopify_webhook_secrets if route else None, settings().shopify_secret_ref)
-    if not verify_base64_hmac(raw, _header("x-shopify-hmac-sha256"), secrets):
+    shop = _header(platform.shop_header)
+    route = platform.route_for(accounts, shop)
+    secrets = _webhook_secrets(platform.route_secrets(route) if route else None, platform.default_secret(settings()))
+    if not verify_base64_hmac(raw, _header(platform.signature_header), secrets):
         return _json(401, UNAUTHORIZED)
-    now = service().now()
-    if _too_old(_header("x-shopify-triggered-at"), now):
-        return _json(401, UNAUTHORIZED)
-    topic = _header("x-shopify-topic") or ""
-    if topic not in shopify.SHOPIFY_TOPICS:
+    now = None
+    if platform.triggered_at_header:
+        now = service().now()
+        if _too_old(_header(platform.triggered_at_header), now):
+            return _json(401, UNAUTHORIZED)
+    topic = _header(platform.topic_header) or ""
+    if topic not in platform.topics:
         return _json(200, {"message": f"topic {_shown_topic(topic)} is not forwarded", "ignored": True})
     body = _read_json(raw)
     if body.error:
         return body.error
-    payload = body.value
-    if mismatch := accounts.shopify_shop_mismatch(route, _header("x-shopify-shop-domain"), payload):
-        logger.warning("shopify webhook refused", extra={"reason": mismatch})
+    if mismatch := platform.shop_mismatch(accounts, route, shop, body.value):
+        logger.warning(f"{platform.source} webhook refused", extra={"reason": mismatch})
         return _json(401, UNAUTHORIZED)
-    try:
-        results = shopify.shopify_events(topic, payload, now=now, options=shopify_options())
-    except UNMAPPABLE as exc:  # e.g. OverflowError for a quantity of 1e309: answer, don't crash
-        results = [EventRejected(f"{topic}: the body is not a Shopify payload pinrelay understands ({type(exc).__name__})")]
+    return Webhook(route, topic, body.value, service().now() if now is None else now)
+
+
+@app.post("/webhooks/shopify")
+def post_shopify_webhook() -> Response:
+    webhook = _open_webhook(SHOPIFY, _raw_body())
+    if isinstance(webhook, Response):
+        return webhook
+    results = shopify.shopify_events(webhook.topic, webhook.payload, now=webhook.now, options=shopify_options())
     filtered = [item for item in results if isinstance(item, EventFiltered)]
     if filtered:
-        return _filtered(filtered[0], "shopify")
-    return _accept(results, "shopify", now, route, webhook=True, consent_known=False)
+        return _filtered(filtered[0], SHOPIFY.source)
+    return _accept(results, SHOPIFY.source, webhook.now, webhook.route, webhook=True, consent_known=False)
 
 
 @cache
@@ -282,32 +322,15 @@ def post_woocommerce_webhook() -> Response:
     raw = _raw_body()
     if woocommerce.is_ping(raw, _header("content-type")):
         return _json(200, {"message": "pong"})
-    accounts = account_map()
-    route = accounts.for_woocommerce_source(_header("x-wc-webhook-source"))
-    secrets = _webhook_secrets(route.woocommerce_webhook_secrets if route else None, settings().woocommerce_secret_ref)
-    if not verify_base64_hmac(raw, _header("x-wc-webhook-signature"), secrets):
-        return _json(401, UNAUTHORIZED)
-    topic = _header("x-wc-webhook-topic") or ""
-    if topic not in woocommerce.ORDER_TOPICS:
-        return _json(200, {"message": f"topic {_shown_topic(topic)} is not forwarded", "ignored": True})
-    body = _read_json(raw)
-    if body.error:
-        return body.error
-    payload = body.value
-    if mismatch := accounts.woocommerce_source_mismatch(route, _header("x-wc-webhook-source"), payload):
-        logger.warning("woocommerce webhook refused", extra={"reason": mismatch})
-        return _json(401, UNAUTHORIZED)
-    now = service().now()
-    try:
-        event = woocommerce.order_to_event(payload, now=now, topic=topic, content_id_field=settings().shopify_content_id_field,
-                                           max_paid_age_seconds=settings().dedup_window_seconds)
-    except EventRejected as rejected:
-        event = rejected
-    except UNMAPPABLE as exc:  # a signed body that is not the order it should be: answer, don't crash
-        event = EventRejected(f"{topic}: the body is not a WooCommerce order pinrelay understands ({type(exc).__name__})")
+    webhook = _open_webhook(WOOCOMMERCE, raw)
+    if isinstance(webhook, Response):
+        return webhook
+    event = woocommerce.woocommerce_event(webhook.topic, webhook.payload, now=webhook.now,
+                                          content_id_field=settings().woocommerce_content_id_field,
+                                          max_paid_age_seconds=settings().dedup_window_seconds)
     if event is None:
         return _json(200, {"message": "order not paid yet: nothing to send", "ignored": True})
-    return _accept([event], "woocommerce", now, route, webhook=True, consent_known=False)
+    return _accept([event], WOOCOMMERCE.source, webhook.now, webhook.route, webhook=True, consent_known=False)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)

@@ -105,7 +105,7 @@ LAMBDA_MAX_SECONDS = 900  # no invocation runs longer: an older directory of our
 logger = Logger()
 
 
-class OutOfTime(Exception):
+class NoTimeToRead(Exception):
     """No time left to read the next part of the object and still write the report."""
 
 
@@ -136,7 +136,7 @@ def object_parts(s3: Any, bucket: str, key: str, etag: str, size: int, time_left
     ``IfMatch``: every part comes from the same upload (S3 answers 412 once it is replaced)."""
     for start in range(0, size, PART_BYTES):
         if time_left() < REPORT_SECONDS + worst_call_seconds("s3"):
-            raise OutOfTime
+            raise NoTimeToRead
         end = min(start + PART_BYTES, size) - 1
         answer = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag)
         yield answer["Body"].read()
@@ -145,7 +145,7 @@ def object_parts(s3: Any, bucket: str, key: str, etag: str, size: int, time_left
 # -- the report ---------------------------------------------------------------------------------
 
 
-class ImportReport:
+class ReportWriter:
     """The report of one import: counts in memory; each row's result written to a file in
     ``directory`` (/tmp) as it comes, so memory does not grow with the file."""
 
@@ -244,7 +244,7 @@ def accept_chunk(svc: IngestService, rows: list[CheckedRow], time_left: Deadline
     return [final[position] for position in range(len(rows))]
 
 
-def import_rows(rows: Iterable[tuple[int, dict[str, Any] | RowError]], checker: RowChecker, report: ImportReport,
+def import_rows(rows: Iterable[tuple[int, dict[str, Any] | RowError]], checker: RowChecker, report: ReportWriter,
                 time_left: Deadline) -> None:
     """Check and accept ``rows`` chunk by chunk while there is time; list the rest as not processed."""
     svc = service()
@@ -263,7 +263,7 @@ def import_rows(rows: Iterable[tuple[int, dict[str, Any] | RowError]], checker: 
             report.add(row_number, answer)
 
 
-def import_object(s3: Any, bucket: str, key: str, head: dict[str, Any], report: ImportReport,
+def import_object(s3: Any, bucket: str, key: str, head: dict[str, Any], report: ReportWriter,
                   time_left: Deadline) -> tuple[str, str | None]:
     """Import one uploaded object (``head``: its HeadObject answer) into ``report``; return the
     report's status and error."""
@@ -282,7 +282,7 @@ def import_object(s3: Any, bucket: str, key: str, head: dict[str, Any], report: 
         import_rows(rows, RowChecker(now, keys), report, time_left)
     except OfflineCsvError as exc:
         return "refused", str(exc)
-    except OutOfTime:
+    except NoTimeToRead:
         return "incomplete", (f"the function ran out of time: the rows after row {report.last_row} were not read; "
                               "upload the file again")
     finally:
@@ -296,7 +296,7 @@ def _error_code(exc: BaseException) -> str | None:
     return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
 
 
-def _failure(exc: BaseException, report: ImportReport) -> tuple[str, str]:
+def _failure(exc: BaseException, report: ReportWriter) -> tuple[str, str]:
     """What the report says of an unexpected error: its type (and AWS error code), no message."""
     code = _error_code(exc)
     if code in ("PreconditionFailed", "412"):
@@ -322,7 +322,7 @@ def process_object(bucket: str, key: str, context: Any = None) -> dict[str, Any]
     failed: ImportFailed | None = None
     remove_leftover_directories()
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as directory:
-        report = ImportReport(bucket, key, Path(directory))
+        report = ReportWriter(bucket, key, Path(directory))
         try:
             status, error = import_object(s3, bucket, key, head, report, time_left)
         except Exception as exc:  # noqa: BLE001 - reported, logged without its message, then raised

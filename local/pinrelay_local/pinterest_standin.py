@@ -25,7 +25,10 @@ pinterest/api-description, and ``pinterest/example-422-response.json``):
   ``eqs_received``, apart from the events endpoint's.
 
 Fault injection (``set_fault``) and an HTTP control API (``/_standin/...``) let tests, even
-from another process, make it misbehave. Standalone: ``python -m pinrelay_local.pinterest_standin``.
+from another process, make it misbehave. ``tally_standin`` counts what it processed, per event
+key (how often, how often in a request the client had abandoned, how often failed): the fault
+tests, the crash suite and the soak judge "delivered once" by it. Standalone:
+``python -m pinrelay_local.pinterest_standin``.
 
 Nothing here is shipped to Lambda.
 """
@@ -42,7 +45,8 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -64,6 +68,9 @@ __all__ = [
     "FAULT_MODES",
     "HASHED_USER_DATA_FIELDS",
     "PinterestStandIn",
+    "StandInTally",
+    "event_key",
+    "tally_standin",
 ]
 
 DEFAULT_OPENAPI_PATH = Path(__file__).resolve().parent / "pinterest" / "openapi-events-5.23.yaml"
@@ -288,16 +295,16 @@ def check_event(
                 f"Current timestamp: {now}, Given event_timestamp: {event_time}"
             )
     user_data = event.get("user_data") or {}
-    for field in HASHED_USER_DATA_FIELDS:
-        values = user_data.get(field)
+    for name in HASHED_USER_DATA_FIELDS:
+        values = user_data.get(name)
         if not isinstance(values, list):
             continue
         for i, value in enumerate(values):
             # Never echo the value: an unhashed one is personal data.
             if not (isinstance(value, str) and _SHA256_HEX.fullmatch(value)):
                 problems.append(
-                    f"Invalid user_data.{field} parameter. "
-                    f"user_data.{field}[{i}] is not a valid sha256 hash"
+                    f"Invalid user_data.{name} parameter. "
+                    f"user_data.{name}[{i}] is not a valid sha256 hash"
                 )
     return "; ".join(problems) if problems else None
 
@@ -924,6 +931,60 @@ class PinterestStandIn:
             h._send(200, {"cleared": self.clear()})
         else:
             h._send(404, {"code": 404, "message": "Not found."})
+
+
+# -- what the stand-in processed, per event ----------------------------------------------------
+
+
+def event_key(ad_account_id: str, event: dict[str, Any]) -> str:
+    """The dedup key pinrelay uses: ``<ad account>#<event_name>#<event_id>``."""
+    return f"{ad_account_id}#{event.get('event_name')}#{event.get('event_id')}"
+
+
+@dataclass
+class StandInTally:
+    """Per event key: how often the stand-in processed it, how often in a request the client
+    had abandoned (a "slow" answer later than the client's timeout), how often it failed it."""
+
+    processed: Counter[str] = field(default_factory=Counter)
+    abandoned: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)  # "200", "422", "503", "closed", ...
+
+    def twice(self) -> tuple[set[str], set[str]]:
+        """(explained, unexplained) keys processed more than once. Explained: every processing
+        but one was in an abandoned request, which Pinterest deduplicates by event_id."""
+        explained, unexplained = set(), set()
+        for key, times in self.processed.items():
+            if times < 2:
+                continue
+            (explained if times - self.abandoned[key] <= 1 else unexplained).add(key)
+        return explained, unexplained
+
+
+def tally_standin(received: Iterable[dict[str, Any]], client_timeout_s: float) -> StandInTally:
+    """Count ``PinterestStandIn.received`` (its records, oldest first) per event key; a client
+    whose timeout is ``client_timeout_s`` abandoned the "slow" requests that took longer."""
+    tally = StandInTally()
+    for record in received:
+        label = "closed" if record["status"] == 0 else str(record["status"])
+        if record.get("fault") == "slow":
+            label += " slow"
+        tally.requests[label] += 1
+        if record["status"] not in (200, 422) or record.get("fault") not in (None, "slow"):
+            continue
+        response = record["response"] or {}
+        results = (response.get("details") if record["status"] == 422 else response) or {}
+        abandoned = record.get("fault") == "slow" and record.get("fault_seconds", 0) > client_timeout_s
+        for item, result in zip(record["body"]["data"], results.get("events", [])):
+            key = event_key(record["ad_account_id"], item)
+            if result.get("status") == "processed":
+                tally.processed[key] += 1
+                if abandoned:
+                    tally.abandoned[key] += 1
+            else:
+                tally.failed[key] += 1
+    return tally
 
 
 def _reason(status: int) -> str:

@@ -10,7 +10,8 @@
   (tests reach into them), or, with ``lambda_processes=True`` (``make local``), each in a process of
   its own (``lambda_process.LambdaWorker``, a warm container) killed at the template's Timeout
   with no clean-up, as Lambda does; the next invocation then starts a new process;
-* an HTTP API emulation (``HttpApiGateway``) for POST /events, POST /webhooks/shopify, GET /healthz;
+* an HTTP API emulation (``HttpApiGateway``) for POST /events, POST /webhooks/shopify and
+  /webhooks/woocommerce, GET /healthz and GET /openapi.json (the committed document);
 * an SQS event source mapping emulation (``SqsEventSource``) feeding the sender.
 
 Use it from tests as a context manager (``with LocalStack(port=0) as stack: ...``) or from the
@@ -42,7 +43,6 @@ from types import ModuleType
 from typing import Any
 
 from pinrelay_local.http_gateway import HttpApiGateway, health_handler
-from pinrelay_local.openapi import openapi_handler
 from pinrelay_local.sqs_event_source import BatchSummary, SqsEventSource
 
 REGION = "us-east-1"
@@ -73,16 +73,28 @@ HANDLER_MODULES = {
     "sender_handler": "functions/sender/sender_handler.py",
 }
 FUNCTIONS = {"ingest_handler": "IngestFunction", "sender_handler": "SenderFunction"}  # their logical ids
+OPENAPI_PATH = REPO_ROOT / "functions" / "ingest" / "openapi.json"  # the committed document (pinrelay_tools.openapi)
 
 
 def function_timeouts(template: Path | None = None) -> dict[str, float]:
     """Each function's Timeout (seconds) as template.yaml sets it, by logical id."""
-    from pinrelay_local.lint_template import load_template
+    from pinrelay_tools.template import load_template
 
     loaded = load_template(template or REPO_ROOT / "template.yaml")
     default = float(loaded["Globals"]["Function"]["Timeout"])
     return {name: float(resource["Properties"].get("Timeout", default))
             for name, resource in loaded["Resources"].items() if resource.get("Type") == "AWS::Serverless::Function"}
+
+
+def openapi_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """GET /openapi.json for the local HTTP API (an API Gateway v2 Lambda proxy answer): the
+    committed functions/ingest/openapi.json."""
+    return {
+        "statusCode": 200,
+        "headers": {"content-type": "application/json"},
+        "body": OPENAPI_PATH.read_text(encoding="utf-8"),
+    }
+
 
 Printer = Callable[[str], None]
 

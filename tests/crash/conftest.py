@@ -38,10 +38,9 @@ from moto.server import ThreadedMotoServer
 from pinrelay_local.fault_proxy import AwsFaultProxy, FaultRule
 from pinrelay_local.http_gateway import build_http_api_event
 from pinrelay_local.lambda_process import InvocationResult, invoke
-from pinrelay_local.lint_template import load_template
-from pinrelay_local.pinterest_standin import PinterestStandIn
-from pinrelay_local.soak import StandInTally, tally_standin
+from pinrelay_local.pinterest_standin import PinterestStandIn, StandInTally, tally_standin
 from pinrelay_local.sqs_event_source import message_attributes_to_lambda
+from pinrelay_tools.template import load_template
 
 REPO = Path(__file__).resolve().parents[2]
 AD_ACCOUNT = "549755885175"

@@ -5,13 +5,13 @@ throttling at ingest, DynamoDB throttling at the sender), then the books must ba
 lost, no offline event processed twice, no web event processed twice except the repeats of
 requests the sender abandoned (Pinterest drops those by event_id).
 
-Scaled down further than ``python -m pinrelay_local.soak``: spells of 2.5 s, SQS visibility
+Scaled down further than ``python -m pinrelay_bench.soak``: spells of 2.5 s, SQS visibility
 timeout 2 s and maxReceiveCount 5 (enough: a spell of 2.5 s costs at most two receives), so the
 poison message reaches the DLQ within the run."""
 
 import pytest
 
-from pinrelay_local.soak import Spell, run_soak
+from pinrelay_bench.soak import Spell, run_soak
 
 pytestmark = pytest.mark.e2e
 

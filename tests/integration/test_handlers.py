@@ -106,6 +106,23 @@ def test_woocommerce_ping_and_paid_order(stack, now):
     assert len(stack["standin"].received) == 1
 
 
+def test_woocommerce_orders_take_their_own_content_id_field(stack, now, monkeypatch):
+    from tests.conftest import load_fixture
+
+    monkeypatch.setenv("SHOPIFY_CONTENT_ID_FIELD", "variant_id")
+    monkeypatch.setenv("WOOCOMMERCE_CONTENT_ID_FIELD", "sku")
+    config.ingest_settings.cache_clear()
+    order = load_fixture("woocommerce/woocommerce_order_created_wcrestdocs.json")
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+    for key in ("date_created_gmt", "date_paid_gmt"):
+        order[key] = stamp
+    status, answer = post_woocommerce(stack, json.dumps(order).encode())
+    assert status == 200 and answer["events"][0]["status"] == "accepted"
+    drain(stack)
+    (request,) = stack["standin"].received
+    assert request["body"]["data"][0]["custom_data"]["content_ids"] == ["Bar3"]  # the sample's one sku
+
+
 def test_account_map_routes_keys_and_shops_to_their_ad_account(stack, now):
     status, body = post_events(stack, api_event(now, "eu-1"), key="eu-key")
     assert status == 202 and body["accepted"] == 1

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from pinrelay_local.lambda_process import invoke
-from pinrelay_local.lint_template import REPO_ROOT, load_template
 from pinrelay_local.pinterest_standin import DEFAULT_ADS_READ_TOKEN, PinterestStandIn
+from pinrelay_tools.template import REPO_ROOT, load_template
 
 AD_ACCOUNT = "549755885175"
 SCHEDULED_EVENT = {  # what an EventBridge schedule (SAM `Type: Schedule`) sends

@@ -10,30 +10,20 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-
 from pinrelay.adapters.dead_letters import SqsDeadLetters
 from pinrelay.adapters.reconcile_wiring import mapping_rules, reconcile_shop
-from pinrelay.config import ShopifyMapping
 from pinrelay.adapters.shopify_admin import ShopifyAdminClient, ShopifyAdminError
+from pinrelay.config import ShopifyMapping
 from pinrelay.reconcile import OrderClass
 from pinrelay_cli.main import main
 from pinrelay_local.shopify_admin_standin import DEFAULT_SHOP, DEFAULT_TOKEN, ShopifyAdminStandIn, sample_orders
+
 from tests.conftest import load_fixture
+from tests.reconcile_samples import EXPECTED, LEDGER_STATES
 
 AD_ACCOUNT = "549755885175"
 FIXTURE = "shopify/shopify_orders_create_shopifyappjs-rest-2025-10.json"
 PERSONAL = ("bob.norman", "Norman", "Chestnut", "Louisville", "40202", "+557734881234", "6136120707", "207119551")
-LEDGER_STATES = {"delivered": "delivered", "rejected_by_pinterest": "rejected", "in_flight": "sending",
-                 "uncertain": "uncertain"}
-EXPECTED = {
-    "delivered": OrderClass.DELIVERED, "rejected_by_pinterest": OrderClass.REJECTED_BY_PINTEREST,
-    "in_flight": OrderClass.IN_FLIGHT, "dead_letter": OrderClass.IN_DEAD_LETTER_QUEUE, "uncertain": OrderClass.UNCERTAIN,
-    "cancelled": OrderClass.FILTERED, "voided": OrderClass.FILTERED, "draft": OrderClass.FILTERED,
-    "test": OrderClass.FILTERED, "tagged": OrderClass.FILTERED, "no_identifier": OrderClass.REJECTED_AT_INGEST,
-    "queued": OrderClass.QUEUED, "missing": OrderClass.MISSING, "missing_days_ago": OrderClass.MISSING,
-    "too_old": OrderClass.MISSING,
-}
-
 
 def ledger_key(order_id: str) -> str:
     return f"{AD_ACCOUNT}#checkout#{order_id}"

@@ -17,8 +17,8 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from pinrelay.models import QueuedEvent
-from pinrelay_local.openapi import OPENAPI_PATH, openapi_handler
 from pinrelay_local.pinterest_standin import ConversionEventsValidator
+from pinrelay_local.stack import OPENAPI_PATH, openapi_handler
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (

@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from pinrelay.normalise import NORMALISERS, NormalisationError, UserDataBuilder, address_country
+from pinrelay.normalise import NORMALISERS, NormalisationError, UserDataBuilder, address_country, routable_ip
 
 
 def h(text: str) -> str:
@@ -99,6 +99,24 @@ def test_clear_fields_stay_clear_and_first_wins():
     builder.set_clear("client_ip_address", "10.0.0.1")
     builder.set_clear("client_user_agent", "Mozilla/5.0")
     assert builder.build() == {"client_ip_address": "216.3.128.12", "client_user_agent": "Mozilla/5.0"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "sent"),
+    [
+        ("216.3.128.12", "216.3.128.12"),
+        (" 216.3.128.12 ", "216.3.128.12"),
+        ("2001:DB8::1", "2001:db8::1"),  # written the one way
+        ("0.0.0.0", None),  # Shopify's sample order (fixtures): no address known
+        ("::", None),
+        ("", None),  # WooCommerce's sample orders (fixtures)
+        (None, None),
+        ("not an address", None),
+        ("216.3.128.12, 10.0.0.1", None),  # a forwarded-for list is not one address
+    ],
+)
+def test_routable_ip(raw, sent):
+    assert routable_ip(raw) == sent
 
 
 def test_address_country_takes_the_first_usable_code():

@@ -19,7 +19,6 @@ from pinrelay.sources.offline_csv import (
     read_offline_csv,
     sniff_delimiter,
 )
-from pinrelay_cli import main as cli
 
 
 def h(text: str) -> str:
@@ -277,33 +276,6 @@ def test_a_header_with_a_customer_in_it_is_refused_without_quoting_it(now):
     assert message.startswith("unknown column(s) in the header: column 4, column 5, column 6, column 7")
     for value in CUSTOMER[1:]:
         assert value not in message
-
-
-def test_the_cli_says_nothing_of_a_cell_of_a_file_without_header(now, tmp_path, capsys):
-    path = tmp_path / "noheader.csv"
-    path.write_text(",".join(CUSTOMER) + f",{now}\n" + f"pos-2,bob@example.com,,Bob,Smith,Leeds,LS1 1AA,5,{now}\n")
-    assert cli.main(["import-offline", str(path), "--dry-run"]) == 2
-    output = capsys.readouterr()
-    assert "the first row is not a header" in output.err
-    for value in (*CUSTOMER, "jane.doe", str(now), "bob@example.com", "Leeds"):
-        assert value not in output.out + output.err
-
-
-def test_the_cli_says_nothing_of_a_cell_of_bad_rows(now, tmp_path, capsys):
-    path = tmp_path / "bad.csv"
-    path.write_text("event_id,email,phone,event_time,num_items\n"
-                    f"s-1,jane.secretnowhere,,{now},\n"
-                    f"s-2,jane.secret@nowhere,0000,{'9' * 400},\n"
-                    f"s-3,jane.secret@nowhere,+44 20 7946 0018,{now},{'7' * 5000}\n"
-                    f"s-4,{'|'.join(['jane.secret@nowhere'] * 11)},,{now},\n"
-                    f"s-5,jane.secret@nowhere,0000,{now},\n")
-    assert cli.main(["import-offline", str(path), "--dry-run"]) == 1
-    output = capsys.readouterr()
-    assert "4 rows with errors" not in output.out and "5 rows: 1 valid, 4 with errors" in output.out
-    assert "row 3: event_time: out of range" in output.out and "row 4: num_items: too large" in output.out
-    assert "row 6: warning: phone: value dropped, not a phone number" in output.out
-    for value in ("jane.secret", "nowhere", "0000", "7946", "9" * 20, "7" * 20):
-        assert value not in output.out + output.err
 
 
 @pytest.mark.parametrize(

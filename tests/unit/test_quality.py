@@ -4,7 +4,8 @@ The answer below has the shape of Pinterest's own example (developers.pinterest.
 quality scores for conversions": an overall_status FAIR and ip_address covering add_to_cart,
 view_category, lead, checkout, signup and page_visit at 100), completed with the other parts the
 schema has (issues, external_event_id's overlap, a TAG score); the schema excerpt has no example of
-its own. Every score is checked against the schema's EventQualityScore first."""
+its own. tests/contract/test_pinterest_schema.py checks every score against the schema's
+EventQualityScore."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from pinrelay.quality import (
     parse_eqs,
     rows,
 )
-from pinrelay_local.pinterest_standin import EventQualityScoreValidator, default_eqs_scores
 
 MISSING_EXTERNAL_ID = {"id": "MISSING_ADVERTISER_EXTERNAL_ID", "name": "Missing external ID",
                        "reason": "Most checkout events have no external ID."}
@@ -52,16 +52,6 @@ ANSWER = [
         },
     },
 ]
-
-
-@pytest.fixture(scope="module")
-def validator():
-    return EventQualityScoreValidator()
-
-
-def test_the_test_answer_and_the_stand_ins_default_are_valid_against_the_schema(validator):
-    for score in ANSWER + default_eqs_scores():
-        assert validator.errors(score) == []
 
 
 def test_a_schema_shaped_answer_parses_into_plain_objects():
@@ -98,23 +88,6 @@ def test_an_answer_that_is_not_the_documented_list_is_refused_saying_where(paylo
     with pytest.raises(EqsUnreadable, match=r".*") as raised:
         parse_eqs(payload)
     assert says in str(raised.value)
-
-
-def test_every_documented_component_has_advice_and_issues_about_hashing_or_dedup_get_theirs(validator):
-    documented = set(validator.document["components"]["schemas"]["QualityComponents"]["properties"])
-    assert documented == set(COMPONENT_ADVICE)
-    assert "external_id" in advice("advertiser_external_id")
-    assert "epik" in advice("click_id_epik") and "docs/browser-side.md" in advice("click_id_epik")
-    assert "client_ip_address" in advice("ip_address") and "client_user_agent" in advice("user_agent")
-    assert "same event_id" in advice("external_event_id")
-    assert "em" in advice("hashed_email") and "ph with the country" in advice("hashed_email")
-    hashing = QualityIssue(id="EM_NOT_HASHED_CORRECTLY", name="Email not hashed correctly", reason="...")
-    assert "SHA-256" in advice("hashed_email", hashing) and advice("hashed_email", hashing) != advice("hashed_email")
-    dedup = QualityIssue(id="LOW_DEDUP_RATE", name="Low deduplication", reason="...")
-    assert advice("order_id", dedup) == COMPONENT_ADVICE["external_event_id"]
-    other = QualityIssue(id="SOMETHING_NEW", name="Something new", reason="...")
-    assert advice("advertiser_external_id", other) == COMPONENT_ADVICE["advertiser_external_id"]
-    assert advice("a_component_from_the_future", other) == FALLBACK_ADVICE
 
 
 def test_the_tags_components_are_the_browsers_but_the_overlap_takes_both_sides():

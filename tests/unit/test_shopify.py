@@ -75,6 +75,48 @@ def test_bad_event_id_template_is_refused_at_start():
         shopify.validate_event_id_template("{webhook_id}")
 
 
+@pytest.mark.parametrize("template", ["order", "", "{{order_id}}"])
+def test_a_template_naming_no_field_is_refused_at_start(template):
+    """Every order would get the same event_id and the sender would drop all but the first."""
+    with pytest.raises(ValueError, match="names no field, so every order would get the same event_id"):
+        shopify.validate_event_id_template(template)
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("{order_uuid}", r"\{order_uuid\} is not one of \{order_id\}, \{order_number\}"),
+        ("{order_id", r"is not a template pinrelay can fill \(expected '\}' before end of string\)"),
+        ("order-}{order_id}", r"Single '\}' encountered"),
+        ("{}", r"positional"),
+        ("{order_id:d}", r"is not a template pinrelay can fill"),
+    ],
+)
+def test_a_bad_event_id_template_stops_the_settings_load(template, reason):
+    from pydantic import ValidationError
+
+    from pinrelay.config import IngestSettings, ReconcileSettings
+
+    environ = {"PINTEREST_AD_ACCOUNT_ID": "1", "QUEUE_URL": "q", "INGEST_API_KEY": "k", "DEDUP_TABLE_NAME": "t",
+               "DEAD_LETTER_QUEUE_URL": "d", "SHOPIFY_SHOP_DOMAIN": "s.myshopify.com", "SHOPIFY_ADMIN_TOKEN": "a",
+               "SHOPIFY_EVENT_ID_TEMPLATE": template}
+    for settings in (IngestSettings, ReconcileSettings):  # the ingest and the reconcile read the same variable
+        with pytest.raises(ValidationError, match="SHOPIFY_EVENT_ID_TEMPLATE: .*" + reason):
+            settings.from_env(environ)
+
+
+def test_event_id_templates_that_are_filled(now):
+    from pinrelay.config import ShopifyMapping
+    from pinrelay.sources.shopify_graphql import unsupported_template_fields
+
+    for template in ("{order_id}", "shop-{name}-{confirmation_number}", "{{{order_number}}}", "{order_id:>12}"):
+        assert ShopifyMapping(shopify_event_id_template=template).shopify_event_id_template == template
+    assert shopify.order_to_event(shopify_order(now), now=now, event_id_template="{{{order_number}}}").event_id == "{1001}"
+    # reconcile reads the template's fields as the mapping does: a literal {{name}} names nothing
+    assert unsupported_template_fields("{{order_number}}-{order_id}") == []
+    assert unsupported_template_fields("{cart_token}-{order_number:>8}") == ["cart_token", "order_number"]
+
+
 def test_stale_order_is_rejected_with_reason(now):
     order = shopify_order(now - 8 * 86400)
     with pytest.raises(EventRejected, match="more than 7 days in the past"):

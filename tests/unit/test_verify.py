@@ -1,40 +1,21 @@
-"""pinrelay.verify: the synthetic test event and what Pinterest's answer and the ledger say about it."""
+"""pinrelay.verify: the test event's ledger key and what Pinterest's answer and the ledger say about it
+(the test event itself, against Pinterest's schema: tests/contract/test_pinterest_schema.py)."""
 
 from __future__ import annotations
-
-import hashlib
-import time
 
 import pytest
 
 from pinrelay.ports import HttpAnswer
 from pinrelay.verify import (
-    VERIFY_EMAIL,
     LedgerEntry,
     claimed_line,
     final_line,
     judge_pinterest_answer,
     ledger_key,
-    new_event_id,
     not_delivered_line,
-    synthetic_event,
 )
-from pinrelay_local.pinterest_standin import ConversionEventsValidator, check_event
 
 AD_ACCOUNT = "549755885175"
-
-
-def test_the_test_event_is_a_hashed_web_page_visit_pinterest_accepts():
-    now = int(time.time())
-    event_id = new_event_id()
-    event = synthetic_event(now, event_id)
-    assert event_id.startswith("pinrelay-verify-") and len(event_id) == len("pinrelay-verify-") + 32
-    assert new_event_id() != event_id
-    assert event == {"event_name": "page_visit", "action_source": "web", "event_id": event_id, "event_time": now,
-                     "user_data": {"em": [hashlib.sha256(VERIFY_EMAIL.encode()).hexdigest()]}}
-    assert VERIFY_EMAIL.endswith("@example.com")  # a reserved domain: no one's address
-    assert ConversionEventsValidator().errors({"data": [event]}) == []
-    assert check_event(event, now) is None
 
 
 def test_its_ledger_key_is_the_senders():

@@ -177,31 +177,63 @@ def test_no_identifier_is_rejected(now):
         checkout(order, now)
 
 
-def test_content_id_field(now):
-    order = woo_order(now)
-    by_variation = checkout(order, now, content_id_field="variation_id").event["custom_data"]
-    assert by_variation["content_ids"] == ["93", "23"]  # simple product (variation_id 0): its product id
-    by_sku = checkout(order, now, content_id_field="sku").event["custom_data"]
-    assert by_sku["content_ids"] == ["Bar3"]
-    assert "id" not in by_sku["contents"][0]  # empty sku: no id rather than an id from another namespace
+# the sample's lines: a simple product (product_id 93, variation_id 0, no sku) and a variation
+# (product_id 22, variation_id 23, sku Bar3)
+CONTENT_IDS = [
+    ("product_id", ["93", "22"], "93"),
+    ("variation_id", ["93", "23"], "93"),  # simple product (variation_id 0): its product id
+    ("sku", ["Bar3"], None),  # empty sku: no id rather than an id from another namespace
+]
+
+
+@pytest.mark.parametrize(("field", "content_ids", "first_line_id"), CONTENT_IDS)
+def test_content_id_field(now, field, content_ids, first_line_id):
+    custom = checkout(woo_order(now), now, content_id_field=field).event["custom_data"]
+    assert custom["content_ids"] == content_ids
+    assert custom["contents"][0].get("id") == first_line_id
+
+
+@pytest.mark.parametrize(("field", "content_ids", "first_line_id"), CONTENT_IDS)
+def test_woocommerce_content_id_field_is_its_own_setting(now, field, content_ids, first_line_id):
+    from pinrelay.config import IngestSettings
+
+    environ = {"PINTEREST_AD_ACCOUNT_ID": "1", "QUEUE_URL": "q", "INGEST_API_KEY": "k",
+               "SHOPIFY_CONTENT_ID_FIELD": "variant_id", "WOOCOMMERCE_CONTENT_ID_FIELD": field}
+    settings = IngestSettings.from_env(environ)
+    assert settings.woocommerce_content_id_field == field and settings.shopify_content_id_field == "variant_id"
+    event = woocommerce.woocommerce_event("order.created", woo_order(now), now=now,
+                                          content_id_field=settings.woocommerce_content_id_field)
+    assert event.event["custom_data"]["content_ids"] == content_ids
+
+
+def test_woocommerce_content_id_field_defaults_to_product_id_and_takes_no_shopify_value():
+    from pydantic import ValidationError
+
+    from pinrelay.config import IngestSettings
+
+    environ = {"PINTEREST_AD_ACCOUNT_ID": "1", "QUEUE_URL": "q", "INGEST_API_KEY": "k", "SHOPIFY_CONTENT_ID_FIELD": "sku"}
+    assert IngestSettings.from_env(environ).woocommerce_content_id_field == "product_id"
+    with pytest.raises(ValidationError, match="woocommerce_content_id_field"):
+        IngestSettings.from_env({**environ, "WOOCOMMERCE_CONTENT_ID_FIELD": "variant_id"})  # Shopify's word
 
 
 def test_event_id_template(now):
     order = woo_order(now)
     assert checkout(order, now, event_id_template="wc-{order_number}").event_id == "wc-727"
-    woocommerce.validate_event_id_template("{order_id}-{order_key}")
-    with pytest.raises(KeyError):
-        woocommerce.validate_event_id_template("{checkout_token}")
+    assert checkout(order, now, event_id_template="{order_id}-{order_key}").event_id == "727-wc_order_58d2d042d1d"
+
+
+def test_a_malformed_order_is_answered_with_the_reason(now):
+    order = woo_order(now)
+    order["line_items"][0]["quantity"] = float("inf")  # json.loads("1e309")
+    rejected = woocommerce.woocommerce_event("order.created", order, now=now)
+    assert isinstance(rejected, EventRejected)
+    assert rejected.reason == "order.created: the body is not a WooCommerce order pinrelay understands (OverflowError)"
+    assert isinstance(woocommerce.woocommerce_event("order.created", {"id": None}, now=now), EventRejected)
+    assert woocommerce.woocommerce_event("order.deleted", order, now=now) is None
 
 
 @pytest.mark.parametrize("body", [{"webhook_id": 12}, {"id": None}, {}])
 def test_not_an_order(now, body):
     with pytest.raises(EventRejected, match="not a WooCommerce order"):
         checkout(body, now)
-
-
-def test_event_matches_pinterests_schema(now):
-    from pinrelay_local.pinterest_standin import ConversionEventsValidator
-
-    data = [checkout(woo_order(now), now).event]
-    assert ConversionEventsValidator().errors({"data": data}) == []

@@ -407,17 +407,23 @@ def _describe(error: dict[str, Any], data: Any) -> str:
 
 
 @lru_cache(maxsize=8)
+def _json_document(raw: str, what: str, invalid: type[ValueError]) -> Any:
+    """The JSON of a secret's text (empty text: ``{}``), or ``invalid`` saying where it is not
+    JSON, never quoting the text (a secret)."""
+    try:
+        return json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise invalid(f"{what}: not JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})") from None
+    except (ValueError, RecursionError):
+        raise invalid(f"{what}: not JSON pinrelay can read") from None
+
+
 def parse_account_map(raw: str, default: DefaultAccount = DefaultAccount()) -> AccountMap:
     """The account map from its JSON text (empty text: no map), checked against the default
     account; parsed once per distinct text and default (the secret is cached).
 
     Raises InvalidAccountMap naming every problem found."""
-    try:
-        data = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise InvalidAccountMap(f"account map: not JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})") from None
-    except (ValueError, RecursionError):
-        raise InvalidAccountMap("account map: not JSON pinrelay can read") from None
+    data = _json_document(raw, "account map", InvalidAccountMap)
     try:
         return AccountMap.model_validate(data, context={"default": default})
     except ValidationError as exc:
@@ -456,12 +462,7 @@ class AccountTokens(RootModel[dict[str, SecretStr]]):
 @lru_cache(maxsize=4)
 def parse_account_tokens(raw: str) -> AccountTokens:
     """The tokens map from its JSON text (empty text: no tokens). Raises InvalidAccountTokens."""
-    try:
-        data = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise InvalidAccountTokens(f"tokens map: not JSON ({exc.msg}: line {exc.lineno}, column {exc.colno})") from None
-    except (ValueError, RecursionError):
-        raise InvalidAccountTokens("tokens map: not JSON pinrelay can read") from None
+    data = _json_document(raw, "tokens map", InvalidAccountTokens)
     try:
         return AccountTokens.model_validate(data)
     except ValidationError as exc:

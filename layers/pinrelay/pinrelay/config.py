@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pinrelay.accounts import shop_domain, woocommerce_source
-from pinrelay.sources.shopify import OrderPolicy
+from pinrelay.sources import woocommerce
+from pinrelay.sources.shopify import OrderPolicy, validate_event_id_template
 
 AD_ACCOUNT_PATTERN = r"^\d{1,18}$"
 # Pinterest takes events up to 7 days old and up to 5 minutes ahead: a dedup key kept this long
@@ -60,6 +61,11 @@ class ShopifyMapping(_EnvModel):
     shopify_skip_source_names: tuple[str, ...] = ("shopify_draft_order",)
     shopify_skip_tags: tuple[str, ...] = ()
 
+    @field_validator("shopify_event_id_template")
+    @classmethod
+    def _fillable_template(cls, template: str) -> str:
+        return validate_event_id_template(template)
+
     @field_validator("shopify_skip_source_names", "shopify_skip_tags", mode="before")
     @classmethod
     def _lower_case_list(cls, value: object) -> object:
@@ -77,6 +83,7 @@ class IngestSettings(ShopifyMapping):
     # the sender's dedup window for web and app events: WooCommerce orders paid longer ago are
     # not forwarded (every later order.updated would otherwise count them again)
     dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
+    woocommerce_content_id_field: woocommerce.ContentIdField = "product_id"
     ingest_api_key_secret_name: str | None = None
     ingest_api_key: str | None = Field(default=None, repr=False)
     shopify_webhook_secret_name: str | None = None

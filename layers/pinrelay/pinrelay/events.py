@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,6 +211,33 @@ def has_match_identifier(user_data: dict[str, Any]) -> bool:
         or user_data.get("hashed_maids")
         or (user_data.get("client_ip_address") and user_data.get("client_user_agent"))
     )
+
+
+def template_fields(template: str) -> list[str]:
+    """The values an event_id template names, as ``str.format_map`` reads it (``{{`` and ``}}``
+    are literal braces; ``{name[0]}`` names ``name``); ValueError for a lone brace."""
+    return [re.split(r"[.\[]", name, maxsplit=1)[0]
+            for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+
+
+def check_event_id_template(template: str, fields: Iterable[str], setting: str) -> None:
+    """Raise ValueError, naming ``setting``, when ``template`` cannot be filled from ``fields``
+    (the values a source has for every order): a field it does not know, a lone brace, a
+    positional ``{}``, a format spec the values do not take, or no field at all (every order
+    would get the same event_id, and all but the first would be dropped as its copies).
+    Checked when the settings are read."""
+    known = tuple(fields)
+    try:
+        named = template_fields(template)
+        template.format_map(dict.fromkeys(known, "x"))
+    except KeyError as missing:
+        raise ValueError(f"{setting}: {{{missing.args[0]}}} is not one of "
+                         f"{', '.join('{' + name + '}' for name in known)}") from None
+    except (ValueError, IndexError, AttributeError) as problem:
+        raise ValueError(f"{setting}: {template!r} is not a template pinrelay can fill ({problem})") from None
+    if not named:
+        raise ValueError(f"{setting}: {template!r} names no field, so every order would get the same event_id; "
+                         f"use one of {', '.join('{' + name + '}' for name in known)}")
 
 
 def event_id_from_template(template: str, values: dict[str, str]) -> str:

@@ -24,6 +24,7 @@ never hashed twice. Empty values are dropped. This module imports nothing from A
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from datetime import date
@@ -310,6 +311,18 @@ class UserDataBuilder:
 
     def build(self) -> dict[str, object]:
         return {**{field: list(values) for field, values in self._hashed.items()}, **self._clear}
+
+
+def routable_ip(value: str | None) -> str | None:
+    """The shopper's IP address as Pinterest takes it, or None: empty, not an IP address, or the
+    unspecified address (``0.0.0.0``, ``::``) a platform sends when it has none."""
+    if not value:
+        return None
+    try:
+        address = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    return None if address.is_unspecified else str(address)
 
 
 def address_country(*countries: str | None) -> str | None:

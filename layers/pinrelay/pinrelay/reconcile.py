@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 from pinrelay.config import EVENT_LIFETIME_SECONDS
 from pinrelay.events import MAX_EVENT_AGE_SECONDS, EventFiltered, EventRejected, dedup_key
+from pinrelay.sources import UNMAPPABLE, not_understood
 from pinrelay.sources.shopify import OrderPolicy, order_to_event
 
 # the queue-age alarm's threshold (EventsQueueAgeAlarm): an order younger than this without a
@@ -48,8 +49,6 @@ from pinrelay.sources.shopify import OrderPolicy, order_to_event
 QUEUED_GRACE_SECONDS = 15 * 60
 # an order is sent again only while Pinterest still takes it (7 days), with a margin for the trip
 BACKFILL_MARGIN_SECONDS = 10 * 60
-# what mapping a malformed order may raise (as the ingest handler's UNMAPPABLE)
-_UNMAPPABLE = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError)
 
 
 class OrderClass(StrEnum):
@@ -179,9 +178,8 @@ def map_as_webhook(order: ShopOrder, rules: MappingRules) -> _Mapped:
         return _Mapped(filtered.event_id, filtered=filtered.reason)
     except EventRejected as rejected:
         return _Mapped(rejected.event_id, rejected=rejected.reason)
-    except _UNMAPPABLE as exc:
-        return _Mapped(None, rejected=f"orders/create: the body is not a Shopify payload pinrelay understands "
-                                      f"({type(exc).__name__})")
+    except UNMAPPABLE as exc:
+        return _Mapped(None, rejected=not_understood("orders/create", "a Shopify payload", exc).reason)
     return _Mapped(prepared.event_id)
 
 

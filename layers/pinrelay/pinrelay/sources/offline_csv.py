@@ -93,11 +93,12 @@ import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from pinrelay.events import EventRejected, PreparedEvent, hash_raw_user_data, prepare_api_events
 from pinrelay.models import EVENT_NAMES, MAX_CONTENTS, MAX_VALUES_PER_FIELD
+from pinrelay.timestamps import epoch_seconds
 
 DELIMITERS = (",", ";", "\t")
 MULTI_VALUE_SEPARATOR = "|"
@@ -543,11 +544,9 @@ def parse_event_time(text: str, now: int) -> int:
     numbers and dates included."""
     text = text.strip()
     if _ISO_DATE.fullmatch(text):  # before unix seconds: 20250501 is a date (as seconds it is 1970)
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise ValueError("not a calendar date") from None
-        midnight = int(datetime.combine(day, time(0, 0), tzinfo=UTC).timestamp())
+        midnight = epoch_seconds(text)
+        if midnight is None:
+            raise ValueError("not a calendar date")
         return min(midnight, now)  # a date of "today" east of UTC is not a sale in the future
     if _UNIX_SECONDS.fullmatch(text):
         seconds = float(text)  # inf for a number of hundreds of digits
@@ -556,13 +555,10 @@ def parse_event_time(text: str, now: int) -> int:
         if abs(seconds) >= _MILLISECONDS_FROM:
             raise ValueError("looks like milliseconds; give unix seconds")
         return int(seconds)
-    try:
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp())
-    except (ValueError, OverflowError):
-        raise ValueError("not unix seconds or an ISO-8601 date or datetime") from None
+    seconds = epoch_seconds(text)
+    if seconds is None:
+        raise ValueError("not unix seconds or an ISO-8601 date or datetime")
+    return seconds
 
 
 # -- checking -----------------------------------------------------------------------------------

@@ -24,10 +24,8 @@ and no event_id is built from the webhook id (a new header value would make a ne
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -37,10 +35,13 @@ from pinrelay.events import (
     EventRejected,
     PreparedEvent,
     check_deliverable,
+    check_event_id_template,
     event_id_from_template,
     has_match_identifier,
 )
-from pinrelay.normalise import UserDataBuilder, address_country
+from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
+from pinrelay.sources import UNMAPPABLE, Contents, not_understood
+from pinrelay.timestamps import epoch_seconds, parse_moment
 
 ORDER_TOPICS = frozenset({"orders/create"})
 # what an order's event_id may be built from: fields of the signed body only (not the unsigned
@@ -59,13 +60,11 @@ def event_id_values(order: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def validate_event_id_template(template: str) -> None:
-    """Raise ValueError when the template names a field pinrelay cannot fill from the signed body."""
-    try:
-        template.format_map({name: "x" for name in EVENT_ID_FIELDS})
-    except KeyError as missing:
-        raise ValueError(f"SHOPIFY_EVENT_ID_TEMPLATE: {{{missing.args[0]}}} is not one of "
-                         f"{', '.join('{' + name + '}' for name in EVENT_ID_FIELDS)}") from None
+def validate_event_id_template(template: str) -> str:
+    """The template, or ValueError when pinrelay cannot fill it from the signed body (read by
+    pinrelay.config.ShopifyMapping, so a bad SHOPIFY_EVENT_ID_TEMPLATE stops at settings load)."""
+    check_event_id_template(template, EVENT_ID_FIELDS, "SHOPIFY_EVENT_ID_TEMPLATE")
+    return template
 
 
 @dataclass(frozen=True)
@@ -113,15 +112,6 @@ def fits_topic(topic: str, payload: Any) -> bool:
     return False
 
 
-def _epoch(timestamp: str | None) -> int | None:
-    if not timestamp:
-        return None
-    try:
-        return int(datetime.fromisoformat(timestamp).timestamp())
-    except ValueError:
-        return None
-
-
 def click_id_from_order(order: dict[str, Any]) -> str | None:
     """The ``epik`` query parameter of the landing page, else an ``_epik`` cart attribute."""
     landing_site = order.get("landing_site")
@@ -133,16 +123,6 @@ def click_id_from_order(order: dict[str, Any]) -> str | None:
         if attribute.get("name") in ("_epik", "epik") and attribute.get("value"):
             return str(attribute["value"])
     return None
-
-
-def _routable_ip(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        address = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-    return None if address.is_unspecified else str(address)
 
 
 def _add_address(builder: UserDataBuilder, address: dict[str, Any] | None) -> None:
@@ -176,7 +156,7 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     for address in (billing, shipping, default_address):
         _add_address(builder, address)
     client = order.get("client_details") or {}
-    builder.set_clear("client_ip_address", _routable_ip(client.get("browser_ip") or order.get("browser_ip")))
+    builder.set_clear("client_ip_address", routable_ip(client.get("browser_ip") or order.get("browser_ip")))
     builder.set_clear("client_user_agent", client.get("user_agent"))
     builder.set_clear("click_id", click_id_from_order(order))
     return builder.build(), builder.warnings
@@ -184,31 +164,19 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 def line_item_contents(lines: list[dict[str, Any]] | None, content_id_field: str) -> dict[str, Any]:
     """``content_ids``, ``contents`` and ``num_items`` from Shopify line items (orders, checkouts, carts)."""
-    contents: list[dict[str, Any]] = []
-    content_ids: list[str] = []
-    num_items = 0
+    found = Contents()
     for line in lines or []:
         quantity = int(line.get("quantity") or 0)
-        num_items += quantity
         content_id = line.get(content_id_field)
-        item: dict[str, Any] = {"quantity": quantity}
-        if content_id is not None and content_id != "":
-            item["id"] = str(content_id)
-            if item["id"] not in content_ids:
-                content_ids.append(item["id"])
+        details: dict[str, str] = {}
         if line.get("price") is not None:
-            item["item_price"] = str(line["price"])
+            details["item_price"] = str(line["price"])
         if line.get("title"):
-            item["item_name"] = str(line["title"])
+            details["item_name"] = str(line["title"])
         if line.get("vendor"):
-            item["item_brand"] = str(line["vendor"])
-        contents.append(item)
-    custom_data: dict[str, Any] = {"num_items": num_items}
-    if content_ids:
-        custom_data["content_ids"] = content_ids
-    if contents:
-        custom_data["contents"] = contents
-    return custom_data
+            details["item_brand"] = str(line["vendor"])
+        found.add(quantity, None if content_id is None or content_id == "" else str(content_id), details)
+    return {"num_items": found.num_items, **found.lists()}
 
 
 def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str, Any]:
@@ -244,7 +212,7 @@ def order_to_event(
         "event_name": "checkout",
         "action_source": "offline" if order.get("source_name") == "pos" else "web",
         "event_id": event_id,
-        "event_time": _epoch(order.get("created_at")) or now,
+        "event_time": epoch_seconds(order.get("created_at")) or now,
         "user_data": user_data,
         "custom_data": order_custom_data(order, content_id_field),
     }
@@ -284,7 +252,7 @@ def checkout_to_event(
         "event_name": "initiate_checkout",
         "action_source": "web",
         "event_id": event_id,
-        "event_time": _epoch(checkout.get("created_at")) or now,
+        "event_time": epoch_seconds(checkout.get("created_at")) or now,
         "user_data": user_data,
         "custom_data": custom_data,
     }
@@ -322,12 +290,8 @@ def _cart_value(lines: list[dict[str, Any]]) -> str | None:
 
 def _cart_stamp(cart: dict[str, Any]) -> str | None:
     timestamp = cart.get("updated_at") or cart.get("created_at")
-    if not timestamp:
-        return None
-    try:
-        return str(int(datetime.fromisoformat(str(timestamp)).timestamp() * 1000))
-    except ValueError:
-        return None
+    moment = parse_moment(str(timestamp)) if timestamp else None
+    return None if moment is None else str(int(moment.timestamp() * 1000))
 
 
 def cart_to_event(
@@ -372,7 +336,7 @@ def cart_to_event(
         "event_name": "add_to_cart",
         "action_source": "web",
         "event_id": event_id,
-        "event_time": _epoch(cart.get("updated_at")) or _epoch(cart.get("created_at")) or now,
+        "event_time": epoch_seconds(cart.get("updated_at")) or epoch_seconds(cart.get("created_at")) or now,
         "user_data": user_data,
         "custom_data": custom_data,
     }
@@ -427,5 +391,5 @@ def shopify_events(topic: str, payload: Any, *, now: int,
         return [mapper(payload, now, options)]
     except (EventRejected, EventFiltered) as not_sent:
         return [not_sent]
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a malformed body: answer, don't crash
-        return [EventRejected(f"{topic}: the body is not a Shopify payload pinrelay understands ({type(exc).__name__})")]
+    except UNMAPPABLE as exc:  # a malformed body (e.g. a quantity of 1e309): answer, don't crash
+        return [not_understood(topic, "a Shopify payload", exc)]

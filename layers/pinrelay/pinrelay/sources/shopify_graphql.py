@@ -39,6 +39,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from pinrelay.events import template_fields
+
 DEFAULT_API_VERSION = "2025-10"
 # the shop's orders created in [since, until), oldest first. ``query`` is Shopify's search syntax:
 # created_at:>='2025-06-01T00:00:00Z' created_at:<'2025-06-02T00:00:00Z' (AND implied).
@@ -107,13 +109,12 @@ query OrderLineItems($id: ID!, $first: Int!, $after: String) {
 # what an event_id template may use here (pinrelay.sources.shopify.EVENT_ID_FIELDS less those
 # the GraphQL Admin API does not give)
 RECONCILABLE_EVENT_ID_FIELDS = frozenset({"order_id", "name", "confirmation_number"})
-_TEMPLATE_FIELD = re.compile(r"{(\w+)}")
 _GID = re.compile(r"^gid://shopify/\w+/(\d+)(?:\?.*)?$")
 
 
 def unsupported_template_fields(template: str) -> list[str]:
     """The fields of an event_id template that orders read from GraphQL cannot fill."""
-    return sorted({name for name in _TEMPLATE_FIELD.findall(template)} - RECONCILABLE_EVENT_ID_FIELDS)
+    return sorted(set(template_fields(template)) - RECONCILABLE_EVENT_ID_FIELDS)
 
 
 def orders_search(since: datetime, until: datetime) -> str:

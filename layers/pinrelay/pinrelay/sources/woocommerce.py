@@ -14,6 +14,9 @@
   are left out), like Shopify's ``subtotal_price``.
 * event_time: ``date_created_gmt`` (UTC), when the shopper placed the order, as the tag on the
   thank-you page saw it.
+* content_ids: each line item's ``product_id`` (default), ``variation_id`` (a simple product,
+  whose variation_id is 0, gives its product_id) or ``sku``: ``WOOCOMMERCE_CONTENT_ID_FIELD``,
+  what the merchant's Pinterest catalog uses as item id.
 
 WooCommerce's webhook ping (``webhook_id=<id>``, form-encoded, unsigned) is recognised by
 ``is_ping`` and must be answered 200.
@@ -22,19 +25,20 @@ WooCommerce's webhook ping (``webhook_id=<id>``, form-encoded, unsigned) is reco
 from __future__ import annotations
 
 import html
-import ipaddress
 import re
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
 from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template
-from pinrelay.normalise import UserDataBuilder, address_country
+from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
+from pinrelay.sources import UNMAPPABLE, Contents, not_understood
+from pinrelay.timestamps import epoch_seconds
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 PAID_STATUSES = frozenset({"processing", "completed"})
 UNPAID_STATUSES = frozenset({"pending", "failed", "cancelled", "refunded", "checkout-draft", "draft", "trash", "auto-draft"})
-CONTENT_ID_FIELDS = ("product_id", "variation_id", "variant_id", "sku")
+# WOOCOMMERCE_CONTENT_ID_FIELD: what a line item gives as the Pinterest catalog item id
+ContentIdField = Literal["product_id", "variation_id", "sku"]
 EVENT_ID_FIELDS = ("order_id", "order_number", "order_key")
 DEFAULT_MAX_PAID_AGE_SECONDS = 86_400
 
@@ -54,39 +58,11 @@ def is_ping(raw_body: bytes, content_type: str | None) -> bool:
     return len(raw_body) <= 64 and _PING.fullmatch(raw_body) is not None
 
 
-def validate_event_id_template(template: str) -> None:
-    """Raise KeyError/ValueError when the template names a field pinrelay cannot fill."""
-    template.format_map({name: "x" for name in EVENT_ID_FIELDS})
-
-
-def _gmt_epoch(timestamp: Any) -> int | None:
-    """WooCommerce ``*_gmt`` fields: ISO 8601 without offset, in UTC."""
-    if not timestamp or not isinstance(timestamp, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(timestamp)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp())
-
-
 def is_paid(order: dict[str, Any]) -> bool:
     status = str(order.get("status") or "").lower()
     if status in UNPAID_STATUSES:
         return False
     return status in PAID_STATUSES or bool(order.get("date_paid_gmt") or order.get("date_paid"))
-
-
-def _routable_ip(value: Any) -> str | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        address = ipaddress.ip_address(value.strip())
-    except ValueError:
-        return None
-    return None if address.is_unspecified else str(address)
 
 
 def _add_address(builder: UserDataBuilder, address: dict[str, Any], fallback_country: str | None) -> None:
@@ -119,7 +95,7 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     customer_id = order.get("customer_id")
     if customer_id not in (None, 0, "0", ""):
         builder.add("external_id", str(customer_id))
-    builder.set_clear("client_ip_address", _routable_ip(order.get("customer_ip_address")))
+    builder.set_clear("client_ip_address", routable_ip(order.get("customer_ip_address")))
     builder.set_clear("client_user_agent", order.get("customer_user_agent") or None)
     builder.set_clear("click_id", _meta(order, "_epik", "epik"))
     return builder.build(), builder.warnings
@@ -136,7 +112,7 @@ def _money(value: Any) -> Decimal | None:
 
 
 def _content_id(line: dict[str, Any], content_id_field: str) -> str | None:
-    if content_id_field in ("variation_id", "variant_id"):
+    if content_id_field == "variation_id":
         value = line.get("variation_id") or line.get("product_id")  # simple products: variation_id 0
     else:
         value = line.get(content_id_field)
@@ -146,41 +122,30 @@ def _content_id(line: dict[str, Any], content_id_field: str) -> str | None:
 
 
 def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str, Any]:
-    contents: list[dict[str, Any]] = []
-    content_ids: list[str] = []
-    num_items = 0
+    found = Contents()
     value = Decimal(0)
     value_known = True
     for line in order.get("line_items") or []:
         quantity = int(line.get("quantity") or 0)
-        num_items += quantity
-        item: dict[str, Any] = {"quantity": quantity}
         content_id = _content_id(line, content_id_field)
-        if content_id is not None:
-            item["id"] = content_id
-            if content_id not in content_ids:
-                content_ids.append(content_id)
+        details: dict[str, str] = {}
         price = _money(line.get("price"))
         if price is not None:
-            item["item_price"] = format(price, "f")
+            details["item_price"] = format(price, "f")
         if line.get("name"):
-            item["item_name"] = html.unescape(str(line["name"]))
-        contents.append(item)
+            details["item_name"] = html.unescape(str(line["name"]))
+        found.add(quantity, content_id, details)
         total = _money(line.get("total"))
         if total is None:
             value_known = False
         else:
             value += total
-    custom_data: dict[str, Any] = {"order_id": str(order["id"]), "num_items": num_items}
-    if contents and value_known:
+    custom_data: dict[str, Any] = {"order_id": str(order["id"]), "num_items": found.num_items}
+    if found.contents and value_known:
         custom_data["value"] = format(value, "f")
     if order.get("currency"):
         custom_data["currency"] = str(order["currency"]).upper()
-    if content_ids:
-        custom_data["content_ids"] = content_ids
-    if contents:
-        custom_data["contents"] = contents
-    return custom_data
+    return custom_data | found.lists()
 
 
 def order_to_event(
@@ -188,7 +153,7 @@ def order_to_event(
     *,
     now: int,
     topic: str,
-    content_id_field: str = "product_id",
+    content_id_field: ContentIdField = "product_id",
     event_id_template: str = "{order_id}",
     max_paid_age_seconds: int = DEFAULT_MAX_PAID_AGE_SECONDS,
 ) -> PreparedEvent | None:
@@ -203,7 +168,7 @@ def order_to_event(
         raise EventRejected("order: the body is not a WooCommerce order (no id)")
     if not is_paid(order):
         return None
-    paid_at = _gmt_epoch(order.get("date_paid_gmt")) or _gmt_epoch(order.get("date_created_gmt"))
+    paid_at = epoch_seconds(order.get("date_paid_gmt")) or epoch_seconds(order.get("date_created_gmt"))
     if paid_at is not None and paid_at < now - max_paid_age_seconds:
         return None
     event_id = event_id_from_template(event_id_template, {
@@ -216,10 +181,23 @@ def order_to_event(
         "event_name": "checkout",
         "action_source": "offline" if order.get("created_via") == "pos" else "web",
         "event_id": event_id,
-        "event_time": _gmt_epoch(order.get("date_created_gmt")) or paid_at or now,
+        "event_time": epoch_seconds(order.get("date_created_gmt")) or paid_at or now,
         "user_data": user_data,
         "custom_data": order_custom_data(order, content_id_field),
     }
     prepared = PreparedEvent(event=event, warnings=warnings)
     check_deliverable(prepared, now)
     return prepared
+
+
+def woocommerce_event(topic: str, payload: Any, *, now: int, content_id_field: ContentIdField = "product_id",
+                      max_paid_age_seconds: int = DEFAULT_MAX_PAID_AGE_SECONDS) -> PreparedEvent | EventRejected | None:
+    """``order_to_event`` for a webhook: the event, None when there is nothing to send, or the
+    EventRejected saying why the order cannot be forwarded (a malformed body included)."""
+    try:
+        return order_to_event(payload, now=now, topic=topic, content_id_field=content_id_field,
+                              max_paid_age_seconds=max_paid_age_seconds)
+    except EventRejected as rejected:
+        return rejected
+    except UNMAPPABLE as exc:  # a signed body that is not the order it should be: answer, don't crash
+        return not_understood(topic, "a WooCommerce order", exc)

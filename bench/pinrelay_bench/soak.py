@@ -1,6 +1,6 @@
 """The soak ledger: many events through the local stack while Pinterest (the stand-in) misbehaves.
 
-    python -m pinrelay_local.soak [--events 20000] [--rate 150] [--spell-seconds 5] [--seed 1]
+    python -m pinrelay_bench.soak [--events 20000] [--rate 150] [--spell-seconds 5] [--seed 1]
 
 Sends ``--events`` events through the whole local stack (HTTP API -> ingest -> SQS -> sender ->
 Pinterest stand-in), from three sources: ``POST /events`` batches and single posts, and signed
@@ -52,14 +52,16 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
-from pinrelay_local.stack import REPO_ROOT, LocalStack, shopify_signature
+from pinrelay_bench import REPO_ROOT
+from pinrelay_local.pinterest_standin import event_key, tally_standin
+from pinrelay_local.stack import LocalStack, shopify_signature
 
 SHOPIFY_FIXTURES = (
     REPO_ROOT / "tests" / "fixtures" / "shopify" / "shopify_orders_create_shopifyappjs-rest-2025-10.json",
@@ -73,6 +75,7 @@ USER_AGENTS = (
 )
 STALE_SECONDS = 2 * 3600  # pinrelay accepts (< 7 days); the stand-in, told max age 1 h, fails it
 STANDIN_MAX_AGE_SECONDS = 3600
+SPELL_HOLD_SECONDS = 30.0
 
 # Scaled-down settings of the stack (production values in parentheses, see the module docstring).
 CLIENT_TIMEOUT_SECONDS = 1.0
@@ -88,57 +91,8 @@ Say = Callable[[str], None]
 
 
 # --------------------------------------------------------------------------------------------
-# Counting what Pinterest (the stand-in) processed
+# What the stack holds at the end
 # --------------------------------------------------------------------------------------------
-
-
-def event_key(ad_account_id: str, event: dict[str, Any]) -> str:
-    """The dedup key pinrelay uses: ``<ad account>#<event_name>#<event_id>``."""
-    return f"{ad_account_id}#{event.get('event_name')}#{event.get('event_id')}"
-
-
-@dataclass
-class StandInTally:
-    """Per event key: how often the stand-in processed it, how often in a request the client
-    had abandoned (a "slow" answer later than the client's timeout), how often it failed it."""
-
-    processed: Counter[str] = field(default_factory=Counter)
-    abandoned: Counter[str] = field(default_factory=Counter)
-    failed: Counter[str] = field(default_factory=Counter)
-    requests: Counter[str] = field(default_factory=Counter)  # "200", "422", "503", "closed", ...
-
-    def twice(self) -> tuple[set[str], set[str]]:
-        """(explained, unexplained) keys processed more than once. Explained: every processing
-        but one was in an abandoned request, which Pinterest deduplicates by event_id."""
-        explained, unexplained = set(), set()
-        for key, times in self.processed.items():
-            if times < 2:
-                continue
-            (explained if times - self.abandoned[key] <= 1 else unexplained).add(key)
-        return explained, unexplained
-
-
-def tally_standin(received: Iterable[dict[str, Any]], client_timeout_s: float) -> StandInTally:
-    tally = StandInTally()
-    for record in received:
-        label = "closed" if record["status"] == 0 else str(record["status"])
-        if record.get("fault") == "slow":
-            label += " slow"
-        tally.requests[label] += 1
-        if record["status"] not in (200, 422) or record.get("fault") not in (None, "slow"):
-            continue
-        response = record["response"] or {}
-        results = (response.get("details") if record["status"] == 422 else response) or {}
-        abandoned = record.get("fault") == "slow" and record.get("fault_seconds", 0) > client_timeout_s
-        for item, result in zip(record["body"]["data"], results.get("events", [])):
-            key = event_key(record["ad_account_id"], item)
-            if result.get("status") == "processed":
-                tally.processed[key] += 1
-                if abandoned:
-                    tally.abandoned[key] += 1
-            else:
-                tally.failed[key] += 1
-    return tally
 
 
 def table_states(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
@@ -440,9 +394,9 @@ class FaultPlayer(threading.Thread):
             elif spell.name == "aws":
                 self.aws.active = True
             self.stop_event.wait(spell.seconds)
-            # a spell that no request met tested nothing: hold it (at most twice as long again)
-            # until one has, so a slow sender or a quiet moment cannot skip it
-            held_until = time.monotonic() + 2 * spell.seconds
+            # a spell that no request met tested nothing: hold it until one has (at most
+            # SPELL_HOLD_SECONDS more), so a slow sender or a quiet moment cannot skip it
+            held_until = time.monotonic() + max(SPELL_HOLD_SECONDS, 2 * spell.seconds)
             while self._faults_met(spell) == met and time.monotonic() < held_until and not self.stop_event.wait(0.1):
                 pass
             standin.clear_fault()
@@ -758,7 +712,7 @@ def _post_with_retries(session: requests.Session, base_url: str, post: Post, led
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pinrelay_local.soak", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pinrelay_bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20_000, help="events to send (default 20000)")
     parser.add_argument("--rate", type=float, default=150.0, help="events per second offered to ingest (default 150)")
     parser.add_argument("--spell-seconds", type=float, default=5.0, help="length of each fault spell (default 5)")

@@ -1,4 +1,5 @@
-"""`pinrelay import-offline` without a server: batching, retries, the answer of each row."""
+"""`pinrelay import-offline` without a server: batching, retries, the answer of each row, never a cell's
+value in what it says; and the CLI's defaults and imports."""
 
 import json
 
@@ -8,6 +9,7 @@ import requests
 from pinrelay_cli import import_offline
 from pinrelay_cli import main as cli
 from pinrelay.sources.offline_csv import load_offline_csv
+from tests.unit.test_offline_csv import CUSTOMER
 
 
 class Answer:
@@ -148,10 +150,38 @@ def test_the_commands_default_to_the_local_stacks_address_and_key():
     assert defaults.LOCAL_API_KEY == LOCAL_DEFAULTS["INGEST_API_KEY"]
 
 
-def test_the_cli_never_imports_the_local_stack():
+def test_the_cli_never_imports_the_local_stack_or_the_dev_tools():
     import subprocess
     import sys
 
-    code = "import sys, pinrelay_cli.main; print(sorted(m for m in sys.modules if m.startswith('pinrelay_local')))"
+    code = ("import sys, pinrelay_cli.main; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pinrelay_local', 'pinrelay_tools')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_cli_says_nothing_of_a_cell_of_a_file_without_header(now, tmp_path, capsys):
+    path = tmp_path / "noheader.csv"
+    path.write_text(",".join(CUSTOMER) + f",{now}\n" + f"pos-2,bob@example.com,,Bob,Smith,Leeds,LS1 1AA,5,{now}\n")
+    assert cli.main(["import-offline", str(path), "--dry-run"]) == 2
+    output = capsys.readouterr()
+    assert "the first row is not a header" in output.err
+    for value in (*CUSTOMER, "jane.doe", str(now), "bob@example.com", "Leeds"):
+        assert value not in output.out + output.err
+
+
+def test_the_cli_says_nothing_of_a_cell_of_bad_rows(now, tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("event_id,email,phone,event_time,num_items\n"
+                    f"s-1,jane.secretnowhere,,{now},\n"
+                    f"s-2,jane.secret@nowhere,0000,{'9' * 400},\n"
+                    f"s-3,jane.secret@nowhere,+44 20 7946 0018,{now},{'7' * 5000}\n"
+                    f"s-4,{'|'.join(['jane.secret@nowhere'] * 11)},,{now},\n"
+                    f"s-5,jane.secret@nowhere,0000,{now},\n")
+    assert cli.main(["import-offline", str(path), "--dry-run"]) == 1
+    output = capsys.readouterr()
+    assert "4 rows with errors" not in output.out and "5 rows: 1 valid, 4 with errors" in output.out
+    assert "row 3: event_time: out of range" in output.out and "row 4: num_items: too large" in output.out
+    assert "row 6: warning: phone: value dropped, not a phone number" in output.out
+    for value in ("jane.secret", "nowhere", "0000", "7946", "9" * 20, "7" * 20):
+        assert value not in output.out + output.err

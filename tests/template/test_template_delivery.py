@@ -12,20 +12,8 @@ import pytest
 
 from pinrelay.config import EVENT_LIFETIME_SECONDS
 from pinrelay.ingest import MAX_MESSAGE_BYTES
-from pinrelay_local.lint_template import REPO_ROOT, load_template, replace_code_uris, translate
+from tests.template.cloudformation import rule_passes
 
-
-@pytest.fixture(scope="module")
-def sam() -> dict[str, Any]:
-    return load_template(REPO_ROOT / "template.yaml")
-
-
-@pytest.fixture(scope="module")
-def translated(sam) -> dict[str, Any]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_REGION", "us-east-1")
-        return translate(replace_code_uris(sam))
 
 
 def role_actions(translated: dict[str, Any], function: str) -> set[str]:
@@ -59,35 +47,11 @@ def test_dedup_windows_cover_every_moment_an_event_can_be_accepted(sam):
     assert sender["DEDUP_WINDOW_SECONDS"] == {"Ref": "DedupWindowSeconds"}
 
 
-def rule_passes(sam: dict[str, Any], name: str, **values: str) -> bool:
-    """Evaluate a template rule as CloudFormation does (Fn::Contains/Equals/Not), given parameters."""
-    params = {key: str(p.get("Default", "")) for key, p in sam["Parameters"].items()} | values
-
-    def value(node: Any) -> Any:
-        if isinstance(node, dict) and len(node) == 1:
-            (fn, arg), = node.items()
-            if fn == "Ref":
-                return params[arg]
-            if fn == "Fn::Equals":
-                return str(value(arg[0])) == str(value(arg[1]))
-            if fn == "Fn::Not":
-                return not value(arg[0])
-            if fn == "Fn::Contains":
-                return str(value(arg[1])) in [str(item) for item in arg[0]]
-            raise AssertionError(f"unsupported intrinsic in a rule: {fn}")
-        return node
-
-    rule = sam["Rules"][name]
-    if not value(rule["RuleCondition"]):
-        return True
-    return all(value(assertion["Assert"]) for assertion in rule["Assertions"])
-
-
 @pytest.mark.parametrize(("batch_size", "window", "deployable"),
                          [("1000", "0", False), ("11", "0", False), ("10", "0", True), ("1", "0", True), ("1000", "1", True)])
 def test_a_batch_size_above_ten_needs_a_batching_window(sam, batch_size, window, deployable):
-    assert rule_passes(sam, "LargeBatchesNeedABatchingWindow", SenderBatchSize=batch_size,
-                       SenderBatchingWindowSeconds=window) is deployable
+    assert rule_passes(sam, "LargeBatchesNeedABatchingWindow",
+                       {"SenderBatchSize": batch_size, "SenderBatchingWindowSeconds": window}) is deployable
 
 
 def test_the_offline_import_retries_once_then_hands_failures_to_an_alarmed_queue(sam, translated):
@@ -108,7 +72,7 @@ def test_the_dashboard_is_valid_json_and_shows_every_alarm(sam):
     sub = sam["Resources"]["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     body, optional_parts = sub if isinstance(sub, list) else (sub, {})
     for name in optional_parts:  # the event quality widgets and alarms: absent with the default parameters
-        body = body.replace("${" + name + "}", "")  # (tests/unit/test_template_quality.py renders them)
+        body = body.replace("${" + name + "}", "")  # (tests/template/test_template_quality.py renders them)
     dashboard = json.loads(re.sub(r"\$\{([\w.]+)\}", r"\1", body))  # ${Alarm.Arn} -> Alarm.Arn
     alarms = [w for w in dashboard["widgets"] if w["type"] == "alarm"][0]["properties"]["alarms"]
     shown = {alarm.removesuffix(".Arn") for alarm in alarms}

@@ -12,48 +12,11 @@ import pytest
 
 from pinrelay.config import ReconcileSettings
 from pinrelay.reconcile import OrderClass
-from pinrelay_local.lint_template import REPO_ROOT, load_template, replace_code_uris, translate
+from pinrelay_tools.template import REPO_ROOT
+from tests.template.cloudformation import effective_resources, rule_passes
 
 ENABLED = {"ShopifyAdminTokenSecretName": "pinrelay/shopify-admin-token", "ShopifyShopDomain": "shop.myshopify.com"}
 
-
-@pytest.fixture(scope="module")
-def sam() -> dict[str, Any]:
-    return load_template(REPO_ROOT / "template.yaml")
-
-
-@pytest.fixture(scope="module")
-def translated(sam) -> dict[str, Any]:
-    with pytest.MonkeyPatch.context() as mp:  # translate() pins the region in os.environ
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_REGION", "us-east-1")
-        return translate(replace_code_uris(sam))
-
-
-def evaluate(template: dict[str, Any], node: Any, values: dict[str, str]) -> Any:
-    """An intrinsic condition as CloudFormation evaluates it, for these parameter values (defaults otherwise)."""
-    params = {key: str(p.get("Default", "")) for key, p in template["Parameters"].items()} | values
-    if isinstance(node, dict) and len(node) == 1:
-        (fn, arg), = node.items()
-        if fn == "Ref":
-            return params[arg]
-        if fn == "Fn::Equals":
-            return str(evaluate(template, arg[0], values)) == str(evaluate(template, arg[1], values))
-        if fn == "Fn::Not":
-            return not evaluate(template, arg[0], values)
-        if fn == "Fn::And":
-            return all(evaluate(template, a, values) for a in arg)
-        if fn == "Fn::Or":
-            return any(evaluate(template, a, values) for a in arg)
-        if fn == "Condition":
-            return evaluate(template, template["Conditions"][arg], values)
-        raise AssertionError(f"unsupported intrinsic: {fn}")
-    return node
-
-
-def created(template: dict[str, Any], **values: str) -> dict[str, dict]:
-    return {name: r for name, r in template["Resources"].items()
-            if "Condition" not in r or evaluate(template, template["Conditions"][r["Condition"]], values)}
 
 
 def reconcile_resources(resources: dict[str, dict]) -> dict[str, dict]:
@@ -65,9 +28,9 @@ def test_nothing_is_created_unless_the_token_secret_and_the_shop_are_set(request
     template = request.getfixturevalue(which)
     assert template["Parameters"]["ShopifyAdminTokenSecretName"]["Default"] == ""
     assert template["Parameters"]["ShopifyShopDomain"]["Default"] == ""
-    assert reconcile_resources(created(template)) == {}
-    assert reconcile_resources(created(template, ShopifyAdminTokenSecretName="x")) == {}
-    enabled = reconcile_resources(created(template, **ENABLED))
+    assert reconcile_resources(effective_resources(template)) == {}
+    assert reconcile_resources(effective_resources(template, ShopifyAdminTokenSecretName="x")) == {}
+    enabled = reconcile_resources(effective_resources(template, **ENABLED))
     assert {r["Condition"] for r in enabled.values()} == {"ReconcileEnabled"}
     expected = {"ReconcileFunction", "ReconcileFunctionLogGroup", "OrdersMissingAlarm", "ReconcileErrorsAlarm"}
     if which == "translated":  # SAM's own: the role, the EventBridge rule and its invoke permission
@@ -76,12 +39,8 @@ def test_nothing_is_created_unless_the_token_secret_and_the_shop_are_set(request
 
 
 def test_one_without_the_other_is_refused_at_deploy(sam):
-    rule = sam["Rules"]["ReconcileNeedsTokenAndShop"]
-
     def passes(**values: str) -> bool:
-        if not evaluate(sam, rule["RuleCondition"], values):
-            return True
-        return all(evaluate(sam, assertion["Assert"], values) for assertion in rule["Assertions"])
+        return rule_passes(sam, "ReconcileNeedsTokenAndShop", values)
 
     assert passes() and passes(**ENABLED)
     assert not passes(ShopifyAdminTokenSecretName="x") and not passes(ShopifyShopDomain="shop.myshopify.com")

@@ -11,24 +11,12 @@ from typing import Any
 
 import pytest
 
-from pinrelay_local.lint_template import REPO_ROOT, load_template, replace_code_uris, translate
-from tests.unit.test_template_function_url import condition_holds, effective_resources
+from pinrelay_tools.template import REPO_ROOT
+from tests.template.cloudformation import condition_holds, effective_resources
 
 QUALITY = {"AdsReadTokenSecretName": "pinrelay/pinterest-ads-read-token"}
 ALARMS = {"EventQualityStatusAlarm", "CheckoutOverlapAlarm", "EventQualityCheckErrorsAlarm"}
 
-
-@pytest.fixture(scope="module")
-def sam() -> dict[str, Any]:
-    return load_template(REPO_ROOT / "template.yaml")
-
-
-@pytest.fixture(scope="module")
-def translated(sam) -> dict[str, Any]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_REGION", "us-east-1")
-        return translate(replace_code_uris(sam))
 
 
 def quality_resources(resources: dict[str, dict]) -> set[str]:

@@ -7,25 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
-from pinrelay_local.lint_template import REPO_ROOT, load_template, replace_code_uris, translate
 
 ROUTING = {"IngestApiKeySecret", "ShopifyWebhookSecret", "WooCommerceWebhookSecret", "AccountMapSecret"}
 TOKENS = {"ConversionTokenSecret", "AccountTokensSecret"}
 
-
-@pytest.fixture(scope="module")
-def sam() -> dict[str, Any]:
-    return load_template(REPO_ROOT / "template.yaml")
-
-
-@pytest.fixture(scope="module")
-def translated(sam) -> dict[str, Any]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_REGION", "us-east-1")
-        return translate(replace_code_uris(sam))
 
 
 def readable_secrets(translated: dict[str, Any], function: str) -> set[str]:

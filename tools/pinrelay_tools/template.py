@@ -1,6 +1,9 @@
-"""Offline lint of the SAM template.
+"""template.yaml offline: loaded, translated by SAM, linted (``make lint``).
 
-Run as ``python -m pinrelay_local.lint_template`` (with ``local/`` on sys.path).
+``load_template`` reads the template (CloudFormation short-form tags supported); the local stack,
+the bench and the template tests read it with it. ``replace_code_uris`` and ``translate`` give
+SAM's own offline translation to plain CloudFormation, which the template tests and ``make
+security`` check. Run as ``python -m pinrelay_tools.template``, the lint:
 
 1. Loads ``template.yaml`` (CloudFormation short-form tags supported).
 2. Replaces every ``CodeUri`` / ``ContentUri`` with an S3 placeholder so the SAM
@@ -112,7 +115,7 @@ def run_cfn_lint(path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pinrelay_local.lint_template", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pinrelay_tools.template", description=__doc__.splitlines()[0])
     parser.add_argument("--template", type=Path, default=REPO_ROOT / "template.yaml")
     parser.add_argument("--out", type=Path, default=None, help="translated JSON (default: <repo>/.aws-sam/lint/translated.json)")
     args = parser.parse_args(argv)

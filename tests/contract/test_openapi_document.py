@@ -1,5 +1,6 @@
-"""functions/ingest/openapi.json is what `python -m pinrelay_local.openapi` generates from the models
-now, is a valid OpenAPI 3.1 document, and describes what the ingest handler accepts and answers."""
+"""functions/ingest/openapi.json is what `python -m pinrelay_tools.openapi` generates from the models
+now, is a valid OpenAPI 3.1 document, and describes what the ingest handler accepts and answers;
+the local stack serves it at GET /openapi.json."""
 
 import json
 from pathlib import Path
@@ -9,7 +10,8 @@ import pytest
 from openapi_spec_validator import validate
 from pinrelay.ingest import IngestOutcome
 from pinrelay.models import EventResult, IncomingEvent
-from pinrelay_local.openapi import OPENAPI_PATH, build_openapi, main, openapi_handler, render
+from pinrelay_local.stack import openapi_handler
+from pinrelay_tools.openapi import OPENAPI_PATH, build_openapi, main, render
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_committed_document_is_what_the_generator_gives_now():
     assert OPENAPI_PATH == REPO / "functions" / "ingest" / "openapi.json"
     assert OPENAPI_PATH.read_text(encoding="utf-8") == render(), (
-        "functions/ingest/openapi.json is stale: run .venv/bin/python -m pinrelay_local.openapi"
+        "functions/ingest/openapi.json is stale: run .venv/bin/python -m pinrelay_tools.openapi"
     )
     assert main(["--check"]) == 0
 

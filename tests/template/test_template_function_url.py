@@ -1,73 +1,13 @@
 """template.yaml: the optional ingest Function URL (IngestFunctionUrl) and the ingest function's
 reserved concurrency (IngestReservedConcurrency), read from the SAM template and from SAM's own
-offline translation (pinrelay_local.lint_template, the one `make lint` and `make security` check)."""
+offline translation (pinrelay_tools.template, the one `make lint` and `make security` check)."""
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
-from pinrelay_local.lint_template import REPO_ROOT, load_template, replace_code_uris, translate
-
-@pytest.fixture(scope="module")
-def sam() -> dict[str, Any]:
-    return load_template(REPO_ROOT / "template.yaml")
-
-
-@pytest.fixture(scope="module")
-def translated(sam) -> dict[str, Any]:
-    with pytest.MonkeyPatch.context() as mp:  # translate() pins the region in os.environ
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_REGION", "us-east-1")
-        return translate(replace_code_uris(sam))
-
-
-def evaluate(template: dict[str, Any], node: Any, overrides: dict[str, str]) -> Any:
-    """Evaluate a condition or rule expression as CloudFormation does for the given parameter
-    values (defaults otherwise)."""
-    params = {key: str(p.get("Default", "")) for key, p in template["Parameters"].items()} | overrides
-
-    def value(node: Any) -> Any:
-        if isinstance(node, dict) and len(node) == 1:
-            (fn, arg), = node.items()
-            if fn == "Ref":
-                return params[arg]
-            if fn == "Fn::Equals":
-                return str(value(arg[0])) == str(value(arg[1]))
-            if fn == "Fn::Not":
-                return not value(arg[0])
-            if fn == "Fn::And":
-                return all(value(a) for a in arg)
-            if fn == "Fn::Or":
-                return any(value(a) for a in arg)
-            if fn == "Fn::Contains":
-                return str(value(arg[1])) in [str(value(item)) for item in arg[0]]
-            if fn == "Condition":
-                return value(template["Conditions"][arg])
-            raise AssertionError(f"unsupported intrinsic: {fn}")
-        return node
-
-    return value(node)
-
-
-def condition_holds(template: dict[str, Any], name: str, overrides: dict[str, str]) -> bool:
-    return bool(evaluate(template, template["Conditions"][name], overrides))
-
-
-def rule_passes(template: dict[str, Any], name: str, overrides: dict[str, str]) -> bool:
-    """Whether CloudFormation would let the deploy go on past the rule (it does when the rule's
-    condition does not hold, or when every assertion holds)."""
-    rule = template["Rules"][name]
-    if "RuleCondition" in rule and not evaluate(template, rule["RuleCondition"], overrides):
-        return True
-    return all(evaluate(template, assertion["Assert"], overrides) for assertion in rule["Assertions"])
-
-
-def effective_resources(template: dict[str, Any], **overrides: str) -> dict[str, dict]:
-    """The resources CloudFormation would create with these parameter values."""
-    return {name: r for name, r in template["Resources"].items()
-            if "Condition" not in r or condition_holds(template, r["Condition"], overrides)}
+from tests.template.cloudformation import condition_holds, effective_resources, rule_passes
 
 
 def url_resources(resources: dict[str, dict]) -> dict[str, dict]:
