@@ -9,7 +9,8 @@ date they were taken). What one million events use comes from the measurements:
   I/O waits: ingest's SendMessageBatch calls (``ingest_queue_workers`` at a time), the sender's
   conditional UpdateItems (claim, mark ``sending`` for offline events, outcome: each a parallel
   round of ``sender_ledger_workers``) and its Pinterest request; INIT for ``cold_start_fraction``
-  of invocations. The sensitivity line runs the CPU part at the speed of a 256 MB function;
+  of invocations. The sensitivity line runs the CPU part of invocations at the speed of a 256 MB
+  function (INIT has a full vCPU on demand);
 * SQS and DynamoDB: the billable requests and write units counted on the local stack;
 * CloudWatch Logs: the log bytes measured per event, Lambda's platform lines if template.yaml
   turns them on, and the HTTP API access log line (template.yaml's format, typical values);
@@ -62,7 +63,8 @@ MODEL_ASSUMPTIONS: dict[str, Any] = {
     "rate_events_per_s": 5.0,  # steady traffic the bill is modeled at (= the trickle measured); ~13 M events/month
     "seconds_per_month": 30 * 86_400,
     # Lambda durations = CPU measured here at full speed (handler + botocore serialisation) + I/O waits below.
-    # At 256 MB Lambda gives ~256/1769 of a vCPU: the CPU part would take ~6.9x longer (see the sensitivity line).
+    # At 256 MB Lambda gives ~256/1769 of a vCPU: the CPU part of an invocation would take ~6.9x longer
+    # (see the sensitivity line); INIT gets a full vCPU on demand, so it is not scaled.
     "vcpu_fraction_at_memory": 256 / 1769,
     "io_ms": {
         "dynamodb_update_item": 6.0,  # one conditional UpdateItem, in-region p50
@@ -405,7 +407,10 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
     init_ms = {}
     for function, invocations in (("ingest", posts), ("sender", sender_invocations)):
         artifact = (cold.get(function) or {}).get("artifact") or {}
-        init_ms[function] = a["cold_start_fraction"] * invocations * (artifact.get("import_ms", 0.0) * cpu_scale)
+        # INIT runs at full speed whatever the memory: "On-demand Lambda functions use a full vCPU
+        # (non-throttled) [...] during its initialization phase" (AWS, serverlessland.com, "Effectively
+        # running Java on Serverless: utilize initialization phase"), so cpu_scale does not apply
+        init_ms[function] = a["cold_start_fraction"] * invocations * artifact.get("import_ms", 0.0)
 
     observe = template_observability()
     platform_bytes = {

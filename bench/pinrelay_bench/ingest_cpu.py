@@ -57,9 +57,14 @@ def floor_work(body: bytes) -> list[str]:
 
 
 def ingest_work(service: Any, body: bytes) -> Any:
-    payload = json.loads(body)
+    """What the ingest handler does with a body: decode, parse, check the whole text once for
+    characters SQS refuses (json_text_is_clean, as _read_json does), then ingest."""
+    from pinrelay.events import json_text_is_clean
+
+    text = body.decode("utf-8")
+    payload = json.loads(text)
     events = payload["data"] if isinstance(payload, dict) and "data" in payload else [payload]
-    return service.ingest_api_events(events)
+    return service.ingest_api_events(events, text_checked=json_text_is_clean(text))
 
 
 def ingest_breakdown(quick: bool) -> dict[str, float]:

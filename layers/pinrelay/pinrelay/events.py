@@ -138,10 +138,10 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else value
 
 
-def hash_raw_user_data(raw: dict[str, Any], memo: dict | None = None) -> tuple[dict[str, Any], list[str]]:
+def hash_raw_user_data(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Normalise and hash a ``user_data`` object given in Pinterest's field names (absent and
-    None alike mean no value); ``memo``: see ``UserDataBuilder``. Returns it with the warnings."""
-    builder = UserDataBuilder(memo)
+    None alike mean no value). Returns it with the warnings."""
+    builder = UserDataBuilder()
     countries = _as_list(raw.get("country"))
     default_country = address_country(*countries)
     for name in HASHED_FIELDS:
@@ -166,10 +166,10 @@ def json_text_is_clean(text: str) -> bool:
     return "\\u" not in text and "\ufffe" not in text and "\uffff" not in text
 
 
-def prepare_api_event(raw: Any, now: int, memo: dict | None = None, text_checked: bool = False) -> PreparedEvent:
+def prepare_api_event(raw: Any, now: int, text_checked: bool = False) -> PreparedEvent:
     """Validate one event of ``POST /events`` and turn it into a hashed Pinterest event, or raise
-    EventRejected naming the field. ``memo``: see ``UserDataBuilder`` (one per request);
-    ``text_checked``: ``json_text_is_clean`` said so of the request's body."""
+    EventRejected naming the field. ``text_checked``: ``json_text_is_clean`` said so of the
+    request's body."""
     if not isinstance(raw, dict):
         raise EventRejected("event: must be a JSON object")
     event_id, event_name = _safe_str(raw.get("event_id")), _safe_str(raw.get("event_name"))
@@ -182,7 +182,7 @@ def prepare_api_event(raw: Any, now: int, memo: dict | None = None, text_checked
         raise EventRejected(describe_validation_error(exc), event_id, event_name) from None
     # user_data hashed and put back last, as Pinterest's order has it
     event = incoming.model_dump(exclude_none=True, exclude={"user_data"})
-    event["user_data"], warnings = hash_raw_user_data(dict(incoming.user_data), memo)
+    event["user_data"], warnings = hash_raw_user_data(dict(incoming.user_data))
     event.setdefault("event_time", now)
     prepared = PreparedEvent(event=event, warnings=warnings)
     # the raw event's text was checked above: validation keeps strings, hashing gives hex
@@ -192,13 +192,11 @@ def prepare_api_event(raw: Any, now: int, memo: dict | None = None, text_checked
 
 def prepare_api_events(raws: Iterable[Any], now: int, text_checked: bool = False) -> list[PreparedEvent | EventRejected]:
     """``prepare_api_event`` for each event of a request, in order, a rejection in place of each
-    event it refuses. One memo serves the request: a batch repeats its countries, states, cities
-    and the same person's e-mail or phone, and normalising them again gives the same answer."""
-    memo: dict[tuple[str, str, str | None], str | tuple[str]] = {}
+    event it refuses."""
     prepared: list[PreparedEvent | EventRejected] = []
     for raw in raws:
         try:
-            prepared.append(prepare_api_event(raw, now, memo, text_checked))
+            prepared.append(prepare_api_event(raw, now, text_checked))
         except EventRejected as rejected:
             prepared.append(rejected)
     return prepared

@@ -33,28 +33,12 @@ MAX_CONTENTS = 1000  # line items of one order; Shopify allows a few hundred
 
 
 _TOO_LARGE = Decimal("1e15")
-_PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]+)?")  # plainly a number under 1e15 in magnitude
 
 
 def _decimal_string(value: Any) -> Any:
     """Pinterest takes money as a string parsed into a double: accept numbers, send strings."""
     if value is None:
         return None
-    # Fast paths (pydantic calls this for every price): the answer the Decimal route below gives
-    # for the commonest shapes, without building a Decimal (tests/unit/test_ingest_fast_paths.py).
-    kind = type(value)
-    if kind is str:
-        text = value.strip()
-        if _PLAIN_DECIMAL.fullmatch(text):
-            return text
-    elif kind is int:
-        if -1_000_000_000_000_000 < value < 1_000_000_000_000_000:
-            return str(value)
-    elif kind is float:
-        if -1e15 < value < 1e15:
-            text = repr(value)
-            if "e" not in text:  # format(Decimal(text), "f") is text itself, unless an exponent
-                return text
     if isinstance(value, bool):
         raise ValueError("must be a number or a numeric string")
     if isinstance(value, (int, float, str)):
