@@ -1,11 +1,10 @@
 """The ingest path as it was before it was made fast (commit ecf4c6c), kept as the reference the
 fast paths are compared with: the unsafe-text walk on the raw and on the prepared event, two
-model_dumps, a builder without memo, every phone through phonenumbers, every price through Decimal.
+model_dumps, a builder with a list for each field, every phone through phonenumbers.
 Not a test module (no ``test_`` prefix): the tests in test_ingest_fast_paths.py import it."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,24 +29,6 @@ from pinrelay.normalise import (
     is_sha256_hex,
     sha256_hex,
 )
-
-
-def decimal_string(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ValueError("must be a number or a numeric string")
-    if isinstance(value, (int, float, str)):
-        try:
-            number = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValueError("must be a number or a numeric string") from None
-        if not number.is_finite():
-            raise ValueError("must be a finite number")
-        if number.copy_abs() >= Decimal("1e15"):
-            raise ValueError("is too large")
-        return str(value).strip() if isinstance(value, str) else format(number, "f")
-    raise ValueError("must be a number or a numeric string")
 
 
 def normalise_phone(value: str, country: str | None = None) -> str:

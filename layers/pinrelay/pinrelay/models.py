@@ -41,6 +41,10 @@ def _decimal_string(value: Any) -> Any:
         return None
     if isinstance(value, bool):
         raise ValueError("must be a number or a numeric string")
+    if isinstance(value, str) and (not value.strip().isascii() or "_" in value):
+        # Decimal reads other scripts' digits and underscores ("١٢", "1_000"); a string is sent
+        # as it came, and Pinterest's double parser would refuse those
+        raise ValueError("must be a number or a numeric string")
     if isinstance(value, (int, float, str)):
         try:
             number = Decimal(str(value).strip())
