@@ -22,8 +22,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-HASHED_KEY_PREFIX = "sha256:"  # as pinrelay.accounts.HASHED_KEY_PREFIX (the layer is not imported here)
-PLACEHOLDER = "REPLACE_ME"  # as pinrelay.adapters.secrets.PLACEHOLDER: never a usable key
+from pinrelay.accounts import HASHED_KEY_PREFIX
+from pinrelay.adapters.secrets import secret_entries
+
 KEY_BYTES = 32
 SECRETS_MAX_AGE_SECONDS = 300  # the ingest Lambda's secret cache (SECRETS_MAX_AGE_SECONDS)
 
@@ -38,13 +39,6 @@ def new_key() -> str:
 def stored_form(key: str) -> str:
     """The line to store for ``key``: ``sha256:<64 hex>``."""
     return HASHED_KEY_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def secret_entries(value: str) -> list[str]:
-    """The keys a secret value holds, as the ingest handler reads them (commas or newlines)."""
-    return [
-        part.strip() for part in value.replace("\n", ",").split(",") if part.strip() and part.strip() != PLACEHOLDER
-    ]
 
 
 def with_entry(current: str, line: str, *, replace: bool = False) -> str:

@@ -9,13 +9,14 @@ import os
 import re
 from typing import Any
 
+from pinrelay.accounts import PLACEHOLDER
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # Pinterest or the pipeline said no: fix what the message says
 EXIT_USAGE = 2  # the check could not run: an option, a token or a secret is missing
 EXIT_TRY_LATER = 3  # rate limited, unavailable, no answer: the same check may pass later
 
 DEFAULT_API_URL = "https://api.pinterest.com/v5"
-PLACEHOLDER = "REPLACE_ME"  # what the stack puts in a secret until the operator sets it
 _AD_ACCOUNT = re.compile(r"\d{1,18}")
 
 

@@ -31,17 +31,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError
-
 from pinrelay.adapters.reconcile_wiring import TemplateNotReconcilable, mapping_rules, reconcile_shop
-from pinrelay.config import ShopifyMapping
+from pinrelay.adapters.secrets import secret_entries
 from pinrelay.adapters.shopify_admin import ShopifyAdminClient, ShopifyAdminError
 from pinrelay.adapters.webhook_backfill import BackfillRefused, ShopifyWebhookBackfill
+from pinrelay.config import ShopifyMapping
 from pinrelay.reconcile import OrderClass, ReconcileReport, backfillable
 from pinrelay.sources.shopify_graphql import DEFAULT_API_VERSION
 from pinrelay.timestamps import parse_moment
+from pydantic import ValidationError
+
 from pinrelay_cli.defaults import PROG
-from pinrelay_cli.keys import secret_entries
 from pinrelay_cli.reconcile_report import render_html
 from pinrelay_cli.terminal import printable
 

@@ -19,26 +19,25 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import SecretStr
-
 from pinrelay.accounts import (
     AccountMap,
     AccountRoute,
     DefaultAccount,
     InvalidAccountMap,
+    check_account_map,
     key_matches,
-    parse_account_map,
     stored_key_digest,
 )
 from pinrelay.adapters.metrics import emit_filtered_metric, emit_ingest_metrics
-from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.adapters.secrets import SecretUnavailable, secret_value, secret_values
+from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import IngestSettings, SecretRef, ingest_settings
 from pinrelay.events import EventFiltered, EventRejected, PreparedEvent, json_text_is_clean
 from pinrelay.ingest import MAX_EVENTS_PER_REQUEST, IngestOutcome, IngestService
 from pinrelay.sources import shopify, woocommerce
 from pinrelay.sources.signatures import verify_base64_hmac
 from pinrelay.timestamps import parse_moment
+from pydantic import SecretStr
 
 MAX_BODY_BYTES = 1_048_576
 UNAUTHORIZED = {"message": "unauthorized"}
@@ -80,14 +79,10 @@ def account_map() -> AccountMap:
     default = DefaultAccount(shopify_shop_domains=config.shopify_shop_domains,
                              woocommerce_sources=config.woocommerce_sources)
     try:
-        accounts = parse_account_map(raw, default)
-        if accounts.accounts:  # no entry may reuse a key or webhook secret of the default account
-            default = default.with_credentials(
-                api_key_digests=[stored_key_digest(key) for key in _secrets(config.ingest_api_key_ref)],
-                shopify_webhook_secrets=_secrets(config.shopify_secret_ref),
-                woocommerce_webhook_secrets=_secrets(config.woocommerce_secret_ref),
-            )
-            accounts = parse_account_map(raw, default)
+        accounts = check_account_map(raw, default, lambda: (
+            _secrets(config.ingest_api_key_ref), _secrets(config.shopify_secret_ref),
+            _secrets(config.woocommerce_secret_ref),
+        ))
     except InvalidAccountMap as problem:
         logger.error("account map invalid: requests are answered 503 until it is fixed", extra={"error": str(problem)})
         raise SecretUnavailable("the account map is invalid") from None

@@ -431,6 +431,23 @@ def parse_account_map(raw: str, default: DefaultAccount = DefaultAccount()) -> A
         raise InvalidAccountMap("account map: " + "; ".join(_describe(error, data) for error in errors)) from None
 
 
+def check_account_map(raw: str, default: DefaultAccount,
+                      default_credentials: Callable[[], tuple[Iterable[str], Iterable[str], Iterable[str]]]) -> AccountMap:
+    """The account map as ingest takes it: checked against the default account's shop lists and,
+    when the map has entries, against its API keys (as stored: ``sha256:<hex>``, or plain locally)
+    and its Shopify and WooCommerce webhook secrets, which ``default_credentials`` returns and is
+    called only then (they are secrets to read). The ingest handler and ``pinrelay account-map``
+    both check a map here. Raises InvalidAccountMap naming every problem found."""
+    accounts = parse_account_map(raw, default)
+    if accounts.accounts:  # no entry may reuse a key or webhook secret of the default account
+        api_keys, shopify_secrets, woocommerce_secrets = default_credentials()
+        accounts = parse_account_map(raw, default.with_credentials(
+            api_key_digests=[stored_key_digest(key) for key in api_keys],
+            shopify_webhook_secrets=shopify_secrets, woocommerce_webhook_secrets=woocommerce_secrets,
+        ))
+    return accounts
+
+
 # -------------------------------------------------------------------------------- the tokens map
 class AccountTokens(RootModel[dict[str, SecretStr]]):
     """The tokens map: ``{"<ad_account_id>": "<conversion token>"}``, read by the sender only."""

@@ -13,6 +13,7 @@ import logging
 from functools import cache
 from typing import Any
 
+from pinrelay.accounts import PLACEHOLDER
 from pinrelay.config import SecretRef
 
 logger = logging.getLogger(__name__)
@@ -50,13 +51,13 @@ def secret_value(ref: SecretRef, max_age_seconds: int, force_fetch: bool = False
     return ref.plain_value
 
 
-PLACEHOLDER = "REPLACE_ME"  # what the stack puts in a secret the operator has not set yet
+def secret_entries(raw: str) -> list[str]:
+    """The values a secret's text holds: one, or several separated by commas or newlines
+    (rotation). The stack's placeholder is never a usable value: a secret nobody has set lets
+    nobody in."""
+    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip() and part.strip() != PLACEHOLDER]
 
 
 def secret_values(ref: SecretRef, max_age_seconds: int) -> list[str]:
-    """A secret holding one value, or several separated by commas or newlines (rotation).
-
-    The stack's placeholder is never a usable value: a secret nobody has set lets nobody in.
-    """
-    raw = secret_value(ref, max_age_seconds)
-    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip() and part.strip() != PLACEHOLDER]
+    """``secret_entries`` of the secret ``ref`` names."""
+    return secret_entries(secret_value(ref, max_age_seconds))
