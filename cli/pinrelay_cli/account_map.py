@@ -74,12 +74,13 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, secretsmanager:
         parameters = _stack_parameters(args, cloudformation) if args.stack_name else {}
         if parameters:
             secretsmanager = secretsmanager or _client(args, "secretsmanager")
-        read = _secret_reader(secretsmanager)
-        default = _default_account(parameters)
+
+        def own(parameter: str) -> list[str]:  # the deployment's own keys or secrets, as ingest reads them
+            return secret_entries(_secret_text(secretsmanager, parameters.get(parameter, "")))
+
         try:
-            accounts = check_account_map(raw, default, lambda: (
-                read(parameters, "IngestApiKeySecretName"), read(parameters, "ShopifyWebhookSecretName"),
-                read(parameters, "WooCommerceWebhookSecretName"),
+            accounts = check_account_map(raw, _default_account(parameters), lambda: (
+                own("IngestApiKeySecretName"), own("ShopifyWebhookSecretName"), own("WooCommerceWebhookSecretName"),
             ))
         except InvalidAccountMap as problem:
             say(f"account map refused: {printable(str(problem).removeprefix('account map: '))}")
@@ -131,14 +132,6 @@ def _stack_parameters(args: argparse.Namespace, cloudformation: Any) -> dict[str
     except Exception as exc:  # noqa: BLE001 - botocore's errors: one line
         raise Stop(f"cannot read stack {args.stack_name} ({type(exc).__name__})") from None
     return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
-
-
-def _secret_reader(secretsmanager: Any) -> Callable[[dict[str, str], str], list[str]]:
-    def read(parameters: dict[str, str], parameter: str) -> list[str]:
-        """The values of the secret a stack parameter names, as ingest reads them."""
-        return secret_entries(_secret_text(secretsmanager, parameters.get(parameter, "")))
-
-    return read
 
 
 def _secret_text(secretsmanager: Any, name: str) -> str:
