@@ -36,6 +36,7 @@ from pinrelay.accounts import (
 )
 from pinrelay.adapters.secrets import secret_entries
 
+from pinrelay_cli.stack import StackUnreadable, read_stack
 from pinrelay_cli.terminal import printable
 
 EXIT_OK = 0
@@ -127,11 +128,9 @@ def _client(args: argparse.Namespace, service: str) -> Any:
 
 def _stack_parameters(args: argparse.Namespace, cloudformation: Any) -> dict[str, str]:
     try:
-        cloudformation = cloudformation or _client(args, "cloudformation")
-        (stack,) = cloudformation.describe_stacks(StackName=args.stack_name)["Stacks"]
-    except Exception as exc:  # noqa: BLE001 - botocore's errors: one line
-        raise Stop(f"cannot read stack {args.stack_name} ({type(exc).__name__})") from None
-    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+        return read_stack(cloudformation or _client(args, "cloudformation"), args.stack_name).parameters
+    except StackUnreadable as problem:
+        raise Stop(str(problem)) from None
 
 
 def _secret_text(secretsmanager: Any, name: str) -> str:

@@ -65,3 +65,5 @@ from pinrelay_cli import quality  # noqa: E402
 register("quality", quality.HELP, quality.setup, quality.run)
 from pinrelay_cli import account_map  # noqa: E402
 register("account-map", account_map.HELP, account_map.setup, account_map.run)
+from pinrelay_cli import status  # noqa: E402
+register("status", status.HELP, status.setup, status.run)

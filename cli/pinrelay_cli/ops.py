@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from pinrelay_cli.stack import StackUnreadable, from_options_or_stack
 from pinrelay_cli.terminal import printable
 
 STACK_OUTPUTS = {"queue_url": "EventsQueueUrl", "dlq_url": "DeadLetterQueueUrl", "table": "DedupTableName"}
@@ -179,27 +180,19 @@ def _client(args: argparse.Namespace, service: str) -> Any:
     return boto3.client(service, region_name=getattr(args, "region", None) or None)
 
 
-def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
-    (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
-
-
 def resolve_targets(args: argparse.Namespace, *names: str, cloudformation: Any = None) -> dict[str, str]:
     """The values of ``names`` (queue_url, dlq_url, table): from the options, else from the
     outputs of ``--stack-name``. SystemExit with a message when one cannot be found."""
-    values = {name: getattr(args, name, None) for name in names}
-    missing = [name for name, value in values.items() if not value]
-    if missing:
-        if not getattr(args, "stack_name", None):
-            options = ", ".join("--" + name.replace("_", "-") for name in missing)
-            raise SystemExit(f"give {options} or --stack-name")
-        outputs = stack_outputs(cloudformation or _client(args, "cloudformation"), args.stack_name)
-        for name in missing:
-            value = outputs.get(STACK_OUTPUTS[name])
-            if not value:
-                raise SystemExit(f"stack {args.stack_name} has no output {STACK_OUTPUTS[name]}")
-            values[name] = value
-    return values  # type: ignore[return-value]
+    given = {name: getattr(args, name, None) for name in names}
+    missing = [name for name, value in given.items() if not value]
+    if missing and not getattr(args, "stack_name", None):
+        raise SystemExit(f"give {', '.join('--' + name.replace('_', '-') for name in missing)} or --stack-name")
+    try:
+        return from_options_or_stack(given, getattr(args, "stack_name", None),  # type: ignore[return-value]
+                                     lambda: cloudformation or _client(args, "cloudformation"),
+                                     outputs={name: STACK_OUTPUTS[name] for name in names})
+    except StackUnreadable as problem:
+        raise SystemExit(str(problem)) from None
 
 
 def setup_redrive(parser: argparse.ArgumentParser) -> None:
@@ -293,5 +286,5 @@ def add_rejected_parser(sub: Any) -> argparse.ArgumentParser:
 
 __all__ = [
     "REDRIVE_HELP", "REJECTED_HELP", "Rejection", "add_redrive_parser", "add_rejected_parser", "redrive", "rejected",
-    "resolve_targets", "run_redrive", "run_rejected", "setup_redrive", "setup_rejected", "stack_outputs",
+    "resolve_targets", "run_redrive", "run_rejected", "setup_redrive", "setup_rejected",
 ]

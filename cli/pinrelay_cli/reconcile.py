@@ -43,6 +43,7 @@ from pydantic import ValidationError
 
 from pinrelay_cli.defaults import PROG
 from pinrelay_cli.reconcile_report import render_html
+from pinrelay_cli.stack import StackUnreadable, read_stack
 from pinrelay_cli.terminal import printable
 
 HELP = "account for every order of a Shopify shop: delivered, rejected, filtered, queued, in the DLQ or missing"
@@ -114,12 +115,10 @@ class _Stack:
         self.parameters: dict[str, str] = {}
         if self.name:
             try:
-                cloudformation = cloudformation or _client(args, "cloudformation")
-                (stack,) = cloudformation.describe_stacks(StackName=self.name)["Stacks"]
-            except Exception as exc:  # noqa: BLE001
-                raise Stop(f"cannot read stack {self.name} ({type(exc).__name__})") from None
-            self.outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-            self.parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+                stack = read_stack(cloudformation or _client(args, "cloudformation"), self.name)
+            except StackUnreadable as problem:
+                raise Stop(str(problem)) from None
+            self.outputs, self.parameters = stack.outputs, stack.parameters
 
     def value(self, given: str | None, output: str, option: str) -> str:
         if given:

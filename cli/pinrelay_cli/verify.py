@@ -57,6 +57,7 @@ from pinrelay_cli.pinterest_access import (
     aws_client,
     pinterest_token,
 )
+from pinrelay_cli.stack import StackUnreadable, from_options_or_stack
 from pinrelay_cli.terminal import printable
 
 HELP = "send one test event (test=true) to Pinterest, directly or through the deployed pipeline, and say if it arrived"
@@ -133,27 +134,15 @@ def run_direct(args: argparse.Namespace, out: TextIO, *, secretsmanager: Any = N
 
 def pipeline_targets(args: argparse.Namespace, cloudformation: Any = None) -> tuple[str, str, str]:
     """(ingest URL, ledger table, ad account) from the options, else from the stack."""
-    url, table, ad_account = args.url, args.table, args.ad_account
-    if args.stack_name and not (url and table and ad_account):
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        client = cloudformation or aws_client("cloudformation", args.region)
-        try:
-            (stack,) = client.describe_stacks(StackName=args.stack_name)["Stacks"]
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            raise CommandError(f"stack {args.stack_name} could not be read ({error.get('Code', 'error')}: "
-                               f"{error.get('Message', '')})") from None
-        except BotoCoreError as exc:
-            raise CommandError(f"stack {args.stack_name} could not be read ({type(exc).__name__})") from None
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
-        url = url or outputs.get("IngestApiUrl")
-        table = table or outputs.get("DedupTableName")
-        ad_account = ad_account or parameters.get("PinterestAdAccountId")
-        for name, value in (("IngestApiUrl", url), ("DedupTableName", table)):
-            if not value:
-                raise CommandError(f"stack {args.stack_name} has no output {name}")
+    try:
+        found = from_options_or_stack(
+            {"url": args.url, "table": args.table, "ad_account": args.ad_account}, args.stack_name,
+            lambda: cloudformation or aws_client("cloudformation", args.region),
+            outputs={"url": "IngestApiUrl", "table": "DedupTableName"}, parameters={"ad_account": "PinterestAdAccountId"},
+        )
+    except StackUnreadable as problem:
+        raise CommandError(str(problem)) from None
+    url, table, ad_account = found["url"], found["table"], found["ad_account"]
     if not (url and table):
         raise CommandError("give --direct, --stack-name NAME, or --url URL and --table NAME")
     return url.rstrip("/"), table, ad_account_id(ad_account, "--ad-account (or PINTEREST_AD_ACCOUNT_ID)")
@@ -200,7 +189,8 @@ def ledger_entry(dynamodb: Any, table: str, key: str) -> LedgerEntry | None:
     try:
         item = dynamodb.get_item(
             TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True,
-            ProjectionExpression="#state, attempts, error_message", ExpressionAttributeNames={"#state": "state"},
+            ProjectionExpression="#state, attempts, error_message, updated_at, lease_until, expires_at",
+            ExpressionAttributeNames={"#state": "state"},
         ).get("Item")
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
@@ -209,8 +199,12 @@ def ledger_entry(dynamodb: Any, table: str, key: str) -> LedgerEntry | None:
         raise CommandError(f"the delivery ledger {table} could not be read ({type(exc).__name__})") from None
     if not item or "state" not in item:
         return None
-    return LedgerEntry(state=item["state"]["S"], attempts=int(item.get("attempts", {}).get("N", "0")),
-                       error_message=item.get("error_message", {}).get("S"))
+    def number(name: str) -> int | None:
+        return int(item[name]["N"]) if "N" in item.get(name, {}) else None
+
+    return LedgerEntry(state=item["state"]["S"], attempts=number("attempts") or 0,
+                       error_message=item.get("error_message", {}).get("S"), updated_at=number("updated_at"),
+                       lease_until=number("lease_until"), expires_at=number("expires_at"))
 
 
 def run_pipeline(args: argparse.Namespace, out: TextIO, *, cloudformation: Any = None, dynamodb: Any = None,

@@ -164,4 +164,4 @@ def test_unreadable_input_says_what_is_wrong(clients, tmp_path, deployment):
     status, out, _ = run(clients, "check", str(not_json))
     assert status == EXIT_INVALID and "not JSON" in out
     status, _, err = run(clients, "check", map_file(tmp_path, EU), "--stack-name", "no-such-stack")
-    assert status == EXIT_USAGE and "cannot read stack no-such-stack" in err
+    assert status == EXIT_USAGE and "stack no-such-stack could not be read" in err

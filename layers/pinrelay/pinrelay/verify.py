@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pinrelay.events import dedup_key, prepare_api_event
@@ -81,11 +82,14 @@ def judge_pinterest_answer(answer: HttpAnswer, ad_account_id: str) -> Verdict:
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """What the delivery ledger holds for the test event (None: no item yet)."""
+    """What the delivery ledger holds for an event (None: no item). Times are epoch seconds."""
 
     state: str
     attempts: int = 0
     error_message: str | None = None
+    updated_at: int | None = None
+    lease_until: int | None = None  # while a sender holds the event
+    expires_at: int | None = None  # the end of its dedup window
 
 
 FINAL_LINES = {
@@ -118,3 +122,43 @@ def not_delivered_line(timeout_seconds: float, entry: LedgerEntry | None, ad_acc
         attempts = f", {entry.attempts} attempt(s)" if entry.attempts else ""
         where = f"the sender took it (state {entry.state}{attempts}) but has recorded no answer from Pinterest"
     return f"not delivered within {timeout_seconds:g} s ({where}): {FOLLOW_UP}"
+
+
+# --------------------------------------------------------------------------------------------
+# ``pinrelay status``: one event's fate, from its ledger item and the dead-letter queue
+# --------------------------------------------------------------------------------------------
+NOT_CLAIMED = ("not in the delivery ledger: no sender has claimed it. It may still wait in the queue (QueueAgeAlarm), "
+               "ingest may have refused it (its answer gave the reason; refusals are not stored), it may have gone "
+               "to another ad account or under another event_name, or its record ended with its dedup window")
+
+
+def status_line(entry: LedgerEntry | None, *, in_dead_letters: bool, now: int) -> tuple[bool, str]:
+    """(delivered, one line saying where the event is and what to do) for ``pinrelay status``."""
+    if entry is None:
+        if in_dead_letters:
+            return False, ("in the dead-letter queue, never claimed: `pinrelay redrive` puts it back "
+                           "(the sender claims each event first, so nothing is sent twice)")
+        return False, NOT_CLAIMED
+    at = f" on {_utc(entry.updated_at)}" if entry.updated_at else ""
+    tries = f" after {entry.attempts} attempt(s)" if entry.attempts > 1 else ""
+    ended = (f" (its dedup window ended {_utc(entry.expires_at)}: a copy sent now is sent again)"
+             if entry.expires_at and entry.expires_at <= now else "")
+    if entry.state == "delivered":
+        return True, f"delivered: Pinterest processed it{at}{tries}{ended}"
+    if entry.state == "rejected":
+        message = " ".join((entry.error_message or "without a message").split())
+        return False, f"rejected by Pinterest{at}{tries}: {message}{ended}"
+    if entry.state == "uncertain":
+        return False, (f"uncertain{at}: a request with it got no answer and it is never sent again; check Pinterest, "
+                       f"then `pinrelay uncertain --release` if Pinterest does not have it{ended}")
+    if entry.state in ("claimed", "sending"):
+        if entry.lease_until and entry.lease_until > now:
+            return False, f"being sent: a sender holds it until {_utc(entry.lease_until)} (attempt {entry.attempts or 1})"
+        where = ("in the dead-letter queue: `pinrelay redrive` puts it back" if in_dead_letters
+                 else "back in the queue for another try")
+        return False, f"not delivered yet, {where} ({entry.attempts} attempt(s) so far, the last{at})"
+    return False, f"state {entry.state}{at}"
+
+
+def _utc(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
