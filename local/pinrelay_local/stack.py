@@ -651,6 +651,8 @@ class LocalStack:
             f"  check it                  AWS_ENDPOINT_URL={self.moto_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
             f"pinrelay verify --url {self.url} --table {self.table_name} --ad-account {self.ad_account_id} "
             f"--api-key {key_hint} --region {REGION}",
+            f"  an event's fate           (same variables) pinrelay status <event_id> --table {self.table_name} "
+            f"--dlq-url {self.dlq_url} --ad-account {self.ad_account_id} --region {REGION}",
         ]
         if self.standin is not None:
             lines.append(f"  event quality             PINTEREST_ADS_READ_TOKEN={self.standin.ads_read_token} pinrelay quality "
