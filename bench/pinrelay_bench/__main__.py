@@ -105,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         if "cold" in only:
             with Section(results, "cold", say):
                 results["cold"] = measure_cold_start(args.quick, say, build=not args.no_build)
-        with Section(results, "bill", say):
-            results["bill"] = bill_section(results)
+        if "local" in only:  # the bill prices the AWS calls counted on the local stack
+            with Section(results, "bill", say):
+                results["bill"] = bill_section(results)
+        else:
+            say("[bench] bill skipped: it needs the local section")
         if args.profile:
             with Section(results, "profile", say):
                 profile_text = profile_hot_paths(counter)

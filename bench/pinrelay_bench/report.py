@@ -201,7 +201,10 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         lines = g("bill", name, "lines")
         if lines is None and name == "offline_batch":
             continue
-        lines = lines or {}
+        if lines is None:  # the bill did not run (no local section): the target shows n/a
+            if f"bill_{name}_per_million" in TARGETS:
+                with_target(f"modeled bill per million events, {label} ($)", "n/a", f"bill_{name}_per_million")
+            continue
         top = sorted(((k, v) for k, v in lines.items() if k != "total"), key=lambda kv: kv[1], reverse=True)[:3]
         detail = ", ".join(f"{k} {v:.2f}" for k, v in top)
         target_name = f"bill_{name}_per_million"
