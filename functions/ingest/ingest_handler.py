@@ -299,9 +299,7 @@ def post_shopify_webhook() -> Response:
 
 @cache
 def shopify_options() -> shopify.ShopifyOptions:
-    config = settings()
-    return shopify.ShopifyOptions(event_id_template=config.shopify_event_id_template,
-                                  content_id_field=config.shopify_content_id_field, policy=config.order_policy())
+    return settings().shopify_options()
 
 
 def _filtered(not_a_sale: EventFiltered, source: str) -> Response:

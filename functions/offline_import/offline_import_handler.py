@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import shutil
 import tempfile
 import time
@@ -66,7 +65,7 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 
-from pinrelay.adapters.aws import client, worst_call_seconds
+from pinrelay.adapters.aws import client, seconds_left, worst_call_seconds
 from pinrelay.adapters.metrics import emit_ingest_metrics
 from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import OfflineImportSettings, offline_import_settings
@@ -120,12 +119,6 @@ def settings() -> OfflineImportSettings:
 @cache
 def service() -> IngestService:
     return aws_ingest_service(settings())
-
-
-def seconds_left(context: Any) -> Deadline:
-    if context is None:
-        return lambda: math.inf
-    return lambda: context.get_remaining_time_in_millis() / 1000
 
 
 # -- reading the object -----------------------------------------------------------------------
@@ -233,8 +226,7 @@ def accept_chunk(svc: IngestService, rows: list[CheckedRow], time_left: Deadline
             position = pending[result.index]
             if result.status == "error":
                 still.append(position)
-                # ingest says "not queued (<why>); retry the request"
-                failure = (result.reason or "").removeprefix("not queued (").removesuffix("); retry the request")
+                failure = result.cause or ""
             else:
                 final[position] = result
         pending = still

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pinrelay.adapters.aws import client
+from pinrelay.adapters.aws import client, seconds_left
 from pinrelay.adapters.reconcile_wiring import mapping_rules, reconcile_shop
 from pinrelay.adapters.secrets import secret_value
 from pinrelay.adapters.shopify_admin import ShopifyAdminClient
@@ -39,7 +39,7 @@ def lambda_handler(event: dict, context) -> dict:
     token = secret_value(settings.admin_token_ref, settings.secrets_max_age_seconds)
     admin = ShopifyAdminClient(settings.shopify_shop_domain, token, api_version=settings.shopify_admin_api_version,
                                base_url=settings.shopify_admin_api_url,
-                               time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+                               time_left=seconds_left(context))
     rules = mapping_rules(settings)
     since, until = window(datetime.now(UTC))
     report = reconcile_shop(admin, dynamodb=client("dynamodb"), table_name=settings.dedup_table_name, sqs=client("sqs"),

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from pydantic import ValidationError
 
 from pinrelay.accounts import InvalidAccountTokens, MissingConversionToken, parse_account_tokens
-from pinrelay.adapters.aws import client, worst_call_seconds
+from pinrelay.adapters.aws import client, seconds_left, worst_call_seconds
 from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
 from pinrelay.adapters.metrics import emit_delivery_metrics
 from pinrelay.adapters.pinterest_http import RequestsPinterestApi
@@ -105,7 +105,7 @@ def lambda_handler(event: dict, context) -> dict:
             continue
         receive_count = int(record.attributes.approximate_receive_count or 1)
         messages.append(QueuedMessage(message_id=record.message_id, receive_count=receive_count, event=queued))
-    report = service().deliver(messages, time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+    report = service().deliver(messages, time_left=seconds_left(context),
                                claim_id=context.aws_request_id)
     failures.extend(report.failed_message_ids)
     emit_delivery_metrics(report.outcomes)  # per source and event_name, with match keys

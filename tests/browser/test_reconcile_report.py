@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pinrelay.reconcile import MappingRules, OrderClass, ShopOrder, reconcile
-from pinrelay.sources.shopify import OrderPolicy
+from pinrelay.reconcile import OrderClass, ShopOrder, reconcile
+from pinrelay.sources.shopify import OrderPolicy, ShopifyOptions
 from pinrelay_cli.reconcile_report import CHART_HEIGHT, render_html
 from pinrelay_local.shopify_admin_standin import sample_orders
 from tests.conftest import load_fixture
@@ -52,7 +52,7 @@ def report():
                      key["rejected_by_pinterest"]: {"state": "rejected", "error_message": "Invalid <b>event_time</b>"}})
     return reconcile(Shop(list(orders.values())), ledger, DeadLetters({key["dead_letter"]}), shop="pinrelay-dev.myshopify.com",
                      since=datetime.fromtimestamp(NOW - 10 * 86400, UTC), until=datetime.fromtimestamp(NOW, UTC),
-                     ad_account_id=AD_ACCOUNT, rules=MappingRules(policy=OrderPolicy(test_orders="skip", skip_tags=frozenset({"wholesale"}))),
+                     ad_account_id=AD_ACCOUNT, rules=ShopifyOptions(policy=OrderPolicy(test_orders="skip", skip_tags=frozenset({"wholesale"}))),
                      clock=lambda: NOW)
 
 

@@ -14,14 +14,13 @@ from typing import Any
 import pytest
 from pinrelay.reconcile import (
     EVENT_LIFETIME_SECONDS,
-    MappingRules,
     OrderClass,
     ShopOrder,
     classify,
     map_as_webhook,
     reconcile,
 )
-from pinrelay.sources.shopify import OrderPolicy, order_to_event
+from pinrelay.sources.shopify import OrderPolicy, ShopifyOptions, order_to_event
 from pinrelay.sources.shopify_graphql import LineItem, Order
 from pinrelay_local.shopify_admin_standin import graphql_line_item, graphql_order, sample_orders
 
@@ -89,7 +88,7 @@ def samples() -> dict[str, ShopOrder]:
     return {sample.kind: shop_order(sample.body) for sample in sample_orders(load_fixture(FIXTURE), NOW)}
 
 
-SKIP_RULES = MappingRules(policy=OrderPolicy(test_orders="skip", skip_tags=frozenset({"wholesale"})))
+SKIP_RULES = ShopifyOptions(policy=OrderPolicy(test_orders="skip", skip_tags=frozenset({"wholesale"})))
 
 
 def key(order: ShopOrder) -> str:
@@ -124,7 +123,7 @@ class FakeShop:
                            key=lambda o: o.created_at))
 
 
-def run(samples: dict[str, ShopOrder], rules: MappingRules = SKIP_RULES):
+def run(samples: dict[str, ShopOrder], rules: ShopifyOptions = SKIP_RULES):
     items = {key(samples[kind]): {"pk": key(samples[kind]), "state": state,
                                   **({"error_message": "Invalid event_timestamp parameter."} if state == "rejected" else {})}
              for kind, state in LEDGER_STATES.items()}
@@ -153,7 +152,7 @@ def test_every_order_lands_in_its_class(samples):
 
 
 def test_default_policy_sends_test_orders_and_counts_per_day(samples):
-    report, _ = run(samples, MappingRules())
+    report, _ = run(samples, ShopifyOptions())
     by_name = {verdict.name: verdict.order_class for verdict in report.verdicts}
     assert by_name[samples["test"].name] is OrderClass.MISSING  # a test order is a conversion (sent with test=true)
     assert by_name[samples["tagged"].name] is OrderClass.MISSING
@@ -165,19 +164,19 @@ def test_default_policy_sends_test_orders_and_counts_per_day(samples):
 
 def test_a_ledger_item_outranks_the_mapper_and_the_dead_letter_queue_outranks_in_flight(samples):
     cancelled = samples["cancelled"]
-    mapped = map_as_webhook(cancelled, MappingRules())
+    mapped = map_as_webhook(cancelled, ShopifyOptions())
     assert mapped.filtered and mapped.event_id == cancelled.order_id
     delivered = classify(cancelled, mapped, {"state": "delivered"}, False, NOW)
     assert delivered.order_class is OrderClass.DELIVERED  # delivered, then cancelled: Pinterest has it
-    given_back = classify(samples["missing"], map_as_webhook(samples["missing"], MappingRules()), {"state": "claimed"}, True, NOW)
+    given_back = classify(samples["missing"], map_as_webhook(samples["missing"], ShopifyOptions()), {"state": "claimed"}, True, NOW)
     assert given_back.order_class is OrderClass.IN_DEAD_LETTER_QUEUE
     for age, expected in ((14 * 60, OrderClass.QUEUED), (16 * 60, OrderClass.MISSING)):
         order = aged(samples["missing"], age)
-        assert classify(order, map_as_webhook(order, MappingRules()), None, False, NOW).order_class is expected
+        assert classify(order, map_as_webhook(order, ShopifyOptions()), None, False, NOW).order_class is expected
     old = aged(samples["missing"], EVENT_LIFETIME_SECONDS + 1)
-    assert "older than the ledger" in classify(old, map_as_webhook(old, MappingRules()), None, False, NOW).detail
+    assert "older than the ledger" in classify(old, map_as_webhook(old, ShopifyOptions()), None, False, NOW).detail
     week_old = aged(samples["missing"], 7 * 86400 - 60)  # Pinterest would refuse it by the time it arrived
-    assert "too old to send again" in classify(week_old, map_as_webhook(week_old, MappingRules()), None, False, NOW).detail
+    assert "too old to send again" in classify(week_old, map_as_webhook(week_old, ShopifyOptions()), None, False, NOW).detail
 
 
 def aged(order: ShopOrder, age: int) -> ShopOrder:
@@ -189,5 +188,5 @@ def aged(order: ShopOrder, age: int) -> ShopOrder:
 def test_an_order_is_mapped_at_its_own_time_not_now(samples):
     """A 3-day-old order was fine when its webhook came: reconciling it today must not call it too old."""
     order = samples["missing_days_ago"]
-    assert map_as_webhook(order, MappingRules()).rejected is None
+    assert map_as_webhook(order, ShopifyOptions()).rejected is None
     assert time.time() > order.created_at

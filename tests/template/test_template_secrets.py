@@ -60,3 +60,15 @@ def test_the_default_accounts_shops_are_parameters_of_the_ingest_function(sam, t
     for parameter, variable in (("ShopifyShopDomains", "SHOPIFY_SHOP_DOMAINS"), ("WooCommerceSources", "WOOCOMMERCE_SOURCES")):
         assert sam["Parameters"][parameter]["Default"] == ""  # empty: any shop that signs with the secret
         assert environment(translated, "IngestFunction")[variable] == {"Ref": parameter}
+
+
+def test_every_secret_the_stack_creates_starts_as_what_pinrelay_reads_as_no_secret(sam):
+    """A secret nobody has set yet lets nobody in: each the stack creates holds the placeholder
+    pinrelay.accounts.PLACEHOLDER (or, for the maps, an empty map)."""
+    from pinrelay.accounts import PLACEHOLDER
+
+    created = {name: resource["Properties"]["SecretString"] for name, resource in sam["Resources"].items()
+               if resource["Type"] == "AWS::SecretsManager::Secret"}
+    maps = {name: value for name, value in created.items() if value.lstrip().startswith("{")}
+    assert len(created) > len(maps) >= 1
+    assert {value for name, value in created.items() if name not in maps} == {PLACEHOLDER}

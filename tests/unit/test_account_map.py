@@ -173,10 +173,7 @@ def test_a_map_that_is_not_a_map(raw, expected):
 
 
 def test_the_placeholder_is_no_secret():
-    assert PLACEHOLDER == "REPLACE_ME"
-    from pinrelay.adapters.secrets import PLACEHOLDER as STACK_PLACEHOLDER
-
-    assert PLACEHOLDER == STACK_PLACEHOLDER
+    assert PLACEHOLDER == "REPLACE_ME"  # what template.yaml puts in every secret it creates
     (route,) = account_map({**EU, "shopify_webhook_secrets": ["REPLACE_ME", " ", " eu-secret "],
                             "woocommerce_webhook_secrets": ["REPLACE_ME"]}).accounts
     assert [s.get_secret_value() for s in route.shopify_webhook_secrets] == ["eu-secret"]
@@ -290,3 +287,12 @@ def test_each_function_is_configured_with_only_the_secrets_it_needs():
     assert "account_map_secret_name" in ingest and "account_tokens_secret_name" not in ingest
     assert not {name for name in sender if "webhook" in name or "api_key" in name or "account_map" in name}
     assert "account_tokens_secret_name" in sender
+
+
+def test_a_map_is_validated_once_per_text_and_default_account():
+    """Ingest checks the map on every request that consults it: the same secret text and default
+    account give the same checked map, without validating it again."""
+    raw = json.dumps({"accounts": [EU]})
+    default = DefaultAccount(shopify_shop_domains=("other.myshopify.com",))
+    assert parse_account_map(raw, default) is parse_account_map(raw, default)
+    assert parse_account_map(raw, DefaultAccount()) is not parse_account_map(raw, default)

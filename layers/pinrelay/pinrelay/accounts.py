@@ -54,7 +54,7 @@ from pydantic import (
 AD_ACCOUNT_ID = re.compile(r"^\d{1,18}$")
 AdAccountId = Annotated[str, Field(pattern=AD_ACCOUNT_ID.pattern)]
 HASHED_KEY_PREFIX = "sha256:"
-# what the stack puts in a secret nobody has set yet (the same as pinrelay.adapters.secrets.PLACEHOLDER)
+# what the stack puts in a secret nobody has set yet (pinrelay.adapters.secrets reads it from here)
 PLACEHOLDER = "REPLACE_ME"
 TOKENS_MAP = "the tokens map (secret AccountTokensSecretName, ACCOUNT_TOKENS locally)"
 _HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
@@ -103,7 +103,7 @@ def key_matches(given: str, digests: list[bytes]) -> bool:
 # -------------------------------------------------------------------------------- shops
 def shop_domain(value: str) -> str:
     """A Shopify shop's domain as configured and compared: a lower-case host name."""
-    domain = value.strip().lower().rstrip("/").rstrip(".")
+    domain = _header_domain(value)
     if not _HOST_NAME.match(domain):
         raise ValueError("is not a shop domain: write the host name alone, like eu-shop.myshopify.com or "
                          "shop.example.com (no https://, no path; international names in their xn-- form)")
@@ -113,7 +113,7 @@ def shop_domain(value: str) -> str:
 def woocommerce_source(value: str) -> str:
     """A WooCommerce site as ``X-WC-Webhook-Source`` names it, as configured and compared: lower
     case, without the trailing slash."""
-    source = value.strip().lower().rstrip("/")
+    source = _header_source(value)
     try:
         parts = urlsplit(source)
         valid = (parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.username
@@ -127,10 +127,12 @@ def woocommerce_source(value: str) -> str:
 
 
 def _header_domain(value: str | None) -> str:
+    """A shop domain as compared: configured (``shop_domain``) or from X-Shopify-Shop-Domain."""
     return (value or "").strip().lower().rstrip("/").rstrip(".")
 
 
 def _header_source(value: str | None) -> str:
+    """A WooCommerce site as compared: configured (``woocommerce_source``) or from X-WC-Webhook-Source."""
     return (value or "").strip().lower().rstrip("/")
 
 
@@ -406,7 +408,6 @@ def _describe(error: dict[str, Any], data: Any) -> str:
     return f"{', '.join(where)}: {message}" if where else message
 
 
-@lru_cache(maxsize=8)
 def _json_document(raw: str, what: str, invalid: type[ValueError]) -> Any:
     """The JSON of a secret's text (empty text: ``{}``), or ``invalid`` saying where it is not
     JSON, never quoting the text (a secret)."""
@@ -418,6 +419,7 @@ def _json_document(raw: str, what: str, invalid: type[ValueError]) -> Any:
         raise invalid(f"{what}: not JSON pinrelay can read") from None
 
 
+@lru_cache(maxsize=8)
 def parse_account_map(raw: str, default: DefaultAccount = DefaultAccount()) -> AccountMap:
     """The account map from its JSON text (empty text: no map), checked against the default
     account; parsed once per distinct text and default (the secret is cached).

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pinrelay.accounts import shop_domain, woocommerce_source
 from pinrelay.sources import woocommerce
-from pinrelay.sources.shopify import OrderPolicy, validate_event_id_template
+from pinrelay.sources.shopify import OrderPolicy, ShopifyOptions, validate_event_id_template
 
 AD_ACCOUNT_PATTERN = r"^\d{1,18}$"
 # Pinterest takes events up to 7 days old and up to 5 minutes ahead: a dedup key kept this long
@@ -47,6 +47,15 @@ def _ref(secret_name: str | None, plain_value: str | None) -> SecretRef | None:
     return SecretRef(secret_name=secret_name, plain_value=plain_value)
 
 
+def _required_ref(settings: BaseModel, name_field: str, value_field: str) -> SecretRef:
+    """A secret the function cannot run without: its Secrets Manager name (AWS) or, locally, its
+    value; ValueError naming both variables when neither is set."""
+    ref = _ref(getattr(settings, name_field), getattr(settings, value_field))
+    if ref is None:
+        raise ValueError(f"set {name_field.upper()} (AWS) or {value_field.upper()} (local)")
+    return ref
+
+
 def _comma_separated(value: object) -> object:
     """An environment variable listing several values: ``a, b`` -> ``["a", "b"]``."""
     return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
@@ -75,6 +84,11 @@ class ShopifyMapping(_EnvModel):
     def order_policy(self) -> OrderPolicy:
         return OrderPolicy(test_orders=self.shopify_test_orders, skip_source_names=frozenset(self.shopify_skip_source_names),
                            skip_tags=frozenset(self.shopify_skip_tags))
+
+    def shopify_options(self) -> ShopifyOptions:
+        """How a Shopify webhook is mapped: by ingest, and by reconcile as ingest would."""
+        return ShopifyOptions(event_id_template=self.shopify_event_id_template,
+                              content_id_field=self.shopify_content_id_field, policy=self.order_policy())
 
 
 class IngestSettings(ShopifyMapping):
@@ -115,13 +129,12 @@ class IngestSettings(ShopifyMapping):
 
     @model_validator(mode="after")
     def _secrets_given(self):
-        if not (self.ingest_api_key_secret_name or self.ingest_api_key):
-            raise ValueError("set INGEST_API_KEY_SECRET_NAME (AWS) or INGEST_API_KEY (local)")
+        self.ingest_api_key_ref  # noqa: B018 - raises when neither is set
         return self
 
     @property
     def ingest_api_key_ref(self) -> SecretRef:
-        return SecretRef(secret_name=self.ingest_api_key_secret_name, plain_value=self.ingest_api_key)
+        return _required_ref(self, "ingest_api_key_secret_name", "ingest_api_key")
 
     @property
     def shopify_secret_ref(self) -> SecretRef | None:
@@ -161,17 +174,12 @@ class SenderSettings(_EnvModel):
 
     @model_validator(mode="after")
     def _token_given(self):
-        if not (self.pinterest_conversion_token_secret_name or self.pinterest_conversion_token):
-            raise ValueError(
-                "set PINTEREST_CONVERSION_TOKEN_SECRET_NAME (AWS) or PINTEREST_CONVERSION_TOKEN (local)"
-            )
+        self.token_ref  # noqa: B018 - raises when neither is set
         return self
 
     @property
     def token_ref(self) -> SecretRef:
-        return SecretRef(
-            secret_name=self.pinterest_conversion_token_secret_name, plain_value=self.pinterest_conversion_token
-        )
+        return _required_ref(self, "pinterest_conversion_token_secret_name", "pinterest_conversion_token")
 
 
 class OfflineImportSettings(_EnvModel):
@@ -205,13 +213,12 @@ class ReconcileSettings(ShopifyMapping):
 
     @model_validator(mode="after")
     def _token_given(self):
-        if not (self.shopify_admin_token_secret_name or self.shopify_admin_token):
-            raise ValueError("set SHOPIFY_ADMIN_TOKEN_SECRET_NAME (AWS) or SHOPIFY_ADMIN_TOKEN (local)")
+        self.admin_token_ref  # noqa: B018 - raises when neither is set
         return self
 
     @property
     def admin_token_ref(self) -> SecretRef:
-        return SecretRef(secret_name=self.shopify_admin_token_secret_name, plain_value=self.shopify_admin_token)
+        return _required_ref(self, "shopify_admin_token_secret_name", "shopify_admin_token")
 
 
 @cache
@@ -248,13 +255,12 @@ class QualitySettings(_EnvModel):
 
     @model_validator(mode="after")
     def _token_given(self):
-        if not (self.ads_read_token_secret_name or self.pinterest_ads_read_token):
-            raise ValueError("set ADS_READ_TOKEN_SECRET_NAME (AWS) or PINTEREST_ADS_READ_TOKEN (local)")
+        self.token_ref  # noqa: B018 - raises when neither is set
         return self
 
     @property
     def token_ref(self) -> SecretRef:
-        return SecretRef(secret_name=self.ads_read_token_secret_name, plain_value=self.pinterest_ads_read_token)
+        return _required_ref(self, "ads_read_token_secret_name", "pinterest_ads_read_token")
 
 
 @cache

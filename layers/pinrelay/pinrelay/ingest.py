@@ -175,7 +175,7 @@ class IngestService:
             failure = type(exc).__name__
         if refusals is None:
             for result in body_results:
-                _not_queued(result, f"not queued ({failure}); retry the request")
+                _not_queued(result, failure)
             return outcome
         for refusal in refusals:
             result = body_results[refusal.position]
@@ -184,10 +184,11 @@ class IngestService:
                 result.match_keys = None
                 result.reason = f"event: the queue refused it ({refusal.reason})"
             else:
-                _not_queued(result, f"not queued ({refusal.reason}); retry the request")
+                _not_queued(result, refusal.reason)
         return outcome
 
 
-def _not_queued(result: EventResult, reason: str) -> None:
+def _not_queued(result: EventResult, cause: str) -> None:
     result.status = "error"
-    result.reason = reason
+    result.reason = f"not queued ({cause}); retry the request"
+    result.cause = cause

@@ -271,3 +271,6 @@ class EventResult(BaseModel):
     reason: str | None = None
     match_keys: list[str] | None = None
     warnings: list[str] | None = None
+    # why an "error" was not queued, without the advice around it in ``reason`` (the offline
+    # import gives its own advice); not part of the answer
+    cause: str | None = Field(default=None, exclude=True)

@@ -37,7 +37,6 @@ _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 _NON_DIGIT = re.compile(r"\D+")
 _SUBDIVISION = re.compile(r"([A-Za-z]{2})-(\w{1,3})")
 _ANY_DIGIT = re.compile(r"\d")  # any Unicode decimal digit (Arabic-Indic, fullwidth, ...)
-_sha256 = hashlib.sha256
 _US_ZIP = re.compile(r"\d{5}(-?\d{4})?")
 _BIRTH_DATE = re.compile(r"\d{4}\D?\d{2}\D?\d{2}")
 # A North-American number as shops write it: ASCII digits with spaces, dashes, dots or brackets,
@@ -81,7 +80,7 @@ class NormalisationError(ValueError):
 
 
 def sha256_hex(text: str) -> str:
-    return _sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def is_sha256_hex(value: str) -> bool:
@@ -243,14 +242,6 @@ NORMALISERS: dict[str, Callable[[str, str | None], str]] = {
 }
 
 
-def _digest(field: str, text: str, country: str | None) -> str | tuple[str]:
-    """The hex SHA-256 of ``text`` in ``field``'s normal form, or (why it has none,)."""
-    try:
-        return _sha256(NORMALISERS[field](text, country).encode("utf-8")).hexdigest()
-    except NormalisationError as exc:
-        return (str(exc),)
-
-
 class UserDataBuilder:
     """Collects raw user data, normalises and hashes it; raw values are never kept.
 
@@ -278,20 +269,16 @@ class UserDataBuilder:
         if is_sha256_hex(text):  # already hashed by the sender: kept, never hashed twice
             digest = text.lower()
         else:
-            digest = _digest(field, text, country)
-            if type(digest) is tuple:
-                self.warnings.append(f"user_data.{field}: value dropped, {digest[0]}")
+            try:
+                digest = sha256_hex(NORMALISERS[field](text, country))
+            except NormalisationError as exc:
+                self.warnings.append(f"user_data.{field}: value dropped, {exc}")
                 return
-        values = self._hashed.get(field)
-        if values is None:
-            self._hashed[field] = {digest: None}
-        else:
-            values[digest] = None
+        self._hashed.setdefault(field, {})[digest] = None
 
     def add_all(self, field: str, values: Iterable[str | None], country: str | None = None) -> None:
-        add = self.add
         for value in values:
-            add(field, value, country)
+            self.add(field, value, country)
 
     def set_clear(self, field: str, value: str | None) -> None:
         if value is not None:

@@ -1,6 +1,6 @@
 """Every order accounted for: a shop's orders against the delivery ledger and the dead-letter queue.
 
-Each order of the shop is mapped as its ``orders/create`` webhook was (``order_to_event`` with
+Each order of the shop is mapped as its ``orders/create`` webhook was (the same mapper, with
 the deployment's event_id template, content id field and order policy, at the order's own
 creation time), which gives its event_id, hence its ledger key
 ``<ad account>#checkout#<event_id>``. Then it is put in exactly one class (``OrderClass``), the
@@ -42,7 +42,7 @@ from typing import Any, Protocol
 from pinrelay.config import EVENT_LIFETIME_SECONDS
 from pinrelay.events import MAX_EVENT_AGE_SECONDS, EventFiltered, EventRejected, dedup_key
 from pinrelay.sources import UNMAPPABLE, not_understood
-from pinrelay.sources.shopify import OrderPolicy, order_to_event
+from pinrelay.sources.shopify import SHOPIFY_TOPICS, ShopifyOptions
 
 # the queue-age alarm's threshold (EventsQueueAgeAlarm): an order younger than this without a
 # ledger item may still be waiting in SQS
@@ -118,16 +118,6 @@ class ShopOrder:
 
 
 @dataclass(frozen=True, slots=True)
-class MappingRules:
-    """How the ingest maps an ``orders/create`` webhook (SHOPIFY_EVENT_ID_TEMPLATE,
-    SHOPIFY_CONTENT_ID_FIELD, the order policy)."""
-
-    event_id_template: str = "{order_id}"
-    content_id_field: str = "product_id"
-    policy: OrderPolicy = OrderPolicy()
-
-
-@dataclass(frozen=True, slots=True)
 class OrderVerdict:
     name: str
     order_id: str
@@ -169,11 +159,10 @@ class _Mapped:
     rejected: str | None = None  # the reason
 
 
-def map_as_webhook(order: ShopOrder, rules: MappingRules) -> _Mapped:
-    """The mapper's verdict on the order at its creation time (when its webhook came)."""
+def map_as_webhook(order: ShopOrder, rules: ShopifyOptions) -> _Mapped:
+    """The ``orders/create`` mapper's verdict on the order at its creation time (when its webhook came)."""
     try:
-        prepared = order_to_event(order.webhook_body, now=order.created_at, event_id_template=rules.event_id_template,
-                                  content_id_field=rules.content_id_field, policy=rules.policy)
+        prepared = SHOPIFY_TOPICS["orders/create"](order.webhook_body, order.created_at, rules)
     except EventFiltered as filtered:
         return _Mapped(filtered.event_id, filtered=filtered.reason)
     except EventRejected as rejected:
@@ -269,7 +258,7 @@ def reconcile(
     since: datetime,
     until: datetime,
     ad_account_id: str,
-    rules: MappingRules = MappingRules(),
+    rules: ShopifyOptions = ShopifyOptions(),
     clock: Callable[[], float],
     batch_size: int = 100,
 ) -> ReconcileReport:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from pinrelay.events import dedup_key, prepare_api_event
 from pinrelay.pinterest_refusals import pinterest_message, refusal
 from pinrelay.ports import HttpAnswer
 from pinrelay.sender import per_event_statuses
+from pinrelay.timestamps import utc_text
 
 VERIFY_EMAIL = "pinrelay-verify@example.com"
 VERIFY_EVENT_NAME = "page_visit"
@@ -139,9 +139,9 @@ def status_line(entry: LedgerEntry | None, *, in_dead_letters: bool, now: int) -
             return False, ("in the dead-letter queue, never claimed: `pinrelay redrive` puts it back "
                            "(the sender claims each event first, so nothing is sent twice)")
         return False, NOT_CLAIMED
-    at = f" on {_utc(entry.updated_at)}" if entry.updated_at else ""
+    at = f" on {utc_text(entry.updated_at)}" if entry.updated_at else ""
     tries = f" after {entry.attempts} attempt(s)" if entry.attempts > 1 else ""
-    ended = (f" (its dedup window ended {_utc(entry.expires_at)}: a copy sent now is sent again)"
+    ended = (f" (its dedup window ended {utc_text(entry.expires_at)}: a copy sent now is sent again)"
              if entry.expires_at and entry.expires_at <= now else "")
     if entry.state == "delivered":
         return True, f"delivered: Pinterest processed it{at}{tries}{ended}"
@@ -153,12 +153,9 @@ def status_line(entry: LedgerEntry | None, *, in_dead_letters: bool, now: int) -
                        f"then `pinrelay uncertain --release` if Pinterest does not have it{ended}")
     if entry.state in ("claimed", "sending"):
         if entry.lease_until and entry.lease_until > now:
-            return False, f"being sent: a sender holds it until {_utc(entry.lease_until)} (attempt {entry.attempts or 1})"
+            return False, f"being sent: a sender holds it until {utc_text(entry.lease_until)} (attempt {entry.attempts or 1})"
         where = ("in the dead-letter queue: `pinrelay redrive` puts it back" if in_dead_letters
                  else "back in the queue for another try")
         return False, f"not delivered yet, {where} ({entry.attempts} attempt(s) so far, the last{at})"
     return False, f"state {entry.state}{at}"
 
-
-def _utc(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")

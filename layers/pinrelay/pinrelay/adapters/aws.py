@@ -11,6 +11,8 @@ boto3 itself.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -45,6 +47,14 @@ CALL_LIMITS: dict[str, CallLimits] = {
 
 def worst_call_seconds(service: str) -> float:
     return CALL_LIMITS[service].worst_call_seconds
+
+
+def seconds_left(context: Any) -> Callable[[], float]:
+    """The seconds Lambda leaves this invocation (its context), asked anew at each call; no limit
+    without a context (a script, a test)."""
+    if context is None:
+        return lambda: math.inf
+    return lambda: context.get_remaining_time_in_millis() / 1000
 
 
 @cache

@@ -73,8 +73,12 @@ class DynamoDeliveryLedger:
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
             return list(pool.map(call, items))
 
+    def _has_time(self, time_left: Deadline, then: float = 0.0) -> bool:
+        """Whether a call started after ``then`` seconds more would end inside the invocation."""
+        return time_left() >= then + self.worst_call_seconds + self.margin_seconds
+
     def _check_time(self, time_left: Deadline) -> None:
-        if time_left() < self.worst_call_seconds + self.margin_seconds:
+        if not self._has_time(time_left):
             raise OutOfTime("no time left in this invocation for another DynamoDB call")
 
     def _conditional_update(self, key: str, **kwargs: Any) -> dict[str, Any] | None:
@@ -181,7 +185,7 @@ class DynamoDeliveryLedger:
             refused += [o.key for o, ok in zip(pending, written, strict=True) if ok is False]
             pending = [o for o, ok in zip(pending, written, strict=True) if ok is None]
             delay = _RECORD_BACKOFF_SECONDS * 2**round_number
-            if not pending or time_left() < delay + self.worst_call_seconds + self.margin_seconds:
+            if not pending or not self._has_time(time_left, then=delay):
                 break
             sleep(delay)
         return refused + [o.key for o in pending]

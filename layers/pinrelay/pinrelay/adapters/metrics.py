@@ -25,15 +25,21 @@ def ingest_counts(results: Iterable[EventResult]) -> dict[str, Counter]:
     return groups
 
 
-def _emit(source: str, event_name: str, counts: Mapping[str, int]) -> None:
+def emit_document(dimensions: Iterable[tuple[str, str]], values: Iterable[tuple[str, str, float]]) -> None:
+    """One EMF document: its dimensions (name, value) and its metrics (name, unit, value)."""
     from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
     metrics = EphemeralMetrics()
-    metrics.add_dimension(name="source", value=source)
-    metrics.add_dimension(name="event_name", value=event_name)
-    for name, value in counts.items():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    for name, value in dimensions:
+        metrics.add_dimension(name=name, value=value)
+    for name, unit, value in values:
+        metrics.add_metric(name=name, unit=MetricUnit(unit), value=value)
     metrics.flush_metrics()
+
+
+def _emit(source: str, event_name: str, counts: Mapping[str, int]) -> None:
+    emit_document((("source", source), ("event_name", event_name)),
+                  ((name, "Count", value) for name, value in counts.items()))
 
 
 def emit_ingest_metrics(results: Iterable[EventResult], source: str) -> None:
@@ -51,10 +57,4 @@ def emit_delivery_metrics(outcomes: Mapping[tuple[str, str], Mapping[str, int]])
 def emit_filtered_metric(source: str, reason: str) -> None:
     """``EventsFiltered`` per source and reason (cancelled, voided, test_order, source_name, tag):
     orders the merchant's rules say are not conversions ("why didn't order #1042 reach Pinterest?")."""
-    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-
-    metrics = EphemeralMetrics()
-    metrics.add_dimension(name="source", value=source)
-    metrics.add_dimension(name="reason", value=reason)
-    metrics.add_metric(name="EventsFiltered", unit=MetricUnit.Count, value=1)
-    metrics.flush_metrics()
+    emit_document((("source", source), ("reason", reason)), (("EventsFiltered", "Count", 1),))

@@ -11,12 +11,11 @@ import time
 
 import requests
 
-from pinrelay import __version__
+from pinrelay.adapters.pinterest_http import USER_AGENT
 from pinrelay.pinterest_refusals import Refusal, refusal
 from pinrelay.quality import EqsUnreadable, EventQualityScore, parse_eqs
 from pinrelay.sender import parse_retry_after
 
-USER_AGENT = f"pinrelay/{__version__}"
 FORBIDDEN_HINT = ": the token needs the ads:read scope (a conversion token from Ads Manager has not) and access to it"
 
 

@@ -16,6 +16,10 @@ from pinrelay.sender import parse_retry_after
 
 USER_AGENT = f"pinrelay/{__version__}"
 
+def _unreadable_token(exc: Exception) -> str:
+    return f"the conversion token could not be read ({type(exc).__name__})"
+
+
 # token(ad_account_id, fresh): fresh=True reads the secret again instead of the cached value
 TokenSource = Callable[[str, bool], str]
 
@@ -43,7 +47,7 @@ class RequestsPinterestApi:
         try:
             self._token(ad_account_id)
         except Exception as exc:  # noqa: BLE001 - Secrets Manager unavailable, throttled, out of time
-            return f"the conversion token could not be read ({type(exc).__name__})"
+            return _unreadable_token(exc)
         return None
 
     def post_events(self, ad_account_id: str, events: list[dict[str, Any]], test: bool) -> HttpAnswer:
@@ -52,8 +56,7 @@ class RequestsPinterestApi:
         try:
             token = self._token(ad_account_id)
         except Exception as exc:  # noqa: BLE001 - nothing was sent
-            return HttpAnswer(status=None, transport_error=f"the conversion token could not be read ({type(exc).__name__})",
-                              may_have_arrived=False)
+            return HttpAnswer(status=None, transport_error=_unreadable_token(exc), may_have_arrived=False)
         try:
             response = self.session.post(
                 url,

@@ -9,29 +9,28 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from pinrelay.adapters.aws import worst_call_seconds
 from pinrelay.adapters.dead_letters import SqsDeadLetters
 from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
 from pinrelay.adapters.shopify_admin import ShopifyAdminClient
-from pinrelay.reconcile import MappingRules, ReconcileReport, reconcile
 from pinrelay.config import ShopifyMapping
+from pinrelay.reconcile import ReconcileReport, reconcile
+from pinrelay.sources.shopify import ShopifyOptions
 from pinrelay.sources.shopify_graphql import unsupported_template_fields
-
-LEDGER_READ_WORST_SECONDS = 12.0  # the ledger adapter's time guard (reads here are BatchGetItem only)
 
 
 class TemplateNotReconcilable(ValueError):
     """The event_id template names a field the GraphQL Admin API does not give."""
 
 
-def mapping_rules(mapping: ShopifyMapping) -> MappingRules:
+def mapping_rules(mapping: ShopifyMapping) -> ShopifyOptions:
     """The ingest's mapping settings, refused when the template cannot be filled from GraphQL."""
     unsupported = unsupported_template_fields(mapping.shopify_event_id_template)
     if unsupported:
         fields = ", ".join("{" + name + "}" for name in unsupported)
         raise TemplateNotReconcilable(f"SHOPIFY_EVENT_ID_TEMPLATE uses {fields}, which Shopify's GraphQL Admin API "
                                       "does not give: reconcile works with {order_id}, {name}, {confirmation_number}")
-    return MappingRules(event_id_template=mapping.shopify_event_id_template,
-                        content_id_field=mapping.shopify_content_id_field, policy=mapping.order_policy())
+    return mapping.shopify_options()
 
 
 def reconcile_shop(
@@ -44,10 +43,10 @@ def reconcile_shop(
     since: datetime,
     until: datetime,
     ad_account_id: str,
-    rules: MappingRules,
+    rules: ShopifyOptions,
     clock: Callable[[], float] = time.time,
 ) -> ReconcileReport:
-    ledger = DynamoDeliveryLedger(table_name, dynamodb, worst_call_seconds=LEDGER_READ_WORST_SECONDS)
+    ledger = DynamoDeliveryLedger(table_name, dynamodb, worst_call_seconds=worst_call_seconds("dynamodb"))
     dead_letters = SqsDeadLetters(sqs, dead_letter_queue_url)
     return reconcile(admin, ledger, dead_letters, shop=admin.shop_domain, since=since, until=until,
                      ad_account_id=ad_account_id, rules=rules, clock=clock)

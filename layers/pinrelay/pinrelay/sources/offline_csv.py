@@ -659,12 +659,6 @@ class RowChecker:
         return CheckedRow(row_number, result, raw, same_as_row=first)
 
 
-def check_raw_event(row_number: int, raw: dict[str, Any], now: int) -> CheckedRow:
-    """Run one raw event through ``prepare_api_event``, naming CSV columns in what it says."""
-    (checked,) = RowChecker(now).check([(row_number, raw)])
-    return checked
-
-
 def check_offline_rows(rows: Iterable[tuple[int, dict[str, Any] | RowError]], now: int) -> Iterator[CheckedRow]:
     """:class:`RowChecker` over ``rows``, ``CHECK_BATCH`` at a time (keys in memory)."""
     checker = RowChecker(now)
@@ -686,7 +680,6 @@ __all__ = [
     "RowChecker",
     "RowError",
     "check_offline_rows",
-    "check_raw_event",
     "check_utf8",
     "column_reason",
     "load_offline_csv",
