@@ -35,21 +35,15 @@ from pinrelay.accounts import (
     woocommerce_source,
 )
 from pinrelay.adapters.secrets import secret_entries
+from pinrelay.config import comma_separated
 
-from pinrelay_cli.stack import StackUnreadable, read_stack
+from pinrelay_cli.defaults import PROG, SECRETS_MAX_AGE_SECONDS
+from pinrelay_cli.pinterest_access import EXIT_OK, CommandError, aws_client, secret_text
+from pinrelay_cli.pinterest_access import EXIT_FAILED as EXIT_INVALID  # ingest would refuse the map: nothing stored
+from pinrelay_cli.stack import read_stack
 from pinrelay_cli.terminal import printable
 
-EXIT_OK = 0
-EXIT_INVALID = 1  # the map would be refused by ingest: nothing stored
-EXIT_USAGE = 2  # the check could not run: a file, an option, a stack or a secret is missing
-
-SECRETS_MAX_AGE_SECONDS = 300  # ingest's secret cache: a stored map is in use within this time
-
 HELP = "check an account map as ingest will (--stack-name: against the deployment too); put: store it if it passes"
-
-
-class Stop(Exception):
-    """The check cannot run: a one-line reason (exit status 2)."""
 
 
 def setup(parser: argparse.ArgumentParser) -> None:
@@ -70,11 +64,12 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, secretsmanager:
 
     try:
         if args.action == "put" and not args.stack_name:
-            raise Stop("put needs --stack-name: the map is checked against the deployment before it is stored")
+            raise CommandError("put needs --stack-name: the map is checked against the deployment before it is stored")
         raw = _read_map(args.file, stdin or sys.stdin)
-        parameters = _stack_parameters(args, cloudformation) if args.stack_name else {}
+        parameters = read_stack(cloudformation or aws_client("cloudformation", args.region),
+                                args.stack_name).parameters if args.stack_name else {}
         if parameters:
-            secretsmanager = secretsmanager or _client(args, "secretsmanager")
+            secretsmanager = secretsmanager or aws_client("secretsmanager", args.region)
 
         def own(parameter: str) -> list[str]:  # the deployment's own keys or secrets, as ingest reads them
             return secret_entries(_secret_text(secretsmanager, parameters.get(parameter, "")))
@@ -98,14 +93,14 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, secretsmanager:
         if args.action == "put":
             name = parameters.get("AccountMapSecretName")
             if not name:
-                raise Stop(f"stack {args.stack_name} has no parameter AccountMapSecretName")
+                raise CommandError(f"stack {args.stack_name} has no parameter AccountMapSecretName")
             _put(secretsmanager, name, raw)
             say(f"stored in secret {printable(name)}; ingest uses it within {SECRETS_MAX_AGE_SECONDS // 60} minutes "
                 "(its secret cache)")
         return EXIT_OK
-    except Stop as stop:
-        print(f"pinrelay account-map: {stop}", file=err)
-        return EXIT_USAGE
+    except CommandError as stop:
+        print(f"{PROG} account-map: {printable(stop)}", file=err)
+        return stop.exit_status
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,47 +110,26 @@ def _read_map(path: str, stdin: TextIO) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise Stop(f"cannot read {path} ({exc.strerror or type(exc).__name__})") from None
+        raise CommandError(f"cannot read {path} ({exc.strerror or type(exc).__name__})") from None
     except UnicodeDecodeError:
-        raise Stop(f"{path} is not UTF-8 text") from None
-
-
-def _client(args: argparse.Namespace, service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, region_name=args.region or None)
-
-
-def _stack_parameters(args: argparse.Namespace, cloudformation: Any) -> dict[str, str]:
-    try:
-        return read_stack(cloudformation or _client(args, "cloudformation"), args.stack_name).parameters
-    except StackUnreadable as problem:
-        raise Stop(str(problem)) from None
+        raise CommandError(f"{path} is not UTF-8 text") from None
 
 
 def _secret_text(secretsmanager: Any, name: str) -> str:
-    if not name:
-        return ""
-    try:
-        return secretsmanager.get_secret_value(SecretId=name).get("SecretString") or ""
-    except Exception as exc:  # noqa: BLE001 - botocore's errors: one line, never the value
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
-        raise Stop(f"cannot read secret {name} ({code})") from None
+    """The text of the secret a stack parameter names ("" when it names none)."""
+    return secret_text(secretsmanager, name) if name else ""
 
 
 def _default_account(parameters: dict[str, str]) -> DefaultAccount:
     """The deployment's own shop lists, from the parameters its ingest function is given."""
     try:
         return DefaultAccount(
-            shopify_shop_domains=tuple(shop_domain(v) for v in _listed(parameters.get("ShopifyShopDomains"))),
-            woocommerce_sources=tuple(woocommerce_source(v) for v in _listed(parameters.get("WooCommerceSources"))),
+            shopify_shop_domains=tuple(shop_domain(v) for v in comma_separated(parameters.get("ShopifyShopDomains", ""))),
+            woocommerce_sources=tuple(woocommerce_source(v)
+                                      for v in comma_separated(parameters.get("WooCommerceSources", ""))),
         )
     except ValueError as problem:
-        raise Stop(f"the stack's ShopifyShopDomains / WooCommerceSources: {problem}") from None
-
-
-def _listed(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
+        raise CommandError(f"the stack's ShopifyShopDomains / WooCommerceSources: {problem}") from None
 
 
 def _describe(accounts: AccountMap, say: Callable[[str], None]) -> None:
@@ -195,4 +169,4 @@ def _put(secretsmanager: Any, name: str, raw: str) -> None:
         secretsmanager.put_secret_value(SecretId=name, SecretString=raw)
     except Exception as exc:  # noqa: BLE001
         code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
-        raise Stop(f"cannot store the map in secret {name} ({code})") from None
+        raise CommandError(f"cannot store the map in secret {name} ({code})") from None

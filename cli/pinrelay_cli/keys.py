@@ -24,9 +24,9 @@ from typing import Any
 
 from pinrelay.accounts import HASHED_KEY_PREFIX
 from pinrelay.adapters.secrets import secret_entries
+from pinrelay_cli.defaults import SECRETS_MAX_AGE_SECONDS
 
 KEY_BYTES = 32
-SECRETS_MAX_AGE_SECONDS = 300  # the ingest Lambda's secret cache (SECRETS_MAX_AGE_SECONDS)
 
 Printer = Callable[[str], None]
 

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # the commands, in the order `pinrelay --help` lists them
-from pinrelay_cli import import_offline, keys, ops  # noqa: E402  (they call register() above)
+from pinrelay_cli import import_offline, keys, ops  # noqa: E402  (after register(), which registers them below)
 
 register("import-offline", import_offline.HELP, import_offline.setup, import_offline.run)
 register("redrive", ops.REDRIVE_HELP, ops.setup_redrive, ops.run_redrive)

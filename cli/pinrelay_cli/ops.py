@@ -25,9 +25,11 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from pinrelay.adapters.dead_letters import make_visible
+from pinrelay.timestamps import utc_text
+from pinrelay_cli.pinterest_access import aws_client
 from pinrelay_cli.stack import StackUnreadable, from_options_or_stack
 from pinrelay_cli.terminal import printable
 
@@ -103,14 +105,8 @@ def redrive(
             progress(moved)
         if not sent:
             break  # the main queue refuses: stop rather than spin
-    if dry_run and seen:
-        handles = list(seen.items())
-        for start in range(0, len(handles), 10):
-            sqs.change_message_visibility_batch(
-                QueueUrl=dlq_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                         for i, (_, handle) in enumerate(handles[start : start + 10])],
-            )
+    if dry_run:
+        make_visible(sqs, dlq_url, list(seen.values()))
     return moved
 
 
@@ -175,9 +171,7 @@ def _target_arguments(parser: argparse.ArgumentParser, *names: str) -> None:
 
 
 def _client(args: argparse.Namespace, service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, region_name=getattr(args, "region", None) or None)
+    return aws_client(service, getattr(args, "region", None))
 
 
 def resolve_targets(args: argparse.Namespace, *names: str, cloudformation: Any = None) -> dict[str, str]:
@@ -224,7 +218,7 @@ def run_rejected(args: argparse.Namespace, *, dynamodb: Any = None, cloudformati
     targets = resolve_targets(args, "table", cloudformation=cloudformation)
     rows = rejected(dynamodb or _client(args, "dynamodb"), targets["table"], args.limit)
     for row in rows:
-        when = datetime.fromtimestamp(row.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if row.updated_at else "-"
+        when = utc_text(row.updated_at) if row.updated_at else "-"
         print(f"{when}  {printable(row.key)}  attempts {row.attempts}  {printable(row.error_message)}", file=out)
     print(f"{len(rows)} rejected event(s) in {targets['table']}", file=out)
     return 0
@@ -263,7 +257,7 @@ def run_uncertain(args: argparse.Namespace, *, dynamodb: Any = None, cloudformat
         return 1 if missing else 0
     rows = rejected(dynamodb, targets["table"], args.limit, state="uncertain")
     for row in rows:
-        when = datetime.fromtimestamp(row.updated_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if row.updated_at else "-"
+        when = utc_text(row.updated_at) if row.updated_at else "-"
         print(f"{when}  {printable(row.key)}  attempts {row.attempts}", file=out)
     print(f"{len(rows)} uncertain offline event(s) in {targets['table']}: check Pinterest's Events Manager for each "
           "sale; release the ones it does not have and upload their rows again", file=out)

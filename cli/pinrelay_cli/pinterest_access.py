@@ -1,4 +1,4 @@
-"""What ``pinrelay verify`` and ``pinrelay quality`` share: their exit statuses, the ad account and
+"""What the ``pinrelay`` commands share: their exit statuses and one-line errors, the ad account and
 the Pinterest token they use (from an environment variable or a Secrets Manager secret), boto3
 clients. The token is never printed."""
 
@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from typing import Any
 
-from pinrelay.accounts import PLACEHOLDER
+from pinrelay.accounts import AD_ACCOUNT_ID, PLACEHOLDER
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # Pinterest or the pipeline said no: fix what the message says
@@ -17,7 +16,6 @@ EXIT_USAGE = 2  # the check could not run: an option, a token or a secret is mis
 EXIT_TRY_LATER = 3  # rate limited, unavailable, no answer: the same check may pass later
 
 DEFAULT_API_URL = "https://api.pinterest.com/v5"
-_AD_ACCOUNT = re.compile(r"\d{1,18}")
 
 
 class CommandError(Exception):
@@ -34,12 +32,27 @@ def aws_client(service: str, region: str | None = None) -> Any:
     return boto3.client(service, region_name=region or None)
 
 
+def secret_text(secretsmanager: Any, secret_id: str) -> str:
+    """The text of a Secrets Manager secret, or CommandError in one line that never quotes it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return secretsmanager.get_secret_value(SecretId=secret_id).get("SecretString") or ""
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        if code == "ResourceNotFoundException":
+            raise CommandError(f"secret {secret_id} not found (check the name and the region)") from None
+        raise CommandError(f"secret {secret_id} could not be read ({code})") from None
+    except BotoCoreError as exc:
+        raise CommandError(f"secret {secret_id} could not be read ({type(exc).__name__})") from None
+
+
 def ad_account_id(value: str | None, source: str = "--ad-account or PINTEREST_AD_ACCOUNT_ID") -> str:
     """The ad account: ``value``, else $PINTEREST_AD_ACCOUNT_ID; digits only."""
     value = value or os.environ.get("PINTEREST_AD_ACCOUNT_ID")
     if not value:
         raise CommandError(f"which ad account? give {source}")
-    if not _AD_ACCOUNT.fullmatch(value):
+    if not AD_ACCOUNT_ID.match(value):
         raise CommandError("the ad account id is 1 to 18 digits")
     return value
 
@@ -58,19 +71,8 @@ def pinterest_token(args: argparse.Namespace, env_var: str, *, secretsmanager: A
         if not token:
             raise CommandError(f"no token: set {env_var} or give --token-secret-id NAME")
         return token
-    from botocore.exceptions import BotoCoreError, ClientError
-
     client = secretsmanager or aws_client("secretsmanager", getattr(args, "region", None))
-    try:
-        value = client.get_secret_value(SecretId=secret_id).get("SecretString") or ""
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        if code == "ResourceNotFoundException":
-            raise CommandError(f"secret {secret_id} not found (check the name and the region)") from None
-        raise CommandError(f"secret {secret_id} could not be read ({code})") from None
-    except BotoCoreError as exc:
-        raise CommandError(f"secret {secret_id} could not be read ({type(exc).__name__})") from None
-    token = value.strip()
+    token = secret_text(client, secret_id).strip()
     if not token or token == PLACEHOLDER:
         raise CommandError(f"secret {secret_id} holds no token yet: aws secretsmanager put-secret-value "
                            f"--secret-id {secret_id} --secret-string '<token>'")

@@ -43,16 +43,13 @@ from pydantic import ValidationError
 
 from pinrelay_cli.defaults import PROG
 from pinrelay_cli.reconcile_report import render_html
-from pinrelay_cli.stack import StackUnreadable, read_stack
+from pinrelay_cli.pinterest_access import CommandError, ad_account_id, aws_client, secret_text
+from pinrelay_cli.stack import read_stack
 from pinrelay_cli.terminal import printable
 
 HELP = "account for every order of a Shopify shop: delivered, rejected, filtered, queued, in the DLQ or missing"
 EXIT_OK, EXIT_MISSING, EXIT_ERROR = 0, 1, 2
 LISTED = 200  # orders listed per class on the terminal (the report lists all)
-
-
-class Stop(Exception):
-    """A one-line reason to stop with exit status 2."""
 
 
 def _moment(text: str) -> datetime:
@@ -89,20 +86,10 @@ def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--region", help="AWS region (default: the usual boto3 configuration)")
 
 
-def _client(args: argparse.Namespace, service: str) -> Any:
-    import boto3
-
-    return boto3.client(service, region_name=args.region or None)
-
-
 def _secret(args: argparse.Namespace, secret_id: str, what: str) -> str:
-    try:
-        value = _client(args, "secretsmanager").get_secret_value(SecretId=secret_id).get("SecretString") or ""
-    except Exception as exc:  # noqa: BLE001 - botocore's errors: one line, without the value
-        raise Stop(f"cannot read the {what} from secret {secret_id} ({type(exc).__name__})") from None
-    entries = secret_entries(value)
+    entries = secret_entries(secret_text(aws_client("secretsmanager", args.region), secret_id))
     if not entries:
-        raise Stop(f"secret {secret_id} holds no {what} yet")
+        raise CommandError(f"secret {secret_id} holds no {what} yet")
     return entries[0]
 
 
@@ -114,19 +101,16 @@ class _Stack:
         self.outputs: dict[str, str] = {}
         self.parameters: dict[str, str] = {}
         if self.name:
-            try:
-                stack = read_stack(cloudformation or _client(args, "cloudformation"), self.name)
-            except StackUnreadable as problem:
-                raise Stop(str(problem)) from None
+            stack = read_stack(cloudformation or aws_client("cloudformation", args.region), self.name)
             self.outputs, self.parameters = stack.outputs, stack.parameters
 
     def value(self, given: str | None, output: str, option: str) -> str:
         if given:
             return given
         if not self.name:
-            raise Stop(f"give {option} or --stack-name")
+            raise CommandError(f"give {option} or --stack-name")
         if not self.outputs.get(output):
-            raise Stop(f"stack {self.name} has no output {output}")
+            raise CommandError(f"stack {self.name} has no output {output}")
         return self.outputs[output]
 
 
@@ -135,7 +119,7 @@ def _admin_token(args: argparse.Namespace) -> str:
         return _secret(args, args.token_secret_id, "Shopify Admin API token")
     token = os.environ.get("SHOPIFY_ADMIN_TOKEN", "").strip()
     if not token:
-        raise Stop("give --token-secret-id NAME or set SHOPIFY_ADMIN_TOKEN (the custom app's Admin API access token)")
+        raise CommandError("give --token-secret-id NAME or set SHOPIFY_ADMIN_TOKEN (the custom app's Admin API access token)")
     return token
 
 
@@ -148,16 +132,13 @@ def _webhook_secret(args: argparse.Namespace, stack: _Stack) -> str:
             return entries[0]
     if stack.parameters.get("ShopifyWebhookSecretName"):
         return _secret(args, stack.parameters["ShopifyWebhookSecretName"], "Shopify webhook secret")
-    raise Stop("--backfill needs the shop's webhook secret: --webhook-secret-id NAME, SHOPIFY_WEBHOOK_SECRET or "
+    raise CommandError("--backfill needs the shop's webhook secret: --webhook-secret-id NAME, SHOPIFY_WEBHOOK_SECRET or "
                "--stack-name")
 
 
 def _ad_account(args: argparse.Namespace, stack: _Stack) -> str:
-    account = (args.ad_account or stack.parameters.get("PinterestAdAccountId")
-               or os.environ.get("PINTEREST_AD_ACCOUNT_ID"))
-    if not account or not account.isdigit():
-        raise Stop("give --ad-account ID (digits), --stack-name, or set PINTEREST_AD_ACCOUNT_ID")
-    return account
+    return ad_account_id(args.ad_account or stack.parameters.get("PinterestAdAccountId"),
+                         "--ad-account ID, --stack-name, or PINTEREST_AD_ACCOUNT_ID")
 
 
 def _rules():
@@ -165,9 +146,9 @@ def _rules():
     try:
         return mapping_rules(ShopifyMapping.from_env())
     except TemplateNotReconcilable as problem:
-        raise Stop(str(problem)) from None
+        raise CommandError(str(problem)) from None
     except ValidationError as problem:  # e.g. a SHOPIFY_EVENT_ID_TEMPLATE naming a field there is not
-        raise Stop("; ".join(_setting_problem(error) for error in problem.errors(include_url=False))) from None
+        raise CommandError("; ".join(_setting_problem(error) for error in problem.errors(include_url=False))) from None
 
 
 def _setting_problem(error: Any) -> str:
@@ -216,8 +197,8 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
     out, err = out or sys.stdout, err or sys.stderr
     try:
         return _run(args, out, cloudformation)
-    except (Stop, ShopifyAdminError, BackfillRefused) as problem:
-        print(f"{PROG} reconcile: {problem}", file=err)
+    except (CommandError, ShopifyAdminError, BackfillRefused) as problem:
+        print(f"{PROG} reconcile: {printable(problem)}", file=err)
         return EXIT_ERROR
 
 
@@ -227,10 +208,10 @@ def _run(args: argparse.Namespace, out: TextIO, cloudformation: Any) -> int:
     try:
         shop = shop_domain(args.shop)
     except ValueError as problem:
-        raise Stop(f"--shop {problem}") from None
+        raise CommandError(f"--shop {problem}") from None
     until = args.until or datetime.now(UTC)
     if args.since >= until:
-        raise Stop("--since must be before --until")
+        raise CommandError("--since must be before --until")
     rules = _rules()
     stack = _Stack(args, cloudformation)
     table = stack.value(args.table, "DedupTableName", "--table")
@@ -243,14 +224,14 @@ def _run(args: argparse.Namespace, out: TextIO, cloudformation: Any) -> int:
     admin = ShopifyAdminClient(shop, _admin_token(args), api_version=args.api_version,
                                base_url=args.shopify_api_url or os.environ.get("SHOPIFY_ADMIN_API_URL") or None)
     try:
-        report = reconcile_shop(admin, dynamodb=_client(args, "dynamodb"), table_name=table, sqs=_client(args, "sqs"),
+        report = reconcile_shop(admin, dynamodb=aws_client("dynamodb", args.region), table_name=table, sqs=aws_client("sqs", args.region),
                                 dead_letter_queue_url=dlq_url, since=args.since, until=until, ad_account_id=ad_account,
                                 rules=rules)
     except ShopifyAdminError:
         raise
     except Exception as exc:  # noqa: BLE001 - AWS: one line, the operator's credentials or names are wrong
         problem = f"cannot read the ledger or the dead-letter queue ({type(exc).__name__}: {printable(exc)})"
-        raise Stop(problem[:400]) from None
+        raise CommandError(problem[:400]) from None
     print_report(report, out)
     left = len(report.of_class(OrderClass.MISSING))
     note = ""

@@ -7,9 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pinrelay_cli.pinterest_access import CommandError
 
-class StackUnreadable(Exception):
-    """The stack could not be read: a one-line reason, without credentials or values."""
+
+class StackUnreadable(CommandError):
+    """The stack could not be read, or lacks an output: a one-line reason (exit status 2)."""
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ from pinrelay.adapters.dead_letters import SqsDeadLetters
 from pinrelay.events import dedup_key
 from pinrelay.verify import status_line
 from pinrelay_cli.defaults import PROG
-from pinrelay_cli.pinterest_access import CommandError, ad_account_id, aws_client
-from pinrelay_cli.stack import StackUnreadable, from_options_or_stack
+from pinrelay_cli.pinterest_access import EXIT_FAILED, EXIT_OK, CommandError, ad_account_id, aws_client
+from pinrelay_cli.stack import from_options_or_stack
 from pinrelay_cli.terminal import printable
 from pinrelay_cli.verify import ledger_entry
 
 HELP = "did these events reach Pinterest? one line each: delivered, rejected (why), queued, in the DLQ, or never seen"
-EXIT_DELIVERED, EXIT_NOT_DELIVERED, EXIT_USAGE = 0, 1, 2
+EXIT_DELIVERED, EXIT_NOT_DELIVERED = EXIT_OK, EXIT_FAILED
 
 
 def setup(parser: argparse.ArgumentParser) -> None:
@@ -51,18 +51,17 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, dynamodb: Any =
     try:
         table, dlq_url, ad_account = _targets(args, cloudformation)
         dynamodb = dynamodb or aws_client("dynamodb", args.region)
-        entries = {event_id: ledger_entry(dynamodb, table, dedup_key(ad_account, args.event_name, event_id))
-                   for event_id in args.event_ids}
+        keys = [dedup_key(ad_account, args.event_name, event_id) for event_id in args.event_ids]
+        entries = {key: ledger_entry(dynamodb, table, key) for key in keys}
     except CommandError as problem:
         print(f"{PROG} status: {printable(problem)}", file=err)
-        return EXIT_USAGE
+        return problem.exit_status
     dead_letters: set[str] = set()
     if dlq_url and any(entry is None or entry.state != "delivered" for entry in entries.values()):
         dead_letters = SqsDeadLetters(sqs or aws_client("sqs", args.region), dlq_url).dedup_keys()
     now = int(time.time())
     all_delivered = True
-    for event_id, entry in entries.items():
-        key = dedup_key(ad_account, args.event_name, event_id)
+    for key, entry in entries.items():
         delivered, line = status_line(entry, in_dead_letters=key in dead_letters, now=now)
         all_delivered = all_delivered and delivered
         print(f"{printable(key)}: {printable(line)}", file=out)
@@ -73,15 +72,12 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, dynamodb: Any =
 
 def _targets(args: argparse.Namespace, cloudformation: Any) -> tuple[str, str | None, str]:
     """(ledger table, dead-letter queue URL or None, ad account) from the options, else the stack."""
-    try:
-        found = from_options_or_stack(
-            {"table": args.table, "dlq_url": args.dlq_url, "ad_account": args.ad_account}, args.stack_name,
-            lambda: cloudformation or aws_client("cloudformation", args.region),
-            outputs={"table": "DedupTableName", "dlq_url": "DeadLetterQueueUrl"},
-            parameters={"ad_account": "PinterestAdAccountId"},
-        )
-    except StackUnreadable as problem:
-        raise CommandError(str(problem)) from None
+    found = from_options_or_stack(
+        {"table": args.table, "dlq_url": args.dlq_url, "ad_account": args.ad_account}, args.stack_name,
+        lambda: cloudformation or aws_client("cloudformation", args.region),
+        outputs={"table": "DedupTableName", "dlq_url": "DeadLetterQueueUrl"},
+        parameters={"ad_account": "PinterestAdAccountId"},
+    )
     table, dlq_url, ad_account = found["table"], found["dlq_url"], found["ad_account"]
     if not table:
         raise CommandError("give --stack-name NAME, or --table NAME (and --dlq-url URL)")

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import unicodedata
 
+from pinrelay.models import has_control_characters
+
 
 def printable(value: object) -> str:
     r"""``value`` as text with every Unicode control (Cc) or format (Cf) character escaped
     (``\x1b``, ``\u202e``); newlines and tabs too, so one record stays one line."""
     text = str(value)
-    if all(unicodedata.category(char) not in ("Cc", "Cf") for char in text):
+    if not has_control_characters(text):
         return text
     return "".join(char if unicodedata.category(char) not in ("Cc", "Cf") else
                    (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}") for char in text)

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from pinrelay.adapters.dynamodb import plain_item
 from pinrelay.adapters.pinterest_http import RequestsPinterestApi
 from pinrelay.verify import (
     VERIFY_EVENT_NAME,
@@ -57,7 +58,7 @@ from pinrelay_cli.pinterest_access import (
     aws_client,
     pinterest_token,
 )
-from pinrelay_cli.stack import StackUnreadable, from_options_or_stack
+from pinrelay_cli.stack import from_options_or_stack
 from pinrelay_cli.terminal import printable
 
 HELP = "send one test event (test=true) to Pinterest, directly or through the deployed pipeline, and say if it arrived"
@@ -134,14 +135,11 @@ def run_direct(args: argparse.Namespace, out: TextIO, *, secretsmanager: Any = N
 
 def pipeline_targets(args: argparse.Namespace, cloudformation: Any = None) -> tuple[str, str, str]:
     """(ingest URL, ledger table, ad account) from the options, else from the stack."""
-    try:
-        found = from_options_or_stack(
-            {"url": args.url, "table": args.table, "ad_account": args.ad_account}, args.stack_name,
-            lambda: cloudformation or aws_client("cloudformation", args.region),
-            outputs={"url": "IngestApiUrl", "table": "DedupTableName"}, parameters={"ad_account": "PinterestAdAccountId"},
-        )
-    except StackUnreadable as problem:
-        raise CommandError(str(problem)) from None
+    found = from_options_or_stack(
+        {"url": args.url, "table": args.table, "ad_account": args.ad_account}, args.stack_name,
+        lambda: cloudformation or aws_client("cloudformation", args.region),
+        outputs={"url": "IngestApiUrl", "table": "DedupTableName"}, parameters={"ad_account": "PinterestAdAccountId"},
+    )
     url, table, ad_account = found["url"], found["table"], found["ad_account"]
     if not (url and table):
         raise CommandError("give --direct, --stack-name NAME, or --url URL and --table NAME")
@@ -197,14 +195,12 @@ def ledger_entry(dynamodb: Any, table: str, key: str) -> LedgerEntry | None:
         raise CommandError(f"the delivery ledger {table} could not be read ({code})") from None
     except BotoCoreError as exc:
         raise CommandError(f"the delivery ledger {table} could not be read ({type(exc).__name__})") from None
-    if not item or "state" not in item:
+    values = plain_item(item or {})
+    if "state" not in values:
         return None
-    def number(name: str) -> int | None:
-        return int(item[name]["N"]) if "N" in item.get(name, {}) else None
-
-    return LedgerEntry(state=item["state"]["S"], attempts=number("attempts") or 0,
-                       error_message=item.get("error_message", {}).get("S"), updated_at=number("updated_at"),
-                       lease_until=number("lease_until"), expires_at=number("expires_at"))
+    return LedgerEntry(state=values["state"], attempts=values.get("attempts", 0),
+                       error_message=values.get("error_message"), updated_at=values.get("updated_at"),
+                       lease_until=values.get("lease_until"), expires_at=values.get("expires_at"))
 
 
 def run_pipeline(args: argparse.Namespace, out: TextIO, *, cloudformation: Any = None, dynamodb: Any = None,

@@ -11,7 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pinrelay_cli.account_map import EXIT_INVALID, EXIT_OK, EXIT_USAGE
+from pinrelay_cli.account_map import EXIT_INVALID, EXIT_OK
+from pinrelay_cli.pinterest_access import EXIT_USAGE
 from pinrelay_cli.main import build_parser
 from pinrelay_tools.template import load_template
 from tests.integration.handler_stack import EU_ACCOUNT as EU

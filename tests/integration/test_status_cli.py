@@ -6,7 +6,8 @@ import io
 import uuid
 
 from pinrelay_cli.main import build_parser
-from pinrelay_cli.status import EXIT_DELIVERED, EXIT_NOT_DELIVERED, EXIT_USAGE
+from pinrelay_cli.pinterest_access import EXIT_USAGE
+from pinrelay_cli.status import EXIT_DELIVERED, EXIT_NOT_DELIVERED
 from tests.integration.handler_stack import AD_ACCOUNT, api_event, drain, post_events
 
 

@@ -56,7 +56,7 @@ def _required_ref(settings: BaseModel, name_field: str, value_field: str) -> Sec
     return ref
 
 
-def _comma_separated(value: object) -> object:
+def comma_separated(value: object) -> object:
     """An environment variable listing several values: ``a, b`` -> ``["a", "b"]``."""
     return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
@@ -78,7 +78,7 @@ class ShopifyMapping(_EnvModel):
     @field_validator("shopify_skip_source_names", "shopify_skip_tags", mode="before")
     @classmethod
     def _lower_case_list(cls, value: object) -> object:
-        values = _comma_separated(value)
+        values = comma_separated(value)
         return tuple(v.lower() for v in values) if isinstance(values, list) else values
 
     def order_policy(self) -> OrderPolicy:
@@ -118,13 +118,13 @@ class IngestSettings(ShopifyMapping):
     @field_validator("shopify_shop_domains", mode="before")
     @classmethod
     def _shop_domains(cls, value: object) -> object:
-        values = _comma_separated(value)
+        values = comma_separated(value)
         return tuple(shop_domain(v) for v in values) if isinstance(values, list) else values
 
     @field_validator("woocommerce_sources", mode="before")
     @classmethod
     def _woocommerce_sources(cls, value: object) -> object:
-        values = _comma_separated(value)
+        values = comma_separated(value)
         return tuple(woocommerce_source(v) for v in values) if isinstance(values, list) else values
 
     @model_validator(mode="after")

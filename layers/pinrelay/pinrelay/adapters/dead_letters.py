@@ -50,17 +50,21 @@ class SqsDeadLetters:
                     else:
                         keys.add(key)
         finally:
-            self._make_visible(list(handles.values()))
+            make_visible(self.sqs, self.queue_url, list(handles.values()))
         self.messages = len(handles)
         return keys
 
-    def _make_visible(self, receipt_handles: list[str]) -> None:
-        for start in range(0, len(receipt_handles), 10):
-            self.sqs.change_message_visibility_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                         for n, handle in enumerate(receipt_handles[start : start + 10])],
-            )
+
+
+def make_visible(sqs: Any, queue_url: str, receipt_handles: list[str]) -> None:
+    """Give received messages back to the queue at once (ChangeMessageVisibility to 0, ten a call):
+    how a peek at a queue (``SqsDeadLetters``, ``pinrelay redrive --dry-run``) leaves it as it was."""
+    for start in range(0, len(receipt_handles), 10):
+        sqs.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                     for n, handle in enumerate(receipt_handles[start : start + 10])],
+        )
 
 
 def _dedup_key(body: str | None) -> str | None:
