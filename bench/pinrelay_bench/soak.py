@@ -59,6 +59,7 @@ from typing import Any
 
 import requests
 
+from pinrelay.adapters.dead_letters import SqsDeadLetters
 from pinrelay_bench import REPO_ROOT
 from pinrelay_local.pinterest_standin import event_key, tally_standin
 from pinrelay_local.stack import LocalStack, shopify_signature
@@ -110,20 +111,6 @@ def table_states(dynamodb: Any, table: str) -> dict[str, dict[str, Any]]:
         if not page.get("LastEvaluatedKey"):
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def peek_queue(sqs: Any, queue_url: str) -> list[str]:
-    """The bodies of the messages in a queue (received with a long visibility timeout, not deleted)."""
-    bodies: dict[str, str] = {}
-    empty = 0
-    while empty < 2:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300).get("Messages", [])
-        if not messages:
-            empty += 1
-            continue
-        for message in messages:
-            bodies[message["MessageId"]] = message["Body"]
-    return list(bodies.values())
 
 
 # --------------------------------------------------------------------------------------------
@@ -631,13 +618,9 @@ def run_soak(
         # the books
         tally = tally_standin(stack.standin.received, CLIENT_TIMEOUT_SECONDS)
         states = table_states(stack.dynamodb, stack.table_name)
-        dlq_bodies = peek_queue(stack.sqs, stack.dlq_url)
-        dlq_keys = set()
-        for body in dlq_bodies:
-            try:
-                dlq_keys.add(json.loads(body)["dedup_key"])
-            except (ValueError, KeyError, TypeError):
-                ledger.dlq_poison += 1
+        dead_letters = SqsDeadLetters(stack.sqs, stack.dlq_url)
+        dlq_keys = dead_letters.dedup_keys()
+        ledger.dlq_poison = dead_letters.unreadable  # messages that are no queued event
         ledger.dlq_events = len(dlq_keys)
         for key in accepted_keys:
             state = states.get(key, {}).get("state")

@@ -33,14 +33,14 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-
 from pinrelay_local.fault_proxy import AwsFaultProxy, FaultRule
 from pinrelay_local.http_gateway import build_http_api_event
 from pinrelay_local.lambda_process import InvocationResult, invoke
 from pinrelay_local.pinterest_standin import PinterestStandIn, StandInTally, tally_standin
 from pinrelay_local.sqs_event_source import message_attributes_to_lambda
 from pinrelay_tools.template import load_template
+
+from tests.conftest import running_moto
 
 REPO = Path(__file__).resolve().parents[2]
 AD_ACCOUNT = "549755885175"
@@ -241,11 +241,8 @@ class World:
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with running_moto() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -3,34 +3,24 @@
 import importlib
 import json
 import os
-import socket
 import uuid
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from pinrelay import config
 from pinrelay_local.pinterest_standin import PinterestStandIn
+from tests.conftest import running_moto
 from tests.integration.handler_stack import ACCOUNT_TOKENS, AD_ACCOUNT, API_KEY, EU_ACCOUNT, SHOPIFY_SECRET, TOKEN, WOO_SECRET
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
     saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    yield endpoint
-    server.stop()
+    with running_moto() as endpoint:
+        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing",
+                          AWS_SECRET_ACCESS_KEY="testing")
+        yield endpoint
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

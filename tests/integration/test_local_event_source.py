@@ -12,9 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-
 from pinrelay_local.sqs_event_source import BatchSummary, SqsEventSource, WholeBatchFailed, failed_message_ids
+
+from tests.conftest import running_moto
 
 # Documented Lambda SQS event record (AWS docs, "Using Lambda with Amazon SQS").
 RECORD_KEYS = {"messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody",
@@ -24,11 +24,8 @@ RECORD_ATTRIBUTES = {"ApproximateReceiveCount", "SentTimestamp", "SenderId", "Ap
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    with running_moto() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -225,21 +225,12 @@ def main(sizes: list[str]) -> None:
     """Script mode: import files of the given sizes (MB) through a moto server of its own."""
     import tempfile
 
-    from moto.server import ThreadedMotoServer
-
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.integration.conftest import free_port
+    from tests.conftest import running_moto
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        with tempfile.TemporaryDirectory() as directory:
-            for size in sizes:
-                import_file_of(float(size), f"http://127.0.0.1:{port}", Path(directory))
-    finally:
-        server.stop()
-
+    with running_moto() as url, tempfile.TemporaryDirectory() as directory:
+        for size in sizes:
+            import_file_of(float(size), url, Path(directory))
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["child"]:
