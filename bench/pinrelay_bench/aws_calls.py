@@ -358,14 +358,12 @@ def _post_json(url: str, body: bytes, api_key: str, timeout: float = 120.0) -> t
 
 def _delivered_at(standin: Any) -> dict[str, float]:
     """event_id -> when the stand-in received the request that processed it."""
+    from pinrelay_local.pinterest_standin import answered_events
+
     seen: dict[str, float] = {}
     for record in list(standin.received):
-        if record["status"] not in (200, 422) or not isinstance(record.get("body"), dict):
-            continue
-        response = record["response"] or {}
-        results = (response.get("details") if record["status"] == 422 else response) or {}
-        for item, result in zip(record["body"].get("data", []), results.get("events", [])):
-            if result.get("status") == "processed":
+        for item, status in answered_events(record):
+            if status == "processed":
                 seen.setdefault(item.get("event_id"), record["at"])
     return seen
 

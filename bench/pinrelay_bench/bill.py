@@ -149,25 +149,17 @@ def xray_sampled_fraction(invocations_per_s: float, reservoir_per_s: float = 1.0
     return min(1.0, sampled / rate)
 
 
+# the bill's lines, in the order the tables show them
+SERVICES = ("http_api", "lambda_requests", "lambda_duration", "sqs", "dynamodb", "cloudwatch_logs", "secrets_manager",
+            "xray")
+
+
 def bill(usage: Usage, prices: dict[str, float] = PRICES_US_EAST_1) -> dict[str, float]:
-    """Dollars per line for ``usage`` (one million events), and their ``total``."""
-    gb = usage.memory_mb / 1024
-    gb_seconds = (
-        usage.ingest_invocations * usage.ingest_billed_ms
-        + usage.sender_invocations * usage.sender_billed_ms
-        + usage.init_billed_ms
-    ) / 1000 * gb
-    lines = {
-        "http_api": usage.http_requests / 1e6 * prices["http_api_per_million_requests"],
-        "lambda_requests": (usage.ingest_invocations + usage.sender_invocations) / 1e6 * prices["lambda_per_million_requests"],
-        "lambda_duration": gb_seconds * prices["lambda_arm64_per_gb_second"],
-        "sqs": usage.sqs_requests / 1e6 * prices["sqs_per_million_requests"],
-        "dynamodb": usage.dynamodb_wru / 1e6 * prices["dynamodb_per_million_wru"]
-        + usage.dynamodb_rru / 1e6 * prices["dynamodb_per_million_rru"],
-        "cloudwatch_logs": usage.log_bytes / 1e9 * prices["logs_ingestion_per_gb"],
-        "secrets_manager": usage.secrets_calls / 1e4 * prices["secrets_per_10k_calls"],
-        "xray": usage.xray_traces / 1e6 * prices["xray_per_million_traces"],
-    }
+    """Dollars per line for ``usage`` (one million events), and their ``total``: ``itemise``'s
+    items added up by service (one place for each price formula)."""
+    lines = dict.fromkeys(SERVICES, 0.0)
+    for item in itemise(usage, {}, prices):
+        lines[item["service"]] += item["dollars"]
     lines["total"] = sum(lines.values())
     return lines
 
@@ -178,7 +170,7 @@ def itemise(usage: Usage, split: dict[str, dict[str, float]], prices: dict[str, 
     ``split`` divides usage quantities among their causes (each part a share of the usage total):
     ``lambda_requests`` / ``lambda_ms`` (ingest, sender, init), ``sqs_requests``, ``dynamodb_wru`` and
     ``log_bytes`` by cause. A quantity without a split is one item. The dollars of a service's
-    items add up to ``bill(usage)[service]``."""
+    items add up to ``bill(usage)[service]``, which is computed from them."""
     gb = usage.memory_mb / 1024
     items: list[dict[str, Any]] = []
 

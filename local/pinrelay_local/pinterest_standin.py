@@ -49,7 +49,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -594,16 +594,7 @@ class PinterestStandIn:
         """The data items Pinterest would have processed: from requests answered 200 or 422,
         those whose per-event status is "processed", in arrival order (test ones included;
         check ``record["test"]`` via ``received`` to tell them apart)."""
-        out = []
-        for record in self.received:
-            if record["status"] not in (200, 422) or record["fault"] not in (None, "slow"):
-                continue
-            response = record["response"]
-            results = (response.get("details") if record["status"] == 422 else response) or {}
-            for item, result in zip(record["body"]["data"], results.get("events", [])):
-                if result.get("status") == "processed":
-                    out.append(item)
-        return out
+        return [item for record in self.received for item, status in answered_events(record) if status == "processed"]
 
     def wait_for_events(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Block until at least ``n`` events were delivered; return them. TimeoutError otherwise."""
@@ -962,6 +953,19 @@ class StandInTally:
         return explained, unexplained
 
 
+def answered_events(record: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """The data items of one received request (a ``received`` record) that the stand-in answered
+    event by event (200, or 422 with details), each with its status ("processed", "failed");
+    nothing for a request a fault answered (a "slow" answer is still an answer)."""
+    if (record["status"] not in (200, 422) or record.get("fault") not in (None, "slow")
+            or not isinstance(record.get("body"), dict)):
+        return
+    response = record["response"] or {}
+    results = (response.get("details") if record["status"] == 422 else response) or {}
+    for item, result in zip(record["body"].get("data", []), results.get("events", [])):
+        yield item, result.get("status")
+
+
 def tally_standin(received: Iterable[dict[str, Any]], client_timeout_s: float) -> StandInTally:
     """Count ``PinterestStandIn.received`` (its records, oldest first) per event key; a client
     whose timeout is ``client_timeout_s`` abandoned the "slow" requests that took longer."""
@@ -971,14 +975,10 @@ def tally_standin(received: Iterable[dict[str, Any]], client_timeout_s: float) -
         if record.get("fault") == "slow":
             label += " slow"
         tally.requests[label] += 1
-        if record["status"] not in (200, 422) or record.get("fault") not in (None, "slow"):
-            continue
-        response = record["response"] or {}
-        results = (response.get("details") if record["status"] == 422 else response) or {}
         abandoned = record.get("fault") == "slow" and record.get("fault_seconds", 0) > client_timeout_s
-        for item, result in zip(record["body"]["data"], results.get("events", [])):
+        for item, status in answered_events(record):
             key = event_key(record["ad_account_id"], item)
-            if result.get("status") == "processed":
+            if status == "processed":
                 tally.processed[key] += 1
                 if abandoned:
                     tally.abandoned[key] += 1
