@@ -2,7 +2,7 @@
 
 ``LocalStack`` starts, in this process:
 
-* moto in server mode (``ThreadedMotoServer`` on 127.0.0.1, a free port) holding the SQS queue
+* moto in server mode (moto_server.MotoServer on 127.0.0.1, a free port) holding the SQS queue
   + DLQ, the DynamoDB dedup table and the three Secrets Manager secrets;
 * the Pinterest stand-in (unless ``PINTEREST_API_URL`` points elsewhere);
 * the real Lambda handlers (functions/ingest/ingest_handler.py, functions/sender/sender_handler.py),
@@ -329,16 +329,14 @@ class LocalStack:
 
     # -- pieces ----------------------------------------------------------------------------
     def _start_moto(self) -> None:
-        from moto.server import ThreadedMotoServer
+        from pinrelay_local.moto_server import MotoServer
 
         # werkzeug logs every moto request (ReceiveMessage polls!) at INFO
         werkzeug_logger = logging.getLogger("werkzeug")
         if werkzeug_logger.level == logging.NOTSET:
             werkzeug_logger.setLevel(logging.WARNING)
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.moto.start()
-        host, port = self.moto.get_host_and_port()
-        self.moto_url = f"http://{host}:{port}"
+        self.moto = MotoServer().start()  # DynamoDB's conditional writes atomic, as on AWS
+        self.moto_url = self.moto.url
         self.sqs = aws_client("sqs", self.moto_url)
         self.dynamodb = aws_client("dynamodb", self.moto_url)
         self.secretsmanager = aws_client("secretsmanager", self.moto_url)

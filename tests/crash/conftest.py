@@ -36,11 +36,10 @@ import pytest
 from pinrelay_local.fault_proxy import AwsFaultProxy, FaultRule
 from pinrelay_local.http_gateway import build_http_api_event
 from pinrelay_local.lambda_process import InvocationResult, invoke
+from pinrelay_local.moto_server import running_moto
 from pinrelay_local.pinterest_standin import PinterestStandIn, StandInTally, tally_standin
 from pinrelay_local.sqs_event_source import message_attributes_to_lambda
 from pinrelay_tools.template import load_template
-
-from tests.conftest import running_moto
 
 REPO = Path(__file__).resolve().parents[2]
 AD_ACCOUNT = "549755885175"
@@ -106,6 +105,17 @@ class Invocation:
                 value = json.loads(line).get(name)
                 total += sum(value) if isinstance(value, list) else float(value or 0)
         return total
+
+    def total(self, name: str) -> float:
+        """A metric from the handler's totals document (dimension service only), leaving out the
+        per source and event_name documents that count the same events again."""
+        for line in self.result.stdout.splitlines():
+            if line.startswith("{") and f'"{name}"' in line:
+                document = json.loads(line)
+                if document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]:
+                    value = document[name]
+                    return sum(value) if isinstance(value, list) else float(value)
+        return 0.0
 
 
 @dataclass

@@ -20,7 +20,7 @@ import pytest
 
 from pinrelay_local.fault_proxy import DELAY, FAIL_5XX, KILL_AFTER, KILL_BEFORE, LOSE_ANSWER, THROTTLE, FaultPoint, FaultRule
 from tests.conftest import load_fixture
-from tests.crash.conftest import WOO_SECRET, World, api_event, rule_for, sign
+from tests.crash.conftest import WOO_SECRET, Invocation, World, api_event, rule_for, sign
 from tests.crash.test_crash_points import judge
 
 # ---------------------------------------------------------------- one message, two invocations
@@ -45,13 +45,42 @@ def test_the_same_message_handed_to_two_invocations_one_after_the_other_is_sent_
     assert set(judge(world, events).values()) == {"delivered, processed 1x"}
 
 
-def test_the_same_message_handed_to_two_invocations_at_the_same_time_is_sent_once(world: World):
-    events = [api_event("conc-web"), api_event("conc-offline", "offline")]
+def test_a_copy_handed_to_a_second_invocation_while_the_first_is_sending_is_given_back(world: World):
+    events = [api_event("held-web"), api_event("held-offline", "offline")]
+    messages = queue_and_receive(world, events)
+    world.standin.set_fault("slow", seconds=4.0)  # the first invocation's request takes 4 s
+    first: list[Invocation] = []
+    thread = threading.Thread(target=lambda: first.append(world.invoke("sender", world.sqs_event(messages))))
+    thread.start()
+    keys = [world.key(event["event_id"]) for event in events]
+    deadline = time.monotonic() + 30
+    while not all(world.states().get(key, {}).get("state") == "sending" for key in keys):  # its request is out
+        assert time.monotonic() < deadline and thread.is_alive(), "the first invocation never sent"
+        time.sleep(0.05)
+    second = world.invoke("sender", world.sqs_event(messages))  # SQS hands the copies out meanwhile
+    thread.join()
+    world.standin.clear_fault()
+    assert second.status == "ok" and second.total("EventsHeldElsewhere") == 2 and second.total("PinterestRequests") == 0
+    assert sorted(f["itemIdentifier"] for f in second.result.response["batchItemFailures"]) == sorted(
+        m["MessageId"] for m in messages)  # given back to SQS, not dropped: the first might yet fail
+    assert first[0].status == "ok" and first[0].result.response == {"batchItemFailures": []}
+    world.clock_offset += 800  # SQS brings the copies back after their visibility timeout
+    again = world.invoke("sender", world.sqs_event(messages))
+    assert again.result.response == {"batchItemFailures": []} and again.metric("EventsDuplicate") == 2
+    assert set(judge(world, events).values()) == {"delivered, processed 1x"}
+
+
+def test_the_same_messages_handed_to_two_invocations_at_the_same_time_are_sent_once(world: World):
+    """Both claim the same ten events at once: each event goes to exactly one of them (which one is
+    a race), the other gives its copy back or finds it delivered."""
+    events = [api_event(f"conc-web-{n}") for n in range(5)] + [api_event(f"conc-offline-{n}", "offline") for n in range(5)]
     messages = queue_and_receive(world, events)
     world.standin.set_fault("slow", seconds=2.0)  # both invocations are in flight together
-    results = []
+    start = threading.Barrier(2)
+    results: list[Invocation] = []
 
     def run() -> None:
+        start.wait()
         results.append(world.invoke("sender", world.sqs_event(messages)))
 
     threads = [threading.Thread(target=run) for _ in range(2)]
@@ -61,10 +90,12 @@ def test_the_same_message_handed_to_two_invocations_at_the_same_time_is_sent_onc
         thread.join()
     world.standin.clear_fault()
     assert [r.status for r in results] == ["ok", "ok"]
-    returned = [r for r in results if r.result.response["batchItemFailures"]]
-    assert len(returned) == 1 and returned[0].metric("EventsHeldElsewhere") == 2  # the loser gives them back
-    # SQS brings the returned copies back later: they are duplicates by then
-    world.clock_offset += 800
+    assert sum(r.total("EventsDelivered") for r in results) == len(events)  # each by one invocation
+    for result in results:
+        held, repeats = result.total("EventsHeldElsewhere"), result.metric("EventsDuplicate")
+        assert result.total("EventsDelivered") + held + repeats == len(events)
+        assert len(result.result.response["batchItemFailures"]) == held
+    world.clock_offset += 800  # the copies given back come again: duplicates by then
     world.invoke("sender", world.sqs_event(messages))
     assert set(judge(world, events).values()) == {"delivered, processed 1x"}
 

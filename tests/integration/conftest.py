@@ -9,8 +9,8 @@ import boto3
 import pytest
 
 from pinrelay import config
+from pinrelay_local.moto_server import running_moto
 from pinrelay_local.pinterest_standin import PinterestStandIn
-from tests.conftest import running_moto
 from tests.integration.handler_stack import ACCOUNT_TOKENS, AD_ACCOUNT, API_KEY, EU_ACCOUNT, SHOPIFY_SECRET, TOKEN, WOO_SECRET
 
 

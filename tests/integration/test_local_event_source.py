@@ -12,9 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
+from pinrelay_local.moto_server import running_moto
 from pinrelay_local.sqs_event_source import BatchSummary, SqsEventSource, WholeBatchFailed, failed_message_ids
-
-from tests.conftest import running_moto
 
 # Documented Lambda SQS event record (AWS docs, "Using Lambda with Amazon SQS").
 RECORD_KEYS = {"messageId", "receiptHandle", "body", "attributes", "messageAttributes", "md5OfBody",

@@ -226,7 +226,7 @@ def main(sizes: list[str]) -> None:
     import tempfile
 
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.conftest import running_moto
+    from pinrelay_local.moto_server import running_moto
 
     with running_moto() as url, tempfile.TemporaryDirectory() as directory:
         for size in sizes:
