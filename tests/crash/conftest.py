@@ -178,14 +178,24 @@ class World:
 
     # -- the event source -------------------------------------------------------------------
     def receive(self, visibility: int = 1) -> list[dict[str, Any]]:
+        """Every visible message, each received once, then invisible for ``visibility`` seconds.
+        The pass receives for 60 s and shortens that at the end: with 1 s, a pass slower than a
+        second (moto scans the whole queue on each call; a loaded CI host) received the first
+        messages again, and the extra receives sent them to the DLQ after maxReceiveCount."""
+        sqs = self.aws["sqs"]
         messages: dict[str, dict[str, Any]] = {}
         for _ in range(20):
-            got = self.aws["sqs"].receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=visibility,
-                                                  AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60,
+                                      AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
             if not got:
                 break
             messages.update({m["MessageId"]: m for m in got})
-        return list(messages.values())
+        received = list(messages.values())
+        for start in range(0, len(received), 10):
+            sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": visibility}
+                for i, m in enumerate(received[start:start + 10])])
+        return received
 
     @staticmethod
     def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:

@@ -440,22 +440,25 @@ def test_nth_and_caller_pick_exactly_the_calls_a_rule_applies_to(proxy):
 def test_delay_past_the_read_timeout_makes_botocore_retry_while_the_slow_call_is_still_applied(proxy):
     queue_url = new_queue(proxy)
     sqs = client(proxy, "sqs", caller="app", read_timeout=0.3)
-    proxy.add_rule(FaultRule("sqs", "SendMessage", action=DELAY(2.0)))
+    # 4 s: time for the retry and the check below to end before the delayed call goes on, even on
+    # a loaded machine (with 2 s, a busy CI host once checked after it)
+    proxy.add_rule(FaultRule("sqs", "SendMessage", action=DELAY(4.0)))
 
     started = time.monotonic()
     sqs.send_message(QueueUrl=queue_url, MessageBody="slow")
     returned_after = time.monotonic() - started
 
     # read timeout 0.3 s + at most 1 s of backoff: the retry answered before the delayed call went on
-    assert returned_after < 2.0
+    assert returned_after < 2.5
     visible = client(proxy, "sqs", caller="check").get_queue_attributes(
         QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]["ApproximateNumberOfMessages"]
-    assert visible == "1"
-    time.sleep(2.2 - returned_after)
+    checked_after = time.monotonic() - started
+    assert checked_after < 4.0 and visible == "1"
+    time.sleep(4.2 - checked_after)
     assert all_messages(proxy, queue_url) == ["slow", "slow"]
     delayed, retry = proxy.calls_of("app")
-    assert (delayed.fault, delayed.attempt, delayed.upstream_status) == ("delay_2s", 1, 200)
+    assert (delayed.fault, delayed.attempt, delayed.upstream_status) == ("delay_4s", 1, 200)
     assert delayed.client_status is None and "closed the connection" in (delayed.error or "")
     assert (retry.fault, retry.attempt, retry.client_status) == (None, 2, 200)
 
