@@ -16,6 +16,9 @@ tests/integration/test_moto_server.py races claims against it, and against moto 
 
 Built from the parts moto's own ``ThreadedMotoServer`` and ``moto_server`` command use:
 ``DomainDispatcherApplication(create_backend_app)`` served by werkzeug's threaded ``make_server``.
+Only ThreadedMotoServer is moto's public API, and it takes no middleware; these parts live in
+``moto.moto_server.werkzeug_app`` (moto 5.x). Should they move, the import fails at once, in every
+test that starts moto.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from typing import Any
 
 import boto3
 import pytest
+from pinrelay.adapters.dead_letters import make_visible
 from pinrelay_local.fault_proxy import AwsFaultProxy, FaultRule
 from pinrelay_local.http_gateway import build_http_api_event
 from pinrelay_local.lambda_process import InvocationResult, invoke
@@ -97,25 +98,22 @@ class Invocation:
     def status(self) -> str:
         return self.result.status
 
-    def metric(self, name: str) -> float:
-        """The sum of an EMF metric the invocation printed (Powertools writes one JSON document a line)."""
+    def metric(self, name: str, dimensions: list[list[str]] | None = None) -> float:
+        """The sum of an EMF metric the invocation printed (Powertools writes one JSON document a
+        line); with ``dimensions``, only from the documents with those."""
         total = 0.0
         for line in self.result.stdout.splitlines():
             if line.startswith("{") and f'"{name}"' in line:
-                value = json.loads(line).get(name)
-                total += sum(value) if isinstance(value, list) else float(value or 0)
+                document = json.loads(line)
+                if dimensions is None or document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == dimensions:
+                    value = document.get(name)
+                    total += sum(value) if isinstance(value, list) else float(value or 0)
         return total
 
     def total(self, name: str) -> float:
         """A metric from the handler's totals document (dimension service only), leaving out the
         per source and event_name documents that count the same events again."""
-        for line in self.result.stdout.splitlines():
-            if line.startswith("{") and f'"{name}"' in line:
-                document = json.loads(line)
-                if document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]:
-                    value = document[name]
-                    return sum(value) if isinstance(value, list) else float(value)
-        return 0.0
+        return self.metric(name, dimensions=[["service"]])
 
 
 @dataclass
@@ -190,12 +188,8 @@ class World:
             if not got:
                 break
             messages.update({m["MessageId"]: m for m in got})
-        received = list(messages.values())
-        for start in range(0, len(received), 10):
-            sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": visibility}
-                for i, m in enumerate(received[start:start + 10])])
-        return received
+        make_visible(sqs, self.queue_url, [m["ReceiptHandle"] for m in messages.values()], after_seconds=visibility)
+        return list(messages.values())
 
     @staticmethod
     def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:

@@ -158,4 +158,3 @@ def status_line(entry: LedgerEntry | None, *, in_dead_letters: bool, now: int) -
                  else "back in the queue for another try")
         return False, f"not delivered yet, {where} ({entry.attempts} attempt(s) so far, the last{at})"
     return False, f"state {entry.state}{at}"
-

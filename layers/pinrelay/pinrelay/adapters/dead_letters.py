@@ -55,14 +55,14 @@ class SqsDeadLetters:
         return keys
 
 
-
-def make_visible(sqs: Any, queue_url: str, receipt_handles: list[str]) -> None:
-    """Give received messages back to the queue at once (ChangeMessageVisibility to 0, ten a call):
-    how a peek at a queue (``SqsDeadLetters``, ``pinrelay redrive --dry-run``) leaves it as it was."""
+def make_visible(sqs: Any, queue_url: str, receipt_handles: list[str], after_seconds: int = 0) -> None:
+    """Give received messages back to the queue, at once by default (ChangeMessageVisibility, ten a
+    call): how a peek at a queue (``SqsDeadLetters``, ``pinrelay redrive --dry-run``) leaves it as
+    it was."""
     for start in range(0, len(receipt_handles), 10):
         sqs.change_message_visibility_batch(
             QueueUrl=queue_url,
-            Entries=[{"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+            Entries=[{"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": after_seconds}
                      for n, handle in enumerate(receipt_handles[start : start + 10])],
         )
 

@@ -16,6 +16,7 @@ from pinrelay.sender import parse_retry_after
 
 USER_AGENT = f"pinrelay/{__version__}"
 
+
 def _unreadable_token(exc: Exception) -> str:
     return f"the conversion token could not be read ({type(exc).__name__})"
 
