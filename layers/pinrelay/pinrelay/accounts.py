@@ -60,6 +60,7 @@ from pydantic import (
 )
 
 from pinrelay.sources.bigcommerce import store_hash as valid_store_hash
+from pinrelay.sources.signatures import MIN_SECRET_CHARS
 
 AD_ACCOUNT_ID = re.compile(r"^\d{1,18}$")
 AdAccountId = Annotated[str, Field(pattern=AD_ACCOUNT_ID.pattern)]
@@ -267,6 +268,14 @@ class AccountRoute(BaseModel):
         """Blanks and the stack's placeholder are no secret: an entry with only those lets nobody in."""
         values = (secret.get_secret_value().strip() for secret in secrets)
         return [SecretStr(value) for value in values if value and value != PLACEHOLDER]
+
+    @field_validator("stripe_webhook_secrets", "bigcommerce_webhook_secrets")
+    @classmethod
+    def _long_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        """Stripe's and BigCommerce's secrets are at least MIN_SECRET_CHARS long: a shorter one is guessable."""
+        if any(len(secret.get_secret_value()) < MIN_SECRET_CHARS for secret in secrets):
+            raise ValueError(f"each secret must have at least {MIN_SECRET_CHARS} characters")
+        return secrets
 
     @field_validator("stripe_api_key")
     @classmethod
