@@ -2,13 +2,20 @@
 
     pinrelay status 1042 1043 --stack-name pinrelay                     # checkout events of the stack's ad account
     pinrelay status pos-77 --event-name checkout --ad-account 549755885175 --table T --dlq-url URL
+    pinrelay status 250 251 --bigcommerce-store abc123 --stack-name pinrelay  # BigCommerce order ids
+    pinrelay status cs_live_a1B2c3 --stack-name pinrelay                     # a Stripe Checkout Session
 
 Each event is looked up by its ledger key ``<ad account>#<event_name>#<event_id>`` (a consistent
 GetItem) and said to be delivered, rejected by Pinterest (with its message), uncertain, being
 sent, waiting for another try, in the dead-letter queue, or not claimed by any sender yet (with
 what that can mean). The dead-letter queue is looked through (its messages are made visible again
 at once) only for events not delivered. A WooCommerce or Shopify order's event_id is its order id
-unless the event-id templates say otherwise; offline rows use their ``order_id`` column.
+unless the event-id templates say otherwise; offline rows use their ``order_id`` column; a Stripe
+session's is its session id (``cs_live_...``) unless the shop gave the browser's; a BigCommerce
+order's is ``<store hash>-<order id>`` (``--bigcommerce-store`` makes it from the order ids, with
+``BIGCOMMERCE_EVENT_ID_TEMPLATE`` when it is set). An order not in the ledger whose fetch job is
+in the BigCommerce fetch dead-letter queue (``--fetch-dlq-url``, or the stack's output) is said
+to be there.
 
 Exit status: 0 every event delivered; 1 at least one not (the lines say why); 2 the lookup could
 not run.
@@ -21,7 +28,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from pinrelay.adapters.dead_letters import SqsDeadLetters
+from pinrelay.adapters.dead_letters import SqsDeadLetters, fetch_job_key
+from pinrelay.config import BigCommerceMapping
+from pinrelay.events import event_id_from_template
 from pinrelay.events import dedup_key
 from pinrelay.verify import status_line
 from pinrelay_cli.defaults import PROG
@@ -42,6 +51,10 @@ def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack-name", help="the deployed stack: its DedupTableName and DeadLetterQueueUrl outputs")
     parser.add_argument("--table", help="the delivery ledger table instead of the stack's")
     parser.add_argument("--dlq-url", help="the dead-letter queue instead of the stack's")
+    parser.add_argument("--bigcommerce-store", metavar="HASH",
+                        help="the EVENT_IDs are order ids of this BigCommerce store (their event_ids are made "
+                             "from the store and the order: BIGCOMMERCE_EVENT_ID_TEMPLATE, default {store_hash}-{order_id})")
+    parser.add_argument("--fetch-dlq-url", help="the BigCommerce fetch jobs' dead-letter queue instead of the stack's")
     parser.add_argument("--region", help="AWS region (default: the usual boto3 configuration)")
 
 
@@ -49,20 +62,29 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, dynamodb: Any =
         out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        table, dlq_url, ad_account = _targets(args, cloudformation)
+        table, dlq_url, ad_account, fetch_dlq_url = _targets(args, cloudformation)
         dynamodb = dynamodb or aws_client("dynamodb", args.region)
-        keys = [dedup_key(ad_account, args.event_name, event_id) for event_id in args.event_ids]
+        template = BigCommerceMapping.from_env().bigcommerce_event_id_template
+        event_ids = ([event_id_from_template(template, {"store_hash": args.bigcommerce_store, "order_id": order_id})
+                      for order_id in args.event_ids] if args.bigcommerce_store else args.event_ids)
+        keys = [dedup_key(ad_account, args.event_name, event_id) for event_id in event_ids]
         entries = {key: ledger_entry(dynamodb, table, key) for key in keys}
     except CommandError as problem:
         print(f"{PROG} status: {printable(problem)}", file=err)
         return problem.exit_status
     dead_letters: set[str] = set()
-    if dlq_url and any(entry is None or entry.state != "delivered" for entry in entries.values()):
-        dead_letters = SqsDeadLetters(sqs or aws_client("sqs", args.region), dlq_url).dedup_keys()
+    fetch_dead_letters: set[str] = set()
+    if any(entry is None or entry.state != "delivered" for entry in entries.values()):
+        sqs = sqs or aws_client("sqs", args.region)
+        if dlq_url:
+            dead_letters = SqsDeadLetters(sqs, dlq_url).dedup_keys()
+        if fetch_dlq_url:
+            fetch_dead_letters = SqsDeadLetters(sqs, fetch_dlq_url, key_of=fetch_job_key(template)).dedup_keys()
     now = int(time.time())
     all_delivered = True
     for key, entry in entries.items():
-        delivered, line = status_line(entry, in_dead_letters=key in dead_letters, now=now)
+        delivered, line = status_line(entry, in_dead_letters=key in dead_letters, now=now,
+                                      in_fetch_dead_letters=key in fetch_dead_letters)
         all_delivered = all_delivered and delivered
         print(f"{printable(key)}: {printable(line)}", file=out)
     if not dlq_url:
@@ -70,15 +92,18 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, dynamodb: Any =
     return EXIT_DELIVERED if all_delivered else EXIT_NOT_DELIVERED
 
 
-def _targets(args: argparse.Namespace, cloudformation: Any) -> tuple[str, str | None, str]:
-    """(ledger table, dead-letter queue URL or None, ad account) from the options, else the stack."""
+def _targets(args: argparse.Namespace, cloudformation: Any) -> tuple[str, str | None, str, str | None]:
+    """(ledger table, dead-letter queue URL or None, ad account, BigCommerce fetch DLQ URL or None)
+    from the options, else the stack."""
     found = from_options_or_stack(
-        {"table": args.table, "dlq_url": args.dlq_url, "ad_account": args.ad_account}, args.stack_name,
-        lambda: cloudformation or aws_client("cloudformation", args.region),
+        {"table": args.table, "dlq_url": args.dlq_url, "ad_account": args.ad_account, "fetch_dlq_url": args.fetch_dlq_url},
+        args.stack_name, lambda: cloudformation or aws_client("cloudformation", args.region),
         outputs={"table": "DedupTableName", "dlq_url": "DeadLetterQueueUrl"},
         parameters={"ad_account": "PinterestAdAccountId"},
+        optional_outputs={"fetch_dlq_url": "BigCommerceFetchDeadLetterQueueUrl"},
     )
     table, dlq_url, ad_account = found["table"], found["dlq_url"], found["ad_account"]
     if not table:
         raise CommandError("give --stack-name NAME, or --table NAME (and --dlq-url URL)")
-    return table, dlq_url, ad_account_id(ad_account, "--ad-account, --stack-name or PINTEREST_AD_ACCOUNT_ID")
+    return (table, dlq_url, ad_account_id(ad_account, "--ad-account, --stack-name or PINTEREST_AD_ACCOUNT_ID"),
+            found["fetch_dlq_url"])

@@ -389,3 +389,29 @@ def test_without_bigcommerce_set_up_the_route_says_so(platforms, monkeypatch):
 def test_other_scopes_are_answered_200_and_ignored(platforms, scope):
     status, answer = post_bigcommerce(platforms, bigcommerce_webhook(scope=scope))
     assert status == 200 and answer == {"message": f"scope '{scope}' is not forwarded", "ignored": True}
+
+
+# -- pinrelay status -------------------------------------------------------------------------------
+
+
+def test_pinrelay_status_finds_orders_by_their_bigcommerce_ids_and_says_when_the_fetch_job_is_dead(platforms):
+    import io
+
+    from pinrelay_cli.main import build_parser
+    from pinrelay_cli.status import EXIT_NOT_DELIVERED
+
+    post_bigcommerce(platforms, bigcommerce_webhook(250))
+    fetch_jobs(platforms)
+    drain(platforms)
+    fetch_dlq = platforms["aws"]["sqs"].create_queue(QueueName=f"fetch-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    post_bigcommerce(platforms, bigcommerce_webhook(218))  # its job ends in the fetch DLQ (moved here as SQS would)
+    (job,), _ = fetch_jobs(platforms, handler=False)
+    platforms["aws"]["sqs"].send_message(QueueUrl=fetch_dlq, MessageBody=job["Body"])
+    args = build_parser().parse_args(["status", "250", "218", "--bigcommerce-store", STORE, "--table", platforms["table"],
+                                      "--ad-account", AD_ACCOUNT, "--fetch-dlq-url", fetch_dlq])
+    out = io.StringIO()
+    code = args._run(args, dynamodb=platforms["aws"]["dynamodb"], sqs=platforms["aws"]["sqs"], out=out, err=out)
+    lines = dict(line.split(": ", 1) for line in out.getvalue().splitlines() if line.startswith(AD_ACCOUNT))
+    assert code == EXIT_NOT_DELIVERED
+    assert lines[f"{AD_ACCOUNT}#checkout#{STORE}-250"].startswith("delivered: Pinterest processed it")
+    assert lines[f"{AD_ACCOUNT}#checkout#{STORE}-218"].startswith("its BigCommerce fetch job is in the fetch dead-letter queue")
