@@ -6,6 +6,7 @@ whatever arrives, line items, the fetch and its failures, the account map."""
 from __future__ import annotations
 
 import base64
+import re
 import importlib
 import json
 import time
@@ -415,3 +416,49 @@ def test_pinrelay_status_finds_orders_by_their_bigcommerce_ids_and_says_when_the
     assert code == EXIT_NOT_DELIVERED
     assert lines[f"{AD_ACCOUNT}#checkout#{STORE}-250"].startswith("delivered: Pinterest processed it")
     assert lines[f"{AD_ACCOUNT}#checkout#{STORE}-218"].startswith("its BigCommerce fetch job is in the fetch dead-letter queue")
+
+
+# -- pinrelay reconcile-stripe / reconcile-bigcommerce -----------------------------------------------
+
+
+def reconcile_cli(platforms, tmp_path, *argv):
+    import io
+
+    from pinrelay_cli.main import build_parser
+
+    args = build_parser().parse_args([*argv, "--since", time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400)),
+                                      "--table", platforms["table"], "--dlq-url", platforms["queue_url"],
+                                      "--ad-account", AD_ACCOUNT, "--report", str(tmp_path / "report.html")])
+    out = io.StringIO()
+    code = args._run(args, out=out, err=out)
+    return code, out.getvalue()
+
+
+def test_reconcile_bigcommerce_accounts_for_every_order_of_the_store(platforms, tmp_path, monkeypatch):
+    post_bigcommerce(platforms, bigcommerce_webhook(250))
+    fetch_jobs(platforms)
+    drain(platforms)
+    never_posted = example_orders(created=time.time() - 1200)[250]  # older than the 15 minutes a queue may take
+    never_posted["order"]["id"] = 300  # paid, but its webhook never came
+    platforms["store"].put_order(STORE, never_posted)
+    monkeypatch.setenv("BIGCOMMERCE_API_TOKEN", STORE_TOKEN)
+    code, output = reconcile_cli(platforms, tmp_path, "reconcile-bigcommerce", "--store", STORE,
+                                 "--bigcommerce-api-url", platforms["store"].base_url)
+    assert code == 1, output
+    assert re.search(r"total\s+delivered 1\s+rejected by Pinterest 0 .* filtered 1 .* missing 1", output), output
+    assert "missing (1): #300" in output and (tmp_path / "report.html").is_file()
+
+
+def test_reconcile_stripe_accounts_for_every_completed_session(platforms, tmp_path, monkeypatch):
+    now = int(time.time())
+    delivered_session = {**stripe_event(id="cs_live_rec1")["data"]["object"], "created": now - 1200, "status": "complete"}
+    post_stripe(platforms, stripe_event(id="cs_live_rec1"))
+    drain(platforms)
+    platforms["stripe"].add_session(delivered_session)
+    platforms["stripe"].add_session({**delivered_session, "id": "cs_live_rec2", "payment_status": "unpaid"})
+    platforms["stripe"].add_session({**delivered_session, "id": "cs_live_rec3"})  # paid, never posted
+    platforms["stripe"].add_session({**delivered_session, "id": "cs_live_open", "status": "open"})  # not an order
+    code, output = reconcile_cli(platforms, tmp_path, "reconcile-stripe", "--stripe-api-url", platforms["stripe"].base_url)
+    assert code == 1, output
+    assert "stripe: 3 order(s)" in output and "missing (1): cs_live_rec3" in output
+    assert re.search(r"total\s+delivered 1 .* filtered 1 .* missing 1", output), output

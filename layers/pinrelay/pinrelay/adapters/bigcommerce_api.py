@@ -11,16 +11,21 @@ fetch of one order can take, which the fetcher checks against the time Lambda le
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pinrelay.adapters.http_json import HttpLimits, HttpUnavailable, JsonAnswer, get_json
 from pinrelay.ports import Deadline, FetchedOrder, OrderUnavailable
+from pinrelay.reconcile import ShopOrder
+from pinrelay.sources.bigcommerce import order_time
 
 if TYPE_CHECKING:
     import requests
 
 BIGCOMMERCE_CALL = HttpLimits(connect_timeout=2.0, read_timeout=6.0, max_attempts=2, pause_seconds=0.5,
                               longest_wait_seconds=3.0)
+ORDERS_PER_PAGE = 250
 PRODUCTS_PER_PAGE = 250
 MAX_PRODUCT_PAGES = 4  # 1000 lines: Pinterest's contents are bounded the same way (models.MAX_CONTENTS)
 CALLS_PER_FETCH = 3  # the order, a page of products, the shipping addresses
@@ -88,3 +93,22 @@ def _reset_wait(headers: dict[str, str]) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+def store_orders(store: BigCommerceStore, since: datetime, until: datetime) -> Iterator[ShopOrder]:
+    """``reconcile.OrderSource`` on one store: its orders created in [since, until), oldest first
+    (``GET .../v2/orders?min_date_created=&max_date_created=&sort=date_created:asc``, pages of 250),
+    each a ``ShopOrder`` named ``#<order id>``."""
+    page = 1
+    while True:
+        params = {"min_date_created": since.astimezone(UTC).isoformat(timespec="seconds"),
+                  "max_date_created": until.astimezone(UTC).isoformat(timespec="seconds"),
+                  "sort": "date_created:asc", "limit": ORDERS_PER_PAGE, "page": page}
+        orders = store._collection("", lambda: float("inf"), params)
+        for order in orders:
+            created = order_time(order.get("date_created"))
+            if isinstance(order.get("id"), int) and created is not None and since.timestamp() <= created < until.timestamp():
+                yield ShopOrder(order_id=str(order["id"]), name=f"#{order['id']}", created_at=created, webhook_body=order)
+        if len(orders) < ORDERS_PER_PAGE:
+            return
+        page += 1

@@ -14,17 +14,23 @@ the conversion goes without contents).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pinrelay.adapters.http_json import HttpLimits, HttpUnavailable, get_json
 from pinrelay.ports import Deadline
+from pinrelay.reconcile import ShopOrder
 
 if TYPE_CHECKING:
     import requests
 
 STRIPE_CALL = HttpLimits(connect_timeout=1.0, read_timeout=3.0, max_attempts=2, pause_seconds=0.25,
                          longest_wait_seconds=0.5)
+# listing a day of sessions for `pinrelay reconcile-stripe` (no webhook waits on it)
+STRIPE_LISTING = HttpLimits(connect_timeout=3.0, read_timeout=20.0, max_attempts=3, pause_seconds=1.0,
+                            longest_wait_seconds=5.0)
 PAGE_SIZE = 100
 MAX_PAGES = 10  # 1000 items: Pinterest's contents are bounded the same way (models.MAX_CONTENTS)
 
@@ -83,3 +89,40 @@ def _refusal(status: int, body: Any) -> str:
     code = error.get("code") or error.get("type") if isinstance(error, dict) else None
     shown = code if isinstance(code, str) and code.replace("_", "").isalnum() else "no error code"
     return f"Stripe answered {status} to the line items request ({shown})"
+
+
+class StripeCheckoutSessions:
+    """``reconcile.OrderSource`` on Stripe: the account's completed Checkout Sessions of a period
+    (``GET /v1/checkout/sessions?status=complete&created[gte]=&created[lt]=``, pages of 100), each
+    a ``ShopOrder`` named by its session id."""
+
+    def __init__(self, api_key: str, base_url: str = "https://api.stripe.com", session: requests.Session | None = None,
+                 limits: HttpLimits = STRIPE_LISTING) -> None:
+        import requests  # here, not at import: see pinrelay.adapters.http_json
+
+        self.url = f"{base_url.rstrip('/')}/v1/checkout/sessions"
+        self.session = session or requests.Session()
+        self.limits = limits
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+
+    def orders(self, since: datetime, until: datetime) -> Iterator[ShopOrder]:
+        params: dict[str, Any] = {"status": "complete", "limit": PAGE_SIZE, "created[gte]": int(since.timestamp()),
+                                  "created[lt]": int(until.timestamp())}
+        found: list[dict[str, Any]] = []
+        while True:
+            try:
+                answer = get_json(self.session, self.url, headers=self._headers, params=params, limits=self.limits,
+                                  time_left=lambda: float("inf"), wait_hint=_retry_after)
+            except HttpUnavailable as problem:
+                raise LineItemsUnavailable(f"Stripe's Checkout Sessions could not be listed ({problem})") from None
+            if answer.status != 200 or not isinstance(answer.body, dict) or not isinstance(answer.body.get("data"), list):
+                raise LineItemsRefused(_refusal(answer.status, answer.body).replace("line items", "sessions list"))
+            page = [s for s in answer.body["data"] if isinstance(s, dict) and isinstance(s.get("id"), str)]
+            found.extend(page)
+            if answer.body.get("has_more") is not True or not page:
+                break
+            params = {**params, "starting_after": page[-1]["id"]}
+        for session in sorted(found, key=lambda s: s.get("created") or 0):  # Stripe lists the newest first
+            created = session.get("created")
+            yield ShopOrder(order_id=session["id"], name=session["id"], webhook_body=session,
+                            created_at=created if isinstance(created, int) and not isinstance(created, bool) else 0)
