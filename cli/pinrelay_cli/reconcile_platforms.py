@@ -42,22 +42,13 @@ from pydantic import ValidationError
 
 from pinrelay_cli.defaults import PROG
 from pinrelay_cli.pinterest_access import CommandError, ad_account_id, aws_client, secret_text
-from pinrelay_cli.reconcile import EXIT_ERROR, EXIT_MISSING, EXIT_OK, print_report
+from pinrelay_cli.reconcile import EXIT_ERROR, EXIT_MISSING, EXIT_OK, _moment, print_report
 from pinrelay_cli.reconcile_report import render_html
 from pinrelay_cli.stack import from_options_or_stack
 from pinrelay_cli.terminal import printable
 
 STRIPE_HELP = "account for every Checkout Session of a Stripe account: delivered, rejected, filtered, queued or missing"
 BIGCOMMERCE_HELP = "account for every order of a BigCommerce store: delivered, rejected, filtered, queued or missing"
-
-
-def _moment(text: str) -> datetime:
-    from pinrelay.timestamps import parse_moment
-
-    moment = parse_moment(text.strip())
-    if moment is None:
-        raise argparse.ArgumentTypeError("must be a date (2025-06-01) or an ISO date-time (2025-06-01T12:00:00Z)")
-    return moment
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

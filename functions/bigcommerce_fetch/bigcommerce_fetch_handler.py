@@ -13,7 +13,7 @@ from functools import cache
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
-from pinrelay.accounts import PLACEHOLDER
+from pinrelay.accounts import PLACEHOLDER, InvalidStoreTokens, parse_store_tokens
 from pinrelay.adapters.aws import seconds_left, worst_call_seconds
 from pinrelay.adapters.bigcommerce_api import BigCommerceStore, worst_fetch_seconds
 from pinrelay.adapters.metrics import emit_filtered_metric
@@ -22,7 +22,7 @@ from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import bigcommerce_fetch_settings
 from pinrelay.fetch import BigCommerceFetchService, StoreNotConfigured
 from pinrelay.ports import OrderUnavailable
-from pinrelay.sources.bigcommerce import SOURCE, InvalidStoreTokens, parse_store_tokens
+from pinrelay.sources.bigcommerce import SOURCE
 
 logger = Logger()
 metrics = Metrics()
@@ -39,7 +39,7 @@ def api_token(store_hash: str) -> str:
     if settings.store_tokens_ref:
         raw = secret_value(settings.store_tokens_ref, settings.secrets_max_age_seconds)
         try:
-            token = parse_store_tokens(raw, PLACEHOLDER).get(store_hash)
+            token = parse_store_tokens(raw).get(store_hash)
         except InvalidStoreTokens as problem:
             raise StoreNotConfigured(str(problem)) from None
         if token:

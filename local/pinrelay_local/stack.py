@@ -602,13 +602,18 @@ class LocalStack:
         except Exception:  # noqa: BLE001
             return None
 
+    def _run_function(self, module: str, event: dict[str, Any], context: Any) -> Any:
+        """One invocation of a function fed by an event source: in its worker process, or in this one."""
+        if self.lambda_processes:
+            return self._worker_handler(module)(event, context)
+        handler = getattr(self, module)
+        assert handler is not None
+        return handler.lambda_handler(event, context)
+
     def _sender(self, event: dict[str, Any], context: Any) -> Any:
         before = self._standin_request_count()
         try:
-            if self.lambda_processes:
-                return self._worker_handler("sender_handler")(event, context)
-            assert self.sender_handler is not None
-            return self.sender_handler.lambda_handler(event, context)
+            return self._run_function("sender_handler", event, context)
         finally:
             _clear_disabled_metrics(self.sender_handler)
             after = self._standin_request_count()
@@ -672,10 +677,7 @@ class LocalStack:
 
     def _fetcher(self, event: dict[str, Any], context: Any) -> Any:
         try:
-            if self.lambda_processes:
-                return self._worker_handler("bigcommerce_fetch_handler")(event, context)
-            assert self.bigcommerce_fetch_handler is not None
-            return self.bigcommerce_fetch_handler.lambda_handler(event, context)
+            return self._run_function("bigcommerce_fetch_handler", event, context)
         finally:
             _clear_disabled_metrics(self.bigcommerce_fetch_handler)
 

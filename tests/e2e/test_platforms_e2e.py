@@ -11,7 +11,6 @@ import hashlib
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 import requests
 
 from pinrelay_local.pinterest_standin import ConversionEventsValidator
-from tests.e2e.test_local_stack_e2e import free_port
+from tests.e2e.test_local_stack_e2e import start_local_stack, stop_local_stack
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -36,36 +35,13 @@ def sha(text: str) -> str:
 
 @pytest.fixture
 def running_stack():
-    port = free_port()
-    env = {**os.environ, "LOCAL_PORT": str(port), "PINTEREST_TEST_MODE": "false", "LOCAL_SENDER_WINDOW_S": "0.5",
-           "PYTHONUNBUFFERED": "1"}
-    for name in ("PINTEREST_API_URL", "AWS_ENDPOINT_URL"):
-        env.pop(name, None)
-    process = subprocess.Popen([sys.executable, "-m", "pinrelay_local", "run"], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "listening on" in line:
-            break
+    process, url, pinterest, lines = start_local_stack()
     output = "".join(lines)
-    assert "listening on" in output, "local stack did not start:\n" + output
-    pinterest = re.search(r"\(Pinterest: (\S+)\)", output).group(1).removesuffix("/v5")
     status_line = re.search(r"an event's fate\s+\(same variables\) pinrelay status <event_id> (.*)", output).group(1)
     moto = re.search(r"AWS \(moto server\)\s+(\S+)", output).group(1)
-    yield {"url": f"http://127.0.0.1:{port}", "pinterest": pinterest, "env": env, "status_args": shlex.split(status_line),
-           "moto": moto, "process": process}
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+    yield {"url": url, "pinterest": pinterest, "env": {**os.environ, "PYTHONUNBUFFERED": "1"},
+           "status_args": shlex.split(status_line), "moto": moto, "process": process}
+    stop_local_stack(process)
 
 
 def received_events(pinterest: str) -> list[tuple[dict, dict]]:

@@ -8,7 +8,15 @@ import json
 
 import pytest
 
-from pinrelay.accounts import DefaultAccount, InvalidAccountMap, check_account_map, parse_account_map
+from pinrelay.accounts import (
+    DefaultAccount,
+    InvalidAccountMap,
+    InvalidStoreTokens,
+    check_account_map,
+    parse_store_tokens,
+)
+from tests.unit.test_account_map import account_map
+from tests.unit.test_account_map import refusal as map_refusal
 
 EU_STRIPE = "whsec_" + "e" * 32
 US_STRIPE = "whsec_" + "u" * 32
@@ -20,14 +28,8 @@ US = {"name": "us", "ad_account_id": "222", "stripe_webhook_secrets": [US_STRIPE
       "bigcommerce_store_hashes": ["usstore"], "bigcommerce_webhook_secrets": [US_STORE_SECRET]}
 
 
-def account_map(*entries: dict, default: DefaultAccount = DefaultAccount()):
-    return parse_account_map(json.dumps({"accounts": list(entries)}), default)
-
-
 def refusal(*entries: dict, default: DefaultAccount = DefaultAccount()) -> str:
-    with pytest.raises(InvalidAccountMap) as refused:
-        account_map(*entries, default=default)
-    message = str(refused.value)
+    message = map_refusal(*entries, default=default)
     for secret in (EU_STRIPE, US_STRIPE, EU_STORE_SECRET, US_STORE_SECRET, "rk_live_eu"):
         assert secret not in message
     return message
@@ -80,3 +82,22 @@ def test_an_entry_may_not_take_the_default_accounts_store_or_secrets():
 @pytest.mark.parametrize("store", ["eu-store", "stores/eu", ""])
 def test_a_store_hash_that_is_not_one_is_refused(store):
     assert "bigcommerce_store_hashes[0]: is not a BigCommerce store hash" in refusal({**EU, "bigcommerce_store_hashes": [store]})
+
+
+# -- the store tokens map (the fetcher's) ---------------------------------------------------------
+
+
+def test_the_store_tokens_map_gives_each_store_its_token_as_stored_and_skips_placeholders():
+    raw = '{"abc123": "tok 1", "def456": "REPLACE_ME", "x9": " "}'
+    assert parse_store_tokens(raw) == {"abc123": "tok 1"}
+    assert parse_store_tokens("") == {}
+
+
+@pytest.mark.parametrize(("raw", "said"), [("[1]", "it must be a JSON object"), ("{not json", "not JSON"),
+                                           ('{"abc-1": "t0ken"}', "1 key(s) are not store hashes"),
+                                           ('{"abc": 5}', "the token of store abc is not a string")])
+def test_a_broken_store_tokens_map_is_refused_without_quoting_a_token(raw, said):
+    with pytest.raises(InvalidStoreTokens, match="store tokens map") as problem:
+        parse_store_tokens(raw)
+    assert said in str(problem.value)
+    assert "abc-1" not in str(problem.value) and "t0ken" not in str(problem.value)

@@ -18,10 +18,8 @@ from pinrelay.sources import bigcommerce
 from pinrelay.sources.bigcommerce import (
     BigCommerceOptions,
     FetchJob,
-    InvalidStoreTokens,
     bigcommerce_event,
     fetch_job_body,
-    parse_store_tokens,
     read_webhook,
 )
 
@@ -201,18 +199,3 @@ def test_an_answer_that_is_not_an_order_is_rejected():
 def test_orders_v2_dates_are_rfc_2822():
     assert bigcommerce.order_time("Tue, 05 Mar 2019 21:40:11 +0000") == 1551822011
     assert bigcommerce.order_time("2019-03-05") is None and bigcommerce.order_time(None) is None
-
-
-# -- the store tokens map -----------------------------------------------------------------------
-
-
-def test_the_store_tokens_map_gives_each_store_its_token_and_skips_placeholders():
-    assert parse_store_tokens('{"abc123": "tok1", "def456": "REPLACE_ME", "x9": " "}', "REPLACE_ME") == {"abc123": "tok1"}
-    assert parse_store_tokens("", "REPLACE_ME") == {}
-
-
-@pytest.mark.parametrize("raw", ["[1]", "{not json", '{"abc-1": "t"}', '{"abc": 5}'])
-def test_a_broken_store_tokens_map_is_refused_without_quoting_a_token(raw):
-    with pytest.raises(InvalidStoreTokens) as problem:
-        parse_store_tokens(raw, "REPLACE_ME")
-    assert "abc-1" not in str(problem.value) and '"t"' not in str(problem.value)

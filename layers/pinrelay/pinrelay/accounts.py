@@ -59,6 +59,7 @@ from pydantic import (
     model_validator,
 )
 
+from pinrelay.sources.bigcommerce import STORE_HASH
 from pinrelay.sources.bigcommerce import store_hash as valid_store_hash
 from pinrelay.sources.signatures import MIN_SECRET_CHARS
 
@@ -510,6 +511,36 @@ def check_account_map(raw: str, default: DefaultAccount,
 
 
 # -------------------------------------------------------------------------------- the tokens map
+def token_map(data: Any, shape: str, key_ok: Callable[[str], bool], keys_are: str, key_is: str) -> dict[str, str]:
+    """A ``{"<key>": "<token>"}`` map checked: ValueError saying what is wrong (starting with
+    ``shape``), naming keys, never a token, and never a key ``key_ok`` refuses (it may be a token
+    written the wrong way round). Blanks and the stack's placeholder are no token: left out."""
+    if not isinstance(data, dict):
+        raise ValueError(shape)
+    not_keys = [key for key in data if not key_ok(key)]
+    if not_keys:
+        raise ValueError(f"{shape}; {len(not_keys)} key(s) are not {keys_are}")
+    not_text = sorted(key for key, token in data.items() if not isinstance(token, str))
+    if not_text:
+        raise ValueError(f"{shape}; the token of {key_is} {', '.join(not_text)} is not a string")
+    return {key: token for key, token in data.items() if token.strip() and token.strip() != PLACEHOLDER}
+
+
+class InvalidStoreTokens(ValueError):
+    """The BigCommerce store tokens map cannot be used; the message names store hashes, never tokens."""
+
+
+def parse_store_tokens(raw: str) -> dict[str, str]:
+    """``BIGCOMMERCE_STORE_TOKENS``: ``{"<store hash>": "<API token>"}`` for every store of the
+    account map (empty text: none), read by the fetcher only; each token as stored."""
+    data = _json_document(raw, "store tokens map", InvalidStoreTokens)
+    shape = 'it must be a JSON object {"<store hash>": "<API token>", ...}'
+    try:
+        return token_map(data, shape, lambda key: bool(STORE_HASH.match(key)), "store hashes", "store")
+    except ValueError as problem:
+        raise InvalidStoreTokens(f"store tokens map: {problem}") from None
+
+
 class AccountTokens(RootModel[dict[str, SecretStr]]):
     """The tokens map: ``{"<ad_account_id>": "<conversion token>"}``, read by the sender only."""
 
@@ -519,18 +550,11 @@ class AccountTokens(RootModel[dict[str, SecretStr]]):
     @classmethod
     def _ad_account_ids_to_tokens(cls, data: Any) -> Any:
         shape = 'it must be a JSON object {"<ad_account_id>": "<conversion token>", ...}'
-        if not isinstance(data, dict):
-            raise ValueError(shape)
-        if "accounts" in data:
+        if isinstance(data, dict) and "accounts" in data:
             raise ValueError(f"{shape}; this looks like the account map, which belongs in its own secret")
-        not_ids = [key for key in data if not AD_ACCOUNT_ID.match(key)]
-        if not_ids:  # never named: a key may be a token written the wrong way round
-            raise ValueError(f"{shape}; {len(not_ids)} key(s) are not ad account ids (1 to 18 digits)")
-        not_text = sorted(key for key, token in data.items() if not isinstance(token, str))
-        if not_text:
-            raise ValueError(f"{shape}; the token of ad account {', '.join(not_text)} is not a string")
-        # blanks and the stack's placeholder are no token: such an account has none
-        return {key: token.strip() for key, token in data.items() if token.strip() and token.strip() != PLACEHOLDER}
+        tokens = token_map(data, shape, lambda key: bool(AD_ACCOUNT_ID.match(key)), "ad account ids (1 to 18 digits)",
+                           "ad account")
+        return {key: token.strip() for key, token in tokens.items()}
 
     def token_for(self, ad_account_id: str) -> str | None:
         token = self.root.get(ad_account_id)

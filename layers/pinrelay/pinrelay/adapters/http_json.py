@@ -5,8 +5,9 @@ inside the calling function's time.
 (connect + read timeout) + the pauses between them), so a caller compares it with the time Lambda
 leaves it before starting; ``get_json`` never starts an attempt that could outlive ``time_left``.
 Connection errors, timeouts, 429 and 5xx are tried again (a 429 after the wait the platform asks
-for, when that fits); any other answer is returned as it is, for the adapter to judge. A GET has
-no side effect, so trying it again is always safe.
+for, when that fits); any other answer is returned as it is, for the adapter to judge (a redirect
+is not followed: the token headers would go with it). A GET has no side effect, so trying it again
+is always safe.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def get_json(session: requests.Session, url: str, *, headers: dict[str, str], li
             break
         answer_headers = None
         try:
+            # no redirect followed: requests would send the token headers on to wherever Location points
             response = session.get(url, params=params, timeout=(limits.connect_timeout, limits.read_timeout),
+                                   allow_redirects=False,
                                    headers={"Accept": "application/json", "User-Agent": USER_AGENT, **headers})
         except requests.RequestException as exc:
             cause = type(exc).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pinrelay.events import EventRejected
@@ -16,6 +17,18 @@ def not_understood(topic: str, what: str, exc: BaseException) -> EventRejected:
     """The rejection of a body ``UNMAPPABLE`` stopped: the error's type, never its message (which
     may quote the body)."""
     return EventRejected(f"{topic}: the body is not {what} pinrelay understands ({type(exc).__name__})")
+
+
+def decimal_or_none(value: Any) -> Decimal | None:
+    """A platform's amount (a decimal string or a number) as a finite Decimal; None when it is
+    absent or cannot be read (it then costs its field, never the order)."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
 
 
 class Contents:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -50,7 +49,7 @@ from pinrelay.events import (
     event_id_from_template,
 )
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
-from pinrelay.sources import UNMAPPABLE, Contents, not_understood
+from pinrelay.sources import UNMAPPABLE, Contents, decimal_or_none, not_understood
 
 SOURCE = "bigcommerce"
 ORDER_SCOPES = frozenset({"store/order/created", "store/order/updated", "store/order/statusUpdated"})
@@ -228,16 +227,6 @@ def order_user_data(order: dict[str, Any], shipping_addresses: list[dict[str, An
     return builder.build(), builder.warnings
 
 
-def _money(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool) or value == "":
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
 def _content_id(product: dict[str, Any], field: ContentIdField) -> str | None:
     value = product.get(field)
     if value in (None, "", 0, "0") or isinstance(value, bool):
@@ -253,7 +242,7 @@ def order_custom_data(order: dict[str, Any], products: list[dict[str, Any]], fie
         quantity = product.get("quantity")
         quantity = quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else 1
         details: dict[str, str] = {}
-        price = _money(product.get("price_ex_tax"))
+        price = decimal_or_none(product.get("price_ex_tax"))
         if price is not None:
             details["item_price"] = format(price, "f")
         if isinstance(product.get("name"), str) and product["name"].strip():
@@ -264,7 +253,7 @@ def order_custom_data(order: dict[str, Any], products: list[dict[str, Any]], fie
     custom_data: dict[str, Any] = {"order_id": str(order["id"])}
     if products:
         custom_data["num_items"] = found.num_items
-    subtotal, discount = _money(order.get("subtotal_ex_tax")), _money(order.get("discount_amount") or "0")
+    subtotal, discount = decimal_or_none(order.get("subtotal_ex_tax")), decimal_or_none(order.get("discount_amount") or "0")
     currency = order.get("default_currency_code") or order.get("currency_code")
     code = currency.strip().upper() if isinstance(currency, str) else ""
     if len(code) == 3 and code.isascii() and code.isalpha():
@@ -309,27 +298,3 @@ def bigcommerce_event(order: Any, products: list[Any], shipping_addresses: list[
         return not_sent
     except UNMAPPABLE as exc:
         return not_understood("store/order", "a BigCommerce order", exc)
-
-
-# -------------------------------------------------------------------------------- the store tokens map
-class InvalidStoreTokens(ValueError):
-    """The store tokens map cannot be used; the message names store hashes, never tokens."""
-
-
-def parse_store_tokens(raw: str, placeholder: str) -> dict[str, str]:
-    """``BIGCOMMERCE_STORE_TOKENS``: ``{"<store hash>": "<API token>"}`` for every store of the
-    account map (empty text: none). Blank tokens and the stack's ``placeholder`` are no token."""
-    shape = 'it must be a JSON object {"<store hash>": "<API token>", ...}'
-    try:
-        data = json.loads(raw) if raw.strip() else {}
-    except (ValueError, RecursionError):
-        raise InvalidStoreTokens(f"store tokens map: not JSON; {shape}") from None
-    if not isinstance(data, dict):
-        raise InvalidStoreTokens(f"store tokens map: {shape}")
-    not_hashes = [key for key in data if not STORE_HASH.match(key)]
-    if not_hashes:  # never named: a key may be a token written the wrong way round
-        raise InvalidStoreTokens(f"store tokens map: {len(not_hashes)} key(s) are not store hashes; {shape}")
-    not_text = sorted(key for key, token in data.items() if not isinstance(token, str))
-    if not_text:
-        raise InvalidStoreTokens(f"store tokens map: the token of store {', '.join(not_text)} is not a string")
-    return {key: token for key, token in data.items() if token.strip() and token.strip() != placeholder}

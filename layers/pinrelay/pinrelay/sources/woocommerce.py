@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import html
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
-from pinrelay.sources import UNMAPPABLE, Contents, not_understood
+from pinrelay.sources import UNMAPPABLE, Contents, decimal_or_none, not_understood
 from pinrelay.timestamps import epoch_seconds
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
@@ -101,16 +101,6 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return builder.build(), builder.warnings
 
 
-def _money(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool) or value == "":
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
 def _content_id(line: dict[str, Any], content_id_field: str) -> str | None:
     if content_id_field == "variation_id":
         value = line.get("variation_id") or line.get("product_id")  # simple products: variation_id 0
@@ -129,13 +119,13 @@ def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str,
         quantity = int(line.get("quantity") or 0)
         content_id = _content_id(line, content_id_field)
         details: dict[str, str] = {}
-        price = _money(line.get("price"))
+        price = decimal_or_none(line.get("price"))
         if price is not None:
             details["item_price"] = format(price, "f")
         if line.get("name"):
             details["item_name"] = html.unescape(str(line["name"]))
         found.add(quantity, content_id, details)
-        total = _money(line.get("total"))
+        total = decimal_or_none(line.get("total"))
         if total is None:
             value_known = False
         else:
