@@ -6,6 +6,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pinrelay.events import EventRejected
+from pinrelay.normalise import UserDataBuilder, address_country
 
 # What mapping a well-signed but malformed body may raise (ArithmeticError: int(1e309),
 # decimal.Overflow): it becomes a rejected event with the reason, not a 500 the platform retries.
@@ -29,6 +30,23 @@ def decimal_or_none(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
     return number if number.is_finite() else None
+
+
+def add_address(builder: UserDataBuilder, address: dict[str, Any], fallback_country: str | None, *,
+                country_field: str, zip_field: str) -> None:
+    """An address that carries its e-mail and phone (WooCommerce's billing and shipping,
+    BigCommerce's billing and shipping addresses), its country in ``country_field`` (ISO alpha-2)
+    and its postal code in ``zip_field``; ``country`` only when the address names one."""
+    country = address_country(address.get(country_field)) or fallback_country
+    builder.add("em", address.get("email"))
+    builder.add("ph", address.get("phone"), country)
+    builder.add("fn", address.get("first_name"))
+    builder.add("ln", address.get("last_name"))
+    builder.add("ct", address.get("city"))
+    builder.add("st", address.get("state"))
+    builder.add("zp", address.get(zip_field), country)
+    if address_country(address.get(country_field)):
+        builder.add("country", country)
 
 
 class Contents:

@@ -49,7 +49,7 @@ from pinrelay.events import (
     event_id_from_template,
 )
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
-from pinrelay.sources import UNMAPPABLE, Contents, decimal_or_none, not_understood
+from pinrelay.sources import UNMAPPABLE, Contents, add_address, decimal_or_none, not_understood
 
 SOURCE = "bigcommerce"
 ORDER_SCOPES = frozenset({"store/order/created", "store/order/updated", "store/order/statusUpdated"})
@@ -199,27 +199,14 @@ def reason_to_skip(order: dict[str, Any], store: str, now: int, options: BigComm
     return None
 
 
-def _add_address(builder: UserDataBuilder, address: dict[str, Any], fallback_country: str | None) -> None:
-    country = address_country(address.get("country_iso2")) or fallback_country
-    builder.add("em", address.get("email"))
-    builder.add("ph", address.get("phone"), country)
-    builder.add("fn", address.get("first_name"))
-    builder.add("ln", address.get("last_name"))
-    builder.add("ct", address.get("city"))
-    builder.add("st", address.get("state"))
-    builder.add("zp", address.get("zip"), country)
-    if address_country(address.get("country_iso2")):
-        builder.add("country", country)
-
-
 def order_user_data(order: dict[str, Any], shipping_addresses: list[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     billing = order.get("billing_address") if isinstance(order.get("billing_address"), dict) else {}
     shipping = [address for address in shipping_addresses if isinstance(address, dict)]
     country = address_country(billing.get("country_iso2"), *(address.get("country_iso2") for address in shipping))
     builder = UserDataBuilder()
-    _add_address(builder, billing, country)
+    add_address(builder, billing, country, country_field="country_iso2", zip_field="zip")
     for address in shipping:
-        _add_address(builder, address, country)
+        add_address(builder, address, country, country_field="country_iso2", zip_field="zip")
     customer_id = order.get("customer_id")
     if customer_id not in (None, 0, "0", "") and not isinstance(customer_id, bool):
         builder.add("external_id", str(customer_id))

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
-from pinrelay.sources import UNMAPPABLE, Contents, decimal_or_none, not_understood
+from pinrelay.sources import UNMAPPABLE, Contents, add_address, decimal_or_none, not_understood
 from pinrelay.timestamps import epoch_seconds
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
@@ -65,19 +65,6 @@ def is_paid(order: dict[str, Any]) -> bool:
     return status in PAID_STATUSES or bool(order.get("date_paid_gmt") or order.get("date_paid"))
 
 
-def _add_address(builder: UserDataBuilder, address: dict[str, Any], fallback_country: str | None) -> None:
-    country = address_country(address.get("country")) or fallback_country
-    builder.add("em", address.get("email"))
-    builder.add("ph", address.get("phone"), country)
-    builder.add("fn", address.get("first_name"))
-    builder.add("ln", address.get("last_name"))
-    builder.add("ct", address.get("city"))
-    builder.add("st", address.get("state"))
-    builder.add("zp", address.get("postcode"), country)
-    if address_country(address.get("country")):
-        builder.add("country", country)
-
-
 def _meta(order: dict[str, Any], *keys: str) -> str | None:
     for item in order.get("meta_data") or []:
         if isinstance(item, dict) and item.get("key") in keys and isinstance(item.get("value"), str) and item["value"]:
@@ -90,8 +77,8 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     shipping = order.get("shipping") or {}
     country = address_country(billing.get("country"), shipping.get("country"))
     builder = UserDataBuilder()
-    _add_address(builder, billing, country)
-    _add_address(builder, shipping, country)
+    add_address(builder, billing, country, country_field="country", zip_field="postcode")
+    add_address(builder, shipping, country, country_field="country", zip_field="postcode")
     customer_id = order.get("customer_id")
     if customer_id not in (None, 0, "0", ""):
         builder.add("external_id", str(customer_id))
