@@ -109,7 +109,7 @@ def read_webhook(payload: Any) -> OrderNotice | EventRejected | None:
     if not isinstance(payload, dict):
         return EventRejected("bigcommerce: the body is not a webhook")
     scope = payload.get("scope")
-    if scope not in ORDER_SCOPES:
+    if not isinstance(scope, str) or scope not in ORDER_SCOPES:
         return None
     data = payload.get("data")
     order_id = data.get("id") if isinstance(data, dict) else None

@@ -107,7 +107,7 @@ def read_event(payload: Any) -> StripeCheckout | EventRejected | None:
     if not isinstance(payload, dict) or payload.get("object") != "event":
         return EventRejected("stripe: the body is not a Stripe event")
     event_type = payload.get("type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         return None
     data = payload.get("data")
     session = data.get("object") if isinstance(data, dict) else None
@@ -163,7 +163,7 @@ def reason_to_skip(checkout: StripeCheckout, now: int, options: StripeOptions) -
     if session.get("mode") == "setup":
         return filtered("setup_mode", "a setup-mode session saves a payment method: nothing was bought")
     status = session.get("payment_status")
-    if status not in PAID_STATUSES:
+    if not isinstance(status, str) or status not in PAID_STATUSES:
         shown = status if isinstance(status, str) and status.isidentifier() else "missing"
         return filtered("unpaid", f"payment_status is {shown}: a delayed payment is sent when "
                                   "checkout.session.async_payment_succeeded arrives")
