@@ -117,8 +117,13 @@ def openapi_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 Printer = Callable[[str], None]
 
 
+# every module of a function's code directory (a handler and what it imports beside it, such as
+# functions/ingest/platform_webhooks.py): fresh in each stack, as in a new container
+FUNCTION_MODULES = frozenset(path.stem for path in (REPO_ROOT / "functions").glob("*/*.py"))
+
+
 def _is_handler_module(name: str) -> bool:
-    return name == "pinrelay" or name.startswith("pinrelay.") or name in HANDLER_MODULES
+    return name == "pinrelay" or name.startswith("pinrelay.") or name in HANDLER_MODULES or name in FUNCTION_MODULES
 
 
 def aws_client(service: str, endpoint_url: str, region: str = REGION) -> Any:
