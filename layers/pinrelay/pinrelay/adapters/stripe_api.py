@@ -21,10 +21,11 @@ from urllib.parse import quote
 
 from pinrelay.adapters.http_json import HttpLimits, HttpUnavailable, get_json
 from pinrelay.ports import Deadline
-from pinrelay.reconcile import ShopOrder
 
 if TYPE_CHECKING:
     import requests
+
+    from pinrelay.reconcile import ShopOrder
 
 STRIPE_CALL = HttpLimits(connect_timeout=1.0, read_timeout=3.0, max_attempts=2, pause_seconds=0.25,
                          longest_wait_seconds=0.5)
@@ -106,6 +107,8 @@ class StripeCheckoutSessions:
         self._headers = {"Authorization": f"Bearer {api_key}"}
 
     def orders(self, since: datetime, until: datetime) -> Iterator[ShopOrder]:
+        from pinrelay.reconcile import ShopOrder  # here: ingest, which reads line items, never reconciles
+
         params: dict[str, Any] = {"status": "complete", "limit": PAGE_SIZE, "created[gte]": int(since.timestamp()),
                                   "created[lt]": int(until.timestamp())}
         found: list[dict[str, Any]] = []
