@@ -8,7 +8,8 @@ date they were taken). What one million events use comes from the measurements:
 * the Stripe and BigCommerce webhooks (``stripe_webhook``, ``bigcommerce_webhook``): the webhook's
   usage as their own trickles counted it, plus the wait for Stripe's line items (ingest), and
   BigCommerce's fetch: the fetcher's invocations, each its local duration (CPU and local I/O, an
-  upper bound of its CPU) plus three modeled calls to the store, and its SendMessageBatch;
+  upper bound of its CPU) plus two modeled waits for the store (the order, then its products and
+  shipping addresses at once), and its SendMessageBatch;
 * Lambda duration: CPU measured at full speed (handler CPU + the SDK's CPU per call) plus modeled
   I/O waits: ingest's SendMessageBatch calls (``ingest_queue_workers`` at a time), the sender's
   conditional UpdateItems (claim, mark ``sending`` for offline events, outcome: each a parallel
@@ -76,7 +77,7 @@ MODEL_ASSUMPTIONS: dict[str, Any] = {
         "pinterest_request_base": 100.0,  # one POST to Pinterest: 100 ms + 0.15 ms per event (unmeasured guess)
         "pinterest_request_per_event": 0.15,
         "stripe_line_items": 250.0,  # GET /v1/checkout/sessions/{id}/line_items from AWS (unmeasured guess)
-        "bigcommerce_get": 200.0,  # one Orders V2 GET from AWS (unmeasured guess); a fetch makes three in a row
+        "bigcommerce_get": 200.0,  # one Orders V2 GET from AWS (unmeasured guess); a fetch waits for two rounds
     },
     "ingest_queue_workers": 8,  # SqsEventQueue(max_workers=8): one request's SendMessageBatch calls, 8 at a time
     "sender_ledger_workers": 16,  # DynamoDeliveryLedger(max_workers=16): claims / marks / outcomes, 16 at a time
@@ -408,7 +409,8 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
     fetcher_invocations = 1e6 * phase.get("fetcher_invocations_per_event", 0.0)
     fetcher_ms = 0
     if fetcher_invocations:  # local duration (CPU + local I/O: an upper bound of its CPU) + the store's three GETs
-        fetcher_ms = billed_ms(phase["fetcher_local_ms_per_invocation"] * cpu_scale + 3 * a["io_ms"]["bigcommerce_get"]
+        # the order, then its products and shipping addresses at the same time: two waits
+        fetcher_ms = billed_ms(phase["fetcher_local_ms_per_invocation"] * cpu_scale + 2 * a["io_ms"]["bigcommerce_get"]
                                + a["io_ms"]["sqs_send_message_batch"])
     if scenario in WEBHOOKS:
         sqs_receive = per_1000["sqs_poller_receives_with_messages"] * 1000
