@@ -42,6 +42,7 @@ PLATFORM_SECRET_NAMES = {
     "BIGCOMMERCE_API_TOKEN": "pinrelay/local/bigcommerce-api-token",
 }
 FETCH_QUEUE_NAME = "pinrelay-bigcommerce-fetch"
+FETCH_MAPPING = "BigCommerceFetchEventSourceMapping"
 FETCH_DLQ_NAME = "pinrelay-bigcommerce-fetch-dlq"
 BIGCOMMERCE_SECRET_HEADER = "X-Pinrelay-Secret"
 
@@ -100,3 +101,11 @@ def bigcommerce_webhook(notice: dict[str, Any], store: str, secret: str, client_
         headers.update({"webhook-id": message_id, "webhook-timestamp": str(stamp),
                         "webhook-signature": standard_webhook_signature(raw, message_id, stamp, client_secret.encode())})
     return raw, headers
+
+
+def fetch_event_source(template: Path) -> tuple[int, float]:
+    """(batch size, batching window in seconds) of the fetch queue's event source, as template.yaml sets them."""
+    from pinrelay_tools.template import load_template
+
+    properties = load_template(template)["Resources"][FETCH_MAPPING]["Properties"]
+    return int(properties["BatchSize"]), float(properties.get("MaximumBatchingWindowInSeconds", 0))

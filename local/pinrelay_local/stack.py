@@ -53,6 +53,7 @@ from pinrelay_local.platforms import (
     LOCAL_PLATFORM_DEFAULTS,
     PLATFORM_SECRET_NAMES,
     bigcommerce_webhook,
+    fetch_event_source,
     start_bigcommerce,
     start_stripe,
     stripe_webhook,
@@ -673,9 +674,10 @@ class LocalStack:
             function_name="pinrelay-sender",
         )
         self.event_source.start()
+        fetch_batch, fetch_window_s = fetch_event_source(self.repo_root / "template.yaml")  # as deployed
         self.fetch_source = SqsEventSource(
             self.sqs, self.fetch_queue_url, self._fetcher, function_timeout_s=self.timeouts["BigCommerceFetchFunction"],
-            batch_size=5, batching_window_s=0, visibility_timeout_s=self.visibility_timeout_s,
+            batch_size=fetch_batch, batching_window_s=fetch_window_s, visibility_timeout_s=self.visibility_timeout_s,
             on_batch=self.fetch_batches.append, function_name="pinrelay-bigcommerce-fetch",
         )
         self.fetch_source.start()

@@ -6,6 +6,7 @@ SAM's offline translation (what `make lint` and `make security` check)."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from pinrelay.adapters.aws import worst_call_seconds
 from pinrelay.adapters.bigcommerce_api import worst_fetch_seconds
 from pinrelay.adapters.stripe_api import STRIPE_CALL
 from pinrelay.config import BigCommerceFetchSettings, IngestSettings
+from pinrelay.fetch import BigCommerceFetchService
 from tests.template.cloudformation import condition_holds, effective_resources, resolve_ifs
 from tests.template.test_template_delivery import role_actions
 from tests.template.test_template_secrets import readable_secrets
@@ -79,6 +81,8 @@ def test_a_fetch_fits_the_fetchers_timeout_and_the_queue_gives_it_six_times_that
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["BigCommerceFetchDeadLetterQueue", "Arn"]}
     mapping = resources["BigCommerceFetchEventSourceMapping"]["Properties"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # a batch is fetched side by side: every job of it within the worst case of one
+    assert mapping["BatchSize"] <= inspect.signature(BigCommerceFetchService).parameters["workers"].default
     alarm = resources["BigCommerceFetchDeadLetterAlarm"]["Properties"]
     assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["BigCommerceFetchDeadLetterQueue", "QueueName"]}
     assert alarm["Threshold"] == 0 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]

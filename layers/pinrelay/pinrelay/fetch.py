@@ -60,7 +60,7 @@ class _Mapped:
 
 class BigCommerceFetchService:
     def __init__(self, *, stores: Callable[[str], StoreOrders], ingest: IngestService, options: BigCommerceOptions,
-                 fetch_worst_seconds: float, queue_worst_seconds: float, workers: int = 5,
+                 fetch_worst_seconds: float, queue_worst_seconds: float, workers: int = 10,
                  answer_margin_seconds: float = 1.0) -> None:
         self.stores = stores
         self.ingest = ingest
