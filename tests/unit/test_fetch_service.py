@@ -92,6 +92,19 @@ def test_a_store_that_did_not_answer_or_has_no_token_sends_the_job_back():
     assert queue.bodies == []
 
 
+def test_a_batch_looks_each_store_up_once_not_once_a_job():
+    # ten threads asking at once on a cold cache would read the store's token ten times
+    asked: list[str] = []
+    stores = {"abc123": FakeStore({n: paid_order(n) for n in range(1, 11)})}
+    fetcher, queue = service(stores)
+    store_for = fetcher.stores
+    fetcher.stores = lambda store_hash: (asked.append(store_hash), store_for(store_hash))[1]
+    outcomes = fetcher.process([(f"m{n}", job(n)) for n in range(1, 11)] + [("m11", job(1, store="zzz9"))],
+                               time_left=lambda: 90)
+    assert sorted(asked) == ["abc123", "zzz9"]
+    assert [o.status for o in outcomes] == ["queued"] * 10 + ["retry"] and len(queue.bodies) == 10
+
+
 def test_no_fetch_is_started_that_could_outlive_the_invocation():
     store = FakeStore({250: paid_order(250)})
     fetcher, queue = service({"abc123": store})

@@ -79,21 +79,37 @@ class BigCommerceFetchService:
             except ValidationError:
                 parsed.append((message_id, None))
         readable = [(message_id, job) for message_id, job in parsed if job is not None]
+        stores = self._stores_of({job.store_hash for _, job in readable})
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(readable)))) as pool:
             mapped = dict(zip((m for m, _ in readable),
-                              pool.map(lambda item: self._fetch_and_map(item[0], item[1], time_left), readable)))
+                              pool.map(lambda item: self._fetch_and_map(item[0], item[1], stores[item[1].store_hash],
+                                                                        time_left), readable)))
         self._queue([m for m in mapped.values() if m.event is not None], time_left)
         return [mapped[message_id].outcome if job is not None
                 else JobOutcome(message_id, "retry", "unreadable fetch job")  # a poison message: on to the DLQ
                 for message_id, job in parsed]
 
-    def _fetch_and_map(self, message_id: str, job: FetchJob, time_left: Deadline) -> _Mapped:
+    def _stores_of(self, store_hashes: set[str]) -> dict[str, StoreOrders | Exception]:
+        """Each store once, before the jobs run side by side: its token is read once per batch,
+        not by ten threads at once on a cold cache. The problem in place of a store that has none."""
+        stores: dict[str, StoreOrders | Exception] = {}
+        for store_hash in sorted(store_hashes):
+            try:
+                stores[store_hash] = self.stores(store_hash)
+            except (OrderUnavailable, StoreNotConfigured) as problem:
+                stores[store_hash] = problem
+        return stores
+
+    def _fetch_and_map(self, message_id: str, job: FetchJob, store: StoreOrders | Exception,
+                       time_left: Deadline) -> _Mapped:
         outcome = JobOutcome(message_id, "retry", store_hash=job.store_hash, order_id=job.order_id)
         if time_left() < self.fetch_worst_seconds + self.queue_worst_seconds + self.answer_margin_seconds:
             outcome.reason = "no time left in this invocation"
             return _Mapped(job, outcome)
         try:
-            fetched = self.stores(job.store_hash).fetch(job.order_id, time_left)
+            if isinstance(store, Exception):
+                raise store
+            fetched = store.fetch(job.order_id, time_left)
         except (OrderUnavailable, StoreNotConfigured) as problem:
             outcome.reason = str(problem)
             return _Mapped(job, outcome)
