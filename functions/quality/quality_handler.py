@@ -18,7 +18,7 @@ from pinrelay.adapters.pinterest_eqs import EqsUnavailable, RequestsEqsApi
 from pinrelay.adapters.quality_metrics import emit_quality_metrics
 from pinrelay.adapters.secrets import PLACEHOLDER, secret_value
 from pinrelay.config import quality_settings
-from pinrelay.quality import metric_points
+from pinrelay.quality import metric_points, unlisted_names
 
 INGESTION_SOURCES = ("CONVERSIONS_API", "TAG")
 METRICS_SECONDS = 5.0  # what the metrics and the log line need after the last call
@@ -59,6 +59,7 @@ def lambda_handler(event: dict, context) -> dict:
         except EqsUnavailable as problem:
             failures.append(f"{source}: {problem}")
     documents = emit_quality_metrics(metric_points(scores))  # what could be read is written even if a call failed
+    unlisted, some_unlisted = unlisted_names(scores)
     summary = {
         "ad_account_id": settings.pinterest_ad_account_id,
         "lookback_period": settings.eqs_lookback_period,
@@ -66,6 +67,8 @@ def lambda_handler(event: dict, context) -> dict:
                      for score in scores[:50]},  # the answer's text, bounded
         "metric_documents": documents,
     }
+    if unlisted:  # names Pinterest does not document: shown by `pinrelay quality`, never a (billed) metric
+        summary |= {"names_without_metrics": unlisted, "some_names_without_metrics": some_unlisted}
     if failures:
         logger.error("event quality could not be read", extra={**summary, "failures": failures})
         raise QualityCheckFailed("; ".join(failures))

@@ -145,6 +145,28 @@ def test_a_secret_still_holding_the_stacks_placeholder_says_so(run_check, standi
     assert standin.eqs_received == []
 
 
+def test_only_the_components_and_names_pinterest_documents_become_metrics(run_check, standin):
+    """500 invented component names once made 5,021 custom metrics in one run (about $1.5k a month)."""
+    scores = standin.eqs_scores
+    api = next(s for s in scores if s["ingestion_source"] == "CONVERSIONS_API" and s["lookback_period"] == "1d")
+    documented = sum(len(events) for events in api["quality_components"].values())
+    api["quality_components"] |= {f"invented_{n}": {"checkout": {"coverage": 50.0}} for n in range(500)}
+    api["quality_components"]["hashed_email"] |= {f"event_{n}": {"coverage": 1.0} for n in range(500)}
+    standin.set_eqs_scores(scores)
+    result = run_check()
+    assert result.ok, (result.error_type, result.error_message, result.stderr)
+    documents = emf_documents(result.stdout)
+    coverage = [d for d in documents if "EventQualityCoverage" in d]
+    assert len(coverage) == documented  # the same series as without the invented names
+    assert not [d for d in documents if d.get("component", "").startswith("invented")
+                or d.get("event_name", "").startswith("event_")]
+    assert metric(documents, "EventQualityCoverage", ingestion_source="CONVERSIONS_API", source_platform="WEB",
+                  component="click_id_epik", event_name="checkout") == [12.5]
+    (log,) = [line for line in map(json.loads, filter(lambda l: l.startswith("{"), result.stdout.splitlines()))
+              if line.get("message") == "event quality"]
+    assert log["names_without_metrics"] == 1000 and len(log["some_names_without_metrics"]) == 20
+
+
 def test_a_huge_answer_fails_the_check_without_reading_it(run_check):
     from tests.hostile_endpoint import HostileEndpoint, Reply, endless
 
