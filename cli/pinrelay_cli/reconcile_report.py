@@ -3,13 +3,18 @@
 Inline CSS, an inline SVG chart (per day: delivered vs not delivered), tables of counts per day
 and class, and the orders that need a look (missing, rejected, in the DLQ, uncertain) by name and
 id. No script, no external resource (a Content-Security-Policy that allows none), nothing
-personal: the report knows orders by name (``#1042``) and id only. Every value is escaped.
+personal: the report knows orders by name (``#1042``) and id only. Every value is escaped. The
+file is written atomically, never through a symlink (``write_report``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from datetime import UTC, datetime
 from html import escape
+from pathlib import Path
 
 from pinrelay.reconcile import OrderClass, OrderVerdict, ReconcileReport
 
@@ -53,6 +58,21 @@ svg .axis { stroke: var(--line); }
 .none { color: var(--muted); }
 footer { color: var(--muted); margin-top: 40px; font-size: 13px; }
 """
+
+
+def write_report(path: Path, html: str) -> None:
+    """Write the report whole or not at all, and never through a symlink: into a new file beside
+    it, then renamed over ``path`` (a symlink there is replaced, its target left alone)."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            os.fchmod(file.fileno(), 0o644)  # as a file written plainly would be (mkstemp's is 0600)
+            file.write(html)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _day(epoch: int) -> str:

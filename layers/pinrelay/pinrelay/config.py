@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pinrelay.accounts import shop_domain, woocommerce_source
+from pinrelay.endpoints import LOOPBACK_SETTING, EndpointRefused, Service, api_url, myshopify_domain
 from pinrelay.sources import woocommerce
 from pinrelay.sources.shopify import OrderPolicy, ShopifyOptions, validate_event_id_template
 
@@ -204,16 +205,22 @@ class ReconcileSettings(ShopifyMapping):
     shopify_admin_token: str | None = Field(default=None, repr=False)
     shopify_admin_api_version: str = Field(default="2025-10", pattern=r"^(\d{4}-\d{2}|unstable)$")
     shopify_admin_api_url: str | None = None  # default https://<shop>; a stand-in locally
+    allow_loopback_http: bool = False  # the stand-ins: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
     secrets_max_age_seconds: int = 300
 
     @field_validator("shopify_shop_domain", mode="before")
     @classmethod
     def _shop_domain(cls, value: object) -> object:
-        return shop_domain(value) if isinstance(value, str) else value
+        try:
+            return myshopify_domain(value) if isinstance(value, str) else value
+        except ValueError as problem:
+            raise ValueError(f"SHOPIFY_SHOP_DOMAIN {problem}") from None
 
     @model_validator(mode="after")
     def _token_given(self):
         self.admin_token_ref  # noqa: B018 - raises when neither is set
+        if self.shopify_admin_api_url is not None:
+            _checked_api_url("SHOPIFY_ADMIN_API_URL", self.shopify_admin_api_url, "shopify", self.allow_loopback_http)
         return self
 
     @property
@@ -251,16 +258,26 @@ class QualitySettings(_EnvModel):
     pinterest_ads_read_token: str | None = Field(default=None, repr=False)
     pinterest_timeout_seconds: float = Field(default=10.0, gt=0)
     eqs_lookback_period: Literal["1d", "14d"] = "1d"
+    allow_loopback_http: bool = False  # the stand-in: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
     secrets_max_age_seconds: int = 300
 
     @model_validator(mode="after")
     def _token_given(self):
         self.token_ref  # noqa: B018 - raises when neither is set
+        _checked_api_url("PINTEREST_API_URL", self.pinterest_api_url, "pinterest", self.allow_loopback_http)
         return self
 
     @property
     def token_ref(self) -> SecretRef:
         return _required_ref(self, "ads_read_token_secret_name", "pinterest_ads_read_token")
+
+
+def _checked_api_url(setting: str, url: str, service: Service, allow_loopback_http: bool) -> None:
+    """A token is read with for ``url``: refused unless it may go there (pinrelay.endpoints)."""
+    try:
+        api_url(url, service, allow_loopback_http=allow_loopback_http, switch=f"{LOOPBACK_SETTING}=true")
+    except EndpointRefused as problem:
+        raise ValueError(f"{setting} {problem}") from None
 
 
 @cache

@@ -10,7 +10,9 @@ minutes) makes a second backfill harmless: its copies are dropped before Pintere
 
 Ingest refuses a webhook whose ``X-Shopify-Triggered-At`` is missing or older than 5 hours (a
 replay guard): a backfill is triggered now, and says so. ``X-Shopify-Webhook-Id`` names the
-backfill (the HMAC does not cover it; nothing is derived from it).
+backfill (the HMAC does not cover it; nothing is derived from it). The post follows no redirect
+(the signed order goes to the ingest URL only) and reads ingest's answer with a bound
+(``pinrelay.adapters.bounded_http``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pinrelay.adapters.bounded_http import bounded_request
 from pinrelay.sources.shopify_graphql import DEFAULT_API_VERSION
 from pinrelay.sources.signatures import sign_body
 
@@ -84,11 +87,14 @@ class ShopifyWebhookBackfill:
             if attempt:
                 self.sleep(min(2.0 ** attempt, 8.0))
             try:
-                response = self.session.post(self.endpoint, data=raw, headers=self.headers(raw),
-                                             timeout=self.timeout_seconds)
+                response = bounded_request(self.session, "POST", self.endpoint, data=raw, headers=self.headers(raw),
+                                           timeout=self.timeout_seconds)
             except self._requests_error as exc:
                 problem = f"ingest unreachable ({type(exc).__name__})"
                 continue
+            if response.is_redirect:  # the signed order (personal data) goes to the ingest URL only
+                raise BackfillRefused(f"{self.endpoint} answered {response.status_code}, a redirect (to "
+                                      f"{response.redirect_host}): not followed; is --url the stack's IngestApiUrl?")
             if response.status_code in RETRYABLE_STATUSES:
                 problem = f"ingest answered {response.status_code}"
                 continue
