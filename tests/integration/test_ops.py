@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from pinrelay_cli.ops import add_redrive_parser, add_rejected_parser, redrive, rejected, resolve_targets
+from pinrelay_cli.pinterest_access import CommandError
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_the_subcommands_resolve_queues_and_table_from_options(aws, queues, dedu
     assert args.func(args, dynamodb=aws["dynamodb"], out=out) == 0
     assert out.getvalue().splitlines() == ["-  1#checkout#z  attempts 1  nope", f"1 rejected event(s) in {dedup_table}"]
 
-    with pytest.raises(SystemExit, match="give --queue-url, --dlq-url or --stack-name"):
+    with pytest.raises(CommandError, match="give --queue-url, --dlq-url or --stack-name"):
         resolve_targets(parser.parse_args(["redrive"]), "queue_url", "dlq_url")
 
 
