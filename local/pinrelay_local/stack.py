@@ -173,7 +173,7 @@ class LocalStack:
         test_mode: bool | None = None,
         sender_batch_size: int | None = None,
         sender_window_s: float | None = None,
-        visibility_timeout_s: int = 30,
+        visibility_timeout_s: int | None = None,
         max_receive_count: int = 5,
         handler_env: Mapping[str, str] | None = None,
         on_batch: Callable[[BatchSummary], None] | None = None,
@@ -186,7 +186,9 @@ class LocalStack:
         self.host = host
         self.port = int(port if port is not None else env.get("LOCAL_PORT") or DEFAULT_PORT)
         self.repo_root = Path(repo_root) if repo_root is not None else REPO_ROOT
-        self.visibility_timeout_s = int(visibility_timeout_s)
+        self.visibility_timeout_s = int(
+            visibility_timeout_s if visibility_timeout_s is not None else env.get("LOCAL_VISIBILITY_TIMEOUT_S") or 30
+        )
         self.max_receive_count = int(max_receive_count)
         self.handler_env = dict(handler_env or {})
         self.on_batch = on_batch
@@ -228,6 +230,7 @@ class LocalStack:
         self.secret_names: dict[str, str] = {}
         self.standin: Any = None
         self.pinterest_url = ""
+        self.shopify_admin: Any = None  # the Shopify Admin stand-in of the local shop (reconcile)
         self.ingest_handler: ModuleType | None = None
         self.sender_handler: ModuleType | None = None
         self.gateway: HttpApiGateway | None = None
@@ -285,6 +288,7 @@ class LocalStack:
             self._start_moto()
             self._create_resources()
             self._start_pinterest()
+            self._start_shopify_admin()
             self._set_environment()
             if self.lambda_processes:
                 self._start_workers()
@@ -312,6 +316,8 @@ class LocalStack:
         self.workers = {}
         if self.standin is not None:
             self.standin.stop()  # kept as .standin so tests can read .received afterwards
+        if self.shopify_admin is not None:
+            self.shopify_admin.stop()
         if self.moto is not None:
             try:
                 self.moto.stop()
@@ -417,6 +423,36 @@ class LocalStack:
         self.standin = PinterestStandIn(host="127.0.0.1", port=0, token=self.pinterest_conversion_token)
         self.standin.start()
         self.pinterest_url = self.standin.base_url
+
+    def _start_shopify_admin(self) -> None:
+        """The local shop's Admin API, for `pinrelay reconcile`: no orders until some are added
+        (``POST /_standin/orders``: the reconcile drill)."""
+        from pinrelay_local.shopify_admin_standin import ShopifyAdminStandIn
+
+        self.shopify_admin = ShopifyAdminStandIn().start()
+
+    def profile(self, pid: int) -> Any:
+        """What ``pinrelay --local`` needs to reach this stack (pinrelay_cli.local_profile), for the
+        process ``pid`` that keeps it running."""
+        from pinrelay_cli.local_profile import LocalProfile
+
+        secrets = {"SHOPIFY_WEBHOOK_SECRET": self.shopify_webhook_secret,
+                   "PINTEREST_CONVERSION_TOKEN": self.pinterest_conversion_token}
+        if self.standin is not None:
+            secrets["PINTEREST_ADS_READ_TOKEN"] = self.standin.ads_read_token
+        if self.shopify_admin is not None:
+            secrets["SHOPIFY_ADMIN_TOKEN"] = self.shopify_admin.token
+        return LocalProfile(
+            pid=pid, region=REGION, aws_endpoint_url=self.moto_url,
+            aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
+            ingest_url=self.url, queue_url=self.queue_url, dlq_url=self.dlq_url, table=self.table_name,
+            ad_account=self.ad_account_id, api_key=self.ingest_api_key, pinterest_api_url=self.pinterest_url,
+            secrets=secrets, shop=DEFAULT_SHOP_DOMAIN if self.shopify_admin is not None else None,
+            shopify_admin_url=self.shopify_admin.base_url if self.shopify_admin is not None else None,
+            pinterest_standin_url=self.standin.root_url if self.standin is not None else None,
+            visibility_timeout_s=self.visibility_timeout_s, max_receive_count=self.max_receive_count,
+        )
 
     def _set_environment(self) -> None:
         src = self._source_env
@@ -618,12 +654,11 @@ class LocalStack:
         names = self.secret_names
         key_hint = self.ingest_api_key if self.settings["INGEST_API_KEY"].is_default else "<your key>"
         pinterest_from = "(built-in stand-in)" if self.standin is not None else "(from PINTEREST_API_URL)"
-        port = self.gateway.port if self.gateway is not None else self.port
-        url_option = f" --url {self.url}" if port != DEFAULT_PORT else ""
         lines = [
             "pinrelay local stack configuration:",
             f"  AWS (moto server)         {self.moto_url}  region {REGION}, credentials testing/testing",
-            f"  SQS queue                 {self.queue_url}  (visibility {self.visibility_timeout_s} s)",
+            f"  SQS queue                 {self.queue_url}  (visibility {self.visibility_timeout_s} s,"
+            " LOCAL_VISIBILITY_TIMEOUT_S)",
             f"  SQS dead-letter queue     {self.dlq_url}  (maxReceiveCount {self.max_receive_count})",
             f"  DynamoDB dedup table      {self.table_name}  (pk S, TTL on expires_at)",
             f"  ingest API key            {shown('INGEST_API_KEY', True)}  secret {names['INGEST_API_KEY']}",
@@ -645,16 +680,10 @@ class LocalStack:
             f"                            POST {self.url}/webhooks/shopify  (X-Shopify-Hmac-Sha256)",
             f"                            POST {self.url}/webhooks/woocommerce  (X-WC-Webhook-Signature)",
             f"                            GET  {self.url}/healthz",
-            f"  try it                    python -m pinrelay_local post-samples{url_option}",
-            f"  check it                  AWS_ENDPOINT_URL={self.moto_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-            f"pinrelay verify --url {self.url} --table {self.table_name} --ad-account {self.ad_account_id} "
-            f"--api-key {key_hint} --region {REGION}",
-            f"  an event's fate           (same variables) pinrelay status <event_id> --table {self.table_name} "
-            f"--dlq-url {self.dlq_url} --ad-account {self.ad_account_id} --region {REGION}",
         ]
-        if self.standin is not None:
-            lines.append(f"  event quality             PINTEREST_ADS_READ_TOKEN={self.standin.ads_read_token} pinrelay quality "
-                         f"--api-url {self.pinterest_url} --allow-loopback-http --ad-account {self.ad_account_id}")
+        if self.shopify_admin is not None:
+            lines.append(f"  Shopify Admin API         {self.shopify_admin.base_url}  (stand-in of {DEFAULT_SHOP_DOMAIN},"
+                         f" token {self.shopify_admin.token}: pinrelay reconcile)")
         for line in lines:
             self._print(line)
 

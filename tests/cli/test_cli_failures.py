@@ -157,3 +157,15 @@ def test_local_with_the_profile_of_a_stopped_stack_is_one_line_and_status_2(tmp_
     assert result.returncode == 2
     assert result.stderr == (f"pinrelay --local status: the local stack that wrote {path} (process {pid}) is no longer "
                              "running: start it with `make local`\n")
+
+
+def test_post_samples_with_no_stack_says_the_address_it_tried(tmp_path):
+    """`make post-samples` in a second shell without the stack (or with another LOCAL_PORT): one
+    line naming the address, not one "connection refused" per sample."""
+    env = clean_environment(tmp_path, LOCAL_PORT="9")
+    result = subprocess.run([str(PINRELAY.parent / "pinrelay-local"), "post-samples"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == ("pinrelay-local post-samples: nothing answers at http://127.0.0.1:9: start the stack with "
+                             "`make local` in another shell (it listens on $LOCAL_PORT, default 3000), or give --url\n")

@@ -38,10 +38,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def local_stack():
+def local_stack(tmp_path):
     port = free_port()
     env = {**os.environ, "LOCAL_PORT": str(port), "SHOPIFY_WEBHOOK_SECRET": SECRET, "INGEST_API_KEY": "e2e-key",
-           "PINTEREST_TEST_MODE": "false", "LOCAL_SENDER_WINDOW_S": "0.5", "PYTHONUNBUFFERED": "1"}
+           "PINTEREST_TEST_MODE": "false", "LOCAL_SENDER_WINDOW_S": "0.5", "PYTHONUNBUFFERED": "1",
+           "PINRELAY_LOCAL_PROFILE": str(tmp_path / "pinrelay-local.json")}  # a developer's own stays as it is
     env.pop("PINTEREST_API_URL", None)
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "pinrelay_local", "run"], cwd=REPO, env=env,
