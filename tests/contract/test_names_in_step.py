@@ -207,3 +207,14 @@ def test_every_make_target_shown_exists():
     unknown = [f"{where}: make {target}" for where, target in shown
                if target not in targets and not (target.startswith("drill-") and target[6:] in DRILLS)]
     assert unknown == []
+
+
+def test_every_offline_csv_column_is_in_the_sources_table():
+    from pinrelay.sources.offline_csv import COLUMNS, REQUIRED_COLUMNS
+
+    section = (REPO_ROOT / "docs" / "sources.md").read_text(encoding="utf-8").split("## Offline conversions", 1)[1]
+    rows = [line for line in section.split("\n## ", 1)[0].splitlines() if line.startswith("| `")]
+    tabled = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert sorted(set(COLUMNS) ^ tabled) == []
+    required = {re.findall(r"`(\w+)`", row.split("|")[1])[0] for row in rows if "required" in row.split("|")[3]}
+    assert required == set(REQUIRED_COLUMNS)
