@@ -42,6 +42,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pinrelay_local.console import batch_line, batch_report, dead_letter_line, log_line
 from pinrelay_local.http_gateway import HttpApiGateway, health_handler
 from pinrelay_local.sqs_event_source import BatchSummary, SqsEventSource
 
@@ -239,6 +240,8 @@ class LocalStack:
         self.env: dict[str, str] = {}
         self._batch_lock = threading.Lock()
         self._last_requests: int | None = None
+        self._last_report: dict[str, Any] | None = None  # the sender's logged SendReport of the last batch
+        self._all_handler_logs = False  # LOG_LEVEL set by the user: every log line, as it came
         self._saved_environ: dict[str, str] | None = None
         self._saved_modules: dict[str, ModuleType] | None = None
         self._saved_boto3_session: tuple[Any] | None = None
@@ -480,6 +483,7 @@ class LocalStack:
             "LOG_LEVEL": src.get("LOG_LEVEL") or "WARNING",
         }
         env.update(self.handler_env)
+        self._all_handler_logs = bool(src.get("LOG_LEVEL") or self.handler_env.get("LOG_LEVEL"))
         self.env = env
         self._saved_environ = dict(os.environ)
         for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN"):
@@ -523,8 +527,11 @@ class LocalStack:
         layer = str(self.repo_root / "layers" / "pinrelay")
         for module, relative in HANDLER_MODULES.items():
             path = self.repo_root / relative
+            env = dict(self.env)
+            if module == "sender_handler" and not self._all_handler_logs:
+                env["LOG_LEVEL"] = "DEBUG"  # its "batch delivered" line for every batch: the console's line
             self.workers[module] = LambdaWorker(
-                f"{path}:lambda_handler", env=dict(self.env), timeout_s=self.timeouts[FUNCTIONS[module]],
+                f"{path}:lambda_handler", env=env, timeout_s=self.timeouts[FUNCTIONS[module]],
                 python_paths=[str(path.parent), layer], function_name=FUNCTIONS[module],
             )
 
@@ -537,8 +544,14 @@ class LocalStack:
         def handler(event: dict[str, Any], context: Any) -> Any:
             result = worker.invoke(event)
             for line in (result.stdout + result.stderr).splitlines():
-                if line.strip():
-                    self._print(f"  {FUNCTIONS[module]}: {line}")
+                report = batch_report(line) if module == "sender_handler" else None
+                if report is not None:
+                    self._last_report = report
+                    if not self._all_handler_logs:
+                        continue
+                shown = log_line(FUNCTIONS[module], line, everything=self._all_handler_logs) if line.strip() else None
+                if shown is not None:
+                    self._print(shown)
             if result.status == "ok":
                 return result.response
             if result.status == "timeout":
@@ -580,6 +593,7 @@ class LocalStack:
             return None
 
     def _sender(self, event: dict[str, Any], context: Any) -> Any:
+        self._last_report = None
         before = self._standin_request_count()
         try:
             if self.lambda_processes:
@@ -594,7 +608,10 @@ class LocalStack:
     def _batch_done(self, summary: BatchSummary) -> None:
         with self._batch_lock:
             self.batches.append(summary)
-        self._print(format_batch_line(summary, self._last_requests))
+        if self.lambda_processes:  # the sender's own report of the batch (console.batch_line)
+            self._print(batch_line(summary, self._last_report))
+        else:
+            self._print(format_batch_line(summary, self._last_requests))
         if self.on_batch is not None:
             self.on_batch(summary)
 
@@ -636,6 +653,7 @@ class LocalStack:
             batching_window_s=self.sender_window_s,
             visibility_timeout_s=self.visibility_timeout_s,
             on_batch=self._batch_done,
+            on_dead_letter=lambda messages: self._print(dead_letter_line(messages, self.max_receive_count)),
             function_name="pinrelay-sender",
         )
         self.event_source.start()
@@ -673,7 +691,8 @@ class LocalStack:
             f" test mode {'on' if self.test_mode else 'off'} (PINTEREST_TEST_MODE)",
             f"  sender batching           up to {self.sender_batch_size} events, window {self.sender_window_s:g} s"
             " (LOCAL_SENDER_BATCH_SIZE, LOCAL_SENDER_WINDOW_S)",
-            f"  handler log level         {self.env.get('LOG_LEVEL')} (LOG_LEVEL)",
+            f"  handler log level         {self.env.get('LOG_LEVEL')} (LOG_LEVEL; the console prints a line per batch"
+            " from the sender's report)",
             "  Lambda                    " + ("each function in a process of its own, killed at its template Timeout"
                                              " (no clean-up runs, as in AWS)" if self.lambda_processes else "in this process"),
             f"  routes                    POST {self.url}/events  (header x-api-key: {key_hint})",

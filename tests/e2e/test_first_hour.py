@@ -114,6 +114,10 @@ def test_every_command_make_local_prints_works_as_printed(shell, stack):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) >= 3 and all(": delivered: Pinterest processed it on " in line for line in lines)
+    # the console said what became of them: every sample delivered, the WooCommerce update a copy
+    batches = [line for line in console(stack) if line.startswith("sender: ")]
+    assert sum(int(n) for line in batches for n in re.findall(r"(\d+) delivered", line)) >= len(lines)
+    assert any("1 copy dropped (already sent)" in line for line in batches), batches
     drills = [line.split("  #")[0].strip() for line in commands if line.startswith("make drill-")]
     assert drills == ["make drill-rejected", "make drill-dlq", "make drill-uncertain", "make drill-reconcile"]
 
@@ -124,9 +128,22 @@ def drill(shell, name: str) -> list[str]:
     return printed_block(result.stdout.splitlines(), "next, run")
 
 
+def console_says(stack, pattern: str, seconds: float = 10) -> str:
+    """The console line matching ``pattern`` (it may follow the drill by a moment)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = [line for line in console(stack) if re.search(pattern, line)]
+        if found or time.monotonic() > deadline:
+            assert found, f"no console line matches {pattern!r}:\n" + "\n".join(console(stack)[-30:])
+            return found[-1]
+        time.sleep(0.5)
+
+
 def test_drill_rejected(shell, stack):
     rejected, status = drill(shell, "rejected")
     event_id = status.rsplit(" ", 1)[1]
+    console_says(stack, rf"^sender: \d+ events?, 1 request, \d+ ms: .*1 rejected by Pinterest \(549755885175#checkout#"
+                        rf"{event_id}: Invalid event_timestamp parameter\. Given timestamp is in the past\.")
     listed = shell.run(rejected)
     assert listed.returncode == 0
     assert re.search(rf"#checkout#{event_id}  attempts 1  Invalid event_timestamp parameter\. Given timestamp is in "
@@ -138,6 +155,14 @@ def test_drill_rejected(shell, stack):
 
 def test_drill_dead_letter_queue_and_redrive(shell, stack):
     status, dry_run, redrive, later = drill(shell, "dlq")
+    event_id = status.rsplit(" ", 1)[1]
+    given_back = [line for line in console(stack) if re.fullmatch(r"sender: 1 event, \d+ requests?, \d+ ms: 1 given back "
+                                                                   r"to the queue \(SQS hands it out again\).*", line)]
+    assert len(given_back) == 5  # maxReceiveCount
+    assert console(stack).count("  SenderFunction warning: pinterest unavailable for 1 events: HTTP 401: Authentication "
+                                "failed.") >= 5
+    console_says(stack, rf"^sqs: 1 message moved to the dead-letter queue after 5 receives: 549755885175#checkout#"
+                        rf"{event_id} \(pinrelay --local redrive puts it back\)$")
     said = shell.run(status)
     assert said.returncode == 1 and ": not delivered yet, in the dead-letter queue: `pinrelay redrive` puts it back" in said.stdout
     assert shell.run(dry_run).stdout.startswith("1 message(s) in the dead-letter queue ")
@@ -145,11 +170,14 @@ def test_drill_dead_letter_queue_and_redrive(shell, stack):
     assert later.startswith("sleep 5; ")
     said = shell.until(later, 0)
     assert said.returncode == 0 and ": delivered: Pinterest processed it on " in said.stdout, said.stdout
+    console_says(stack, r"^sender: 1 event, 1 request, \d+ ms: 1 delivered$")
 
 
 def test_drill_uncertain_release_and_upload_again(shell, stack):
     listing, status, release, upload, later = drill(shell, "uncertain")
     event_id = status.rsplit(" ", 1)[1]
+    console_says(stack, r"^sender: 1 event, 1 request, \d+ ms: 1 uncertain \(may have reached Pinterest: never sent "
+                        r"again; pinrelay uncertain\)$")
     listed = shell.run(listing)
     assert listed.returncode == 0 and f"#checkout#{event_id}  attempts 1" in listed.stdout
     said = shell.run(status)
