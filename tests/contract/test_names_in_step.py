@@ -159,6 +159,7 @@ def shown_code(text: str, markdown: bool = True) -> list[str]:
     return [line for block in blocks for line in block.splitlines()] + spans + indented
 
 
+OUTPUT_SHOWN = ("pinrelay soak ledger:", "pinrelay local stack")  # what the soak and make local print, in the docs
 # a command starts its line or span, after environment variables or a `sleep N;`
 SHOWN_COMMAND = r"^\s*(?:sleep \d+;\s*)?(?:[A-Z_]+=\S*\s+)*"
 
@@ -171,7 +172,7 @@ def command_mentions() -> list[tuple[str, str, str]]:
     for where, text in texts.items():
         for code in shown_code(text, where.endswith(".md")):
             match = re.match(SHOWN_COMMAND + r"(?:\.venv/bin/)?pinrelay(?:\s+--local)?\s+([a-z][a-z-]*)(.*)", code)
-            if match and not code.startswith("pinrelay soak ledger:"):  # the soak's output, shown in the docs
+            if match and not code.startswith(OUTPUT_SHOWN):
                 found.append((where, match.group(1), match.group(2)))
     return found
 
