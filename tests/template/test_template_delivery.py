@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pinrelay.config import EVENT_LIFETIME_SECONDS
 from pinrelay.ingest import MAX_MESSAGE_BYTES
+from pinrelay.windows import EVENT_LIFETIME_SECONDS
 from tests.template.cloudformation import rule_passes
 
 
@@ -41,6 +41,9 @@ def test_queues_take_the_largest_message_ingest_lets_through(sam):
 def test_dedup_windows_cover_every_moment_an_event_can_be_accepted(sam):
     params = sam["Parameters"]
     assert params["OfflineDedupWindowSeconds"]["MinValue"] == EVENT_LIFETIME_SECONDS == 7 * 86400 + 300
+    # reconcile takes "no ledger item" for "never claimed" within 7 days + 5 minutes: a shorter
+    # window would make delivered orders look missing and `reconcile --backfill` send them again
+    assert params["DedupWindowSeconds"]["MinValue"] == EVENT_LIFETIME_SECONDS
     assert params["DedupWindowSeconds"]["Default"] == params["OfflineDedupWindowSeconds"]["Default"] == EVENT_LIFETIME_SECONDS
     sender = sam["Resources"]["SenderFunction"]["Properties"]["Environment"]["Variables"]
     assert sender["OFFLINE_DEDUP_WINDOW_SECONDS"] == {"Ref": "OfflineDedupWindowSeconds"}

@@ -39,10 +39,10 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pinrelay.config import EVENT_LIFETIME_SECONDS
-from pinrelay.events import MAX_EVENT_AGE_SECONDS, EventFiltered, EventRejected, dedup_key
+from pinrelay.events import EventFiltered, EventRejected, dedup_key
 from pinrelay.sources import UNMAPPABLE, not_understood
 from pinrelay.sources.shopify import SHOPIFY_TOPICS, ShopifyOptions
+from pinrelay.windows import EVENT_LIFETIME_SECONDS, MAX_EVENT_AGE_SECONDS
 
 # the queue-age alarm's threshold (EventsQueueAgeAlarm): an order younger than this without a
 # ledger item may still be waiting in SQS
