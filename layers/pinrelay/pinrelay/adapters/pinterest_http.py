@@ -1,10 +1,19 @@
-"""PinterestApi over HTTP: one pooled requests.Session, a timeout, the ad account's Bearer token."""
+"""PinterestApi over HTTP: one pooled requests.Session, a total deadline, the ad account's Bearer token.
+
+``timeout`` in requests bounds the connection and each read of the socket, not the whole answer:
+an answer dripped a byte at a time never trips it. So each request runs in a worker thread and
+the caller waits for it at most ``timeout_seconds``, its total deadline; the worker reads the
+body in pieces and gives up once that deadline has passed (so it ends at most one read timeout
+later). The sender budgets exactly ``timeout_seconds`` for a request (I5).
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import requests
@@ -34,6 +43,9 @@ class RequestsPinterestApi:
         self.session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
         self.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
         self._refetch: set[str] = set()
+        # connecting is bounded apart, so a Pinterest that cannot be reached is known not to have the events
+        self.connect_timeout = min(5.0, timeout_seconds / 2)
+        self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pinterest-request")
 
     def forget_token(self, ad_account_id: str) -> None:
         self._refetch.add(ad_account_id)
@@ -58,6 +70,15 @@ class RequestsPinterestApi:
             token = self._token(ad_account_id)
         except Exception as exc:  # noqa: BLE001 - nothing was sent
             return HttpAnswer(status=None, transport_error=_unreadable_token(exc), may_have_arrived=False)
+        deadline = time.monotonic() + self.timeout_seconds
+        exchange = self._workers.submit(self._exchange, url, body, test, token, deadline)
+        try:
+            return exchange.result(timeout=self.timeout_seconds)
+        except FutureTimeout:  # the request went out (or is going out): Pinterest may have processed it
+            return HttpAnswer(status=None, transport_error=f"no complete answer within {self.timeout_seconds:g}s")
+
+    def _exchange(self, url: str, body: bytes, test: bool, token: str, deadline: float) -> HttpAnswer:
+        """One request and its whole answer (in a worker thread); gives up reading once ``deadline`` passed."""
         try:
             response = self.session.post(
                 url,
@@ -68,13 +89,14 @@ class RequestsPinterestApi:
                     "Content-Type": "application/json",
                     "User-Agent": USER_AGENT,
                 },
-                timeout=self.timeout_seconds,
+                timeout=(self.connect_timeout, self.timeout_seconds),
+                stream=True,
             )
         except requests.ConnectTimeout:  # no connection, so no request: surely not processed
-            return HttpAnswer(status=None, transport_error=f"could not connect within {self.timeout_seconds}s",
+            return HttpAnswer(status=None, transport_error=f"could not connect within {self.connect_timeout:g}s",
                               may_have_arrived=False)
         except requests.Timeout:
-            return HttpAnswer(status=None, transport_error=f"timed out after {self.timeout_seconds}s")
+            return HttpAnswer(status=None, transport_error=f"timed out after {self.timeout_seconds:g}s")
         except requests.ConnectionError as exc:
             # refused or unreachable before a connection existed: the request cannot have arrived;
             # dropped after it was (maybe) sent: it may have
@@ -83,16 +105,35 @@ class RequestsPinterestApi:
                               may_have_arrived=not refused)
         except requests.RequestException as exc:
             return HttpAnswer(status=None, transport_error=f"{type(exc).__name__} talking to Pinterest")
+        with response:
+            try:
+                content = _read_until(response, deadline)
+            except (requests.RequestException, OSError) as exc:
+                return HttpAnswer(status=None, transport_error=f"{type(exc).__name__} reading Pinterest's answer")
+            if content is None:
+                return HttpAnswer(status=None, transport_error=f"no complete answer within {self.timeout_seconds:g}s")
         try:
-            parsed = response.json()
+            parsed = json.loads(content)
         except ValueError:
             parsed = None
         return HttpAnswer(
             status=response.status_code,
             body=parsed,
-            text=response.text[:500] if parsed is None else "",
+            text=content[:500].decode("utf-8", "replace") if parsed is None else "",
             retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()),
         )
+
+
+def _read_until(response: requests.Response, deadline: float) -> bytes | None:
+    """The whole body, or None once ``deadline`` (time.monotonic) has passed before its end. Reads
+    what has arrived (urllib3's ``read1``: at most one read of the socket, each bounded by the read
+    timeout), so a body dripped a byte at a time is given up on soon after the deadline."""
+    parts = []
+    while part := response.raw.read1(65536, decode_content=True):
+        parts.append(part)
+        if time.monotonic() > deadline:
+            return None
+    return b"".join(parts)
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:
