@@ -13,7 +13,6 @@ compares what each answers and stores. No AWS SDK here (tests/unit may use it).
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -268,12 +267,13 @@ def evaluate(node: tuple, scope: _Scope) -> bool:
 
 def apply_update(actions: list[tuple], scope: _Scope) -> tuple[Item, set[str]]:
     """The item after the update (a new dict), and the names of the attributes SET or ADDed."""
-    new = copy.deepcopy(scope.item)
+    new = _copy(scope.item)
     touched: set[str] = set()
     for action in actions:  # every operand reads the item as it was before the update
         name = scope.name(action[1])
         if action[0] == "set":
-            new[name] = copy.deepcopy(scope.operand(action[2]))
+            value = scope.operand(action[2])
+            new[name] = dict(value) if value is not None else None
             if new[name] is None:
                 raise ValueError(f"SET {name}: the value's attribute does not exist")
             touched.add(name)
@@ -290,14 +290,24 @@ def apply_update(actions: list[tuple], scope: _Scope) -> tuple[Item, set[str]]:
     return new, touched
 
 
+@cache
+def _placeholders(text: str) -> frozenset[str]:
+    return frozenset(token for token in _tokens(text) if token[0] in "#:")
+
+
 def _check_all_used(expressions: tuple[str | None, ...], names: dict[str, str] | None,
                     values: dict[str, Any] | None) -> None:
     """DynamoDB refuses a request with an expression attribute name or value no expression uses
     (ValidationException)."""
-    used = {token for text in expressions if text for token in _tokens(text) if token[0] in "#:"}
+    used = frozenset().union(*(_placeholders(text) for text in expressions if text))
     unused = sorted(set(names or {}) - used) + sorted(set(values or {}) - used)
     if unused:
         raise ValueError(f"ValidationException: expression attribute names or values unused: {unused}")
+
+
+def _copy(item: Item | None) -> Item:
+    """A copy of an item (its values are flat dicts: S, N, BOOL)."""
+    return {name: dict(value) for name, value in (item or {}).items()}
 
 
 # -- the table -------------------------------------------------------------------------------------
@@ -323,7 +333,7 @@ class SimulatedDynamoDB:
         old = self.items.get(key)
         scope = _Scope(old, ExpressionAttributeNames, ExpressionAttributeValues)
         if ConditionExpression and not evaluate(parse_condition(ConditionExpression), scope):
-            failed = copy.deepcopy(old) if ReturnValuesOnConditionCheckFailure == "ALL_OLD" and old else None
+            failed = _copy(old) if ReturnValuesOnConditionCheckFailure == "ALL_OLD" and old else None
             raise ConditionalCheckFailedException(failed)
         new, touched = apply_update(parse_update(UpdateExpression), scope)
         new["pk"] = {"S": key}
@@ -332,21 +342,21 @@ class SimulatedDynamoDB:
         if ReturnValues == "UPDATED_NEW":
             # as moto server answers: the attributes the update changed (DynamoDB's documentation
             # does not say whether one SET to its own value is "updated"; the ledger does not ask)
-            answer["Attributes"] = {name: copy.deepcopy(new[name]) for name in touched
+            answer["Attributes"] = {name: dict(new[name]) for name in touched
                                     if name in new and new[name] != (old or {}).get(name)}
         elif ReturnValues == "ALL_OLD" and old:
-            answer["Attributes"] = copy.deepcopy(old)
+            answer["Attributes"] = _copy(old)
         elif ReturnValues == "ALL_NEW":
-            answer["Attributes"] = copy.deepcopy(new)
+            answer["Attributes"] = _copy(new)
         return answer
 
     def put_item(self, *, TableName: str, Item: Item, **_: Any) -> dict[str, Any]:
-        self.items[Item["pk"]["S"]] = copy.deepcopy(Item)
+        self.items[Item["pk"]["S"]] = _copy(Item)
         return {}
 
     def get_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
         item = self.items.get(self._key(Key))
-        return {"Item": copy.deepcopy(item)} if item is not None else {}
+        return {"Item": _copy(item)} if item is not None else {}
 
     def delete_item(self, *, TableName: str, Key: dict[str, Any], ConditionExpression: str | None = None,
                     ExpressionAttributeNames: dict[str, str] | None = None,
@@ -361,14 +371,14 @@ class SimulatedDynamoDB:
     def batch_get_item(self, *, RequestItems: dict[str, Any]) -> dict[str, Any]:
         responses = {}
         for table, request in RequestItems.items():
-            responses[table] = [copy.deepcopy(self.items[self._key(key)]) for key in request["Keys"]
+            responses[table] = [_copy(self.items[self._key(key)]) for key in request["Keys"]
                                 if self._key(key) in self.items]
         return {"Responses": responses, "UnprocessedKeys": {}}
 
     def scan(self, *, TableName: str, FilterExpression: str | None = None,
              ExpressionAttributeNames: dict[str, str] | None = None,
              ExpressionAttributeValues: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
-        found = [copy.deepcopy(item) for item in self.items.values()
+        found = [_copy(item) for item in self.items.values()
                  if not FilterExpression or evaluate(parse_condition(FilterExpression),
                                                      _Scope(item, ExpressionAttributeNames, ExpressionAttributeValues))]
         return {"Items": found}

@@ -291,12 +291,21 @@ def test_claims_dynamodb_refuses_go_back_to_sqs():
     assert api.calls == [] and sorted(report.failed_message_ids) == ["m1", "m2"] and report.count(Fate.CLAIM_FAILED) == 2
 
 
-def test_a_failed_write_of_outcomes_is_counted_and_the_events_are_not_sent_again():
+@pytest.mark.parametrize("action_source, then", [("web", "delivered"), ("offline", "uncertain")])
+def test_an_answer_that_cannot_be_written_goes_back_to_sqs_and_the_next_receive_settles_it(action_source, then):
     ledger = InMemoryLedger()
     ledger.fail_records = True
-    report = make(ScriptedPinterestApi(all_processed), ledger).deliver([message(1)], plenty)
-    assert report.failed_message_ids == [] and report.count(Fate.DELIVERED) == 1 and report.record_failures == 1
-    assert report.totals()["DeliveryRecordFailures"] == 1
+    api = ScriptedPinterestApi(all_processed)
+    first = make(api, ledger).deliver([message(1, action_source=action_source)], plenty)
+    assert first.counts() == {"unrecorded": 1} and first.failed_message_ids == ["m1"]
+    assert first.totals()["DeliveryRecordFailures"] == 1 and first.events[0].reason == "delivered"
+    ledger.fail_records = False
+    later = Clock()
+    later.now = NOW + 800  # SQS brings it back after its visibility timeout
+    second = make(api, ledger, clock=later).deliver([message(1, action_source=action_source)], plenty)
+    assert second.counts() == {then: 1} and ledger.items[f"{ACCOUNT}#checkout#e1"]["state"] == then
+    # a web event is sent again (Pinterest drops the repeat, counted); an offline one never
+    assert len(api.calls) == (2 if action_source == "web" else 1) and second.possibly_resent == (action_source == "web")
 
 
 def test_the_dedup_window_of_offline_events_outlives_their_seven_days():
@@ -498,7 +507,7 @@ def test_every_step_before_the_request_taking_its_worst_case_still_ends_inside_t
     ledger = InMemoryLedger()
     real = {name: getattr(ledger, name) for name in ("claim", "mark_sending", "record")}
     for name in real:  # each ledger call takes its worst case (12 s)
-        setattr(ledger, name, (lambda call: lambda *a: (setattr(clock, "now", clock.now + 12), call(*a))[1])(real[name]))
+        setattr(ledger, name, (lambda call: lambda *a: (call(*a), setattr(clock, "now", clock.now + 12))[0])(real[name]))
     api = ScriptedPinterestApi(lambda events: (setattr(clock, "now", clock.now + 10), all_processed(events))[1])
     api.prepare = lambda ad_account_id: setattr(clock, "now", clock.now + 14)  # two cold secret reads
     report = make(api, ledger, clock=clock, prepare=14.0).deliver(

@@ -99,6 +99,7 @@ class Fate(StrEnum):
     HELD_ELSEWHERE = "held_elsewhere"
     CLAIM_FAILED = "claim_failed"
     GIVEN_BACK = "given_back"
+    UNRECORDED = "unrecorded"
 
     @property
     def metric(self) -> str:
@@ -106,7 +107,7 @@ class Fate(StrEnum):
 
     @property
     def returns_to_sqs(self) -> bool:
-        return self in (Fate.HELD_ELSEWHERE, Fate.CLAIM_FAILED, Fate.GIVEN_BACK)
+        return self in (Fate.HELD_ELSEWHERE, Fate.CLAIM_FAILED, Fate.GIVEN_BACK, Fate.UNRECORDED)
 
 
 _FATE_METRICS = {
@@ -118,23 +119,25 @@ _FATE_METRICS = {
     Fate.HELD_ELSEWHERE: "EventsHeldElsewhere",  # another invocation holds its lease: returned to SQS
     Fate.CLAIM_FAILED: "ClaimErrors",  # DynamoDB refused the claim: returned to SQS
     Fate.GIVEN_BACK: "EventsGivenBack",  # Pinterest unavailable, no time left: lease given back, returned to SQS
+    # Pinterest answered, the answer could not be written: returned to SQS, so that the next receive
+    # settles the item (a web event is sent again inside the resend window, an offline one is uncertain)
+    Fate.UNRECORDED: "DeliveryRecordFailures",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class EventFate:
     """One event's fate in this invocation. ``reason``: rejected: Pinterest's message; not sent and
-    uncertain: the short reason code; claim failed and given back: why. ``copies``: message ids of
-    the same event elsewhere in the batch (they go back to SQS with it, or are dropped as
-    duplicates). ``possibly_resent``: a web or app event sent again after an attempt whose outcome
-    is unknown. ``record_failed``: Pinterest's answer could not be written (not sent again)."""
+    uncertain: the short reason code; claim failed and given back: why; unrecorded: the state that
+    could not be written. ``copies``: message ids of the same event elsewhere in the batch (they go
+    back to SQS with it, or are dropped as duplicates). ``possibly_resent``: a web or app event sent
+    again after an attempt whose outcome is unknown."""
 
     message: QueuedMessage
     fate: Fate
     reason: str | None = None
     copies: tuple[str, ...] = ()
     possibly_resent: bool = False
-    record_failed: bool = False
 
     @property
     def key(self) -> str:
@@ -198,10 +201,6 @@ class SendReport:
     def possibly_resent(self) -> int:
         return sum(event.possibly_resent for event in self.events)
 
-    @property
-    def record_failures(self) -> int:
-        return sum(event.record_failed for event in self.events)
-
     def outcomes(self) -> dict[tuple[str, str], Counter[str]]:
         """Per (source, event_name): the fate metrics of the messages that ended here (delivered,
         rejected, duplicate, uncertain, not sent), and MatchKey_<key> of the delivered events."""
@@ -222,7 +221,7 @@ class SendReport:
         """The totals the alarms read (dimension service only): delivered and rejected always, the
         rest when not zero. ``unreadable``: messages the handler could not parse (returned to SQS).
         Duplicates are counted per source only (``outcomes``), ``EventsNotSent`` per reason
-        (``not_sent_reasons``)."""
+        (``not_sent_reasons``); ``DeliveryRecordFailures`` is the unrecorded fate's."""
         counts = self.counts()
         totals = {Fate.DELIVERED.metric: counts.get(Fate.DELIVERED.value, 0),
                   Fate.REJECTED.metric: counts.get(Fate.REJECTED.value, 0)}
@@ -236,7 +235,6 @@ class SendReport:
             # web and app events Pinterest may have seen twice (it drops the repeat)
             "EventsPossiblyResent": self.possibly_resent,
             "EventsUncertainSends": self.stats.uncertain_sends,
-            "DeliveryRecordFailures": self.record_failures,
         })
         totals.update({name: value for name, value in others.items() if value})
         return totals
@@ -245,7 +243,7 @@ class SendReport:
     def notable(self) -> bool:
         """Something an operator may want to read about (a clean batch is only metrics)."""
         return bool(set(self.counts()) - {Fate.DELIVERED.value} or self.stats.retries or self.stats.uncertain_sends
-                    or self.possibly_resent or self.record_failures)
+                    or self.possibly_resent)
 
     def log_fields(self) -> dict[str, Any]:
         """The batch's log line: messages per fate, the requests, what went wrong, the rejections."""
@@ -258,7 +256,6 @@ class SendReport:
             "failed": len(self.failed_message_ids),
             "possibly_resent": self.possibly_resent,
             "uncertain_sends": self.stats.uncertain_sends,
-            "record_failures": self.record_failures,
             "rejections": [{"key": key, "error": error} for key, error in self.rejections[:20]],
             "given_back": sorted({event.reason or "" for event in self.events if event.fate.returns_to_sqs})[:5],
         }
@@ -471,10 +468,15 @@ class SenderService:
         reasons = {settlement.key: settlement.reason for settlement in settlements}
         results = self.ledger.settle(settlements, self._claim_id, now, time_left) if settlements else []
         results += self.ledger.claim(requests, self._claim_id, now, time_left) if requests else []
+        taken_over: list[_Pending] = []
         for result in results:
             message = by_key[result.key]
             if result.won and result.key in reasons:
                 fates.append(EventFate(message, Fate.NOT_SENT, reasons[result.key]))
+            elif result.won and message.event.is_offline and result.prior_state == "sending":
+                # a ledger never lets an offline claim take over "sending"; should one, the event is
+                # still never sent again
+                taken_over.append(_Pending(message, prior_sending=True))
             elif result.won:
                 pending.append(_Pending(message, prior_sending=result.prior_state == "sending"))
             elif result.lapsed:
@@ -483,6 +485,7 @@ class SenderService:
                 fates.append(self._not_taken(message, result))
         if lapsed:  # an attempt may have reached Pinterest, and this event may not be sent again
             fates += self._settle_lapsed(lapsed, now, time_left)
+        fates += self._record_uncertain(taken_over, time_left)
         groups: dict[tuple[str, bool], list[_Pending]] = defaultdict(list)  # (ad account, test) -> events
         for item in pending:
             groups[item.message.event.ad_account_id, item.message.event.test].append(item)
@@ -567,6 +570,11 @@ class SenderService:
                     pending = [p for p in pending if p not in unmarked]
                     if not pending:
                         return _Sent(fates, not_before, stopped=True)
+                # the marks of many events run in waves: if they took longer than one call, the
+                # request may no longer fit; nothing has been sent, so they go back as "claimed"
+                if time_left() < self.request_timeout_seconds + self.after_request_seconds:
+                    return _Sent(fates + self._give_back(pending, "no time left after the mark", time_left),
+                                 not_before, stopped=True)
             for item in pending:
                 item.resent = item.resent or item.prior_sending or item.may_have_arrived
             attempt += 1
@@ -645,8 +653,11 @@ class SenderService:
 
     def _record_final(self, pending: list[_Pending], states: list[str], errors: list[str | None], time_left: Deadline,
                       reason: str | None = None) -> list[EventFate]:
-        """Record one request's outcomes at once, so a later crash does not resend them. If a
-        write fails the events are not sent again: Pinterest has (or may have) them."""
+        """Record one request's outcomes at once, so a later crash does not resend them. An event
+        whose outcome cannot be written (after the ledger's own retries) goes back to SQS
+        ``unrecorded``: its item still says ``sending``, and the next receive settles it as any
+        lapsed attempt (a web event is sent again inside the resend window, Pinterest dropping the
+        repeat; an offline one is recorded uncertain)."""
         if not pending:
             return []
         now = int(self.clock())
@@ -654,11 +665,12 @@ class SenderService:
                     for item, state, error in zip(pending, states, errors, strict=True)]
         failed = set(self.ledger.record(outcomes, self._claim_id, time_left))
         if failed:
-            logger.error("could not record %d delivery outcomes; Pinterest has them, they are not resent",
+            logger.error("could not record %d delivery outcomes; back to the queue to be settled by the next receive",
                          len(failed), extra={"keys": sorted(failed)[:20]})
         fate_of = {"delivered": Fate.DELIVERED, "rejected": Fate.REJECTED, "uncertain": Fate.UNCERTAIN}
-        return [EventFate(item.message, fate_of[state], error if state == "rejected" else reason,
-                          possibly_resent=item.resent and not item.offline, record_failed=item.key in failed)
+        return [EventFate(item.message, Fate.UNRECORDED if item.key in failed else fate_of[state],
+                          state if item.key in failed else error if state == "rejected" else reason,
+                          possibly_resent=item.resent and not item.offline)
                 for item, state, error in zip(pending, states, errors, strict=True)]
 
     def _give_back(self, pending: list[_Pending], why: str, time_left: Deadline) -> list[EventFate]:
@@ -669,9 +681,13 @@ class SenderService:
         if not pending:
             return []
         now = int(self.clock())
-        outcomes = [Outcome(item.key, "sending" if item.may_have_arrived or item.prior_sending else "claimed", now)
-                    for item in pending]
+        outcomes = [Outcome(item.key, self._given_back_state(item), now) for item in pending]
         if self.ledger.record(outcomes, self._claim_id, time_left):
             logger.warning("could not give back the lease of %d events; they are tried again once it expires", len(outcomes))
         return [EventFate(item.message, Fate.GIVEN_BACK, why, possibly_resent=item.resent and not item.offline)
                 for item in pending]
+
+    @staticmethod
+    def _given_back_state(item: _Pending) -> str:
+        """``sending`` when a request with the event may have reached Pinterest, else ``claimed``."""
+        return "sending" if item.may_have_arrived or item.prior_sending else "claimed"

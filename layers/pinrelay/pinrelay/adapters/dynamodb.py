@@ -72,6 +72,8 @@ _SETTLE_UPDATE = (
     " reason = :reason, error_message = :message, accepted_at = if_not_exists(accepted_at, :accepted),"
     " expires_at = :expires REMOVE lease_until"
 )
+# every write after the claim is made under it: a late writer never overwrites a newer claim
+_HOLDER = "claim_id = :claim"
 _STATE_VALUES = {":claimed": {"S": "claimed"}, ":sending": {"S": "sending"}, ":queued": {"S": _LEGACY_QUEUED}}  # claims
 
 # an outcome is Pinterest's answer, known nowhere else: its write is tried again, for a while
@@ -205,7 +207,7 @@ class DynamoDeliveryLedger:
             failed = self._conditional_update(
                 key,
                 UpdateExpression="SET #state = :sending, updated_at = :now, first_sent_at = if_not_exists(first_sent_at, :now)",
-                ConditionExpression="claim_id = :claim AND #state = :claimed",
+                ConditionExpression=f"{_HOLDER} AND #state = :claimed",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={":sending": {"S": "sending"}, ":claimed": {"S": "claimed"},
                                            ":claim": {"S": claim_id}, ":now": {"N": str(now)}},
@@ -244,7 +246,7 @@ class DynamoDeliveryLedger:
         try:
             self._check_time(time_left)
             failed = self._conditional_update(
-                outcome.key, UpdateExpression=update, ConditionExpression="claim_id = :claim",
+                outcome.key, UpdateExpression=update, ConditionExpression=_HOLDER,
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values,
             )
         except Exception as exc:  # noqa: BLE001
