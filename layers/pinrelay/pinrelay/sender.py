@@ -450,6 +450,21 @@ class SenderService:
         now = int(self.clock())
         if time_left() < self.ledger_call_seconds + self._attempt_seconds(any(m.event.is_offline for m in messages)):
             return [EventFate(m, Fate.GIVEN_BACK, "no time left in this invocation") for m in messages]
+        fates, pending = self._take(messages, now, time_left)
+        groups: dict[tuple[str, bool], list[_Pending]] = defaultdict(list)  # (ad account, test) -> events
+        for item in pending:
+            groups[item.message.event.ad_account_id, item.message.event.test].append(item)
+        not_before: dict[str, float] = defaultdict(float)  # a 429's Retry-After holds back the ad account's later requests
+        for (ad_account_id, test), group in groups.items():
+            for part in chunks(group):
+                sent = self._send(ad_account_id, test, part, time_left, not_before[ad_account_id], stats)
+                not_before[ad_account_id] = sent.not_before
+                fates += sent.fates
+        return fates
+
+    def _take(self, messages: list[QueuedMessage], now: int, time_left: Deadline) -> tuple[list[EventFate], list[_Pending]]:
+        """Record ``not_sent`` the events never to be sent, claim the others, settle the lapsed
+        attempts ``uncertain``: the fates decided here, and the events this invocation now holds."""
         by_key = {m.event.dedup_key: m for m in messages}
         settlements, requests = [], []
         lease_until = now + math.ceil(time_left()) + LEASE_MARGIN_SECONDS
@@ -465,10 +480,10 @@ class SenderService:
         fates: list[EventFate] = []
         pending: list[_Pending] = []
         lapsed: list[QueuedMessage] = []
+        taken_over: list[_Pending] = []
         reasons = {settlement.key: settlement.reason for settlement in settlements}
         results = self.ledger.settle(settlements, self._claim_id, now, time_left) if settlements else []
         results += self.ledger.claim(requests, self._claim_id, now, time_left) if requests else []
-        taken_over: list[_Pending] = []
         for result in results:
             message = by_key[result.key]
             if result.won and result.key in reasons:
@@ -485,17 +500,7 @@ class SenderService:
                 fates.append(self._not_taken(message, result))
         if lapsed:  # an attempt may have reached Pinterest, and this event may not be sent again
             fates += self._settle_lapsed(lapsed, now, time_left)
-        fates += self._record_uncertain(taken_over, time_left)
-        groups: dict[tuple[str, bool], list[_Pending]] = defaultdict(list)  # (ad account, test) -> events
-        for item in pending:
-            groups[item.message.event.ad_account_id, item.message.event.test].append(item)
-        not_before: dict[str, float] = defaultdict(float)  # a 429's Retry-After holds back the ad account's later requests
-        for (ad_account_id, test), group in groups.items():
-            for part in chunks(group):
-                sent = self._send(ad_account_id, test, part, time_left, not_before[ad_account_id], stats)
-                not_before[ad_account_id] = sent.not_before
-                fates += sent.fates
-        return fates
+        return fates + self._record_uncertain(taken_over, time_left), pending
 
     def _claim_request(self, message: QueuedMessage, now: int, lease_until: int) -> ClaimRequest:
         offline = message.event.is_offline
