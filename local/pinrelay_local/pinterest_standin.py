@@ -760,6 +760,7 @@ class PinterestStandIn:
             "at": time.time(),
             "path": h.path,
             "fault": None,
+            "client_port": h.client_address[1],  # the client's connection: keep-alive reuses it
         }
         try:
             record["body"] = json.loads(raw)

@@ -31,9 +31,12 @@ def api_for(url: str, timeout: float = 2.0) -> RequestsPinterestApi:
     return RequestsPinterestApi(url, token=lambda account, fresh: TOKEN, timeout_seconds=timeout)
 
 
-def test_an_answer_is_read_whole(standin):
-    answer = api_for(standin.base_url).post_events(ACCOUNT, [event("ok-1"), event("ok-2")], test=False)
-    assert answer.status == 200 and judge_answer(answer, 2)[0] is Answer.PER_EVENT
+def test_an_answer_is_read_whole_and_the_connection_kept_alive(standin):
+    api = api_for(standin.base_url)
+    for n in range(3):
+        answer = api.post_events(ACCOUNT, [event(f"ok-{n}"), event(f"ok-{n}b")], test=False)
+        assert answer.status == 200 and judge_answer(answer, 2)[0] is Answer.PER_EVENT
+    assert len({record["client_port"] for record in standin.received}) == 1  # one connection for the three
 
 
 def test_an_answer_dripped_past_the_deadline_ends_the_call_at_the_deadline_unknown(standin):
