@@ -107,7 +107,7 @@ class Fate(StrEnum):
 
     @property
     def returns_to_sqs(self) -> bool:
-        return self in (Fate.HELD_ELSEWHERE, Fate.CLAIM_FAILED, Fate.GIVEN_BACK, Fate.UNRECORDED)
+        return self in _RETURNED
 
 
 _FATE_METRICS = {
@@ -123,6 +123,7 @@ _FATE_METRICS = {
     # settles the item (a web event is sent again inside the resend window, an offline one is uncertain)
     Fate.UNRECORDED: "DeliveryRecordFailures",
 }
+_RETURNED = frozenset({Fate.HELD_ELSEWHERE, Fate.CLAIM_FAILED, Fate.GIVEN_BACK, Fate.UNRECORDED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,12 +180,17 @@ class SendReport:
 
     @property
     def failed_message_ids(self) -> list[str]:
-        """The batch item failures: messages SQS hands out again."""
-        return [message_id for message_id, fate in self.message_fates() if fate.returns_to_sqs]
+        """The batch item failures: messages SQS hands out again (an event's copies with it)."""
+        return [message_id for event in self.events if event.fate in _RETURNED
+                for message_id in (event.message.message_id, *event.copies)]
 
     def counts(self) -> dict[str, int]:
         """Messages per fate (only fates that occurred), e.g. {"delivered": 998, "duplicate": 2}."""
-        return dict(Counter(fate.value for _, fate in self.message_fates()))
+        counts: Counter[str] = Counter(event.fate.value for event in self.events)
+        for event in self.events:
+            if event.copies:
+                counts[event.fate.value if event.fate in _RETURNED else Fate.DUPLICATE.value] += len(event.copies)
+        return dict(counts)
 
     def count(self, fate: Fate) -> int:
         return self.counts().get(fate.value, 0)
@@ -228,7 +234,7 @@ class SendReport:
         others = {fate.metric: counts.get(fate.value, 0)
                   for fate in Fate if fate not in (Fate.DELIVERED, Fate.REJECTED, Fate.NOT_SENT, Fate.DUPLICATE)}
         others.update({
-            "EventsRetryLater": len(self.failed_message_ids) + unreadable,
+            "EventsRetryLater": sum(counts.get(fate.value, 0) for fate in _RETURNED) + unreadable,
             "UnreadableMessages": unreadable,
             "PinterestRequests": self.stats.requests,
             "PinterestRetries": self.stats.retries,
@@ -247,17 +253,18 @@ class SendReport:
 
     def log_fields(self) -> dict[str, Any]:
         """The batch's log line: messages per fate, the requests, what went wrong, the rejections."""
+        counts = self.counts()
         return {
-            "fates": self.counts(),
+            "fates": counts,
             "not_sent": dict(self.not_sent_reasons()),
             "requests": self.stats.requests,
             "request_sizes": self.stats.request_sizes,
             "retries": self.stats.retries,
-            "failed": len(self.failed_message_ids),
+            "failed": sum(counts.get(fate.value, 0) for fate in _RETURNED),
             "possibly_resent": self.possibly_resent,
             "uncertain_sends": self.stats.uncertain_sends,
             "rejections": [{"key": key, "error": error} for key, error in self.rejections[:20]],
-            "given_back": sorted({event.reason or "" for event in self.events if event.fate.returns_to_sqs})[:5],
+            "given_back": sorted({event.reason or "" for event in self.events if event.fate in _RETURNED})[:5],
         }
 
 
@@ -443,7 +450,7 @@ class SenderService:
             else:
                 events[key] = message
         fates = {fate.key: fate for fate in self._decide(list(events.values()), time_left, report.stats)}
-        report.events = [replace(fates[key], copies=tuple(copies.get(key, ()))) for key in events]
+        report.events = [replace(fates[key], copies=tuple(copies[key])) if key in copies else fates[key] for key in events]
         return report
 
     def _decide(self, messages: list[QueuedMessage], time_left: Deadline, stats: RequestStats) -> list[EventFate]:
