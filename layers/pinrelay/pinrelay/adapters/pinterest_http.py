@@ -75,7 +75,7 @@ class RequestsPinterestApi:
         try:
             return exchange.result(timeout=self.timeout_seconds)
         except FutureTimeout:  # the request went out (or is going out): Pinterest may have processed it
-            return HttpAnswer(status=None, transport_error=f"no complete answer within {self.timeout_seconds:g}s")
+            return HttpAnswer(status=None, transport_error=f"timed out after {self.timeout_seconds:g}s")
 
     def _exchange(self, url: str, body: bytes, test: bool, token: str, deadline: float) -> HttpAnswer:
         """One request and its whole answer (in a worker thread); gives up reading once ``deadline`` passed."""
@@ -111,7 +111,7 @@ class RequestsPinterestApi:
             except (requests.RequestException, OSError) as exc:
                 return HttpAnswer(status=None, transport_error=f"{type(exc).__name__} reading Pinterest's answer")
             if content is None:
-                return HttpAnswer(status=None, transport_error=f"no complete answer within {self.timeout_seconds:g}s")
+                return HttpAnswer(status=None, transport_error=f"timed out after {self.timeout_seconds:g}s")
         try:
             parsed = json.loads(content)
         except ValueError:
