@@ -10,7 +10,7 @@ export SAM_CLI_TELEMETRY = 0
 SAM_BIN := $(VENV)/bin/sam
 SAM_BUILD_DIR := .aws-sam/build
 
-.PHONY: setup local test crash lint security build post-samples soak bench clean
+.PHONY: setup local test crash simulate lint security build post-samples soak bench clean
 
 ## setup: create .venv with Python 3.13 and install pinrelay with its dev tools
 setup: $(VENV)/.installed
@@ -44,6 +44,10 @@ crash: setup
 	rm -rf .crash-results
 	$(PY) -m pytest -q -n 2 -m crash tests/crash
 	$(PY) -m tests.crash.report
+
+## simulate: the delivery simulation; SEED=N replays one run and prints its trace, else random seeds for SIM_BUDGET s (60); DEFECT=name puts a deliberate defect in
+simulate: setup
+	$(PY) -m tests.simulation $(if $(SEED),--seed $(SEED),--budget $${SIM_BUDGET:-60}) $(if $(DEFECT),--defect $(DEFECT))
 
 ## soak: EVENTS (default 20000) through the local stack while faults play; prints the ledger, fails on loss
 soak: setup

@@ -38,7 +38,8 @@ from pinrelay_cli.terminal import printable
 STACK_OUTPUTS = {"queue_url": "EventsQueueUrl", "dlq_url": "DeadLetterQueueUrl", "table": "DedupTableName"}
 REDRIVE_HELP = "move the messages of the dead-letter queue back to the events queue"
 REJECTED_HELP = "list the events Pinterest rejected (DynamoDB state rejected, with Pinterest's message)"
-UNCERTAIN_HELP = ("list the offline events recorded uncertain (a request with them got no answer: never resent); "
+UNCERTAIN_HELP = ("list the events recorded uncertain (a request with them may have reached Pinterest unanswered, and "
+                  "they are not sent again: offline events, web ones past Pinterest's dedup window); "
                   "--release KEY lets one be sent again after you checked Pinterest does not have it")
 
 
@@ -283,8 +284,8 @@ def run_uncertain(args: argparse.Namespace, *, dynamodb: Any = None, cloudformat
         when = utc_text(row.updated_at) if row.updated_at else "-"
         print(f"{when}  {printable(row.key)}  attempts {row.attempts}", file=out)
     advice = (": check Pinterest's Events Manager for each sale; release (--release EVENT_ID) the ones it does not have "
-              "and upload their rows again") if rows else ""
-    print(f"{len(rows)} uncertain offline event(s) in {targets['table']}{advice}", file=out)
+              "and send them again (offline: upload their rows again)") if rows else ""
+    print(f"{len(rows)} uncertain event(s) in {targets['table']}{advice}", file=out)
     return EXIT_OK
 
 

@@ -189,7 +189,7 @@ def print_report(report: ReconcileReport, out: TextIO) -> None:
     totals = report.totals()
     print("  total       " + "  ".join(f"{cls.label} {totals[cls]}" for cls in OrderClass), file=out)
     for order_class, header in ((OrderClass.MISSING, "missing"), (OrderClass.IN_DEAD_LETTER_QUEUE, "in the DLQ"),
-                                (OrderClass.UNCERTAIN, "uncertain")):
+                                (OrderClass.UNCERTAIN, "uncertain"), (OrderClass.NOT_SENT, "not sent")):
         listed = report.of_class(order_class)
         if listed:
             names = " ".join(printable(v.name) for v in listed[:LISTED])

@@ -117,7 +117,8 @@ def _cards(report: ReconcileReport) -> str:
         count = totals[order_class]
         tone = "good" if order_class is OrderClass.DELIVERED else (
             "alert" if count and order_class in (OrderClass.MISSING, OrderClass.IN_DEAD_LETTER_QUEUE,
-                                                 OrderClass.REJECTED_BY_PINTEREST, OrderClass.UNCERTAIN) else "")
+                                                 OrderClass.REJECTED_BY_PINTEREST, OrderClass.UNCERTAIN,
+                                                 OrderClass.NOT_SENT) else "")
         cards.append(f'<div class="card {tone}" data-class="{order_class.value}" data-count="{count}">'
                      f'<span class="count">{count}</span>{escape(order_class.label)}</div>')
     return f'<div class="cards" id="totals"><div class="card" data-class="all" data-count="{len(report.verdicts)}">' \
@@ -158,7 +159,7 @@ def render_html(report: ReconcileReport, *, backfill_note: str = "") -> str:
     window = f"{report.since.astimezone(UTC):%Y-%m-%d %H:%M} to {report.until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     missing = report.of_class(OrderClass.MISSING)
     rejected = report.of_class(OrderClass.REJECTED_BY_PINTEREST, OrderClass.REJECTED_AT_INGEST)
-    dead = report.of_class(OrderClass.IN_DEAD_LETTER_QUEUE, OrderClass.UNCERTAIN)
+    dead = report.of_class(OrderClass.IN_DEAD_LETTER_QUEUE, OrderClass.UNCERTAIN, OrderClass.NOT_SENT)
     note = f'<p class="meta" id="backfill">{escape(backfill_note)}</p>' if backfill_note else ""
     return f"""<!doctype html>
 <html lang="en">
@@ -187,12 +188,12 @@ def render_html(report: ReconcileReport, *, backfill_note: str = "") -> str:
 {_orders_table("missing", missing, "note")}
 <h2>Rejected orders ({len(rejected)})</h2>
 {_orders_table("rejected", rejected, "reason", show_class=True)}
-<h2>In the dead-letter queue or uncertain ({len(dead)})</h2>
+<h2>In the dead-letter queue, uncertain or not sent ({len(dead)})</h2>
 {_orders_table("dead-letters", dead, "what to do", show_class=True)}
 <footer>
 <p>Each order is mapped as its orders/create webhook was and looked up in the delivery ledger by
 &lt;ad account&gt;#checkout#&lt;event_id&gt;. Classes, first that applies: delivered, rejected by Pinterest,
-uncertain (ledger); in the DLQ (a dead-letter message); in flight (ledger claimed or sending); filtered (not a
+uncertain, not sent (ledger); in the DLQ (a dead-letter message); in flight (ledger claimed or sending); filtered (not a
 conversion: cancelled, voided, draft, test with SHOPIFY_TEST_ORDERS=skip, a skipped tag); rejected at ingest
 (the mapper refuses it); still queued (no ledger item, created less than 15 minutes ago); missing.
 Days are UTC. <code>pinrelay reconcile --backfill</code> sends missing orders of the last 7 days again.</p>

@@ -4,9 +4,10 @@
     pinrelay status pos-77 --event-name checkout --ad-account 549755885175 --table T --dlq-url URL
 
 Each event is looked up by its ledger key ``<ad account>#<event_name>#<event_id>`` (a consistent
-GetItem) and said to be delivered, rejected by Pinterest (with its message), uncertain, being
-sent, waiting for another try, in the dead-letter queue, or not claimed by any sender yet (with
-what that can mean). The dead-letter queue is looked through (its messages are made visible again
+GetItem) and said to be delivered, rejected by Pinterest (with its message), uncertain, not sent
+(with why: too old by the time it left the queue, or withheld before sending), being sent, waiting
+for another try, in the dead-letter queue, or not claimed by any sender yet (with what that can
+mean). The dead-letter queue is looked through (its messages are made visible again
 at once) only for events not delivered. A WooCommerce or Shopify order's event_id is its order id
 unless the event-id templates say otherwise; offline rows use their ``order_id`` column.
 
@@ -30,7 +31,8 @@ from pinrelay_cli.stack import from_options_or_stack
 from pinrelay_cli.terminal import printable
 from pinrelay_cli.verify import ledger_entry
 
-HELP = "did these events reach Pinterest? one line each: delivered, rejected (why), queued, in the DLQ, or never seen"
+HELP = ("did these events reach Pinterest? one line each: delivered, rejected (why), not sent (why), queued, in the DLQ, "
+        "or never seen")
 EXIT_DELIVERED, EXIT_NOT_DELIVERED = EXIT_OK, EXIT_FAILED
 
 

@@ -199,7 +199,7 @@ def ledger_entry(dynamodb: Any, table: str, key: str) -> LedgerEntry | None:
     try:
         item = dynamodb.get_item(
             TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True,
-            ProjectionExpression="#state, attempts, error_message, updated_at, lease_until, expires_at",
+            ProjectionExpression="#state, attempts, error_message, updated_at, lease_until, expires_at, reason",
             ExpressionAttributeNames={"#state": "state"},
         ).get("Item")
     except ClientError as exc:
@@ -212,7 +212,8 @@ def ledger_entry(dynamodb: Any, table: str, key: str) -> LedgerEntry | None:
         return None
     return LedgerEntry(state=values["state"], attempts=values.get("attempts", 0),
                        error_message=values.get("error_message"), updated_at=values.get("updated_at"),
-                       lease_until=values.get("lease_until"), expires_at=values.get("expires_at"))
+                       lease_until=values.get("lease_until"), expires_at=values.get("expires_at"),
+                       reason=values.get("reason"))
 
 
 def run_pipeline(args: argparse.Namespace, out: TextIO, *, cloudformation: Any = None, dynamodb: Any = None,

@@ -16,12 +16,9 @@ from pinrelay.accounts import shop_domain, woocommerce_source
 from pinrelay.endpoints import LOOPBACK_SETTING, EndpointRefused, Service, api_url, myshopify_domain
 from pinrelay.sources import woocommerce
 from pinrelay.sources.shopify import OrderPolicy, ShopifyOptions, validate_event_id_template
+from pinrelay.windows import EVENT_LIFETIME_SECONDS
 
 AD_ACCOUNT_PATTERN = r"^\d{1,18}$"
-# Pinterest takes events up to 7 days old and up to 5 minutes ahead: a dedup key kept this long
-# outlives every moment at which the same event could be accepted again (docs/delivery-guarantees.md).
-# Offline events, which Pinterest cannot deduplicate, need at least this.
-EVENT_LIFETIME_SECONDS = 7 * 86_400 + 300
 
 
 class _EnvModel(BaseModel):
@@ -97,7 +94,7 @@ class IngestSettings(ShopifyMapping):
     queue_url: str
     # the sender's dedup window for web and app events: WooCommerce orders paid longer ago are
     # not forwarded (every later order.updated would otherwise count them again)
-    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
+    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     woocommerce_content_id_field: woocommerce.ContentIdField = "product_id"
     ingest_api_key_secret_name: str | None = None
     ingest_api_key: str | None = Field(default=None, repr=False)
@@ -154,7 +151,9 @@ class SenderSettings(_EnvModel):
     # the default account: it uses the deployment's own token (PINTEREST_CONVERSION_TOKEN_*)
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     dedup_table_name: str
-    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
+    # how long the ledger keeps an event: at least every moment Pinterest would still take it
+    # (pinrelay.windows), which reconcile and the claims rely on
+    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     offline_dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     pinterest_api_url: str = "https://api.pinterest.com/v5"
     pinterest_conversion_token_secret_name: str | None = None

@@ -17,9 +17,7 @@ from pydantic import ValidationError
 
 from pinrelay.models import KNOWN_FIELD_NAMES, IncomingEvent
 from pinrelay.normalise import CLEAR_FIELDS, HASHED_FIELDS, UserDataBuilder, address_country
-
-MAX_EVENT_AGE_SECONDS = 7 * 86_400
-MAX_EVENT_AHEAD_SECONDS = 300
+from pinrelay.windows import too_far_ahead, too_old
 
 # A lone surrogate (JSON allows "\ud800") is not text: it cannot be encoded as UTF-8 (hashing) and
 # SQS refuses it, as it refuses the non-characters U+FFFE and U+FFFF.
@@ -260,12 +258,12 @@ def check_deliverable(prepared: PreparedEvent, now: int) -> None:
 def _check_time_and_match(prepared: PreparedEvent, now: int) -> None:
     event = prepared.event
     event_time = event["event_time"]
-    if event_time < now - MAX_EVENT_AGE_SECONDS:
+    if too_old(event_time, now):
         raise EventRejected(
             f"event_time: {event_time} is more than 7 days in the past (now {now}); Pinterest refuses it",
             prepared.event_id, prepared.event_name,
         )
-    if event_time > now + MAX_EVENT_AHEAD_SECONDS:
+    if too_far_ahead(event_time, now):
         raise EventRejected(
             f"event_time: {event_time} is more than 5 minutes in the future (now {now})",
             prepared.event_id, prepared.event_name,

@@ -254,6 +254,10 @@ class QueuedEvent(BaseModel):
     accepted_at: int
     event: dict[str, Any]
     test: bool = False  # a test order or a verify event: Pinterest's test=true, in a request of its own
+    # a reason code decided upstream to keep the event from Pinterest (the shopper's consent): the
+    # sender records it ``not_sent`` with this reason and never posts it; such a message's event
+    # carries only event_name, event_id, action_source and event_time
+    withheld: str | None = None
 
     @property
     def is_offline(self) -> bool:

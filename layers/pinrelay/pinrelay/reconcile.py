@@ -10,7 +10,9 @@ first that applies:
 delivered         the ledger says ``delivered``
 rejected by       the ledger says ``rejected`` (Pinterest's message is kept)
 Pinterest
-uncertain         the ledger says ``uncertain`` (an offline order whose request got no answer)
+uncertain         the ledger says ``uncertain`` (an order whose request got no answer, not sent again)
+not sent          the ledger says ``not_sent`` (too old by the time it left the queue, or withheld
+                  before sending: the reason is kept)
 in the DLQ        a message of the dead-letter queue carries its ledger key
 in flight         the ledger says ``claimed`` / ``sending``: a sender holds it, or gave it back
 filtered          not a conversion by the policy (cancelled, voided, a draft or test order...)
@@ -39,10 +41,10 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pinrelay.config import EVENT_LIFETIME_SECONDS
-from pinrelay.events import MAX_EVENT_AGE_SECONDS, EventFiltered, EventRejected, dedup_key
+from pinrelay.events import EventFiltered, EventRejected, dedup_key
 from pinrelay.sources import UNMAPPABLE, not_understood
 from pinrelay.sources.shopify import SHOPIFY_TOPICS, ShopifyOptions
+from pinrelay.windows import EVENT_LIFETIME_SECONDS, MAX_EVENT_AGE_SECONDS
 
 # the queue-age alarm's threshold (EventsQueueAgeAlarm): an order younger than this without a
 # ledger item may still be waiting in SQS
@@ -55,6 +57,7 @@ class OrderClass(StrEnum):
     DELIVERED = "delivered"
     REJECTED_BY_PINTEREST = "rejected_by_pinterest"
     UNCERTAIN = "uncertain"
+    NOT_SENT = "not_sent"
     IN_DEAD_LETTER_QUEUE = "in_dead_letter_queue"
     IN_FLIGHT = "in_flight"
     FILTERED = "filtered"
@@ -80,6 +83,7 @@ _LABELS = {
     OrderClass.DELIVERED: "delivered",
     OrderClass.REJECTED_BY_PINTEREST: "rejected by Pinterest",
     OrderClass.UNCERTAIN: "uncertain",
+    OrderClass.NOT_SENT: "not sent",
     OrderClass.IN_DEAD_LETTER_QUEUE: "in the DLQ",
     OrderClass.IN_FLIGHT: "in flight",
     OrderClass.FILTERED: "filtered",
@@ -92,6 +96,7 @@ _METRICS = {
     OrderClass.DELIVERED: "OrdersDelivered",
     OrderClass.REJECTED_BY_PINTEREST: "OrdersRejectedByPinterest",
     OrderClass.UNCERTAIN: "OrdersUncertain",
+    OrderClass.NOT_SENT: "OrdersNotSent",
     OrderClass.IN_DEAD_LETTER_QUEUE: "OrdersInDeadLetterQueue",
     OrderClass.IN_FLIGHT: "OrdersInFlight",
     OrderClass.FILTERED: "OrdersFiltered",
@@ -185,8 +190,9 @@ def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | No
     if state == "rejected":
         return verdict(OrderClass.REJECTED_BY_PINTEREST, str(item.get("error_message") or ""))
     if state == "uncertain":
-        return verdict(OrderClass.UNCERTAIN, "offline order recorded uncertain: check it in Events Manager "
-                                             "(pinrelay uncertain)")
+        return verdict(OrderClass.UNCERTAIN, "recorded uncertain: check it in Events Manager (pinrelay uncertain)")
+    if state == "not_sent":
+        return verdict(OrderClass.NOT_SENT, str(item.get("error_message") or item.get("reason") or ""))
     if in_dead_letter_queue:
         return verdict(OrderClass.IN_DEAD_LETTER_QUEUE, "pinrelay redrive --dry-run, then pinrelay redrive")
     if state is not None:  # claimed, sending (or an item of the older design, "queued")

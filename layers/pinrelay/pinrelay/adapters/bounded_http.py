@@ -104,10 +104,13 @@ def _valid_unicode(value: Any) -> Any:
 
 def bounded_request(session: requests.Session, method: str, url: str, *, timeout: float,
                     max_bytes: int = MAX_ANSWER_BYTES, clock: Callable[[], float] = time.monotonic,
-                    **kwargs: Any) -> BoundedAnswer:
-    """``session.request(method, url, **kwargs)`` with the bounds of this module."""
+                    connect_timeout: float | None = None, **kwargs: Any) -> BoundedAnswer:
+    """``session.request(method, url, **kwargs)`` with the bounds of this module. ``connect_timeout``
+    (default ``timeout``): a shorter bound on opening the connection, for callers that must tell
+    "never connected" (surely not received) from a slow answer."""
     deadline = clock() + timeout
-    with session.request(method, url, timeout=timeout, allow_redirects=False, stream=True, **kwargs) as response:
+    waits = timeout if connect_timeout is None else (connect_timeout, timeout)
+    with session.request(method, url, timeout=waits, allow_redirects=False, stream=True, **kwargs) as response:
         try:
             declared = int(response.headers.get("Content-Length", ""))
         except ValueError:

@@ -48,10 +48,18 @@ def emit_ingest_metrics(results: Iterable[EventResult], source: str) -> None:
 
 
 def emit_delivery_metrics(outcomes: Mapping[tuple[str, str], Mapping[str, int]]) -> None:
-    """The sender's per (source, event_name) counts: EventsDelivered, EventsRejectedByPinterest, MatchKey_<key>."""
+    """The sender's per (source, event_name) counts (``SendReport.outcomes``): EventsDelivered,
+    EventsRejectedByPinterest, EventsDuplicate, EventsUncertain, EventsNotSent, MatchKey_<key>."""
     for (source, event_name), counts in outcomes.items():
         name = event_name if event_name in EVENT_NAMES else "invalid"
         _emit(source, name, counts)
+
+
+def emit_not_sent_metrics(reasons: Mapping[str, int]) -> None:
+    """``EventsNotSent`` per ``reason`` (``too_old``: alarmed; the codes ingest withholds events
+    with): events the sender recorded ``not_sent`` and never posted."""
+    for reason, count in reasons.items():
+        emit_document((("reason", reason),), (("EventsNotSent", "Count", count),))
 
 
 def emit_filtered_metric(source: str, reason: str) -> None:
