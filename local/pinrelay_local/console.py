@@ -7,9 +7,10 @@ output and prints it as one line a newcomer reads at a glance::
 
     sender: 5 events, 1 request, 812 ms: 4 delivered, 1 copy dropped (already sent)
     sender: 1 event, 1 request, 74 ms: 1 rejected by Pinterest (549755885175#checkout#a-1: Invalid event_timestamp ...)
-    sender: 1 event, 4 requests, 3659 ms: 1 given back to the queue (SQS hands it out again)
+    sender: 1 event, 4 requests, 3589 ms: 1 given back to the queue (SQS hands it out again); why: HTTP 401: ...
 
-``batch_line`` turns the report (as logged) into that line. The handlers' other log lines are
+``batch_line`` turns the report (as logged: its fate table, ``pinrelay.sender.Fate``) into that
+line; every fate has its words in ``FATE_WORDS``. The handlers' other log lines are
 printed short (``level: message``, with their own fields), and their DEBUG and INFO lines only
 when the user set ``LOG_LEVEL``.
 """
@@ -22,76 +23,73 @@ from typing import Any
 
 from pinrelay_local.sqs_event_source import BatchSummary
 
+from pinrelay.sender import Fate
+
 BATCH_MESSAGE = "batch delivered"  # the sender's log line (functions/sender/sender_handler.py)
 SHOWN_REJECTIONS = 3
+UNREADABLE = "unreadable"  # not a fate: the handler could not parse the message (it returns to SQS)
 
-# each fate, in the order said, with its words: (one, several)
+# each fate of the sender's table (pinrelay.sender.Fate), in the order said: (one, several)
 FATE_WORDS: dict[str, tuple[str, str]] = {
-    "delivered": ("delivered", "delivered"),
-    "duplicate": ("copy dropped (already sent)", "copies dropped (already sent)"),
-    "rejected": ("rejected by Pinterest", "rejected by Pinterest"),
-    "uncertain": ("uncertain (may have reached Pinterest: never sent again; pinrelay uncertain)",
-                  "uncertain (may have reached Pinterest: never sent again; pinrelay uncertain)"),
-    "not_sent": ("not sent", "not sent"),
-    "held_elsewhere": ("held by another sender (back to the queue)", "held by another sender (back to the queue)"),
-    "claim_failed": ("not claimed, DynamoDB refused (back to the queue)", "not claimed, DynamoDB refused (back to the queue)"),
-    "unrecorded": ("sent, its answer not recorded (back to the queue)", "sent, their answers not recorded (back to the queue)"),
-    "given_back": ("given back to the queue (SQS hands it out again)", "given back to the queue (SQS hands them out again)"),
-    "unreadable": ("unreadable (back to the queue, then the DLQ)", "unreadable (back to the queue, then the DLQ)"),
+    Fate.DELIVERED: ("delivered", "delivered"),
+    Fate.DUPLICATE: ("copy dropped (already sent)", "copies dropped (already sent)"),
+    Fate.REJECTED: ("rejected by Pinterest", "rejected by Pinterest"),
+    Fate.UNCERTAIN: ("uncertain (may have reached Pinterest: never sent again; pinrelay uncertain)",) * 2,
+    Fate.NOT_SENT: ("not sent", "not sent"),
+    Fate.HELD_ELSEWHERE: ("held by another sender (back to the queue)",) * 2,
+    Fate.CLAIM_FAILED: ("not claimed, DynamoDB refused (back to the queue)",) * 2,
+    Fate.UNRECORDED: ("sent, its answer not recorded (back to the queue)",
+                      "sent, their answers not recorded (back to the queue)"),
+    Fate.GIVEN_BACK: ("given back to the queue (SQS hands it out again)",
+                      "given back to the queue (SQS hands them out again)"),
+    UNREADABLE: ("unreadable (back to the queue, then the DLQ)",) * 2,
 }
+RETURNED = {fate.value for fate in Fate if fate.returns_to_sqs} | {UNREADABLE}
 # the fields of a log line every Powertools line has: not repeated on the console
 _STANDARD_FIELDS = frozenset({"level", "location", "message", "timestamp", "service", "cold_start", "function_name",
                               "function_memory_size", "function_arn", "function_request_id", "correlation_id",
                               "xray_trace_id", "sampling_rate"})
 
 
-def fates_of(report: Mapping[str, Any]) -> dict[str, int]:
-    """Messages per fate, from the sender's logged report: its ``fates`` table, or (a sender that
-    logs its counters one by one) the table made from them."""
-    if isinstance(report.get("fates"), Mapping):
-        fates = {str(fate): int(count) for fate, count in report["fates"].items()}
-        if report.get("unreadable"):
-            fates["unreadable"] = int(report["unreadable"])
-        return fates
-    counters = {"delivered": "delivered", "duplicate": "duplicates", "rejected": "rejected", "uncertain": "uncertain",
-                "not_sent": "too_old", "held_elsewhere": "held_elsewhere", "claim_failed": "claim_errors",
-                "unreadable": "unreadable"}
-    fates = {fate: int(report.get(field) or 0) for fate, field in counters.items()}
-    returned = fates["held_elsewhere"] + fates["claim_failed"] + fates["unreadable"]
-    fates["given_back"] = max(0, int(report.get("failed") or 0) - returned)
-    return fates
-
-
 def batch_line(summary: BatchSummary, report: Mapping[str, Any] | None) -> str:
-    """One line for one invocation of the sender: how many events, requests and ms, then what
-    became of them (each fate that occurred), Pinterest's message for a rejection."""
+    """One line for one invocation of the sender, from its report as logged (``SendReport.log_fields``):
+    how many events, requests and ms, then each fate that occurred (``fates``, messages per
+    fate), with Pinterest's message for a rejection, the reasons of a ``not_sent`` and why events
+    went back to the queue."""
     if report is None or summary.error:  # the invocation failed as a whole: no report
         why = f": {summary.error}" if summary.error else ""
         return (f"sender: {_count(summary.records, 'event')}, {summary.duration_ms} ms: the whole batch went back to "
                 f"the queue{why}")
-    requests = int(report.get("requests") or 0)
-    fates = fates_of(report)
+    fates = {str(fate): int(count) for fate, count in (report.get("fates") or {}).items()}
+    if report.get("unreadable"):
+        fates[UNREADABLE] = int(report["unreadable"])
     said = []
     for fate, (one, several) in FATE_WORDS.items():
         count = fates.get(fate, 0)
         if count:
             words = one if count == 1 else several
-            if fate == "not_sent" and isinstance(report.get("not_sent"), Mapping) and report["not_sent"]:
+            if fate == Fate.NOT_SENT and report.get("not_sent"):
                 words += f" ({', '.join(sorted(report['not_sent']))})"
-            elif fate == "not_sent":
-                words += " (too old for Pinterest)"
-            elif fate == "given_back" and report.get("given_back"):  # why, when the sender logs it
-                words += f": {'; '.join(str(reason) for reason in report['given_back'])}"
+            elif fate == Fate.REJECTED:
+                words += _rejections(report)
             said.append(f"{count} {words}")
     said += [f"{count} {fate}" for fate, count in fates.items() if count and fate not in FATE_WORDS]
-    line = (f"sender: {_count(summary.records, 'event')}, {_count(requests, 'request')}, {summary.duration_ms} ms: "
-            + (", ".join(said) or "nothing to do"))
+    line = (f"sender: {_count(summary.records, 'event')}, {_count(int(report.get('requests') or 0), 'request')}, "
+            f"{summary.duration_ms} ms: " + (", ".join(said) or "nothing to do"))
+    reasons = [str(reason) for reason in report.get("given_back") or [] if reason]
+    if reasons and RETURNED & {fate for fate, count in fates.items() if count}:
+        line += f"; why: {'; '.join(reasons)}"
+    return line
+
+
+def _rejections(report: Mapping[str, Any]) -> str:
+    """`` (key: Pinterest's message; ...)`` for the first rejections of a report."""
     rejections = [r for r in report.get("rejections") or [] if isinstance(r, Mapping)]
     shown = [f"{r.get('key')}: {r.get('error')}" for r in rejections[:SHOWN_REJECTIONS]]
-    if shown:
-        more = len(rejections) - len(shown)
-        line += " (" + "; ".join(shown) + (f"; and {more} more: pinrelay --local rejected" if more > 0 else "") + ")"
-    return line
+    if not shown:
+        return ""
+    more = len(rejections) - len(shown)
+    return " (" + "; ".join(shown) + (f"; and {more} more: pinrelay --local rejected" if more > 0 else "") + ")"
 
 
 def log_line(function: str, raw: str, *, everything: bool) -> str | None:

@@ -157,7 +157,8 @@ def test_drill_dead_letter_queue_and_redrive(shell, stack):
     status, dry_run, redrive, later = drill(shell, "dlq")
     event_id = status.rsplit(" ", 1)[1]
     given_back = [line for line in console(stack) if re.fullmatch(r"sender: 1 event, \d+ requests?, \d+ ms: 1 given back "
-                                                                   r"to the queue \(SQS hands it out again\).*", line)]
+                                                                   r"to the queue \(SQS hands it out again\); why: HTTP "
+                                                                   r"401: Authentication failed\.", line)]
     assert len(given_back) == 5  # maxReceiveCount
     assert console(stack).count("  SenderFunction warning: pinterest unavailable for 1 events: HTTP 401: Authentication "
                                 "failed.") >= 5
