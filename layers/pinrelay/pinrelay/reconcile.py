@@ -12,6 +12,9 @@ rejected by       the ledger says ``rejected`` (Pinterest's message is kept)
 Pinterest
 uncertain         the ledger says ``uncertain`` (an offline order whose request got no answer)
 in the DLQ        a message of the dead-letter queue carries its ledger key
+not sent:         the ledger says ``not_sent`` (the sender recorded the marker ingest queued for an
+consent           order the consent policy withheld), or the consent policy withholds it
+                  (``CONSENT_POLICY``, as ingest applies it): not a loss, the shopper's choice
 in flight         the ledger says ``claimed`` / ``sending``: a sender holds it, or gave it back
 filtered          not a conversion by the policy (cancelled, voided, a draft or test order...)
 rejected at       the mapper refuses it (no identifier Pinterest can match on...): ingest
@@ -40,6 +43,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from pinrelay.config import EVENT_LIFETIME_SECONDS
+from pinrelay.consent import decide_for_event
 from pinrelay.events import MAX_EVENT_AGE_SECONDS, EventFiltered, EventRejected, dedup_key
 from pinrelay.sources import UNMAPPABLE, not_understood
 from pinrelay.sources.shopify import SHOPIFY_TOPICS, ShopifyOptions
@@ -55,6 +59,7 @@ class OrderClass(StrEnum):
     DELIVERED = "delivered"
     REJECTED_BY_PINTEREST = "rejected_by_pinterest"
     UNCERTAIN = "uncertain"
+    NOT_SENT_CONSENT = "not_sent_consent"
     IN_DEAD_LETTER_QUEUE = "in_dead_letter_queue"
     IN_FLIGHT = "in_flight"
     FILTERED = "filtered"
@@ -72,14 +77,16 @@ class OrderClass(StrEnum):
 
     @property
     def is_conversion_not_delivered(self) -> bool:
-        """A conversion Pinterest does not have (yet): everything but delivered and filtered."""
-        return self not in (OrderClass.DELIVERED, OrderClass.FILTERED)
+        """A conversion Pinterest does not have (yet): everything but delivered, filtered and
+        not sent for consent (the merchant's rules and the shopper's choice, not losses)."""
+        return self not in (OrderClass.DELIVERED, OrderClass.FILTERED, OrderClass.NOT_SENT_CONSENT)
 
 
 _LABELS = {
     OrderClass.DELIVERED: "delivered",
     OrderClass.REJECTED_BY_PINTEREST: "rejected by Pinterest",
     OrderClass.UNCERTAIN: "uncertain",
+    OrderClass.NOT_SENT_CONSENT: "not sent: consent",
     OrderClass.IN_DEAD_LETTER_QUEUE: "in the DLQ",
     OrderClass.IN_FLIGHT: "in flight",
     OrderClass.FILTERED: "filtered",
@@ -92,6 +99,7 @@ _METRICS = {
     OrderClass.DELIVERED: "OrdersDelivered",
     OrderClass.REJECTED_BY_PINTEREST: "OrdersRejectedByPinterest",
     OrderClass.UNCERTAIN: "OrdersUncertain",
+    OrderClass.NOT_SENT_CONSENT: "OrdersNotSentConsent",
     OrderClass.IN_DEAD_LETTER_QUEUE: "OrdersInDeadLetterQueue",
     OrderClass.IN_FLIGHT: "OrdersInFlight",
     OrderClass.FILTERED: "OrdersFiltered",
@@ -123,7 +131,7 @@ class OrderVerdict:
     order_id: str
     created_at: int
     order_class: OrderClass
-    detail: str = ""  # the reason (filtered, rejected at ingest) or Pinterest's message
+    detail: str = ""  # the reason (filtered, rejected at ingest, not sent) or Pinterest's message
     event_id: str | None = None
     ledger_key: str | None = None
 
@@ -157,10 +165,12 @@ class _Mapped:
     event_id: str | None
     filtered: str | None = None  # the reason
     rejected: str | None = None  # the reason
+    withheld: str | None = None  # the consent policy's reason
 
 
 def map_as_webhook(order: ShopOrder, rules: ShopifyOptions) -> _Mapped:
-    """The ``orders/create`` mapper's verdict on the order at its creation time (when its webhook came)."""
+    """The ``orders/create`` mapper's verdict on the order at its creation time (when its webhook
+    came), and the consent policy's, as ingest decides it."""
     try:
         prepared = SHOPIFY_TOPICS["orders/create"](order.webhook_body, order.created_at, rules)
     except EventFiltered as filtered:
@@ -169,7 +179,8 @@ def map_as_webhook(order: ShopOrder, rules: ShopifyOptions) -> _Mapped:
         return _Mapped(rejected.event_id, rejected=rejected.reason)
     except UNMAPPABLE as exc:
         return _Mapped(None, rejected=not_understood("orders/create", "a Shopify payload", exc).reason)
-    return _Mapped(prepared.event_id)
+    decision = decide_for_event(rules.consent, prepared.event, prepared.consent, "shopify")
+    return _Mapped(prepared.event_id, withheld=None if decision.send else decision.reason)
 
 
 def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | None, in_dead_letter_queue: bool,
@@ -187,6 +198,8 @@ def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | No
     if state == "uncertain":
         return verdict(OrderClass.UNCERTAIN, "offline order recorded uncertain: check it in Events Manager "
                                              "(pinrelay uncertain)")
+    if state == "not_sent":
+        return verdict(OrderClass.NOT_SENT_CONSENT, mapped.withheld or "recorded not sent in the ledger")
     if in_dead_letter_queue:
         return verdict(OrderClass.IN_DEAD_LETTER_QUEUE, "pinrelay redrive --dry-run, then pinrelay redrive")
     if state is not None:  # claimed, sending (or an item of the older design, "queued")
@@ -195,6 +208,8 @@ def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | No
         return verdict(OrderClass.FILTERED, mapped.filtered)
     if mapped.rejected is not None:
         return verdict(OrderClass.REJECTED_AT_INGEST, mapped.rejected)
+    if mapped.withheld is not None:
+        return verdict(OrderClass.NOT_SENT_CONSENT, mapped.withheld)
     if now - order.created_at < QUEUED_GRACE_SECONDS:
         return verdict(OrderClass.QUEUED, "created less than 15 minutes ago: may still be in the events queue")
     if now - order.created_at > EVENT_LIFETIME_SECONDS:
