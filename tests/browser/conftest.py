@@ -165,8 +165,8 @@ def _handler(shop: Shop):
             path = urlsplit(self.path).path
             if path.startswith("/harness/") and (HARNESS / path.removeprefix("/harness/")).is_file():
                 self._send(200, (HARNESS / path.removeprefix("/harness/")).read_text(), "application/javascript")
-            elif path in ("/web/shopify-theme-epik.js", "/web/shopify-theme-consent.js"):
-                self._send(200, (WEB / path.removeprefix("/web/")).read_text(), "application/javascript")
+            elif path == "/web/shopify-theme-epik.js":
+                self._send(200, (WEB / "shopify-theme-epik.js").read_text(), "application/javascript")
             elif path in shop.scripts:
                 self._send(200, shop.scripts[path], "application/javascript")
             elif path in shop.pages:

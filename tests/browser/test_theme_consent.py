@@ -1,4 +1,4 @@
-"""web/shopify-theme-consent.js in Chromium, on a local storefront with the stand-in of Shopify's
+"""web/shopify-theme-epik.js recording the shopper's consent choice, in Chromium, on a local storefront with the stand-in of Shopify's
 Customer Privacy API (harness/shopify-consent-api.js) and the fake Ajax cart API (GET /cart.js,
 POST /cart/update.js, the `cart` cookie) that records every request. What the snippet stores is
 then read by pinrelay's own consent code, and compared with the samples in events/consent."""
@@ -18,7 +18,7 @@ PAGE = """<!doctype html>
 <script>window.__consent = __CONSENT__; window.__choice = __CHOICE__; window.__region = __REGION__;
 window.__st = {"cid": 207119551, "pageurl": "shop.example/account"};</script>
 __API__
-<script src="/web/shopify-theme-consent.js" defer></script>
+<script src="/web/shopify-theme-epik.js" defer></script>
 </head><body><h1>My account</h1><p class="email">bob.norman@mail.example.com</p></body></html>
 """
 API = '<script src="/harness/shopify-consent-api.js"></script>'
@@ -103,8 +103,8 @@ def test_no_cart_write_without_a_change(page, shop):
     assert view(page, shop, ALLOWED, ALL_YES, "NL") == "stored"
     requests = len(shop.cart_requests)
 
-    assert view(page, shop, ALLOWED, ALL_YES, "NL") == "unchanged"  # next page view, same choice
-    assert collect(page, ALL_YES, ALLOWED) == "unchanged"  # the banner answered again, the same way
+    assert view(page, shop, ALLOWED, ALL_YES, "NL") == "already-stored"  # next page view, same choice
+    assert collect(page, ALL_YES, ALLOWED) == "already-stored"  # the banner answered again, the same way
     assert len(shop.cart_requests) == requests  # not even a GET /cart.js
     assert len(shop.cart_posts()) == 1
 
@@ -116,7 +116,7 @@ def test_a_cart_that_already_has_the_choice_gets_no_post(page, shop):
     assert view(page, shop, ALLOWED, ALL_YES) == "stored"
     page.evaluate("localStorage.clear()")  # another tab, or storage cleared: the cart still has it
 
-    assert view(page, shop, ALLOWED, ALL_YES) == "unchanged"
+    assert view(page, shop, ALLOWED, ALL_YES) == "already-stored"
     assert len(shop.cart_posts()) == 1
     assert [r["method"] for r in shop.cart_requests][-1] == "GET"
 
@@ -164,3 +164,14 @@ def test_nothing_personal_is_stored(page, shop, browser_context):
         assert personal not in everything
     assert json.loads(page.evaluate("localStorage.getItem('pinrelay:consent')")) == {
         "value": value, "cart": shop.cart_requests[-1]["cart"]}
+
+
+def test_a_new_visitors_click_id_and_choice_go_to_one_cart_one_write_after_the_other(page, shop):
+    """Two writes at once, neither with a cart cookie yet, would each create a cart."""
+    shop.pages["/landing"] = (PAGE.replace("__CONSENT__", json.dumps(ALLOWED)).replace("__CHOICE__", json.dumps(ALL_YES))
+                              .replace("__REGION__", json.dumps("FR")).replace("__API__", API))
+    page.goto(shop.base_url + "/landing?epik=dj0yJnU9b2JDcFFHekV4SHJN")
+    assert page.evaluate("Promise.all([window.pinrelayEpik, window.pinrelayConsent])") == ["stored", "stored"]
+    (cart,) = shop.carts.values()
+    assert set(cart["attributes"]) == {"_epik", CONSENT_ATTRIBUTE}
+    assert [r["method"] for r in shop.cart_requests] == ["GET", "POST", "GET", "POST"]

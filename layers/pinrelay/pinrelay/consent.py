@@ -47,7 +47,7 @@ holds no personal data, so that the ledger and ``pinrelay status`` show it (``pi
 The record the captures write
 =============================
 
-The storefront snippet (``web/shopify-theme-consent.js``) and the WooCommerce snippet
+The storefront snippet (``web/shopify-theme-epik.js``, which keeps the click id too) and the WooCommerce snippet
 (``web/woocommerce-consent.php``) store a small JSON object, the cart attribute / order meta
 ``_pinrelay_consent`` (``CONSENT_ATTRIBUTE``). No personal data: consent flags and a region.
 

@@ -128,7 +128,7 @@ def click_id_from_order(order: dict[str, Any]) -> str | None:
 
 def consent_of_order(order: dict[str, Any]) -> tuple[OrderConsent, list[str]]:
     """What a Shopify order (or checkout) says about consent: the ``_pinrelay_consent`` cart
-    attribute the storefront snippet wrote (note_attributes; web/shopify-theme-consent.js), its
+    attribute the storefront snippet wrote (note_attributes; web/shopify-theme-epik.js), its
     ``source_name`` and its tags; with a warning when the attribute cannot be read."""
     record = None
     for attribute in order.get("note_attributes") or []:
