@@ -189,8 +189,8 @@ class ConsentPolicy:
                 _change_countries(countries, value, where)
             else:
                 exceptions.append((_selector(name, where), _mode(value, where)))
-        return cls(mode=first, exceptions=tuple(exceptions), ldp_without_choice=ldp or "never",  # type: ignore[arg-type]
-                   ldp_given=ldp is not None, opt_in_countries=frozenset(countries))
+        return cls(mode=first, exceptions=tuple(exceptions),  # type: ignore[arg-type]
+                   ldp_without_choice=ldp or "never", ldp_given=ldp is not None, opt_in_countries=frozenset(countries))
 
     def mode_for(self, source: str, order: OrderConsent | None) -> Mode:
         """The mode for one order: the first exception that selects it, else the default."""
@@ -210,8 +210,8 @@ class ConsentPolicy:
         if mode == "off":
             return ConsentDecision(send=True, mode=mode)
         if recorded is not None and recorded.marketing is False:
-            return ConsentDecision(send=False, reason=f"the shopper refused marketing ({_VIA.get(recorded.via, recorded.via)})",
-                                   mode=mode)
+            where = VIA_NAMES.get(recorded.via, recorded.via)
+            return ConsentDecision(send=False, reason=f"the shopper refused marketing ({where})", mode=mode)
         ldp = None if recorded is None or recorded.sale_of_data is None else not recorded.sale_of_data
         if mode == "strict" and (recorded is None or recorded.marketing is None):
             needed = self.opt_in_needed(recorded, countries)
@@ -249,8 +249,9 @@ class ConsentPolicy:
         return "; ".join(parts)
 
 
-_VIA = {"shopify": "Shopify Customer Privacy API", "wp-consent-api": "WP Consent API", "api": "the event's consent field",
-        "offline_csv": "the consent_marketing column"}
+# where a recorded choice came from, as a withheld event's reason names it
+VIA_NAMES = {"shopify": "Shopify Customer Privacy API", "wp-consent-api": "WP Consent API",
+             "api": "the event's consent field", "offline_csv": "the consent_marketing column"}
 
 
 def _mode(value: str, where: str) -> Mode:

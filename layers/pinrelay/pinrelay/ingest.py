@@ -185,8 +185,8 @@ class IngestService:
                 if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
                     result.status = "rejected"
                     result.match_keys = None
-                    result.reason = (f"{largest_field(event)}: the event is over {MAX_MESSAGE_BYTES} bytes once hashed, "
-                                     "more than one SQS message holds; send less data in that field")
+                    result.reason = (f"{largest_field(event)}: the event is over {MAX_MESSAGE_BYTES} bytes once "
+                                     "hashed, more than one SQS message holds; send less data in that field")
                     continue
             else:
                 body = queued_message_body(account, source, now, item, withheld=WITHHELD_CONSENT)
