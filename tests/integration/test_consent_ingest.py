@@ -22,7 +22,7 @@ from pinrelay import config
 from pinrelay.ingest import MARKER_EVENT_FIELDS
 from pinrelay_local.stack import refresh_event_times, refresh_shopify_timestamps, refresh_woocommerce_timestamps
 from tests.conftest import shopify_order
-from tests.integration.handler_stack import post_events, post_shopify, post_woocommerce
+from tests.integration.handler_stack import drain, post_events, post_shopify, post_woocommerce
 from tests.integration.test_offline_import_handler import bucket, handler, s3, upload_and_import  # noqa: F401 - fixtures
 
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "consent"
@@ -128,6 +128,25 @@ def test_every_policy_on_the_webhook_samples(stack, consent_policy, capsys, name
     else:
         assert (body["withheld"], body["accepted"], result["status"]) == (0, 1, "accepted")
         assert metrics == []
+
+
+@pytest.mark.parametrize(("name", "policy"), [("shopify_orders_create_us_sale_opt_out.json", "respect"),
+                                            ("shopify_orders_create_us_sale_opt_out.json", "strict"),
+                                            ("woocommerce_order_created_us_optout_denied.json", "strict"),
+                                            ("shopify_orders_create_eu_no_choice_recorded.json", "respect")])
+def test_what_the_policy_sends_reaches_pinterest_as_decided(stack, consent_policy, name, policy):
+    """Through the real sender to the Pinterest stand-in: an opted-out US shopper's order arrives with
+    LDP; an EU order without a recorded choice arrives under respect (and carries no LDP)."""
+    consent_policy(policy)
+    status, body = post_sample(stack, name)
+    assert status == 200 and body["accepted"] == 1, body
+    _, answer = drain(stack)
+    assert answer == {"batchItemFailures": []}
+    (request,) = stack["standin"].received
+    (event,) = request["body"]["data"]
+    assert event["event_id"] == body["events"][0]["event_id"]
+    expected = None if "no_choice" in name else "LDP"
+    assert event.get("custom_data", {}).get("opt_out_type") == expected and request["status"] == 200
 
 
 def test_the_reasons_say_why(stack, consent_policy):
