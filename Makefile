@@ -20,6 +20,8 @@ $(VENV)/.installed: pyproject.toml layers/pinrelay/requirements.txt
 	$(PY) -m pip install --quiet -r layers/pinrelay/requirements.txt -e '.[dev]'
 	@# Debian's Chromium for the browser tests (tests/browser); says what to install when it cannot
 	-.ci/browser-deps
+	@# Debian's php-cli for the WooCommerce snippet's tests (tests/php); says what to install when it cannot
+	-.ci/php-deps
 	touch $@
 
 ## local: moto (SQS, DynamoDB, Secrets Manager) + ingest on 127.0.0.1:$${LOCAL_PORT:-3000} + sender + Pinterest stand-in
@@ -30,7 +32,7 @@ local: setup
 post-samples: setup
 	$(PY) -m pinrelay_local post-samples
 
-## test: unit, integration (moto server, real HTTP servers), end-to-end and browser tests
+## test: unit, integration (moto server, real HTTP servers), end-to-end, browser and PHP snippet tests
 test: setup
 	$(PY) -m pytest -q -m "not crash"
 
