@@ -33,10 +33,12 @@ post-samples: setup
 drill-%: setup
 	$(PY) -m pinrelay_local drill $*
 
-## test: unit, integration (moto server, real HTTP servers), end-to-end and browser tests
+## test: unit, integration (moto server, real HTTP servers), end-to-end, browser and PHP snippet tests
 test: setup
-	@# Debian's Chromium for the browser tests (tests/browser); says what to install when it cannot
+	@# Debian's Chromium for the browser tests (tests/browser) and php-cli for the WooCommerce snippet's
+	@# (tests/php): only the tests need them; each says what to install when it cannot
 	-.ci/browser-deps
+	-.ci/php-deps
 	$(PY) -m pytest -q -m "not crash"
 
 ## crash: every fault at every AWS call of the handlers, run as Lambda runs them (tests/crash); writes crash-results.md

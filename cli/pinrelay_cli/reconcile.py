@@ -197,6 +197,8 @@ def print_report(report: ReconcileReport, out: TextIO) -> None:
             print(f"{header} ({len(listed)}): {names}{more}", file=out)
     for verdict in report.of_class(OrderClass.REJECTED_BY_PINTEREST, OrderClass.REJECTED_AT_INGEST)[:LISTED]:
         print(f"{verdict.order_class.label}: {printable(verdict.name)}: {printable(verdict.detail)}", file=out)
+    for verdict in report.of_class(OrderClass.NOT_SENT_CONSENT)[:LISTED]:
+        print(f"{verdict.order_class.label}: {printable(verdict.name)}: {printable(verdict.detail)}", file=out)
 
 
 def backfill(report: ReconcileReport, admin: ShopifyAdminClient, poster: ShopifyWebhookBackfill, now: int,

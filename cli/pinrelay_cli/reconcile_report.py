@@ -160,6 +160,7 @@ def render_html(report: ReconcileReport, *, backfill_note: str = "") -> str:
     missing = report.of_class(OrderClass.MISSING)
     rejected = report.of_class(OrderClass.REJECTED_BY_PINTEREST, OrderClass.REJECTED_AT_INGEST)
     dead = report.of_class(OrderClass.IN_DEAD_LETTER_QUEUE, OrderClass.UNCERTAIN, OrderClass.NOT_SENT)
+    not_sent = report.of_class(OrderClass.NOT_SENT_CONSENT)
     note = f'<p class="meta" id="backfill">{escape(backfill_note)}</p>' if backfill_note else ""
     return f"""<!doctype html>
 <html lang="en">
@@ -180,7 +181,8 @@ def render_html(report: ReconcileReport, *, backfill_note: str = "") -> str:
 {_cards(report)}
 <h2>Delivered vs not delivered, per day</h2>
 <p class="legend"><span><i class="swatch" style="background:#2e7d32"></i>delivered</span>
-<span><i class="swatch" style="background:#c62828"></i>not delivered (every class but delivered and filtered)</span></p>
+<span><i class="swatch" style="background:#c62828"></i>not delivered (every class but delivered, filtered and not sent
+for consent)</span></p>
 <div class="chart">{_chart(report)}</div>
 <h2>Per day and class</h2>
 {_per_day_table(report)}
@@ -190,10 +192,14 @@ def render_html(report: ReconcileReport, *, backfill_note: str = "") -> str:
 {_orders_table("rejected", rejected, "reason", show_class=True)}
 <h2>In the dead-letter queue, uncertain or not sent ({len(dead)})</h2>
 {_orders_table("dead-letters", dead, "what to do", show_class=True)}
+<h2>Not sent: consent ({len(not_sent)})</h2>
+{_orders_table("not-sent-consent", not_sent, "why (CONSENT_POLICY)")}
 <footer>
 <p>Each order is mapped as its orders/create webhook was and looked up in the delivery ledger by
 &lt;ad account&gt;#checkout#&lt;event_id&gt;. Classes, first that applies: delivered, rejected by Pinterest,
-uncertain, not sent (ledger); in the DLQ (a dead-letter message); in flight (ledger claimed or sending); filtered (not a
+uncertain, not sent (ledger, for another reason than consent); not sent: consent (the ledger says not sent for
+consent, or the consent policy withholds it: the shopper's choice, not a loss); in the DLQ (a dead-letter message);
+in flight (ledger claimed or sending); filtered (not a
 conversion: cancelled, voided, draft, test with SHOPIFY_TEST_ORDERS=skip, a skipped tag); rejected at ingest
 (the mapper refuses it); still queued (no ledger item, created less than 15 minutes ago); missing.
 Days are UTC. <code>pinrelay reconcile --backfill</code> sends missing orders of the last 7 days again.</p>

@@ -110,7 +110,8 @@ def test_the_command_prints_counts_and_names_and_writes_the_report(ledger, dead_
     assert f"rejected by Pinterest: {samples['rejected_by_pinterest'].name}: Invalid event_timestamp" in out
     assert f"rejected at ingest: {samples['no_identifier'].name}: user_data: no identifier" in out
     assert f"in the DLQ (1): {samples['dead_letter'].name}" in out
-    assert "total       delivered 1  rejected by Pinterest 1  uncertain 1  not sent 0  in the DLQ 1  in flight 1  filtered 5" in out
+    assert ("total       delivered 1  rejected by Pinterest 1  uncertain 1  not sent 0  not sent: consent 0  in the DLQ 1  "
+            "in flight 1  filtered 5") in out
     html = report.read_text()
     for text in (out, html):
         assert not [value for value in PERSONAL if value in text], "personal data in the output"

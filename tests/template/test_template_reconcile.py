@@ -79,9 +79,11 @@ def test_the_environment_is_what_the_settings_read(sam):
     env = {name: "x" for name in {**globals_, **variables}} | {"PINTEREST_AD_ACCOUNT_ID": "549755885175",
                                                                "SHOPIFY_SHOP_DOMAIN": "shop.myshopify.com",
                                                                "SHOPIFY_ADMIN_API_VERSION": variables["SHOPIFY_ADMIN_API_VERSION"],
-                                                               "SHOPIFY_TEST_ORDERS": "test"}
+                                                               "SHOPIFY_TEST_ORDERS": "test", "CONSENT_POLICY": "strict",
+                                                               "LDP_POLICY": "california"}
     settings = ReconcileSettings.from_env(env)
     assert settings.dedup_table_name == settings.dead_letter_queue_url == settings.shopify_admin_token_secret_name == "x"
+    assert settings.consent_policy.describe() == "strict; ldp=california"
     assert variables["DEDUP_TABLE_NAME"] == {"Ref": "DedupTable"}
     assert variables["DEAD_LETTER_QUEUE_URL"] == {"Ref": "EventsDeadLetterQueue"}
     assert variables["SHOPIFY_ADMIN_TOKEN_SECRET_NAME"] == {"Ref": "ShopifyAdminTokenSecretName"}

@@ -7,12 +7,14 @@ In AWS the secrets come from Secrets Manager (``*_SECRET_NAME``); locally a plai
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pinrelay.accounts import shop_domain, woocommerce_source
+from pinrelay.consent import ConsentPolicy
 from pinrelay.endpoints import LOOPBACK_SETTING, EndpointRefused, Service, api_url, myshopify_domain
 from pinrelay.sources import woocommerce
 from pinrelay.sources.shopify import OrderPolicy, ShopifyOptions, validate_event_id_template
@@ -59,7 +61,33 @@ def comma_separated(value: object) -> object:
     return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
-class ShopifyMapping(_EnvModel):
+class ConsentSetting(_EnvModel):
+    """``CONSENT_POLICY`` (``pinrelay.consent.ConsentPolicy.parse``, default ``respect``): what
+    ingest, the offline import and reconcile do with what the shopper chose. ``LDP_POLICY`` is
+    retired into it (its ``ldp=`` clause): still read, as ``ldp=`` when the policy has none; the
+    two disagreeing stop the settings, naming both."""
+
+    consent_policy: ConsentPolicy = ConsentPolicy()
+    ldp_policy: Literal["never", "california", "always"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_consent_policy(cls, values: object) -> object:
+        if not isinstance(values, dict):
+            return values
+        policy = values.get("consent_policy", ConsentPolicy())
+        if isinstance(policy, str):
+            policy = ConsentPolicy.parse(policy)
+        legacy = values.get("ldp_policy")
+        if isinstance(policy, ConsentPolicy) and isinstance(legacy, str) and legacy:
+            if policy.ldp_given and policy.ldp_without_choice != legacy:
+                raise ValueError(f"LDP_POLICY={legacy} disagrees with CONSENT_POLICY's ldp={policy.ldp_without_choice}; "
+                                 "LDP_POLICY is retired: remove it and keep ldp= in CONSENT_POLICY")
+            policy = replace(policy, ldp_without_choice=legacy, ldp_given=True)
+        return {**values, "consent_policy": policy}
+
+
+class ShopifyMapping(ConsentSetting):
     """How a Shopify order becomes an event: ingest and reconcile read the same variables."""
 
     shopify_event_id_template: str = "{order_id}"
@@ -86,7 +114,8 @@ class ShopifyMapping(_EnvModel):
     def shopify_options(self) -> ShopifyOptions:
         """How a Shopify webhook is mapped: by ingest, and by reconcile as ingest would."""
         return ShopifyOptions(event_id_template=self.shopify_event_id_template,
-                              content_id_field=self.shopify_content_id_field, policy=self.order_policy())
+                              content_id_field=self.shopify_content_id_field, policy=self.order_policy(),
+                              consent=self.consent_policy)
 
 
 class IngestSettings(ShopifyMapping):
@@ -109,7 +138,6 @@ class IngestSettings(ShopifyMapping):
     # that signs with the deployment's own secret)
     shopify_shop_domains: tuple[str, ...] = ()
     woocommerce_sources: tuple[str, ...] = ()
-    ldp_policy: Literal["never", "california", "always"] = "never"
     webhook_max_age_seconds: int = Field(default=18_000, ge=60)  # Shopify retries for 4 h
     secrets_max_age_seconds: int = 300
 
@@ -182,12 +210,11 @@ class SenderSettings(_EnvModel):
         return _required_ref(self, "pinterest_conversion_token_secret_name", "pinterest_conversion_token")
 
 
-class OfflineImportSettings(_EnvModel):
+class OfflineImportSettings(ConsentSetting):
     """The S3-triggered offline import (functions/offline_import): no HTTP, so no API key."""
 
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     queue_url: str
-    ldp_policy: Literal["never", "california", "always"] = "never"
     offline_import_max_bytes: int = Field(default=100 * 1_048_576, ge=1)
 
 

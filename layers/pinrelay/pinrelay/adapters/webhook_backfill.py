@@ -4,7 +4,7 @@ Why this path (and not queueing the event on SQS directly): the body posted to
 ``{IngestApiUrl}/webhooks/shopify`` is the REST-shaped order, signed with the shop's webhook
 secret, so the very code that maps webhooks in AWS maps it: the same account routing
 (``X-Shopify-Shop-Domain``, the account map), the same event_id template, content id field,
-order policy and LDP policy, the same checks. The operator needs no AWS permission on the queue,
+order policy and consent policy, the same checks. The operator needs no AWS permission on the queue,
 only the webhook secret, which Shopify signs with anyway. The sender's dedup window (7 days + 5
 minutes) makes a second backfill harmless: its copies are dropped before Pinterest.
 
@@ -38,7 +38,7 @@ class BackfillRefused(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class BackfillResult:
-    status: str  # queued | rejected | failed
+    status: str  # queued | rejected | withheld | failed
     detail: str = ""
 
 
@@ -120,4 +120,6 @@ def _result(response: Any) -> BackfillResult:
         return BackfillResult("queued")
     if answer.get("rejected"):
         return BackfillResult("rejected", str(first.get("reason") or "rejected by ingest"))
+    if answer.get("withheld"):  # the consent policy: recorded as not sent, never sent
+        return BackfillResult("withheld", str(first.get("reason") or "not sent (consent)"))
     return BackfillResult("failed", str(answer.get("message") or "ingest queued nothing"))

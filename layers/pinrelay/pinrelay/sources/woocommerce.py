@@ -29,6 +29,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from pinrelay.consent import CONSENT_ATTRIBUTE, order_consent
 from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
 from pinrelay.sources import UNMAPPABLE, Contents, not_understood
@@ -185,7 +186,9 @@ def order_to_event(
         "user_data": user_data,
         "custom_data": order_custom_data(order, content_id_field),
     }
-    prepared = PreparedEvent(event=event, warnings=warnings)
+    # the shopper's choice, stored in the order's meta by web/woocommerce-consent.php
+    consent, consent_warnings = order_consent(_meta(order, CONSENT_ATTRIBUTE), order.get("created_via"))
+    prepared = PreparedEvent(event=event, warnings=warnings + consent_warnings, consent=consent)
     check_deliverable(prepared, now)
     return prepared
 
