@@ -57,8 +57,11 @@ def test_the_detail_says_why_and_the_ledger_outranks_the_mapper():
     assert refused.detail == "the shopper refused marketing (Shopify Customer Privacy API)"
     assert refused.order_class.label == "not sent: consent"
     # the sender recorded the marker: not sent, whatever the policy says today
-    recorded = verdict("shopify_orders_create_eu_banner_refused.json", "off", {"state": "not_sent"})
+    recorded = verdict("shopify_orders_create_eu_banner_refused.json", "off", {"state": "not_sent", "reason": "consent"})
     assert recorded.order_class is OrderClass.NOT_SENT_CONSENT
+    # not sent for another reason (too old when it left the queue): not the shopper's choice
+    too_old = verdict("shopify_orders_create_eu_banner_refused.json", "respect", {"state": "not_sent", "reason": "too_old"})
+    assert too_old.order_class is OrderClass.NOT_SENT
     # delivered before the policy changed: Pinterest has it
     assert verdict("shopify_orders_create_eu_banner_refused.json", "strict",
                    {"state": "delivered"}).order_class is OrderClass.DELIVERED
