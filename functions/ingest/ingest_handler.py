@@ -29,7 +29,7 @@ from pinrelay.accounts import (
     stored_key_digest,
 )
 from pinrelay.adapters.metrics import emit_filtered_metric, emit_ingest_metrics
-from pinrelay.adapters.secrets import SecretUnavailable, secret_value, secret_values
+from pinrelay.adapters.secrets import InvalidSecret, SecretUnavailable, api_key_values, secret_value, secret_values
 from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import IngestSettings, SecretRef, ingest_settings
 from pinrelay.events import EventFiltered, EventRejected, PreparedEvent, json_text_is_clean
@@ -61,6 +61,11 @@ def _secrets(ref: SecretRef | None) -> list[str]:
     return secret_values(ref, settings().secrets_max_age_seconds) if ref else []
 
 
+def _api_keys() -> list[str]:
+    """The deployment's own ingest keys as stored (``sha256:<hex>``, or plain locally)."""
+    return api_key_values(settings().ingest_api_key_ref, settings().secrets_max_age_seconds)
+
+
 def _webhook_secrets(route_secrets: list[SecretStr] | None, default: SecretRef | None) -> list[str]:
     """A mapped shop signs with its own secrets only; any other shop with the deployment's."""
     if route_secrets is not None:
@@ -80,7 +85,7 @@ def account_map() -> AccountMap:
                              woocommerce_sources=config.woocommerce_sources)
     try:
         accounts = check_account_map(raw, default, lambda: (
-            _secrets(config.ingest_api_key_ref), _secrets(config.shopify_secret_ref),
+            _api_keys(), _secrets(config.shopify_secret_ref),
             _secrets(config.woocommerce_secret_ref),
         ))
     except InvalidAccountMap as problem:
@@ -176,11 +181,19 @@ def secrets_unavailable(exc: SecretUnavailable) -> Response:
     return _json(503, {"message": "temporarily unavailable; retry the request"})
 
 
+@app.exception_handler(InvalidSecret)
+def secret_refused(exc: InvalidSecret) -> Response:
+    """A key or signing secret is set in a form pinrelay refuses (too short to resist guessing, a
+    JSON list written wrongly): nothing is checked against it; the log names the setting."""
+    logger.error("secret refused: requests that need it are answered 503 until it is fixed", extra={"error": str(exc)})
+    return _json(503, {"message": "temporarily unavailable; retry the request"})
+
+
 @app.post("/events")
 def post_events() -> Response:
     given = _header("x-api-key") or ""
     route = account_map().for_api_key(given)
-    default_keys = [stored_key_digest(key) for key in _secrets(settings().ingest_api_key_ref)]
+    default_keys = [stored_key_digest(key) for key in _api_keys()]
     if route is None and not key_matches(given, default_keys):
         return _json(401, UNAUTHORIZED)
     body = _read_json(_raw_body())

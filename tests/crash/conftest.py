@@ -44,9 +44,9 @@ from pinrelay_tools.template import load_template
 
 REPO = Path(__file__).resolve().parents[2]
 AD_ACCOUNT = "549755885175"
-API_KEY = "crash-ingest-key"
-SHOPIFY_SECRET = "crash-shopify-secret"
-WOO_SECRET = "crash-woo-secret"
+API_KEY = "crash-ingest-key-long-enough-to-resist-guessing"
+SHOPIFY_SECRET = "crash-shopify-secret-long-enough-to-resist-guessing"
+WOO_SECRET = 'X~-hzjG:8*%K71 625w;@*,@$S&fw)}x|VH/)f8ysgvC|lIvid'
 TOKEN = "crash-conversion-token"
 REDELIVERY_SECONDS = 800  # SQS visibility timeout in the template (780 s) and a margin
 MAX_RECEIVE_COUNT = 5  # the template's redrive policy

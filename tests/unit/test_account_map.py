@@ -24,7 +24,7 @@ from pinrelay.accounts import (
 from pinrelay.config import IngestSettings, SenderSettings
 from tests.conftest import load_fixture
 
-SECRET = "s3cr3t-shared-by-mistake"
+SECRET = "s3cr3t-shared-by-mistake-long-enough-to-resist-guessing"
 TOKEN = "pina_t0ken-that-must-never-print"
 
 
@@ -33,11 +33,11 @@ def digest(key: str) -> str:
 
 
 EU = {"name": "eu", "ad_account_id": "111", "api_key_sha256": [digest("key-eu")],
-      "shopify_shop_domains": ["eu-shop.myshopify.com", "Shop.Example.EU"], "shopify_webhook_secrets": ["eu-secret"],
-      "woocommerce_sources": ["https://eu.example/"], "woocommerce_webhook_secrets": ["eu-woo-secret"]}
+      "shopify_shop_domains": ["eu-shop.myshopify.com", "Shop.Example.EU"], "shopify_webhook_secrets": ["eu-secret-long-enough-to-resist-guessing"],
+      "woocommerce_sources": ["https://eu.example/"], "woocommerce_webhook_secrets": ["eu-woo-secret-long-enough-to-resist-guessing"]}
 US = {"name": "us", "ad_account_id": "222", "api_key_sha256": [digest("key-us")],
-      "shopify_shop_domains": ["us-shop.myshopify.com"], "shopify_webhook_secrets": ["us-secret"],
-      "woocommerce_sources": ["https://us.example"], "woocommerce_webhook_secrets": ["us-woo-secret"]}
+      "shopify_shop_domains": ["us-shop.myshopify.com"], "shopify_webhook_secrets": ["us-secret-long-enough-to-resist-guessing"],
+      "woocommerce_sources": ["https://us.example"], "woocommerce_webhook_secrets": ["us-woo-secret-long-enough-to-resist-guessing"]}
 
 
 def account_map(*entries: dict, default: DefaultAccount = DefaultAccount()):
@@ -48,7 +48,7 @@ def refusal(*entries: dict, default: DefaultAccount = DefaultAccount()) -> str:
     with pytest.raises(InvalidAccountMap) as refused:
         account_map(*entries, default=default)
     message = str(refused.value)
-    for secret in (SECRET, TOKEN, "eu-secret", "us-secret", "eu-woo-secret", "us-woo-secret", "key-eu", digest("key-eu")):
+    for secret in (SECRET, TOKEN, "eu-secret-long-enough-to-resist-guessing", "us-secret-long-enough-to-resist-guessing", "eu-woo-secret-long-enough-to-resist-guessing", "us-woo-secret-long-enough-to-resist-guessing", "key-eu", digest("key-eu")):
         assert secret not in message
     return message
 
@@ -87,7 +87,7 @@ def test_a_valid_map_is_normalised():
 
 
 def test_a_webhook_secret_shared_by_two_entries_is_refused():
-    message = refusal({**EU, "shopify_webhook_secrets": [SECRET]}, {**US, "shopify_webhook_secrets": ["us-secret", SECRET]})
+    message = refusal({**EU, "shopify_webhook_secrets": [SECRET]}, {**US, "shopify_webhook_secrets": ["us-secret-long-enough-to-resist-guessing", SECRET]})
     assert message == ('account map: entry 1 ("eu") and entry 2 ("us") use the same webhook secret: each shop must sign '
                        "with a secret of its own, or one shop could send its orders to the other's ad account")
 
@@ -174,12 +174,25 @@ def test_a_map_that_is_not_a_map(raw, expected):
 
 def test_the_placeholder_is_no_secret():
     assert PLACEHOLDER == "REPLACE_ME"  # what template.yaml puts in every secret it creates
-    (route,) = account_map({**EU, "shopify_webhook_secrets": ["REPLACE_ME", " ", " eu-secret "],
+    padded = " eu-secret, with a comma and spaces around "
+    (route,) = account_map({**EU, "shopify_webhook_secrets": ["REPLACE_ME", padded],
                             "woocommerce_webhook_secrets": ["REPLACE_ME"]}).accounts
-    assert [s.get_secret_value() for s in route.shopify_webhook_secrets] == ["eu-secret"]
+    assert [s.get_secret_value() for s in route.shopify_webhook_secrets] == [padded]  # byte for byte
     assert route.woocommerce_webhook_secrets == []  # nobody signs for it: every webhook routed there gets 401
     # two entries left at the placeholder share nothing
     assert account_map({**EU, "shopify_webhook_secrets": ["REPLACE_ME"]}, {**US, "shopify_webhook_secrets": ["REPLACE_ME"]})
+
+
+@pytest.mark.parametrize("secrets, where", [
+    ([" "], "shopify_webhook_secrets[0]"),
+    (["x" * 40, "q9"], "shopify_webhook_secrets[1]"),
+    (["REPLACE_ME", "x" * 31], "shopify_webhook_secrets[1]"),
+])
+def test_a_webhook_secret_under_32_characters_is_refused_naming_its_entry_and_position(secrets, where):
+    with pytest.raises(InvalidAccountMap) as refused:
+        account_map({**EU, "shopify_webhook_secrets": secrets})
+    assert str(refused.value).startswith(f'account map: entry 1 ("eu"), {where}: shorter than 32 characters')
+    assert all(secret not in str(refused.value) for secret in secrets if secret.strip())
 
 
 def test_no_map_is_an_empty_map():

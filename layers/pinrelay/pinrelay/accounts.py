@@ -51,11 +51,11 @@ from pydantic import (
     model_validator,
 )
 
+from pinrelay.secret_text import PLACEHOLDER, InvalidSecret, check_secret
+
 AD_ACCOUNT_ID = re.compile(r"^\d{1,18}$")
 AdAccountId = Annotated[str, Field(pattern=AD_ACCOUNT_ID.pattern)]
 HASHED_KEY_PREFIX = "sha256:"
-# what the stack puts in a secret nobody has set yet (pinrelay.adapters.secrets reads it from here)
-PLACEHOLDER = "REPLACE_ME"
 TOKENS_MAP = "the tokens map (secret AccountTokensSecretName, ACCOUNT_TOKENS locally)"
 _HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 # where a signed Shopify body names its shop: the order status page (orders) and the checkout
@@ -84,10 +84,13 @@ def key_digest(key: str) -> bytes:
 
 
 def stored_key_digest(stored: str) -> bytes:
-    """A stored ingest key is either ``sha256:<hex>`` (recommended) or, locally, the key itself."""
-    stored = stored.strip()
+    """A stored ingest key is either ``sha256:<hex>`` (recommended) or, locally, the key itself
+    (byte for byte: an entry of ``pinrelay.secret_text.api_key_entries``)."""
     if stored.startswith(HASHED_KEY_PREFIX):
-        return bytes.fromhex(stored.removeprefix(HASHED_KEY_PREFIX))
+        try:
+            return bytes.fromhex(stored.removeprefix(HASHED_KEY_PREFIX))
+        except ValueError:
+            raise InvalidSecret("an ingest API key entry starts with sha256: but is not a SHA-256 hex digest") from None
     return key_digest(stored)
 
 
@@ -198,7 +201,20 @@ class DefaultAccount:
 
 
 # -------------------------------------------------------------------------------- the account map
+def _long_enough(secret: SecretStr) -> SecretStr:
+    """A webhook secret as given, byte for byte (never trimmed), refused when shorter than
+    ``MIN_SECRET_CHARS`` (the placeholder aside, which ``_usable_secrets`` drops)."""
+    value = secret.get_secret_value()
+    if value != PLACEHOLDER:
+        try:
+            check_secret(value, "this secret")
+        except InvalidSecret as short:
+            raise ValueError(str(short).removeprefix("this secret: ")) from None
+    return secret
+
+
 ShopDomain = Annotated[str, AfterValidator(shop_domain)]
+WebhookSecret = Annotated[SecretStr, AfterValidator(_long_enough)]
 WooCommerceSource = Annotated[str, AfterValidator(woocommerce_source)]
 
 
@@ -213,9 +229,9 @@ class AccountRoute(BaseModel):
     # the shop's myshopify.com domain (X-Shopify-Shop-Domain) and its custom domains, which its
     # order and checkout links may use
     shopify_shop_domains: list[ShopDomain] = Field(default_factory=list)
-    shopify_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    shopify_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
     woocommerce_sources: list[WooCommerceSource] = Field(default_factory=list)
-    woocommerce_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    woocommerce_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -237,9 +253,8 @@ class AccountRoute(BaseModel):
     @field_validator("shopify_webhook_secrets", "woocommerce_webhook_secrets")
     @classmethod
     def _usable_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
-        """Blanks and the stack's placeholder are no secret: an entry with only those lets nobody in."""
-        values = (secret.get_secret_value().strip() for secret in secrets)
-        return [SecretStr(value) for value in values if value and value != PLACEHOLDER]
+        """The stack's placeholder is no secret: an entry with only that lets nobody in."""
+        return [secret for secret in secrets if secret.get_secret_value() != PLACEHOLDER]
 
     @property
     def api_key_digests(self) -> list[bytes]:
