@@ -31,8 +31,7 @@ from typing import Any, Literal
 
 from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
-from pinrelay.sources import UNMAPPABLE, Contents, not_understood
-from pinrelay.timestamps import epoch_seconds
+from pinrelay.sources import UNMAPPABLE, Contents, currency_code, entries, moment, not_understood, quantity, section
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 PAID_STATUSES = frozenset({"processing", "completed"})
@@ -78,18 +77,20 @@ def _add_address(builder: UserDataBuilder, address: dict[str, Any], fallback_cou
         builder.add("country", country)
 
 
-def _meta(order: dict[str, Any], *keys: str) -> str | None:
-    for item in order.get("meta_data") or []:
-        if isinstance(item, dict) and item.get("key") in keys and isinstance(item.get("value"), str) and item["value"]:
+def _meta(order: dict[str, Any], warnings: list[str], *keys: str) -> str | None:
+    for item in entries(order, "meta_data", warnings)[0]:
+        if item.get("key") in keys and isinstance(item.get("value"), str) and item["value"]:
             return item["value"]
     return None
 
 
 def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    billing = order.get("billing") or {}
-    shipping = order.get("shipping") or {}
-    country = address_country(billing.get("country"), shipping.get("country"))
+    """user_data of an order; an address that is not an object or a value that is not text
+    costs that part (a warning says which), never the order."""
     builder = UserDataBuilder()
+    billing = section(order, "billing", builder.warnings)
+    shipping = section(order, "shipping", builder.warnings)
+    country = address_country(billing.get("country"), shipping.get("country"))
     _add_address(builder, billing, country)
     _add_address(builder, shipping, country)
     customer_id = order.get("customer_id")
@@ -97,7 +98,7 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         builder.add("external_id", str(customer_id))
     builder.set_clear("client_ip_address", routable_ip(order.get("customer_ip_address")))
     builder.set_clear("client_user_agent", order.get("customer_user_agent") or None)
-    builder.set_clear("click_id", _meta(order, "_epik", "epik"))
+    builder.set_clear("click_id", _meta(order, builder.warnings, "_epik", "epik"))
     return builder.build(), builder.warnings
 
 
@@ -121,12 +122,15 @@ def _content_id(line: dict[str, Any], content_id_field: str) -> str | None:
     return str(value)
 
 
-def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str, Any]:
-    found = Contents()
+def order_custom_data(order: dict[str, Any], content_id_field: str, warnings: list[str] | None = None) -> dict[str, Any]:
+    """order_id, num_items, value, currency, content_ids and contents: linear in the lines, the
+    first ``MAX_CONTENTS`` of them sent (``pinrelay.sources.Contents``); a line's total that
+    cannot be read costs the value, its quantity the num_items."""
+    warnings = [] if warnings is None else warnings
+    lines, value_known = entries(order, "line_items", warnings)
+    found = Contents(all_lines_read=value_known)
     value = Decimal(0)
-    value_known = True
-    for line in order.get("line_items") or []:
-        quantity = int(line.get("quantity") or 0)
+    for line in lines:
         content_id = _content_id(line, content_id_field)
         details: dict[str, str] = {}
         price = _money(line.get("price"))
@@ -134,18 +138,25 @@ def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str,
             details["item_price"] = format(price, "f")
         if line.get("name"):
             details["item_name"] = html.unescape(str(line["name"]))
-        found.add(quantity, content_id, details)
+        found.add(quantity(line.get("quantity")), content_id, details)
         total = _money(line.get("total"))
         if total is None:
             value_known = False
         else:
             value += total
-    custom_data: dict[str, Any] = {"order_id": str(order["id"]), "num_items": found.num_items}
+    warnings.extend(found.warnings())
+    lists = found.custom_data()
+    custom_data: dict[str, Any] = {"order_id": str(order["id"])}
+    if "num_items" in lists:
+        custom_data["num_items"] = lists.pop("num_items")
     if found.contents and value_known:
         custom_data["value"] = format(value, "f")
-    if order.get("currency"):
-        custom_data["currency"] = str(order["currency"]).upper()
-    return custom_data | found.lists()
+    elif found.contents:
+        warnings.append("line_items[].total: could not be read; value not sent")
+    currency = currency_code(order.get("currency"), "currency", warnings)
+    if currency:
+        custom_data["currency"] = currency
+    return custom_data | lists
 
 
 def order_to_event(
@@ -168,7 +179,9 @@ def order_to_event(
         raise EventRejected("order: the body is not a WooCommerce order (no id)")
     if not is_paid(order):
         return None
-    paid_at = epoch_seconds(order.get("date_paid_gmt")) or epoch_seconds(order.get("date_created_gmt"))
+    warnings: list[str] = []
+    created_at = moment(order.get("date_created_gmt"), "date_created_gmt", warnings)
+    paid_at = moment(order.get("date_paid_gmt"), "date_paid_gmt", warnings) or created_at
     if paid_at is not None and paid_at < now - max_paid_age_seconds:
         return None
     event_id = event_id_from_template(event_id_template, {
@@ -176,14 +189,15 @@ def order_to_event(
         "order_number": str(order.get("number") or ""),
         "order_key": str(order.get("order_key") or ""),
     })
-    user_data, warnings = order_user_data(order)
+    user_data, user_data_warnings = order_user_data(order)
+    warnings += user_data_warnings
     event: dict[str, Any] = {
         "event_name": "checkout",
         "action_source": "offline" if order.get("created_via") == "pos" else "web",
         "event_id": event_id,
-        "event_time": epoch_seconds(order.get("date_created_gmt")) or paid_at or now,
+        "event_time": created_at or paid_at or now,
         "user_data": user_data,
-        "custom_data": order_custom_data(order, content_id_field),
+        "custom_data": order_custom_data(order, content_id_field, warnings),
     }
     prepared = PreparedEvent(event=event, warnings=warnings)
     check_deliverable(prepared, now)
