@@ -23,6 +23,9 @@ const PINTEREST_TAG_ID = 'YOUR_PINTEREST_TAG_ID';
 // ('order-{order_id}'). With any other placeholder ({order_number}, {name},
 // {confirmation_number}, {cart_token}) this pixel sends no checkout event at all
 // (pinrelay still sends it): an event_id that cannot match would count the order twice.
+// Several shops on one Pinterest ad account: pinrelay prefixes with the shop only the ids of
+// templates without {order_id} or {checkout_token} (those are unique across Shopify), which this
+// pixel never sends, so the same template works in each shop's pixel (docs/sources.md).
 const EVENT_ID_TEMPLATE = '{order_id}';
 // The SAME value as pinrelay's SHOPIFY_CONTENT_ID_FIELD: 'product_id', 'variant_id' or 'sku'.
 const CONTENT_ID_FIELD = 'product_id';

@@ -11,7 +11,7 @@ import base64
 import json
 import re
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from operator import attrgetter
 from typing import Any
@@ -24,11 +24,12 @@ from pinrelay.accounts import (
     AccountRoute,
     DefaultAccount,
     InvalidAccountMap,
+    UnlistedShops,
     check_account_map,
     key_matches,
     stored_key_digest,
 )
-from pinrelay.adapters.metrics import emit_filtered_metric, emit_ingest_metrics
+from pinrelay.adapters.metrics import emit_filtered_metric, emit_ingest_metrics, emit_unlisted_shops_metric
 from pinrelay.adapters.secrets import InvalidSecret, SecretUnavailable, api_key_values, secret_value, secret_values
 from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import IngestSettings, SecretRef, ingest_settings
@@ -73,6 +74,15 @@ def _webhook_secrets(route_secrets: list[SecretStr] | None, default: SecretRef |
     return _secrets(default)
 
 
+def _is_set(ref: SecretRef | None) -> bool:
+    """Whether a webhook secret of the deployment lets a shop in: set, and not the placeholder
+    the stack creates it with (a secret refused as too short still counts: its shop exists)."""
+    try:
+        return bool(_secrets(ref))
+    except InvalidSecret:
+        return True
+
+
 def account_map() -> AccountMap:
     """The account map (empty without one), checked against the default account: its shop
     allow-lists and, when the map has entries, its API keys and webhook secrets (read only then).
@@ -81,8 +91,12 @@ def account_map() -> AccountMap:
     ad account, which cannot be undone; Shopify and API clients retry a 503."""
     config = settings()
     raw = secret_value(config.account_map_ref, config.secrets_max_age_seconds) if config.account_map_ref else ""
+    unlisted = {platform for platform, ref, shops in (
+        (SHOPIFY.source, config.shopify_secret_ref, config.shopify_shop_domains),
+        (WOOCOMMERCE.source, config.woocommerce_secret_ref, config.woocommerce_sources)) if not shops and _is_set(ref)}
     default = DefaultAccount(shopify_shop_domains=config.shopify_shop_domains,
-                             woocommerce_sources=config.woocommerce_sources)
+                             woocommerce_sources=config.woocommerce_sources,
+                             ad_account_id=config.pinterest_ad_account_id, unlisted_platforms=frozenset(unlisted))
     try:
         accounts = check_account_map(raw, default, lambda: (
             _api_keys(), _secrets(config.shopify_secret_ref),
@@ -264,12 +278,14 @@ WOOCOMMERCE = Platform("woocommerce", "x-wc-webhook-source", "x-wc-webhook-signa
 @dataclass(frozen=True)
 class Webhook:
     """A webhook that passed every check: signed by its shop's secret, fresh, of a forwarded
-    topic, JSON, naming no other shop than the one it is routed by."""
+    topic, JSON, naming no other shop than the one it is routed by. ``shop_scope``: its shop,
+    when several shops share its ad account (``AccountMap.shop_scope``)."""
 
     route: AccountRoute | None
     topic: str
     payload: Any
     now: int
+    shop_scope: str | None = None
 
 
 def _open_webhook(platform: Platform, raw: bytes) -> Webhook | Response:
@@ -295,7 +311,14 @@ def _open_webhook(platform: Platform, raw: bytes) -> Webhook | Response:
     if mismatch := platform.shop_mismatch(accounts, route, shop, body.value):
         logger.warning(f"{platform.source} webhook refused", extra={"reason": mismatch})
         return _json(401, UNAUTHORIZED)
-    return Webhook(route, topic, body.value, service().now() if now is None else now)
+    unlisted = accounts.unlisted_shop(platform.source, route, shop, body.value)
+    if unlisted and unlisted_shops().second_shop(platform.source, unlisted):
+        logger.error("several shops sign with the deployment's own webhook secret and no shop list is set: their order "
+                     "numbers share one ad account's event ids; list them (ShopifyShopDomains / WooCommerceSources)",
+                     extra={"source": platform.source})
+        emit_unlisted_shops_metric(platform.source)
+    return Webhook(route, topic, body.value, service().now() if now is None else now,
+                   accounts.shop_scope(platform.source, route, shop, body.value))
 
 
 @app.post("/webhooks/shopify")
@@ -303,11 +326,17 @@ def post_shopify_webhook() -> Response:
     webhook = _open_webhook(SHOPIFY, _raw_body())
     if isinstance(webhook, Response):
         return webhook
-    results = shopify.shopify_events(webhook.topic, webhook.payload, now=webhook.now, options=shopify_options())
+    options = replace(shopify_options(), shop_scope=webhook.shop_scope) if webhook.shop_scope else shopify_options()
+    results = shopify.shopify_events(webhook.topic, webhook.payload, now=webhook.now, options=options)
     filtered = [item for item in results if isinstance(item, EventFiltered)]
     if filtered:
         return _filtered(filtered[0], SHOPIFY.source)
     return _accept(results, SHOPIFY.source, webhook.now, webhook.route, webhook=True, consent_known=False)
+
+
+@cache
+def unlisted_shops() -> UnlistedShops:
+    return UnlistedShops()
 
 
 @cache
@@ -333,7 +362,8 @@ def post_woocommerce_webhook() -> Response:
         return webhook
     event = woocommerce.woocommerce_event(webhook.topic, webhook.payload, now=webhook.now,
                                           content_id_field=settings().woocommerce_content_id_field,
-                                          max_paid_age_seconds=settings().dedup_window_seconds)
+                                          max_paid_age_seconds=settings().dedup_window_seconds,
+                                          shop_scope=webhook.shop_scope)
     if event is None:
         return _json(200, {"message": "order not paid yet: nothing to send", "ignored": True})
     return _accept([event], WOOCOMMERCE.source, webhook.now, webhook.route, webhook=True, consent_known=False)

@@ -34,6 +34,7 @@ from typing import Any
 import boto3
 import pytest
 from pinrelay.adapters.dead_letters import make_visible
+from pinrelay.events import dedup_key
 from pinrelay_local.fault_proxy import AwsFaultProxy, FaultRule
 from pinrelay_local.http_gateway import build_http_api_event
 from pinrelay_local.lambda_process import InvocationResult, invoke
@@ -227,8 +228,8 @@ class World:
         raise AssertionError(f"the queue did not drain in {rounds} rounds")
 
     # -- the books -----------------------------------------------------------------------
-    def key(self, event_id: str) -> str:
-        return f"{AD_ACCOUNT}#checkout#{event_id}"
+    def key(self, event_id: str, offline: bool = False) -> str:
+        return dedup_key(AD_ACCOUNT, "checkout", event_id, offline)
 
     def tally(self) -> StandInTally:
         return tally_standin(self.standin.received, client_timeout_s=10.0)

@@ -19,7 +19,9 @@ from pinrelay.accounts import (
     parse_account_map,
     parse_account_tokens,
     shopify_body_hosts,
+    shopify_shop_key,
     woocommerce_body_hosts,
+    woocommerce_shop_key,
 )
 from pinrelay.config import IngestSettings, SenderSettings
 from tests.conftest import load_fixture
@@ -309,3 +311,44 @@ def test_a_map_is_validated_once_per_text_and_default_account():
     default = DefaultAccount(shopify_shop_domains=("other.myshopify.com",))
     assert parse_account_map(raw, default) is parse_account_map(raw, default)
     assert parse_account_map(raw, DefaultAccount()) is not parse_account_map(raw, default)
+
+
+# -------------------------------------------------------------------------------- several shops on one ad account
+def only_shopify(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if not k.startswith("woocommerce")}
+
+
+@pytest.mark.parametrize("entries, default, ad_account, shops", [
+    ((), DefaultAccount(ad_account_id="1"), "1", 0),
+    ((), DefaultAccount(ad_account_id="1", unlisted_platforms=frozenset({"woocommerce"})), "1", 1),
+    ((), DefaultAccount(ad_account_id="1", woocommerce_sources=("https://a.example", "https://b.example")), "1", 2),
+    ((), DefaultAccount(ad_account_id="1", shopify_shop_domains=("a.myshopify.com", "shop.a.example")), "1", 1),
+    ((EU,), DefaultAccount(ad_account_id="1"), "111", 2),  # an entry with a Shopify shop and a WooCommerce site
+    ((only_shopify(EU), {**only_shopify(US), "ad_account_id": "111"}), DefaultAccount(), "111", 2),  # entries sharing
+    ((only_shopify(EU),), DefaultAccount(ad_account_id="111", unlisted_platforms=frozenset({"woocommerce"})), "111", 2),
+    ((only_shopify(EU),), DefaultAccount(ad_account_id="1", unlisted_platforms=frozenset({"woocommerce"})), "111", 1),
+])
+def test_the_shops_that_can_reach_an_ad_account_are_counted(entries, default, ad_account, shops):
+    assert account_map(*entries, default=default).shops_on(ad_account) == shops
+
+
+def test_a_shop_scopes_its_ids_only_when_it_shares_its_ad_account():
+    alone = account_map(default=DefaultAccount(ad_account_id="1", woocommerce_sources=("https://a.example",)))
+    assert alone.shop_scope("woocommerce", None, "https://a.example/", {}) is None
+    shared = account_map(only_shopify(EU), default=DefaultAccount(ad_account_id="111", woocommerce_sources=("https://a.example",)))
+    assert shared.shop_scope("woocommerce", None, "https://a.example/", {}) == "a.example"
+    (route,) = shared.accounts
+    assert shared.shop_scope("shopify", route, "EU-Shop.myshopify.com", {}) == "eu-shop.myshopify.com"
+
+
+def test_the_shop_key_is_the_one_the_signed_body_names_when_the_header_is_another():
+    woo = load_fixture("woocommerce/woocommerce_order_created_wcrestdocs.json")  # _links on example.com
+    assert woocommerce_shop_key("https://example.com/", woo) == "example.com"
+    assert woocommerce_shop_key("https://example.com/shop-a/", woo) == "example.com/shop-a"  # a site in a folder
+    assert woocommerce_shop_key("https://other.example/", woo) == "example.com"  # a replay under another header
+    assert woocommerce_shop_key("https://other.example/", {}) == "other.example"  # a body naming no site
+    order = load_fixture("shopify/shopify_orders_create_shopifyappjs-rest-2025-10.json")  # jsmith.myshopify.com
+    assert shopify_shop_key("jsmith.myshopify.com", order) == "jsmith.myshopify.com"
+    assert shopify_shop_key("other.myshopify.com", order) == "jsmith.myshopify.com"
+    custom = {**order, "order_status_url": "https://shop.jsmith.example/548380009/orders/b1/authenticate?key=k"}
+    assert shopify_shop_key("jsmith.myshopify.com", custom) == "jsmith.myshopify.com"  # a custom domain: the header's

@@ -22,7 +22,14 @@ Each map is checked when it is read (``parse_account_map``, ``parse_account_toke
 shop or webhook secret leads to one ad account only, and an error names the entry and the field,
 never a secret or a token. A signed webhook body names its shop (``shopify_body_hosts``,
 ``woocommerce_body_hosts``): ``AccountMap.shopify_shop_mismatch`` / ``woocommerce_source_mismatch``
-say when that is not the shop the request was routed by. Plain Python, no AWS imports.
+say when that is not the shop the request was routed by.
+
+Several shops on one ad account (``AccountMap.shop_scope``): an order number is a shop's own, so
+when more than one shop can reach an ad account (shops listed for the default account, entries
+sharing an ad account, the default account and entries on the same one), each webhook's event
+ids are scoped by its shop (``shopify_shop_key`` / ``woocommerce_shop_key``): Pinterest
+deduplicates by event_name and event_id within the ad account, and so does the delivery ledger.
+Plain Python, no AWS imports.
 """
 
 from __future__ import annotations
@@ -173,6 +180,32 @@ def woocommerce_body_hosts(payload: Any) -> set[str]:
     return hosts
 
 
+MYSHOPIFY_SUFFIX = ".myshopify.com"
+
+
+def shopify_shop_key(header: str | None, payload: Any) -> str:
+    """A Shopify shop as it scopes event ids: its myshopify.com domain (``X-Shopify-Shop-Domain``,
+    what the custom pixel knows as ``init.data.shop.myshopifyDomain``). The header is not signed:
+    when the signed body names a myshopify.com host (``order_status_url``) that is not the
+    header's, that host is the shop, so a body replayed under another shop's header keeps its ids."""
+    domain = _header_domain(header)
+    named = sorted(host for host in shopify_body_hosts(payload) if host.endswith(MYSHOPIFY_SUFFIX))
+    return domain if domain and (not named or domain in named) else (named[0] if named else domain or "shopify")
+
+
+def woocommerce_shop_key(header: str | None, payload: Any) -> str:
+    """A WooCommerce site as it scopes event ids: ``X-WC-Webhook-Source`` without its scheme
+    (``shop.example``, ``example.com/shop-a`` for a site in a folder). The header is not signed:
+    when none of the signed body's ``_links`` is on its host, the body's own host is the shop."""
+    source = _header_source(header)
+    key = source.split("://", 1)[-1]
+    named = woocommerce_body_hosts(payload)
+    host = url_host(source)
+    if named and host not in named:
+        return sorted(named)[0]
+    return key or (sorted(named)[0] if named else "woocommerce")
+
+
 def _hosts_of_sources(sources: Iterable[str]) -> set[str]:
     return {host for source in sources if (host := url_host(source))}
 
@@ -189,6 +222,10 @@ class DefaultAccount:
 
     shopify_shop_domains: tuple[str, ...] = ()
     woocommerce_sources: tuple[str, ...] = ()
+    # the deployment's ad account, and the platforms that sign with its own secret without a shop
+    # list (any shop with the secret: counted as one shop by ``AccountMap.shops_on``)
+    ad_account_id: str = ""
+    unlisted_platforms: frozenset[str] = frozenset()
     api_key_digests: tuple[bytes, ...] = field(default=(), repr=False)
     shopify_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     woocommerce_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -198,6 +235,24 @@ class DefaultAccount:
         return replace(self, api_key_digests=tuple(api_key_digests),
                        shopify_webhook_secrets=tuple(shopify_webhook_secrets),
                        woocommerce_webhook_secrets=tuple(woocommerce_webhook_secrets))
+
+
+class UnlistedShops:
+    """The shops seen signing with one of the deployment's own secrets when no shop list is set,
+    by platform, in one container (at most two each). Such a platform counts as one shop, so its
+    order ids are not scoped (``AccountMap.shops_on``): a second shop there means two shops'
+    order numbers can collide, which only a shop list prevents. ``second_shop`` says so once."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, set[str]] = {}
+
+    def second_shop(self, platform: str, shop: str) -> bool:
+        """True the first time ``shop`` is the second shop seen for ``platform``."""
+        seen = self._seen.setdefault(platform, set())
+        if shop in seen or len(seen) >= 2:
+            return False
+        seen.add(shop)
+        return len(seen) == 2
 
 
 # -------------------------------------------------------------------------------- the account map
@@ -317,6 +372,41 @@ class AccountMap(BaseModel):
         allowed = self._default.shopify_shop_domains
         return _default_mismatch(hosts, _header_domain(shop_domain), mapped, allowed, set(allowed),
                                  "X-Shopify-Shop-Domain", "SHOPIFY_SHOP_DOMAINS")
+
+    # -- several shops on one ad account -------------------------------------------------------
+    def shops_on(self, ad_account_id: str) -> int:
+        """How many webhook shops can reach ``ad_account_id``: each Shopify shop (its myshopify.com
+        domain; an entry naming only custom domains counts as one) and each WooCommerce source of
+        the entries on it, and of the default account when it is the default's, where a platform
+        whose secret signs without a shop list counts as one shop."""
+        routes: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+            (tuple(route.shopify_shop_domains), tuple(route.woocommerce_sources))
+            for route in self.accounts if route.ad_account_id == ad_account_id]
+        default = self._default
+        count = 0
+        if default.ad_account_id == ad_account_id:
+            routes.append((default.shopify_shop_domains, default.woocommerce_sources))
+            count += len(default.unlisted_platforms)
+        for shopify_domains, woocommerce_sources in routes:
+            myshopify = [domain for domain in shopify_domains if domain.endswith(MYSHOPIFY_SUFFIX)]
+            count += max(len(myshopify), 1 if shopify_domains else 0) + len(woocommerce_sources)
+        return count
+
+    def shop_scope(self, platform: str, route: AccountRoute | None, header: str | None, payload: Any) -> str | None:
+        """The shop that scopes a webhook's event ids (``shopify_shop_key``,
+        ``woocommerce_shop_key``), when its ad account can be reached by several shops; None when
+        it is the only one (its event ids are then its order ids, as before)."""
+        ad_account_id = route.ad_account_id if route is not None else self._default.ad_account_id
+        if self.shops_on(ad_account_id) < 2:
+            return None
+        return shopify_shop_key(header, payload) if platform == "shopify" else woocommerce_shop_key(header, payload)
+
+    def unlisted_shop(self, platform: str, route: AccountRoute | None, header: str | None, payload: Any) -> str | None:
+        """The shop of a webhook that came in through the deployment's own secret without a shop
+        list (which counts as one shop, ``shops_on``), for ``UnlistedShops``; None otherwise."""
+        if route is not None or platform not in self._default.unlisted_platforms:
+            return None
+        return shopify_shop_key(header, payload) if platform == "shopify" else woocommerce_shop_key(header, payload)
 
     def woocommerce_source_mismatch(self, route: AccountRoute | None, source: str | None, payload: Any) -> str | None:
         """The same for a WooCommerce order routed by ``X-WC-Webhook-Source`` (the hosts of its

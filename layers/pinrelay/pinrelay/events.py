@@ -65,12 +65,24 @@ class PreparedEvent:
     def event_name(self) -> str:
         return self.event["event_name"]
 
+    @property
+    def offline(self) -> bool:
+        return self.event.get("action_source") == OFFLINE
+
     def dedup_key(self, ad_account_id: str) -> str:
-        return dedup_key(ad_account_id, self.event_name, self.event_id)
+        return dedup_key(ad_account_id, self.event_name, self.event_id, self.offline)
 
 
-def dedup_key(ad_account_id: str, event_name: str, event_id: str) -> str:
-    return f"{ad_account_id}#{event_name}#{event_id}"
+OFFLINE = "offline"
+
+
+def dedup_key(ad_account_id: str, event_name: str, event_id: str, offline: bool = False) -> str:
+    """The event's item in the delivery ledger: ``<ad account>#<event_name>#<event_id>``, which is
+    what Pinterest deduplicates web and app events on. Offline events, which Pinterest never
+    deduplicates (not even against a web event of the same id), have keys of their own,
+    ``<ad account>#offline#<event_name>#<event_id>`` (no event is named ``offline``), so that a
+    store sale whose id equals a web order's is never taken for its copy."""
+    return f"{ad_account_id}#{OFFLINE}#{event_name}#{event_id}" if offline else f"{ad_account_id}#{event_name}#{event_id}"
 
 
 MAX_REASONS_PER_EVENT = 10  # a reason names at most this many problems, then counts the rest
@@ -271,6 +283,12 @@ def event_id_from_template(template: str, values: dict[str, str]) -> str:
     if not event_id:
         raise EventRejected(f"event_id: the template {template!r} gives an empty id for this order")
     return event_id
+
+
+def scoped_event_id(shop: str | None, event_id: str) -> str:
+    """``<shop>/<event_id>`` when a shop scopes the id (several shops on one ad account:
+    ``pinrelay.accounts.AccountMap.shop_scope``), else the id itself."""
+    return f"{shop}/{event_id}" if shop else event_id
 
 
 def check_deliverable(prepared: PreparedEvent, now: int) -> None:

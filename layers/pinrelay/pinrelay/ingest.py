@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from pinrelay.events import EventRejected, PreparedEvent, dedup_key, prepare_api_events
+from pinrelay.events import EventRejected, PreparedEvent, prepare_api_events
 from pinrelay.models import EventResult
 from pinrelay.ports import Deadline, EventQueue
 from pinrelay.privacy import LdpPolicy, apply_ldp, match_keys
@@ -65,7 +65,7 @@ def queued_message_body(ad_account_id: str, source: str, accepted_at: int, item:
         "v": QUEUED_MESSAGE_VERSION,
         "ad_account_id": ad_account_id,
         "source": source,
-        "dedup_key": dedup_key(ad_account_id, item.event_name, item.event_id),
+        "dedup_key": item.dedup_key(ad_account_id),
         "accepted_at": accepted_at,
         "event": item.event,
     }
@@ -134,7 +134,7 @@ class IngestService:
         account = ad_account_id or self.ad_account_id
         outcome = IngestOutcome()
         results = outcome.results
-        seen_in_request: set[tuple[str, str]] = set()
+        seen_in_request: set[str] = set()  # ledger keys: a web and an offline event of one id are two
         bodies: list[str] = []
         body_results: list[EventResult] = []
         for index, item in enumerate(prepared):
@@ -151,7 +151,8 @@ class IngestService:
                 match_keys=match_keys(event["user_data"]), warnings=item.warnings or None,
             )
             results.append(result)
-            if (event_name, event_id) in seen_in_request:
+            key = item.dedup_key(account)
+            if key in seen_in_request:
                 result.status = "duplicate"
                 result.reason = "the same event_name and event_id appear earlier in this request"
                 continue
@@ -162,7 +163,7 @@ class IngestService:
                 result.reason = (f"{largest_field(event)}: the event is over {MAX_MESSAGE_BYTES} bytes once hashed, "
                                  "more than one SQS message holds; send less data in that field")
                 continue
-            seen_in_request.add((event_name, event_id))
+            seen_in_request.add(key)
             bodies.append(body)
             body_results.append(result)
         if not bodies:

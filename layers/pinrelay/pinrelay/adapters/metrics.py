@@ -58,3 +58,9 @@ def emit_filtered_metric(source: str, reason: str) -> None:
     """``EventsFiltered`` per source and reason (cancelled, voided, test_order, source_name, tag):
     orders the merchant's rules say are not conversions ("why didn't order #1042 reach Pinterest?")."""
     emit_document((("source", source), ("reason", reason)), (("EventsFiltered", "Count", 1),))
+
+
+def emit_unlisted_shops_metric(source: str) -> None:
+    """``UnlistedShops`` per source: a second shop signed with the deployment's own secret while no
+    shop list is set (``pinrelay.accounts.UnlistedShops``), once per container."""
+    emit_document((("service", "pinrelay"), ("source", source)), (("UnlistedShops", "Count", 1),))

@@ -5,7 +5,9 @@ topic              Pinterest event      event_id
 =================  ===================  ======================================================
 orders/create      checkout             template, default ``{order_id}`` (can equal the id the
                                         Pinterest tag sent from the thank-you page; Pinterest
-                                        then counts the order once)
+                                        then counts the order once); ``<shop>/...`` when several
+                                        shops share the ad account and the template names
+                                        nothing unique across Shopify (``shop_scope``)
 checkouts/create   initiate_checkout    ``checkout-{token}``: one per checkout, so Shopify's
                                         retries of the webhook are duplicates
 carts/create,      add_to_cart          ``cart-{token}-{updated_at in ms}``: a retry carries the
@@ -38,6 +40,8 @@ from pinrelay.events import (
     check_event_id_template,
     event_id_from_template,
     has_match_identifier,
+    scoped_event_id,
+    template_fields,
 )
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
 from pinrelay.sources import (
@@ -58,6 +62,14 @@ ORDER_TOPICS = frozenset({"orders/create"})
 # what an order's event_id may be built from: fields of the signed body only (not the unsigned
 # X-Shopify-Webhook-Id, with which every new header value would make a new conversion)
 EVENT_ID_FIELDS = ("order_id", "order_number", "name", "checkout_token", "cart_token", "confirmation_number")
+# Shopify's ids and tokens are unique across every Shopify shop; order numbers, names ("#1001")
+# and confirmation numbers are a shop's own, so two shops on one ad account may share them
+UNIQUE_ACROSS_SHOPS = frozenset({"order_id", "checkout_token", "cart_token"})
+
+
+def unique_across_shops(template: str) -> bool:
+    """Whether the event ids an event_id template gives can never be another shop's too."""
+    return bool(UNIQUE_ACROSS_SHOPS & set(template_fields(template)))
 
 
 def event_id_values(order: dict[str, Any]) -> dict[str, str]:
@@ -226,6 +238,11 @@ def order_custom_data(order: dict[str, Any], content_id_field: str, warnings: li
     return custom_data
 
 
+def order_action_source(order: dict[str, Any]) -> str:
+    """A point-of-sale order is a store sale (``offline``), any other a ``web`` one."""
+    return "offline" if order.get("source_name") == "pos" else "web"
+
+
 def order_to_event(
     order: dict[str, Any],
     *,
@@ -233,19 +250,24 @@ def order_to_event(
     event_id_template: str = "{order_id}",
     content_id_field: str = "product_id",
     policy: OrderPolicy = OrderPolicy(),
+    shop_scope: str | None = None,
 ) -> PreparedEvent:
     """Map an ``orders/create`` body to a hashed ``checkout`` event; raise EventFiltered for an
-    order that is not a conversion (``policy``), EventRejected for one that cannot be sent."""
+    order that is not a conversion (``policy``), EventRejected for one that cannot be sent.
+    ``shop_scope``: the shop, when several share the ad account: it scopes an event id that
+    could be another shop's too (``unique_across_shops``)."""
     if not isinstance(order, dict) or order.get("id") is None:
         raise EventRejected("order: the body is not a Shopify order (no id)")
     event_id = event_id_from_template(event_id_template, event_id_values(order))
+    if not unique_across_shops(event_id_template):
+        event_id = scoped_event_id(shop_scope, event_id)
     skip = policy.reason_to_skip(order)
     if skip:
         raise EventFiltered(*skip, event_id=event_id, event_name="checkout")
     user_data, warnings = order_user_data(order)
     event: dict[str, Any] = {
         "event_name": "checkout",
-        "action_source": "offline" if order.get("source_name") == "pos" else "web",
+        "action_source": order_action_source(order),
         "event_id": event_id,
         "event_time": moment(order.get("created_at"), "created_at", warnings) or now,
         "user_data": user_data,
@@ -390,11 +412,13 @@ class ShopifyOptions:
     event_id_template: str = "{order_id}"  # orders only
     content_id_field: str = "product_id"
     policy: OrderPolicy = OrderPolicy()  # orders only
+    shop_scope: str | None = None  # orders only: the shop, when several share the ad account
 
 
 def _order_mapper(payload: Any, now: int, options: ShopifyOptions) -> PreparedEvent:
     return order_to_event(payload, now=now, event_id_template=options.event_id_template,
-                          content_id_field=options.content_id_field, policy=options.policy)
+                          content_id_field=options.content_id_field, policy=options.policy,
+                          shop_scope=options.shop_scope)
 
 
 def _checkout_mapper(payload: Any, now: int, options: ShopifyOptions) -> PreparedEvent:

@@ -6,7 +6,9 @@
   not one that undoes or precedes payment (pending, failed, cancelled, refunded, draft, trash).
   An unpaid order (e.g. ``on-hold`` bank transfer, ``pending``) gives nothing to send (None).
 * event_id: a template, default ``{order_id}``; order.created and every later order.updated of
-  one order give the same id, so the dedup window answers them as duplicates.
+  one order give the same id, so the dedup window answers them as duplicates. A WooCommerce
+  order id is the site's own: when several shops share the ad account it is scoped by the site
+  (``<site>/<id>``, ``shop_scope``), and so is ``custom_data.order_id``.
 * an order paid longer ago than ``max_paid_age_seconds`` (default 24 h, the dedup window) gives
   nothing to send: WooCommerce sends order.updated for every later change (shipped, note,
   refund), and once the dedup entry has expired that would count the order a second time.
@@ -29,7 +31,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template
+from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template, scoped_event_id
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
 from pinrelay.sources import UNMAPPABLE, Contents, currency_code, entries, moment, not_understood, quantity, section
 
@@ -167,6 +169,7 @@ def order_to_event(
     content_id_field: ContentIdField = "product_id",
     event_id_template: str = "{order_id}",
     max_paid_age_seconds: int = DEFAULT_MAX_PAID_AGE_SECONDS,
+    shop_scope: str | None = None,
 ) -> PreparedEvent | None:
     """Map an ``order.created`` / ``order.updated`` body to a hashed ``checkout`` event.
 
@@ -184,11 +187,11 @@ def order_to_event(
     paid_at = moment(order.get("date_paid_gmt"), "date_paid_gmt", warnings) or created_at
     if paid_at is not None and paid_at < now - max_paid_age_seconds:
         return None
-    event_id = event_id_from_template(event_id_template, {
+    event_id = scoped_event_id(shop_scope, event_id_from_template(event_id_template, {
         "order_id": str(order["id"]),
         "order_number": str(order.get("number") or ""),
         "order_key": str(order.get("order_key") or ""),
-    })
+    }))
     user_data, user_data_warnings = order_user_data(order)
     warnings += user_data_warnings
     event: dict[str, Any] = {
@@ -199,18 +202,20 @@ def order_to_event(
         "user_data": user_data,
         "custom_data": order_custom_data(order, content_id_field, warnings),
     }
+    event["custom_data"]["order_id"] = scoped_event_id(shop_scope, event["custom_data"]["order_id"])
     prepared = PreparedEvent(event=event, warnings=warnings)
     check_deliverable(prepared, now)
     return prepared
 
 
 def woocommerce_event(topic: str, payload: Any, *, now: int, content_id_field: ContentIdField = "product_id",
-                      max_paid_age_seconds: int = DEFAULT_MAX_PAID_AGE_SECONDS) -> PreparedEvent | EventRejected | None:
+                      max_paid_age_seconds: int = DEFAULT_MAX_PAID_AGE_SECONDS,
+                      shop_scope: str | None = None) -> PreparedEvent | EventRejected | None:
     """``order_to_event`` for a webhook: the event, None when there is nothing to send, or the
     EventRejected saying why the order cannot be forwarded (a malformed body included)."""
     try:
         return order_to_event(payload, now=now, topic=topic, content_id_field=content_id_field,
-                              max_paid_age_seconds=max_paid_age_seconds)
+                              max_paid_age_seconds=max_paid_age_seconds, shop_scope=shop_scope)
     except EventRejected as rejected:
         return rejected
     except UNMAPPABLE as exc:  # a signed body that is not the order it should be: answer, don't crash
