@@ -24,7 +24,7 @@ from pinrelay.accounts import (
     AccountRoute,
     DefaultAccount,
     InvalidAccountMap,
-    UnlistedShops,
+    DefaultShopsSeen,
     check_account_map,
     key_matches,
     stored_key_digest,
@@ -74,15 +74,6 @@ def _webhook_secrets(route_secrets: list[SecretStr] | None, default: SecretRef |
     return _secrets(default)
 
 
-def _is_set(ref: SecretRef | None) -> bool:
-    """Whether a webhook secret of the deployment lets a shop in: set, and not the placeholder
-    the stack creates it with (a secret refused as too short still counts: its shop exists)."""
-    try:
-        return bool(_secrets(ref))
-    except InvalidSecret:
-        return True
-
-
 def account_map() -> AccountMap:
     """The account map (empty without one), checked against the default account: its shop
     allow-lists and, when the map has entries, its API keys and webhook secrets (read only then).
@@ -91,12 +82,8 @@ def account_map() -> AccountMap:
     ad account, which cannot be undone; Shopify and API clients retry a 503."""
     config = settings()
     raw = secret_value(config.account_map_ref, config.secrets_max_age_seconds) if config.account_map_ref else ""
-    unlisted = {platform for platform, ref, shops in (
-        (SHOPIFY.source, config.shopify_secret_ref, config.shopify_shop_domains),
-        (WOOCOMMERCE.source, config.woocommerce_secret_ref, config.woocommerce_sources)) if not shops and _is_set(ref)}
     default = DefaultAccount(shopify_shop_domains=config.shopify_shop_domains,
-                             woocommerce_sources=config.woocommerce_sources,
-                             ad_account_id=config.pinterest_ad_account_id, unlisted_platforms=frozenset(unlisted))
+                             woocommerce_sources=config.woocommerce_sources, ad_account_id=config.pinterest_ad_account_id)
     try:
         accounts = check_account_map(raw, default, lambda: (
             _api_keys(), _secrets(config.shopify_secret_ref),
@@ -311,14 +298,14 @@ def _open_webhook(platform: Platform, raw: bytes) -> Webhook | Response:
     if mismatch := platform.shop_mismatch(accounts, route, shop, body.value):
         logger.warning(f"{platform.source} webhook refused", extra={"reason": mismatch})
         return _json(401, UNAUTHORIZED)
-    unlisted = accounts.unlisted_shop(platform.source, route, shop, body.value)
-    if unlisted and unlisted_shops().second_shop(platform.source, unlisted):
-        logger.error("several shops sign with the deployment's own webhook secret and no shop list is set: their order "
-                     "numbers share one ad account's event ids; list them (ShopifyShopDomains / WooCommerceSources)",
-                     extra={"source": platform.source})
+    scope = accounts.shop_scope(platform.source, route, shop, body.value)
+    if route is None and scope is None and default_shops_seen().second_shop(
+            platform.source, accounts.shop_key(platform.source, shop, body.value)):
+        logger.error("two shops reach the default account and pinrelay counts one (no shop list for their platform): "
+                     "their order numbers share the ad account's event ids; list every shop (ShopifyShopDomains, "
+                     "WooCommerceSources)", extra={"source": platform.source})
         emit_unlisted_shops_metric(platform.source)
-    return Webhook(route, topic, body.value, service().now() if now is None else now,
-                   accounts.shop_scope(platform.source, route, shop, body.value))
+    return Webhook(route, topic, body.value, service().now() if now is None else now, scope)
 
 
 @app.post("/webhooks/shopify")
@@ -335,8 +322,8 @@ def post_shopify_webhook() -> Response:
 
 
 @cache
-def unlisted_shops() -> UnlistedShops:
-    return UnlistedShops()
+def default_shops_seen() -> DefaultShopsSeen:
+    return DefaultShopsSeen()
 
 
 @cache

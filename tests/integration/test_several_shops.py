@@ -114,10 +114,7 @@ def test_with_the_default_template_shopify_ids_stay_the_order_ids_the_pixel_send
 
 
 def test_a_shop_alone_on_its_ad_account_keeps_its_order_ids(stack, monkeypatch):
-    # the stack's Shopify secret left at the placeholder (as the template creates it): no shop of its own
-    stack["aws"]["secretsmanager"].put_secret_value(SecretId=config.ingest_settings().shopify_webhook_secret_name,
-                                                    SecretString="REPLACE_ME")
-    settings(monkeypatch, WOOCOMMERCE_SOURCES="https://shop-a.example", SECRETS_MAX_AGE_SECONDS="0")
+    settings(monkeypatch, WOOCOMMERCE_SOURCES="https://shop-a.example")
     code, answer = post_woocommerce(stack, woo_order("https://shop-a.example"), **{"x-wc-webhook-source": "https://shop-a.example/"})
     assert code == 200 and answer["events"][0]["event_id"] == "4242"
 
@@ -176,10 +173,10 @@ def test_a_second_shop_signing_with_an_unlisted_secret_is_said_once(stack, capsy
     import logging
 
     caplog.set_level(logging.INFO, logger="pinrelay")
-    stack["ingest"].unlisted_shops.cache_clear()
+    stack["ingest"].default_shops_seen.cache_clear()
     for site in ("https://shop-a.example", "https://shop-b.example", "https://shop-b.example"):
         post_woocommerce(stack, woo_order(site, order_id=7000), **{"x-wc-webhook-source": f"{site}/"})
-    errors = [r for r in caplog.records if r.getMessage().startswith("several shops sign with the deployment's own")]
+    errors = [r for r in caplog.records if r.getMessage().startswith("two shops reach the default account")]
     assert len(errors) == 1 and "WooCommerceSources" in errors[0].getMessage()
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"UnlistedShops"' in line]
     assert [m["UnlistedShops"] for m in metrics] == [[1.0]] and metrics[0]["source"] == "woocommerce"

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from pinrelay.accounts import (
     PLACEHOLDER,
     DefaultAccount,
+    DefaultShopsSeen,
     InvalidAccountMap,
     InvalidAccountTokens,
     parse_account_map,
@@ -318,18 +319,18 @@ def only_shopify(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if not k.startswith("woocommerce")}
 
 
-@pytest.mark.parametrize("entries, default, ad_account, shops", [
-    ((), DefaultAccount(ad_account_id="1"), "1", 0),
-    ((), DefaultAccount(ad_account_id="1", unlisted_platforms=frozenset({"woocommerce"})), "1", 1),
-    ((), DefaultAccount(ad_account_id="1", woocommerce_sources=("https://a.example", "https://b.example")), "1", 2),
-    ((), DefaultAccount(ad_account_id="1", shopify_shop_domains=("a.myshopify.com", "shop.a.example")), "1", 1),
-    ((EU,), DefaultAccount(ad_account_id="1"), "111", 2),  # an entry with a Shopify shop and a WooCommerce site
-    ((only_shopify(EU), {**only_shopify(US), "ad_account_id": "111"}), DefaultAccount(), "111", 2),  # entries sharing
-    ((only_shopify(EU),), DefaultAccount(ad_account_id="111", unlisted_platforms=frozenset({"woocommerce"})), "111", 2),
-    ((only_shopify(EU),), DefaultAccount(ad_account_id="1", unlisted_platforms=frozenset({"woocommerce"})), "111", 1),
+@pytest.mark.parametrize("entries, default, ad_account, unlisted, shops", [
+    ((), DefaultAccount(ad_account_id="1"), "1", None, 0),
+    ((), DefaultAccount(ad_account_id="1"), "1", "woocommerce", 1),  # a webhook with the default secret, no list
+    ((), DefaultAccount(ad_account_id="1", woocommerce_sources=("https://a.example", "https://b.example")), "1", None, 2),
+    ((), DefaultAccount(ad_account_id="1", shopify_shop_domains=("a.myshopify.com", "shop.a.example")), "1", None, 1),
+    ((EU,), DefaultAccount(ad_account_id="1"), "111", None, 2),  # an entry with a Shopify shop and a WooCommerce site
+    ((only_shopify(EU), {**only_shopify(US), "ad_account_id": "111"}), DefaultAccount(), "111", None, 2),  # sharing
+    ((only_shopify(EU),), DefaultAccount(ad_account_id="111"), "111", "woocommerce", 2),  # default + entry
+    ((only_shopify(EU),), DefaultAccount(ad_account_id="1"), "111", None, 1),
 ])
-def test_the_shops_that_can_reach_an_ad_account_are_counted(entries, default, ad_account, shops):
-    assert account_map(*entries, default=default).shops_on(ad_account) == shops
+def test_the_shops_that_can_reach_an_ad_account_are_counted(entries, default, ad_account, unlisted, shops):
+    assert account_map(*entries, default=default).shops_on(ad_account, unlisted) == shops
 
 
 def test_a_shop_scopes_its_ids_only_when_it_shares_its_ad_account():
@@ -337,6 +338,8 @@ def test_a_shop_scopes_its_ids_only_when_it_shares_its_ad_account():
     assert alone.shop_scope("woocommerce", None, "https://a.example/", {}) is None
     shared = account_map(only_shopify(EU), default=DefaultAccount(ad_account_id="111", woocommerce_sources=("https://a.example",)))
     assert shared.shop_scope("woocommerce", None, "https://a.example/", {}) == "a.example"
+    unlisted = account_map(only_shopify(EU), default=DefaultAccount(ad_account_id="111"))  # no list: the webhook is one
+    assert unlisted.shop_scope("woocommerce", None, "https://z.example/", {}) == "z.example"
     (route,) = shared.accounts
     assert shared.shop_scope("shopify", route, "EU-Shop.myshopify.com", {}) == "eu-shop.myshopify.com"
 
@@ -352,3 +355,11 @@ def test_the_shop_key_is_the_one_the_signed_body_names_when_the_header_is_anothe
     assert shopify_shop_key("other.myshopify.com", order) == "jsmith.myshopify.com"
     custom = {**order, "order_status_url": "https://shop.jsmith.example/548380009/orders/b1/authenticate?key=k"}
     assert shopify_shop_key("jsmith.myshopify.com", custom) == "jsmith.myshopify.com"  # a custom domain: the header's
+
+
+def test_two_shops_seen_unscoped_on_the_default_account_are_said_once():
+    seen = DefaultShopsSeen()
+    assert [seen.second_shop(*shop) for shop in (("woocommerce", "a.example"), ("woocommerce", "a.example"),
+                                                  ("shopify", "a.myshopify.com"), ("woocommerce", "b.example"),
+                                                  ("woocommerce", "c.example"), ("shopify", "b.myshopify.com"))] == [
+        False, False, False, True, False, True]

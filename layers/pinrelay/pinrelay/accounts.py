@@ -222,10 +222,7 @@ class DefaultAccount:
 
     shopify_shop_domains: tuple[str, ...] = ()
     woocommerce_sources: tuple[str, ...] = ()
-    # the deployment's ad account, and the platforms that sign with its own secret without a shop
-    # list (any shop with the secret: counted as one shop by ``AccountMap.shops_on``)
-    ad_account_id: str = ""
-    unlisted_platforms: frozenset[str] = frozenset()
+    ad_account_id: str = ""  # the deployment's own
     api_key_digests: tuple[bytes, ...] = field(default=(), repr=False)
     shopify_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     woocommerce_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -237,17 +234,18 @@ class DefaultAccount:
                        woocommerce_webhook_secrets=tuple(woocommerce_webhook_secrets))
 
 
-class UnlistedShops:
-    """The shops seen signing with one of the deployment's own secrets when no shop list is set,
-    by platform, in one container (at most two each). Such a platform counts as one shop, so its
-    order ids are not scoped (``AccountMap.shops_on``): a second shop there means two shops'
-    order numbers can collide, which only a shop list prevents. ``second_shop`` says so once."""
+class DefaultShopsSeen:
+    """The shops of each platform whose webhooks reached the default account unscoped, in one
+    container (at most two each). A platform without a shop list counts as one shop
+    (``AccountMap.shops_on``): how many hold the deployment's secret cannot be known. A second
+    shop of one platform seen unscoped means their order numbers can collide, which only a shop
+    list prevents; ``second_shop`` says so once per platform."""
 
     def __init__(self) -> None:
         self._seen: dict[str, set[str]] = {}
 
     def second_shop(self, platform: str, shop: str) -> bool:
-        """True the first time ``shop`` is the second shop seen for ``platform``."""
+        """True the first time a second shop of ``platform`` is seen."""
         seen = self._seen.setdefault(platform, set())
         if shop in seen or len(seen) >= 2:
             return False
@@ -374,19 +372,19 @@ class AccountMap(BaseModel):
                                  "X-Shopify-Shop-Domain", "SHOPIFY_SHOP_DOMAINS")
 
     # -- several shops on one ad account -------------------------------------------------------
-    def shops_on(self, ad_account_id: str) -> int:
+    def shops_on(self, ad_account_id: str, unlisted: str | None = None) -> int:
         """How many webhook shops can reach ``ad_account_id``: each Shopify shop (its myshopify.com
         domain; an entry naming only custom domains counts as one) and each WooCommerce source of
-        the entries on it, and of the default account when it is the default's, where a platform
-        whose secret signs without a shop list counts as one shop."""
+        the entries on it, and of the default account when it is the default's. ``unlisted``: the
+        platform of a webhook that came in with the deployment's own secret and no shop list for
+        it (it is one shop; how many more hold that secret cannot be known: ``DefaultShopsSeen``)."""
         routes: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
             (tuple(route.shopify_shop_domains), tuple(route.woocommerce_sources))
             for route in self.accounts if route.ad_account_id == ad_account_id]
-        default = self._default
         count = 0
-        if default.ad_account_id == ad_account_id:
-            routes.append((default.shopify_shop_domains, default.woocommerce_sources))
-            count += len(default.unlisted_platforms)
+        if self._default.ad_account_id == ad_account_id:
+            routes.append((self._default.shopify_shop_domains, self._default.woocommerce_sources))
+            count += unlisted is not None
         for shopify_domains, woocommerce_sources in routes:
             myshopify = [domain for domain in shopify_domains if domain.endswith(MYSHOPIFY_SUFFIX)]
             count += max(len(myshopify), 1 if shopify_domains else 0) + len(woocommerce_sources)
@@ -396,16 +394,19 @@ class AccountMap(BaseModel):
         """The shop that scopes a webhook's event ids (``shopify_shop_key``,
         ``woocommerce_shop_key``), when its ad account can be reached by several shops; None when
         it is the only one (its event ids are then its order ids, as before)."""
-        ad_account_id = route.ad_account_id if route is not None else self._default.ad_account_id
-        if self.shops_on(ad_account_id) < 2:
+        if self.shops_on(*self._ad_account_of(platform, route)) < 2:
             return None
-        return shopify_shop_key(header, payload) if platform == "shopify" else woocommerce_shop_key(header, payload)
+        return self.shop_key(platform, header, payload)
 
-    def unlisted_shop(self, platform: str, route: AccountRoute | None, header: str | None, payload: Any) -> str | None:
-        """The shop of a webhook that came in through the deployment's own secret without a shop
-        list (which counts as one shop, ``shops_on``), for ``UnlistedShops``; None otherwise."""
-        if route is not None or platform not in self._default.unlisted_platforms:
-            return None
+    def _ad_account_of(self, platform: str, route: AccountRoute | None) -> tuple[str, str | None]:
+        """The webhook's ad account, and its platform when it came in unlisted (``shops_on``)."""
+        if route is not None:
+            return route.ad_account_id, None
+        listed = self._default.shopify_shop_domains if platform == "shopify" else self._default.woocommerce_sources
+        return self._default.ad_account_id, None if listed else platform
+
+    @staticmethod
+    def shop_key(platform: str, header: str | None, payload: Any) -> str:
         return shopify_shop_key(header, payload) if platform == "shopify" else woocommerce_shop_key(header, payload)
 
     def woocommerce_source_mismatch(self, route: AccountRoute | None, source: str | None, payload: Any) -> str | None:

@@ -61,6 +61,6 @@ def emit_filtered_metric(source: str, reason: str) -> None:
 
 
 def emit_unlisted_shops_metric(source: str) -> None:
-    """``UnlistedShops`` per source: a second shop signed with the deployment's own secret while no
-    shop list is set (``pinrelay.accounts.UnlistedShops``), once per container."""
+    """``UnlistedShops`` per source: a second shop's webhook reached the default account unscoped,
+    as no shop list is set for a platform (``pinrelay.accounts.DefaultShopsSeen``), once per container."""
     emit_document((("service", "pinrelay"), ("source", source)), (("UnlistedShops", "Count", 1),))
