@@ -1,17 +1,22 @@
 """The ``pinrelay`` command (``pinrelay = "pinrelay_cli.main:main"`` in pyproject.toml).
 
 Subcommands live in ``COMMANDS`` (name -> :class:`Command`: help, ``setup(parser)``,
-``run(args) -> exit status``); each module registers its own with :func:`register`.
+``run(args) -> exit status``); each module registers its own with :func:`register`. An exception
+no command foresaw exits 2, "could not run", never Python's 1: for reconcile, verify and quality 1
+is a result.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable
 from typing import NamedTuple
 
 from pinrelay_cli.defaults import PROG
+
+EXIT_UNEXPECTED = 2  # as every command's "could not run": never 1, which is a result
 
 
 class Command(NamedTuple):
@@ -47,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: Python's own exit status, 1, means a result (e.g. "missing")
+        traceback.print_exc()
+        print(f"{PROG} {args.command}: stopped by an unexpected {type(exc).__name__}: the command did not run to its "
+              "end (the traceback above is for a bug report)", file=sys.stderr)
+        return EXIT_UNEXPECTED
 
 
 # the commands, in the order `pinrelay --help` lists them

@@ -36,7 +36,8 @@ from pinrelay_cli.terminal import printable
 STACK_OUTPUTS = {"queue_url": "EventsQueueUrl", "dlq_url": "DeadLetterQueueUrl", "table": "DedupTableName"}
 REDRIVE_HELP = "move the messages of the dead-letter queue back to the events queue"
 REJECTED_HELP = "list the events Pinterest rejected (DynamoDB state rejected, with Pinterest's message)"
-UNCERTAIN_HELP = ("list the offline events recorded uncertain (a request with them got no answer: never resent); "
+UNCERTAIN_HELP = ("list the events recorded uncertain (a request with them may have reached Pinterest unanswered, and "
+                  "they are not sent again: offline events, web ones past Pinterest's dedup window); "
                   "--release KEY lets one be sent again after you checked Pinterest does not have it")
 
 
@@ -259,8 +260,8 @@ def run_uncertain(args: argparse.Namespace, *, dynamodb: Any = None, cloudformat
     for row in rows:
         when = utc_text(row.updated_at) if row.updated_at else "-"
         print(f"{when}  {printable(row.key)}  attempts {row.attempts}", file=out)
-    print(f"{len(rows)} uncertain offline event(s) in {targets['table']}: check Pinterest's Events Manager for each "
-          "sale; release the ones it does not have and upload their rows again", file=out)
+    print(f"{len(rows)} uncertain event(s) in {targets['table']}: check Pinterest's Events Manager for each "
+          "sale; release the ones it does not have and send them again (offline: upload their rows again)", file=out)
     return 0
 
 

@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from pinrelay.accounts import AD_ACCOUNT_ID, PLACEHOLDER
+from pinrelay.endpoints import LOOPBACK_FLAG, EndpointRefused, Service, api_url
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # Pinterest or the pipeline said no: fix what the message says
@@ -55,6 +56,23 @@ def ad_account_id(value: str | None, source: str = "--ad-account or PINTEREST_AD
     if not AD_ACCOUNT_ID.match(value):
         raise CommandError("the ad account id is 1 to 18 digits")
     return value
+
+
+def add_loopback_argument(parser: argparse.ArgumentParser, option: str) -> None:
+    """The switch that lets a token go over plain http to this machine: the local stand-ins
+    (pinrelay.endpoints)."""
+    parser.add_argument(LOOPBACK_FLAG, action="store_true",
+                        help=f"let {option} be plain http to 127.0.0.1 or localhost (the local stand-ins); "
+                             "never needed for Shopify or Pinterest themselves")
+
+
+def checked_api_url(url: str, service: Service, option: str, allow_loopback_http: bool) -> str:
+    """``url`` if a token may go there (https on Shopify's or Pinterest's hosts), else CommandError
+    naming ``option``."""
+    try:
+        return api_url(url, service, allow_loopback_http=allow_loopback_http)
+    except EndpointRefused as problem:
+        raise CommandError(f"{option} {problem}") from None
 
 
 def add_token_arguments(parser: argparse.ArgumentParser, env_var: str, what: str) -> None:

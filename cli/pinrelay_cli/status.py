@@ -11,7 +11,8 @@ scoped by each shop, ``<shop>/<event_id>``: the shops given with ``--shop`` and,
 ``--stack-name``, those of its ``ShopifyShopDomains`` and ``WooCommerceSources`` (a shop of an
 account map entry: give it with ``--shop``). Each key found is one line, so two shops' order 4242
 are told apart; when none is found, one line says so. An event is said to be delivered, rejected
-by Pinterest (with its message), uncertain, being sent, waiting for another try, in the
+by Pinterest (with its message), uncertain, not sent (with why: too old by the time it left the
+queue, or withheld before sending), being sent, waiting for another try, in the
 dead-letter queue, or not claimed by any sender yet (with what that can mean). The dead-letter
 queue is looked through (its messages are made visible again at once) only for events not
 delivered. A WooCommerce or Shopify order's event_id is its order id unless the event-id
@@ -39,7 +40,8 @@ from pinrelay_cli.stack import from_options_or_stack
 from pinrelay_cli.terminal import printable
 from pinrelay_cli.verify import ledger_entry
 
-HELP = "did these events reach Pinterest? one line each: delivered, rejected (why), queued, in the DLQ, or never seen"
+HELP = ("did these events reach Pinterest? one line each: delivered, rejected (why), not sent (why), queued, in the DLQ, "
+        "or never seen")
 EXIT_DELIVERED, EXIT_NOT_DELIVERED = EXIT_OK, EXIT_FAILED
 
 

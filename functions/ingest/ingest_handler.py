@@ -110,13 +110,14 @@ def _header(name: str) -> str | None:
 
 
 def _answer(outcome: IngestOutcome, source: str, webhook: bool = False) -> Response:
-    # Only what did not go to the queue is counted here (rejected, not queued, repeated within the
-    # request): the sender counts every queued event's fate (delivered, duplicate, rejected by
-    # Pinterest) once per batch, so a clean webhook writes no metrics line (docs/cost-and-speed.md).
+    # Only what did not go to the queue to be sent is counted here (rejected, not queued, repeated
+    # within the request, withheld for consent: EventsFiltered): the sender counts every queued
+    # event's fate (delivered, duplicate, rejected by Pinterest) once per batch, so a clean webhook
+    # writes no metrics line (docs/cost-and-speed.md).
     emit_ingest_metrics([result for result in outcome.results if result.status != "accepted"], source)
     # one line per request costs more in CloudWatch Logs than the Lambda time of a webhook:
-    # INFO only when something needs a look (a rejection or an error), DEBUG otherwise
-    log = logger.info if outcome.count("rejected") or outcome.failed else logger.debug
+    # INFO only when something needs a look (a rejection, an error, an event withheld), DEBUG otherwise
+    log = logger.info if outcome.count("rejected") or outcome.count("withheld") or outcome.failed else logger.debug
     log(
         "ingested",
         extra={
@@ -124,6 +125,7 @@ def _answer(outcome: IngestOutcome, source: str, webhook: bool = False) -> Respo
             "accepted": outcome.count("accepted"),
             "duplicates": outcome.count("duplicate"),
             "rejected": outcome.count("rejected"),
+            "withheld": outcome.count("withheld"),
             "errors": outcome.count("error"),
             "rejections": [r.reason for r in outcome.results if r.status == "rejected"][:10],
         },

@@ -657,7 +657,7 @@ class LocalStack:
         ]
         if self.standin is not None:
             lines.append(f"  event quality             PINTEREST_ADS_READ_TOKEN={self.standin.ads_read_token} pinrelay quality "
-                         f"--api-url {self.pinterest_url} --ad-account {self.ad_account_id}")
+                         f"--api-url {self.pinterest_url} --allow-loopback-http --ad-account {self.ad_account_id}")
         for line in lines:
             self._print(line)
 

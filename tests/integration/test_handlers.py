@@ -180,6 +180,20 @@ def test_metrics_ingest_counts_what_it_did_not_queue_and_the_sender_counts_deliv
     assert not [d for d in sender_lines if d.get("message") == "batch delivered"]  # a clean batch logs nothing
 
 
+def test_the_sender_counts_events_not_sent_per_reason_on_the_dimensions_the_alarm_reads(stack, now, capsys):
+    stale = api_event(now - 7 * 86400 - 60, "stale-1")
+    body = {"v": 2, "ad_account_id": AD_ACCOUNT, "source": "api", "dedup_key": f"{AD_ACCOUNT}#checkout#stale-1",
+            "accepted_at": now - 7 * 86400, "event": {**stale, "user_data": {"em": ["0" * 64]}}}
+    stack["aws"]["sqs"].send_message(QueueUrl=stack["queue_url"], MessageBody=json.dumps(body))
+    capsys.readouterr()
+    records, answer = drain(stack)
+    assert answer == {"batchItemFailures": []} and not stack["standin"].received
+    documents = _stdout_documents(capsys.readouterr().out)
+    (not_sent,) = [d for d in documents if "EventsNotSent" in d and "reason" in d]
+    assert (not_sent["reason"], not_sent["service"], not_sent["EventsNotSent"]) == ("too_old", "pinrelay", [1.0])
+    assert not_sent["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["reason", "service"]]  # EventsTooOldAlarm's
+
+
 def test_an_event_delivered_before_is_not_sent_again_after_a_dlq_redrive(stack, now):
     from pinrelay_cli.ops import redrive
 

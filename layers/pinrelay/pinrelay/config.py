@@ -7,20 +7,20 @@ In AWS the secrets come from Secrets Manager (``*_SECRET_NAME``); locally a plai
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pinrelay.accounts import shop_domain, woocommerce_source
+from pinrelay.consent import ConsentPolicy
+from pinrelay.endpoints import LOOPBACK_SETTING, EndpointRefused, Service, api_url, myshopify_domain
 from pinrelay.sources import woocommerce
 from pinrelay.sources.shopify import OrderPolicy, ShopifyOptions, validate_event_id_template
+from pinrelay.windows import EVENT_LIFETIME_SECONDS
 
 AD_ACCOUNT_PATTERN = r"^\d{1,18}$"
-# Pinterest takes events up to 7 days old and up to 5 minutes ahead: a dedup key kept this long
-# outlives every moment at which the same event could be accepted again (docs/delivery-guarantees.md).
-# Offline events, which Pinterest cannot deduplicate, need at least this.
-EVENT_LIFETIME_SECONDS = 7 * 86_400 + 300
 
 
 class _EnvModel(BaseModel):
@@ -66,7 +66,33 @@ def comma_separated(value: object) -> object:
     return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
-class ShopifyMapping(_EnvModel):
+class ConsentSetting(_EnvModel):
+    """``CONSENT_POLICY`` (``pinrelay.consent.ConsentPolicy.parse``, default ``respect``): what
+    ingest, the offline import and reconcile do with what the shopper chose. ``LDP_POLICY`` is
+    retired into it (its ``ldp=`` clause): still read, as ``ldp=`` when the policy has none; the
+    two disagreeing stop the settings, naming both."""
+
+    consent_policy: ConsentPolicy = ConsentPolicy()
+    ldp_policy: Literal["never", "california", "always"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_consent_policy(cls, values: object) -> object:
+        if not isinstance(values, dict):
+            return values
+        policy = values.get("consent_policy", ConsentPolicy())
+        if isinstance(policy, str):
+            policy = ConsentPolicy.parse(policy)
+        legacy = values.get("ldp_policy")
+        if isinstance(policy, ConsentPolicy) and isinstance(legacy, str) and legacy:
+            if policy.ldp_given and policy.ldp_without_choice != legacy:
+                raise ValueError(f"LDP_POLICY={legacy} disagrees with CONSENT_POLICY's ldp={policy.ldp_without_choice}; "
+                                 "LDP_POLICY is retired: remove it and keep ldp= in CONSENT_POLICY")
+            policy = replace(policy, ldp_without_choice=legacy, ldp_given=True)
+        return {**values, "consent_policy": policy}
+
+
+class ShopifyMapping(ConsentSetting):
     """How a Shopify order becomes an event: ingest and reconcile read the same variables."""
 
     shopify_event_id_template: str = "{order_id}"
@@ -93,7 +119,8 @@ class ShopifyMapping(_EnvModel):
     def shopify_options(self) -> ShopifyOptions:
         """How a Shopify webhook is mapped: by ingest, and by reconcile as ingest would."""
         return ShopifyOptions(event_id_template=self.shopify_event_id_template,
-                              content_id_field=self.shopify_content_id_field, policy=self.order_policy())
+                              content_id_field=self.shopify_content_id_field, policy=self.order_policy(),
+                              consent=self.consent_policy)
 
 
 class IngestSettings(ShopifyMapping):
@@ -101,7 +128,7 @@ class IngestSettings(ShopifyMapping):
     queue_url: str
     # the sender's dedup window for web and app events: WooCommerce orders paid longer ago are
     # not forwarded (every later order.updated would otherwise count them again)
-    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
+    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     woocommerce_content_id_field: woocommerce.ContentIdField = "product_id"
     ingest_api_key_secret_name: str | None = None
     ingest_api_key: str | None = Field(default=None, repr=False)
@@ -116,7 +143,6 @@ class IngestSettings(ShopifyMapping):
     # that signs with the deployment's own secret)
     shopify_shop_domains: tuple[str, ...] = ()
     woocommerce_sources: tuple[str, ...] = ()
-    ldp_policy: Literal["never", "california", "always"] = "never"
     webhook_max_age_seconds: int = Field(default=18_000, ge=60)  # Shopify retries for 4 h
     secrets_max_age_seconds: int = 300
 
@@ -158,7 +184,9 @@ class SenderSettings(_EnvModel):
     # the default account: it uses the deployment's own token (PINTEREST_CONVERSION_TOKEN_*)
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     dedup_table_name: str
-    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
+    # how long the ledger keeps an event: at least every moment Pinterest would still take it
+    # (pinrelay.windows), which reconcile and the claims rely on
+    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     offline_dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     pinterest_api_url: str = "https://api.pinterest.com/v5"
     pinterest_conversion_token_secret_name: str | None = None
@@ -187,12 +215,11 @@ class SenderSettings(_EnvModel):
         return _required_ref(self, "pinterest_conversion_token_secret_name", "pinterest_conversion_token")
 
 
-class OfflineImportSettings(_EnvModel):
+class OfflineImportSettings(ConsentSetting):
     """The S3-triggered offline import (functions/offline_import): no HTTP, so no API key."""
 
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     queue_url: str
-    ldp_policy: Literal["never", "california", "always"] = "never"
     offline_import_max_bytes: int = Field(default=100 * 1_048_576, ge=1)
 
 
@@ -209,16 +236,22 @@ class ReconcileSettings(ShopifyMapping):
     shopify_admin_token: str | None = Field(default=None, repr=False)
     shopify_admin_api_version: str = Field(default="2025-10", pattern=r"^(\d{4}-\d{2}|unstable)$")
     shopify_admin_api_url: str | None = None  # default https://<shop>; a stand-in locally
+    allow_loopback_http: bool = False  # the stand-ins: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
     secrets_max_age_seconds: int = 300
 
     @field_validator("shopify_shop_domain", mode="before")
     @classmethod
     def _shop_domain(cls, value: object) -> object:
-        return shop_domain(value) if isinstance(value, str) else value
+        try:
+            return myshopify_domain(value) if isinstance(value, str) else value
+        except ValueError as problem:
+            raise ValueError(f"SHOPIFY_SHOP_DOMAIN {problem}") from None
 
     @model_validator(mode="after")
     def _token_given(self):
         self.admin_token_ref  # noqa: B018 - raises when neither is set
+        if self.shopify_admin_api_url is not None:
+            _checked_api_url("SHOPIFY_ADMIN_API_URL", self.shopify_admin_api_url, "shopify", self.allow_loopback_http)
         return self
 
     @property
@@ -256,16 +289,26 @@ class QualitySettings(_EnvModel):
     pinterest_ads_read_token: str | None = Field(default=None, repr=False)
     pinterest_timeout_seconds: float = Field(default=10.0, gt=0)
     eqs_lookback_period: Literal["1d", "14d"] = "1d"
+    allow_loopback_http: bool = False  # the stand-in: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
     secrets_max_age_seconds: int = 300
 
     @model_validator(mode="after")
     def _token_given(self):
         self.token_ref  # noqa: B018 - raises when neither is set
+        _checked_api_url("PINTEREST_API_URL", self.pinterest_api_url, "pinterest", self.allow_loopback_http)
         return self
 
     @property
     def token_ref(self) -> SecretRef:
         return _required_ref(self, "ads_read_token_secret_name", "pinterest_ads_read_token")
+
+
+def _checked_api_url(setting: str, url: str, service: Service, allow_loopback_http: bool) -> None:
+    """A token is read with for ``url``: refused unless it may go there (pinrelay.endpoints)."""
+    try:
+        api_url(url, service, allow_loopback_http=allow_loopback_http, switch=f"{LOOPBACK_SETTING}=true")
+    except EndpointRefused as problem:
+        raise ValueError(f"{setting} {problem}") from None
 
 
 @cache

@@ -15,11 +15,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from pinrelay.consent import OrderConsent, recorded_from_flags
 from pinrelay.models import KNOWN_FIELD_NAMES, IncomingEvent
 from pinrelay.normalise import CLEAR_FIELDS, HASHED_FIELDS, UserDataBuilder, address_country
-
-MAX_EVENT_AGE_SECONDS = 7 * 86_400
-MAX_EVENT_AHEAD_SECONDS = 300
+from pinrelay.windows import too_far_ahead, too_old
 
 # A lone surrogate (JSON allows "\ud800") is not text: it cannot be encoded as UTF-8 (hashing) and
 # SQS refuses it, as it refuses the non-characters U+FFFE and U+FFFF.
@@ -56,6 +55,8 @@ class PreparedEvent:
     event: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     test: bool = False  # sent in a request of its own with Pinterest's test=true (not counted)
+    # what the order says about consent, for the consent policy (pinrelay.consent); None: nothing
+    consent: OrderConsent | None = None
 
     @property
     def event_id(self) -> str:
@@ -218,14 +219,23 @@ def prepare_api_event(raw: Any, now: int, text_checked: bool = False, hints: Nam
         incoming = IncomingEvent.model_validate(raw)
     except ValidationError as exc:
         raise EventRejected(describe_validation_error(exc, hints), event_id, event_name) from None
-    # user_data hashed and put back last, as Pinterest's order has it
-    event = incoming.model_dump(exclude_none=True, exclude={"user_data"})
+    # user_data hashed and put back last, as Pinterest's order has it; consent is pinrelay's, not Pinterest's
+    event = incoming.model_dump(exclude_none=True, exclude={"user_data", "consent"})
     event["user_data"], warnings = hash_raw_user_data(dict(incoming.user_data))
     event.setdefault("event_time", now)
-    prepared = PreparedEvent(event=event, warnings=warnings)
+    prepared = PreparedEvent(event=event, warnings=warnings, consent=stated_consent(incoming))
     # the raw event's text was checked above: validation keeps strings, hashing gives hex
     _check_time_and_match(prepared, now)
     return prepared
+
+
+def stated_consent(incoming: IncomingEvent) -> OrderConsent | None:
+    """The choice an API event (or a CSV row) states in ``consent``; None when it states none."""
+    stated = incoming.consent
+    if stated is None:
+        return None
+    recorded = recorded_from_flags("api", stated.marketing, stated.sale_of_data, stated.region)
+    return OrderConsent(recorded=recorded) if recorded else None
 
 
 def prepare_api_events(raws: Iterable[Any], now: int, text_checked: bool = False) -> list[PreparedEvent | EventRejected]:
@@ -305,12 +315,12 @@ def check_deliverable(prepared: PreparedEvent, now: int) -> None:
 def _check_time_and_match(prepared: PreparedEvent, now: int) -> None:
     event = prepared.event
     event_time = event["event_time"]
-    if event_time < now - MAX_EVENT_AGE_SECONDS:
+    if too_old(event_time, now):
         raise EventRejected(
             f"event_time: {event_time} is more than 7 days in the past (now {now}); Pinterest refuses it",
             prepared.event_id, prepared.event_name,
         )
-    if event_time > now + MAX_EVENT_AHEAD_SECONDS:
+    if too_far_ahead(event_time, now):
         raise EventRejected(
             f"event_time: {event_time} is more than 5 minutes in the future (now {now})",
             prepared.event_id, prepared.event_name,

@@ -14,8 +14,14 @@ that applies:
 delivered         the ledger says ``delivered``
 rejected by       the ledger says ``rejected`` (Pinterest's message is kept)
 Pinterest
-uncertain         the ledger says ``uncertain`` (an offline order whose request got no answer)
+uncertain         the ledger says ``uncertain`` (an order whose request got no answer, not sent again)
+not sent          the ledger says ``not_sent`` for another reason than consent (too old by the
+                  time it left the queue: the reason is kept)
 in the DLQ        a message of the dead-letter queue carries its ledger key
+not sent:         the ledger says ``not_sent`` with reason ``consent`` (the sender recorded the
+consent           marker ingest queued for an order the consent policy withheld), or the consent
+                  policy withholds it (``CONSENT_POLICY``, as ingest applies it): not a loss, the
+                  shopper's choice
 in flight         the ledger says ``claimed`` / ``sending``: a sender holds it, or gave it back
 filtered          not a conversion by the policy (cancelled, voided, a draft or test order...)
 rejected at       the mapper refuses it (no identifier Pinterest can match on...): ingest
@@ -43,10 +49,11 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pinrelay.config import EVENT_LIFETIME_SECONDS
-from pinrelay.events import MAX_EVENT_AGE_SECONDS, EventFiltered, EventRejected, dedup_key, scoped_event_id
+from pinrelay.consent import decide_for_event
+from pinrelay.events import EventFiltered, EventRejected, dedup_key, scoped_event_id
 from pinrelay.sources import UNMAPPABLE, not_understood
 from pinrelay.sources.shopify import SHOPIFY_TOPICS, ShopifyOptions, order_action_source, unique_across_shops
+from pinrelay.windows import EVENT_LIFETIME_SECONDS, MAX_EVENT_AGE_SECONDS
 
 # the queue-age alarm's threshold (EventsQueueAgeAlarm): an order younger than this without a
 # ledger item may still be waiting in SQS
@@ -59,6 +66,8 @@ class OrderClass(StrEnum):
     DELIVERED = "delivered"
     REJECTED_BY_PINTEREST = "rejected_by_pinterest"
     UNCERTAIN = "uncertain"
+    NOT_SENT = "not_sent"
+    NOT_SENT_CONSENT = "not_sent_consent"
     IN_DEAD_LETTER_QUEUE = "in_dead_letter_queue"
     IN_FLIGHT = "in_flight"
     FILTERED = "filtered"
@@ -76,14 +85,17 @@ class OrderClass(StrEnum):
 
     @property
     def is_conversion_not_delivered(self) -> bool:
-        """A conversion Pinterest does not have (yet): everything but delivered and filtered."""
-        return self not in (OrderClass.DELIVERED, OrderClass.FILTERED)
+        """A conversion Pinterest does not have (yet): everything but delivered, filtered and
+        not sent for consent (the merchant's rules and the shopper's choice, not losses)."""
+        return self not in (OrderClass.DELIVERED, OrderClass.FILTERED, OrderClass.NOT_SENT_CONSENT)
 
 
 _LABELS = {
     OrderClass.DELIVERED: "delivered",
     OrderClass.REJECTED_BY_PINTEREST: "rejected by Pinterest",
     OrderClass.UNCERTAIN: "uncertain",
+    OrderClass.NOT_SENT: "not sent",
+    OrderClass.NOT_SENT_CONSENT: "not sent: consent",
     OrderClass.IN_DEAD_LETTER_QUEUE: "in the DLQ",
     OrderClass.IN_FLIGHT: "in flight",
     OrderClass.FILTERED: "filtered",
@@ -96,6 +108,8 @@ _METRICS = {
     OrderClass.DELIVERED: "OrdersDelivered",
     OrderClass.REJECTED_BY_PINTEREST: "OrdersRejectedByPinterest",
     OrderClass.UNCERTAIN: "OrdersUncertain",
+    OrderClass.NOT_SENT: "OrdersNotSent",
+    OrderClass.NOT_SENT_CONSENT: "OrdersNotSentConsent",
     OrderClass.IN_DEAD_LETTER_QUEUE: "OrdersInDeadLetterQueue",
     OrderClass.IN_FLIGHT: "OrdersInFlight",
     OrderClass.FILTERED: "OrdersFiltered",
@@ -127,7 +141,7 @@ class OrderVerdict:
     order_id: str
     created_at: int
     order_class: OrderClass
-    detail: str = ""  # the reason (filtered, rejected at ingest) or Pinterest's message
+    detail: str = ""  # the reason (filtered, rejected at ingest, not sent) or Pinterest's message
     event_id: str | None = None
     ledger_key: str | None = None
 
@@ -162,10 +176,12 @@ class _Mapped:
     filtered: str | None = None  # the reason
     rejected: str | None = None  # the reason
     offline: bool = False  # a point-of-sale order: its ledger key is an offline one
+    withheld: str | None = None  # the consent policy's reason
 
 
 def map_as_webhook(order: ShopOrder, rules: ShopifyOptions) -> _Mapped:
-    """The ``orders/create`` mapper's verdict on the order at its creation time (when its webhook came)."""
+    """The ``orders/create`` mapper's verdict on the order at its creation time (when its webhook
+    came), and the consent policy's, as ingest decides it."""
     offline = isinstance(order.webhook_body, dict) and order_action_source(order.webhook_body) == "offline"
     try:
         prepared = SHOPIFY_TOPICS["orders/create"](order.webhook_body, order.created_at, rules)
@@ -175,7 +191,8 @@ def map_as_webhook(order: ShopOrder, rules: ShopifyOptions) -> _Mapped:
         return _Mapped(rejected.event_id, rejected=rejected.reason, offline=offline)
     except UNMAPPABLE as exc:
         return _Mapped(None, rejected=not_understood("orders/create", "a Shopify payload", exc).reason)
-    return _Mapped(prepared.event_id, offline=prepared.offline)
+    decision = decide_for_event(rules.consent, prepared.event, prepared.consent, "shopify")
+    return _Mapped(prepared.event_id, offline=prepared.offline, withheld=None if decision.send else decision.reason)
 
 
 def ledger_keys(ad_account_id: str, shop: str, mapped: _Mapped, rules: ShopifyOptions) -> list[str]:
@@ -202,8 +219,11 @@ def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | No
     if state == "rejected":
         return verdict(OrderClass.REJECTED_BY_PINTEREST, str(item.get("error_message") or ""))
     if state == "uncertain":
-        return verdict(OrderClass.UNCERTAIN, "offline order recorded uncertain: check it in Events Manager "
-                                             "(pinrelay uncertain)")
+        return verdict(OrderClass.UNCERTAIN, "recorded uncertain: check it in Events Manager (pinrelay uncertain)")
+    if state == "not_sent" and item.get("reason") == "consent":
+        return verdict(OrderClass.NOT_SENT_CONSENT, mapped.withheld or "recorded not sent in the ledger: consent")
+    if state == "not_sent":
+        return verdict(OrderClass.NOT_SENT, str(item.get("error_message") or item.get("reason") or ""))
     if in_dead_letter_queue:
         return verdict(OrderClass.IN_DEAD_LETTER_QUEUE, "pinrelay redrive --dry-run, then pinrelay redrive")
     if state is not None:  # claimed, sending (or an item of the older design, "queued")
@@ -212,6 +232,8 @@ def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | No
         return verdict(OrderClass.FILTERED, mapped.filtered)
     if mapped.rejected is not None:
         return verdict(OrderClass.REJECTED_AT_INGEST, mapped.rejected)
+    if mapped.withheld is not None:
+        return verdict(OrderClass.NOT_SENT_CONSENT, mapped.withheld)
     if now - order.created_at < QUEUED_GRACE_SECONDS:
         return verdict(OrderClass.QUEUED, "created less than 15 minutes ago: may still be in the events queue")
     if now - order.created_at > EVENT_LIFETIME_SECONDS:

@@ -32,6 +32,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from pinrelay.consent import CONSENT_ATTRIBUTE, ConsentPolicy, OrderConsent, order_consent
 from pinrelay.events import (
     EventFiltered,
     EventRejected,
@@ -157,7 +158,19 @@ def click_id_from_order(order: dict[str, Any], warnings: list[str] | None = None
     return None
 
 
-def _add_address(builder: UserDataBuilder, address: dict[str, Any]) -> None:
+def consent_of_order(order: dict[str, Any]) -> tuple[OrderConsent, list[str]]:
+    """What a Shopify order (or checkout) says about consent: the ``_pinrelay_consent`` cart
+    attribute the storefront snippet wrote (note_attributes; web/shopify-theme-epik.js), its
+    ``source_name`` and its tags; with a warning when the attribute cannot be read."""
+    record = None
+    attributes = order.get("note_attributes")
+    for attribute in attributes if isinstance(attributes, list) else []:  # unreadable: no recorded choice
+        if isinstance(attribute, dict) and attribute.get("name") == CONSENT_ATTRIBUTE:
+            record = attribute.get("value")
+    return order_consent(record, order.get("source_name"), str(order.get("tags") or "").split(","))
+
+
+def _add_address(builder: UserDataBuilder, address: dict[str, Any] | None) -> None:
     if not address:
         return
     country = address_country(address.get("country_code"))
@@ -275,7 +288,9 @@ def order_to_event(
     }
     if order.get("customer_locale"):
         event["language"] = str(order["customer_locale"])[:2].lower()
-    prepared = PreparedEvent(event=event, warnings=warnings, test=order.get("test") is True)
+    consent, consent_warnings = consent_of_order(order)
+    prepared = PreparedEvent(event=event, warnings=warnings + consent_warnings, test=order.get("test") is True,
+                             consent=consent)
     check_deliverable(prepared, now)
     return prepared
 
@@ -317,7 +332,8 @@ def checkout_to_event(
     }
     if checkout.get("customer_locale"):
         event["language"] = str(checkout["customer_locale"])[:2].lower()
-    prepared = PreparedEvent(event=event, warnings=warnings)
+    consent, consent_warnings = consent_of_order(checkout)
+    prepared = PreparedEvent(event=event, warnings=warnings + consent_warnings, consent=consent)
     check_deliverable(prepared, now)
     return prepared
 
@@ -413,6 +429,7 @@ class ShopifyOptions:
     content_id_field: str = "product_id"
     policy: OrderPolicy = OrderPolicy()  # orders only
     shop_scope: str | None = None  # orders only: the shop, when several share the ad account
+    consent: ConsentPolicy = ConsentPolicy()  # decided by ingest (IngestService.accept) and reconcile
 
 
 def _order_mapper(payload: Any, now: int, options: ShopifyOptions) -> PreparedEvent:

@@ -31,6 +31,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from pinrelay.consent import CONSENT_ATTRIBUTE, order_consent
 from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template, scoped_event_id
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
 from pinrelay.sources import UNMAPPABLE, Contents, currency_code, entries, moment, not_understood, quantity, section
@@ -203,7 +204,10 @@ def order_to_event(
         "custom_data": order_custom_data(order, content_id_field, warnings),
     }
     event["custom_data"]["order_id"] = scoped_event_id(shop_scope, event["custom_data"]["order_id"])
-    prepared = PreparedEvent(event=event, warnings=warnings)
+    # the shopper's choice, stored in the order's meta by web/woocommerce-consent.php (an unreadable
+    # meta_data was already reported once, by the click id's read)
+    consent, consent_warnings = order_consent(_meta(order, [], CONSENT_ATTRIBUTE), order.get("created_via"))
+    prepared = PreparedEvent(event=event, warnings=warnings + consent_warnings, consent=consent)
     check_deliverable(prepared, now)
     return prepared
 
