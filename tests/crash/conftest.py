@@ -250,7 +250,7 @@ class World:
     def keys_sent(invocation: Invocation) -> set[str]:
         """Keys of the events in the requests Pinterest got while ``invocation`` ran (invocations run
         one at a time here): events Pinterest may have processed before the process died."""
-        return {f"{record['ad_account_id']}#{e['event_name']}#{e['event_id']}"
+        return {dedup_key(record["ad_account_id"], e["event_name"], e["event_id"], e.get("action_source") == "offline")
                 for record in invocation.pinterest_requests if record.get("body") for e in record["body"].get("data", [])}
 
 
