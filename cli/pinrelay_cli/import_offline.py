@@ -11,7 +11,7 @@ the events not queued are retried. The final report counts the API's per-event a
 (accepted / duplicate / rejected) and lists rejected and failed rows with their reasons.
 
 Defaults: ``--url http://127.0.0.1:$LOCAL_PORT`` (3000), ``--api-key $INGEST_API_KEY`` or
-``local-ingest-key`` (``--local``: the local stack's). Exit status: 0 when every row was accepted
+``local-ingest-key-for-this-machine-only`` (``--local``: the local stack's). Exit status: 0 when every row was accepted
 or a duplicate; 1 when a row has an error, was rejected, or could not be sent; 2 when the file
 cannot be read or the API refused the key (it stops at the first refusal).
 """
@@ -66,7 +66,7 @@ def _batch_size(text: str) -> int:
 def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE.csv", help="CSV of store sales ('-' reads standard input)")
     parser.add_argument("--url", default=None, help="ingest API base URL (default: http://127.0.0.1:$LOCAL_PORT, 3000)")
-    parser.add_argument("--api-key", default=None, help="x-api-key (default: $INGEST_API_KEY, else local-ingest-key)")
+    parser.add_argument("--api-key", default=None, help="x-api-key (default: $INGEST_API_KEY, else local-ingest-key-for-this-machine-only)")
     parser.add_argument("--dry-run", action="store_true", help="check every row and print the report; send nothing")
     parser.add_argument("--batch-size", type=_batch_size, default=MAX_BATCH, help="events per request (1-1000, default 1000)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")

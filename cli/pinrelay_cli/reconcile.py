@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pinrelay.adapters.reconcile_wiring import TemplateNotReconcilable, mapping_rules, reconcile_shop
-from pinrelay.adapters.secrets import secret_entries
+from pinrelay.secret_text import InvalidSecret, secret_entries
 from pinrelay.adapters.shopify_admin import ShopifyAdminClient, ShopifyAdminError
 from pinrelay.adapters.webhook_backfill import BackfillRefused, ShopifyWebhookBackfill
 from pinrelay.config import ShopifyMapping
@@ -101,7 +101,12 @@ def setup(parser: argparse.ArgumentParser) -> None:
 
 
 def _secret(args: argparse.Namespace, secret_id: str, what: str) -> str:
-    entries = secret_entries(secret_text(aws_client("secretsmanager", args.region), secret_id))
+    """The secret's value (the first, for a JSON list of them: ``pinrelay.secret_text``)."""
+    try:
+        entries = secret_entries(secret_text(aws_client("secretsmanager", args.region), secret_id), f"secret {secret_id}",
+                                 min_chars=1)
+    except InvalidSecret as refused:
+        raise CommandError(str(refused)) from None
     if not entries:
         raise CommandError(f"secret {secret_id} holds no {what} yet")
     return entries[0]
@@ -141,7 +146,10 @@ def _webhook_secret(args: argparse.Namespace, stack: _Stack) -> str:
     if args.webhook_secret_id:
         return _secret(args, args.webhook_secret_id, "Shopify webhook secret")
     if os.environ.get("SHOPIFY_WEBHOOK_SECRET"):
-        entries = secret_entries(os.environ["SHOPIFY_WEBHOOK_SECRET"])
+        try:
+            entries = secret_entries(os.environ["SHOPIFY_WEBHOOK_SECRET"], "SHOPIFY_WEBHOOK_SECRET", min_chars=1)
+        except InvalidSecret as refused:
+            raise CommandError(str(refused)) from None
         if entries:
             return entries[0]
     if stack.parameters.get("ShopifyWebhookSecretName"):

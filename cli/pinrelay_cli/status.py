@@ -1,15 +1,22 @@
 """``pinrelay status``: did this event reach Pinterest? One line per event, from the delivery ledger.
 
     pinrelay status 1042 1043 --stack-name pinrelay                     # checkout events of the stack's ad account
+    pinrelay status 4242 --shop shop-a.example --shop shop-b.myshopify.com --table T --ad-account 549755885175
     pinrelay status pos-77 --event-name checkout --ad-account 549755885175 --table T --dlq-url URL
 
-Each event is looked up by its ledger key ``<ad account>#<event_name>#<event_id>`` (a consistent
-GetItem) and said to be delivered, rejected by Pinterest (with its message), uncertain, not sent
-(with why: too old by the time it left the queue, or withheld before sending), being sent, waiting
-for another try, in the dead-letter queue, or not claimed by any sender yet (with what that can
-mean). The dead-letter queue is looked through (its messages are made visible again
-at once) only for events not delivered. A WooCommerce or Shopify order's event_id is its order id
-unless the event-id templates say otherwise; offline rows use their ``order_id`` column.
+Each event is looked up by its ledger keys (consistent GetItems): ``<ad account>#<event_name>#
+<event_id>`` for a web or app event, ``<ad account>#offline#<event_name>#<event_id>`` for a store
+sale (offline events are keyed apart), and, when several shops share the ad account, the id
+scoped by each shop, ``<shop>/<event_id>``: the shops given with ``--shop`` and, with
+``--stack-name``, those of its ``ShopifyShopDomains`` and ``WooCommerceSources`` (a shop of an
+account map entry: give it with ``--shop``). Each key found is one line, so two shops' order 4242
+are told apart; when none is found, one line says so. An event is said to be delivered, rejected
+by Pinterest (with its message), uncertain, not sent (with why: too old by the time it left the
+queue, or withheld before sending), being sent, waiting for another try, in the
+dead-letter queue, or not claimed by any sender yet (with what that can mean). The dead-letter
+queue is looked through (its messages are made visible again at once) only for events not
+delivered. A WooCommerce or Shopify order's event_id is its order id unless the event-id
+templates say otherwise; offline rows use their ``event_id`` column.
 
 Exit status: 0 every event delivered; 1 at least one not (the lines say why); 2 the lookup could
 not run.
@@ -22,8 +29,10 @@ import sys
 import time
 from typing import Any, TextIO
 
+from pinrelay.accounts import shop_domain, shopify_shop_key, woocommerce_shop_key, woocommerce_source
 from pinrelay.adapters.dead_letters import SqsDeadLetters
-from pinrelay.events import dedup_key
+from pinrelay.config import comma_separated
+from pinrelay.events import dedup_key, scoped_event_id
 from pinrelay.verify import status_line
 from pinrelay_cli.defaults import PROG
 from pinrelay_cli.pinterest_access import EXIT_FAILED, EXIT_OK, CommandError, ad_account_id, aws_client
@@ -39,6 +48,9 @@ EXIT_DELIVERED, EXIT_NOT_DELIVERED = EXIT_OK, EXIT_FAILED
 def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("event_ids", nargs="+", metavar="EVENT_ID", help="the event_id of each event (an order id)")
     parser.add_argument("--event-name", default="checkout", help="their event_name (default checkout)")
+    parser.add_argument("--shop", action="append", default=[], metavar="SHOP",
+                        help="a shop whose scoped ids to look up too (several shops on one ad account): its "
+                             "myshopify.com domain or WooCommerce site address; may be repeated")
     parser.add_argument("--ad-account", metavar="ID",
                         help="their ad account (default: the stack's PinterestAdAccountId, else $PINTEREST_AD_ACCOUNT_ID)")
     parser.add_argument("--stack-name", help="the deployed stack: its DedupTableName and DeadLetterQueueUrl outputs")
@@ -51,16 +63,20 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, dynamodb: Any =
         out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        table, dlq_url, ad_account = _targets(args, cloudformation)
+        table, dlq_url, ad_account, shops = _targets(args, cloudformation)
         dynamodb = dynamodb or aws_client("dynamodb", args.region)
-        keys = [dedup_key(ad_account, args.event_name, event_id) for event_id in args.event_ids]
-        entries = {key: ledger_entry(dynamodb, table, key) for key in keys}
+        candidates = {event_id: _keys(ad_account, args.event_name, event_id, shops) for event_id in args.event_ids}
+        found = {key: ledger_entry(dynamodb, table, key) for keys in candidates.values() for key in keys}
     except CommandError as problem:
         print(f"{PROG} status: {printable(problem)}", file=err)
         return problem.exit_status
     dead_letters: set[str] = set()
-    if dlq_url and any(entry is None or entry.state != "delivered" for entry in entries.values()):
+    if dlq_url and any(entry is None or entry.state != "delivered" for entry in found.values()):
         dead_letters = SqsDeadLetters(sqs or aws_client("sqs", args.region), dlq_url).dedup_keys()
+    entries = {}
+    for keys in candidates.values():  # each key the ledger or the DLQ knows; else the id's own key
+        known = [key for key in keys if found[key] is not None or key in dead_letters]
+        entries |= {key: found[key] for key in known or keys[:1]}
     now = int(time.time())
     all_delivered = True
     for key, entry in entries.items():
@@ -72,15 +88,41 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, dynamodb: Any =
     return EXIT_DELIVERED if all_delivered else EXIT_NOT_DELIVERED
 
 
-def _targets(args: argparse.Namespace, cloudformation: Any) -> tuple[str, str | None, str]:
-    """(ledger table, dead-letter queue URL or None, ad account) from the options, else the stack."""
+def _keys(ad_account: str, event_name: str, event_id: str, shops: list[str]) -> list[str]:
+    """Where the event may be in the ledger: as a web or app event, as an offline one, and
+    scoped by each shop (``pinrelay.events.dedup_key``, ``scoped_event_id``)."""
+    ids = [event_id, *(scoped_event_id(shop, event_id) for shop in shops if not event_id.startswith(f"{shop}/"))]
+    return list(dict.fromkeys(dedup_key(ad_account, event_name, an_id, offline)
+                              for an_id in ids for offline in (False, True)))
+
+
+def _shop_keys(shopify_domains: list[str], woocommerce_sources: list[str]) -> list[str]:
+    """The shops' scopes as ingest writes them (``pinrelay.accounts.shopify_shop_key`` /
+    ``woocommerce_shop_key``) from their domains and site addresses."""
+    try:
+        keys = [shopify_shop_key(shop_domain(domain), None) for domain in shopify_domains]
+        keys += [woocommerce_shop_key(woocommerce_source(source), None) for source in woocommerce_sources]
+    except ValueError as problem:
+        raise CommandError(f"--shop / the stack's shop lists: {problem}") from None
+    return list(dict.fromkeys(keys))
+
+
+def _targets(args: argparse.Namespace, cloudformation: Any) -> tuple[str, str | None, str, list[str]]:
+    """(ledger table, dead-letter queue URL or None, ad account, shop scopes) from the options,
+    else the stack."""
     found = from_options_or_stack(
-        {"table": args.table, "dlq_url": args.dlq_url, "ad_account": args.ad_account}, args.stack_name,
+        {"table": args.table, "dlq_url": args.dlq_url, "ad_account": args.ad_account, "shopify_shops": None,
+         "woocommerce_sources": None}, args.stack_name,
         lambda: cloudformation or aws_client("cloudformation", args.region),
         outputs={"table": "DedupTableName", "dlq_url": "DeadLetterQueueUrl"},
-        parameters={"ad_account": "PinterestAdAccountId"},
+        parameters={"ad_account": "PinterestAdAccountId", "shopify_shops": "ShopifyShopDomains",
+                    "woocommerce_sources": "WooCommerceSources"},
     )
     table, dlq_url, ad_account = found["table"], found["dlq_url"], found["ad_account"]
     if not table:
         raise CommandError("give --stack-name NAME, or --table NAME (and --dlq-url URL)")
-    return table, dlq_url, ad_account_id(ad_account, "--ad-account, --stack-name or PINTEREST_AD_ACCOUNT_ID")
+    given = getattr(args, "shop", []) or []
+    shopify_domains = [shop for shop in given if "://" not in shop] + comma_separated(found["shopify_shops"] or "")
+    woocommerce_sources = [shop for shop in given if "://" in shop] + comma_separated(found["woocommerce_sources"] or "")
+    return (table, dlq_url, ad_account_id(ad_account, "--ad-account, --stack-name or PINTEREST_AD_ACCOUNT_ID"),
+            _shop_keys(shopify_domains, woocommerce_sources))

@@ -975,8 +975,12 @@ class PinterestStandIn:
 
 
 def event_key(ad_account_id: str, event: dict[str, Any]) -> str:
-    """The dedup key pinrelay uses: ``<ad account>#<event_name>#<event_id>``."""
-    return f"{ad_account_id}#{event.get('event_name')}#{event.get('event_id')}"
+    """The dedup key pinrelay uses (``pinrelay.events.dedup_key``): ``<ad account>#<event_name>#
+    <event_id>``, ``<ad account>#offline#<event_name>#<event_id>`` for an offline event."""
+    from pinrelay.events import dedup_key  # the caller has pinrelay's layer on its path (tests, bench)
+
+    return dedup_key(ad_account_id, str(event.get("event_name")), str(event.get("event_id")),
+                     event.get("action_source") == "offline")
 
 
 @dataclass

@@ -50,10 +50,13 @@ REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+# Local keys and secrets are at least 32 characters, as ingest requires (pinrelay.secret_text); the
+# WooCommerce one is drawn from WooCommerce's own alphabet (wp_generate_password(50, true, true)),
+# comma and spaces included, so that every local run checks that it is read byte for byte.
 LOCAL_DEFAULTS: dict[str, str] = {
-    "INGEST_API_KEY": "local-ingest-key",
-    "SHOPIFY_WEBHOOK_SECRET": "local-shopify-secret",
-    "WOOCOMMERCE_WEBHOOK_SECRET": "local-woocommerce-secret",
+    "INGEST_API_KEY": "local-ingest-key-for-this-machine-only",
+    "SHOPIFY_WEBHOOK_SECRET": "local-shopify-webhook-secret-for-testing",
+    "WOOCOMMERCE_WEBHOOK_SECRET": 'QE=<8F8bwtMZ[aaW2ezT+[(^ K3oB^NI20JGRp.epf(,Wh$ ;)',
     "PINTEREST_CONVERSION_TOKEN": "local-conversion-token",
     "PINTEREST_AD_ACCOUNT_ID": "549755885175",
 }

@@ -92,7 +92,9 @@ SKIP_RULES = ShopifyOptions(policy=OrderPolicy(test_orders="skip", skip_tags=fro
 
 
 def key(order: ShopOrder) -> str:
-    return f"{AD_ACCOUNT}#checkout#{order.order_id}"
+    """The ledger key ingest gave the order: point-of-sale orders are offline events, keyed apart."""
+    offline = "offline#" if order.webhook_body.get("source_name") == "pos" else ""
+    return f"{AD_ACCOUNT}#{offline}checkout#{order.order_id}"
 
 
 

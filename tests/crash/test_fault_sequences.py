@@ -39,8 +39,8 @@ def again(world: World) -> list[dict]:
     return world.receive()
 
 
-def item(world: World, event_id: str) -> dict:
-    return world.states().get(world.key(event_id), {})
+def item(world: World, event_id: str, offline: bool = False) -> dict:
+    return world.states().get(world.key(event_id, offline), {})
 
 
 def settled(world: World) -> None:
@@ -58,8 +58,8 @@ def test_an_offline_event_its_sender_died_after_posting_is_never_sent_again_what
     # sender-1: claim, token, mark, [request], outcome: killed right before the outcome
     world.proxy.add_rule(FaultRule("dynamodb", "UpdateItem", caller="sender-1", nth=3, action=KILL_BEFORE))
     first = world.deliver_batch(messages, caller="sender-1")
-    assert first.status == "killed" and world.tally().processed[world.key("seq-offline")] == 1
-    assert item(world, "seq-offline")["state"] == "sending"
+    assert first.status == "killed" and world.tally().processed[world.key("seq-offline", offline=True)] == 1
+    assert item(world, "seq-offline", offline=True)["state"] == "sending"
     world.clock_offset += 800  # SQS brings the batch back after its visibility timeout
     nth, action = fault
     world.proxy.add_rule(FaultRule("dynamodb", "UpdateItem", caller="sender-2", nth=nth, action=action))
@@ -68,8 +68,8 @@ def test_an_offline_event_its_sender_died_after_posting_is_never_sent_again_what
     assert "secretsmanager.GetSecretValue" not in world.proxy.operations_of("sender-2")  # no attempt to send it
     world.clock_offset += 800
     world.drain()
-    stored = item(world, "seq-offline")
-    assert world.tally().processed[world.key("seq-offline")] == 1, "I3: an offline event sent twice"
+    stored = item(world, "seq-offline", offline=True)
+    assert world.tally().processed[world.key("seq-offline", offline=True)] == 1, "I3: an offline event sent twice"
     assert (stored["state"], stored.get("reason"), stored.get("prior_state")) == ("uncertain", "unanswered", "sending")
     settled(world)
     world.outcome = {"offline": f"{stored['state']}, processed 1x (sender-1 killed after posting)"}
@@ -85,7 +85,7 @@ def test_a_gateway_error_after_pinterest_processed_the_request_is_no_proof_that_
     world.drain()
     tally = world.tally()
     assert invocation.status == "ok" and invocation.result.response == {"batchItemFailures": []}
-    assert (tally.processed[world.key("gw-offline")], item(world, "gw-offline")["state"]) == (1, "uncertain")
+    assert (tally.processed[world.key("gw-offline", offline=True)], item(world, "gw-offline", offline=True)["state"]) == (1, "uncertain")
     assert (tally.processed[world.key("gw-web")], item(world, "gw-web")["state"]) == (2, "delivered")
     assert world.key("gw-web") in tally.twice()[0]  # explained: the first answer was never read
     assert invocation.total("EventsPossiblyResent") == 1 and invocation.total("EventsUncertain") == 1
@@ -131,7 +131,7 @@ def test_an_answer_dynamodb_will_not_record_goes_back_to_sqs_and_the_next_receiv
     world.drain()
     tally = world.tally()
     assert (tally.processed[world.key("unrecorded-web")], item(world, "unrecorded-web")["state"]) == (2, "delivered")
-    assert (tally.processed[world.key("unrecorded-offline")], item(world, "unrecorded-offline")["state"]) == (1, "uncertain")
+    assert (tally.processed[world.key("unrecorded-offline", offline=True)], item(world, "unrecorded-offline", offline=True)["state"]) == (1, "uncertain")
     settled(world)
     world.outcome = {"web": "delivered, processed 2x (Pinterest drops the repeat)", "offline": "uncertain, processed 1x"}
 
@@ -144,8 +144,9 @@ def test_an_event_that_waited_past_seven_days_is_recorded_not_sent_and_status_sa
     assert invocation.status == "ok" and invocation.result.response == {"batchItemFailures": []}
     assert world.proxy.operations_of("sender-1") == ["dynamodb.UpdateItem"] * 2 and not world.standin.received
     assert invocation.metric("EventsNotSent", dimensions=[["reason", "service"]]) == 2
-    for event_id in ("waited-web", "waited-offline"):
-        assert (item(world, event_id)["state"], item(world, event_id)["reason"]) == ("not_sent", "too_old")
+    for event_id, offline in (("waited-web", False), ("waited-offline", True)):
+        stored = item(world, event_id, offline)
+        assert (stored.get("state"), stored.get("reason")) == ("not_sent", "too_old"), event_id
     args = build_parser().parse_args(["status", "waited-web", "--table", world.table, "--ad-account", AD_ACCOUNT])
     out = io.StringIO()
     assert args._run(args, dynamodb=world.aws["dynamodb"], out=out, err=out) == 1
@@ -180,7 +181,7 @@ def test_the_sender_ends_inside_its_timeout_when_secrets_manager_and_dynamodb_ar
     world.proxy.clear_rules()
     world.clock_offset += 800
     world.drain()
-    assert all(world.tally().processed[world.key(e["event_id"])] == 1 for e in events)
+    assert all(world.tally().processed[world.key(e["event_id"], e["action_source"] == "offline")] == 1 for e in events)
     settled(world)
     world.outcome = {"events": "6 delivered, processed 1x"}
 
@@ -194,11 +195,11 @@ def test_an_answer_dripped_past_the_clients_deadline_ends_each_attempt_at_it(wor
     world.standin.clear_fault()
     assert invocation.status == "ok" and invocation.result.duration_s < TIMEOUTS["sender"], invocation.result
     assert invocation.total("PinterestRequests") == 4  # each cut at the deadline
-    assert item(world, "drip-offline")["state"] == "uncertain"  # processed, its answer never read
+    assert item(world, "drip-offline", offline=True)["state"] == "uncertain"  # processed, its answer never read
     world.clock_offset += 800
     world.drain()
     tally = world.tally()
-    assert tally.processed[world.key("drip-offline")] == 1 and item(world, "drip-web")["state"] == "delivered"
+    assert tally.processed[world.key("drip-offline", offline=True)] == 1 and item(world, "drip-web")["state"] == "delivered"
     settled(world)
     world.outcome = {"web": f"delivered, processed {tally.processed[world.key('drip-web')]}x (dripped answers dropped)",
                      "offline": "uncertain, processed 1x"}

@@ -24,7 +24,7 @@ from tests.conftest import shopify_order
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
-SECRET = "e2e-shopify-secret"
+SECRET = "e2e-shopify-secret-long-enough-to-resist-guessing"
 
 
 def sha(text: str) -> str:
@@ -40,7 +40,7 @@ def free_port() -> int:
 @pytest.fixture
 def local_stack(tmp_path):
     port = free_port()
-    env = {**os.environ, "LOCAL_PORT": str(port), "SHOPIFY_WEBHOOK_SECRET": SECRET, "INGEST_API_KEY": "e2e-key",
+    env = {**os.environ, "LOCAL_PORT": str(port), "SHOPIFY_WEBHOOK_SECRET": SECRET, "INGEST_API_KEY": "e2e-key-long-enough-to-resist-guessing",
            "PINTEREST_TEST_MODE": "false", "LOCAL_SENDER_WINDOW_S": "0.5", "PYTHONUNBUFFERED": "1",
            "PINRELAY_LOCAL_PROFILE": str(tmp_path / "pinrelay-local.json")}  # a developer's own stays as it is
     env.pop("PINTEREST_API_URL", None)

@@ -15,7 +15,7 @@ from pinrelay_cli.main import main
 from pinrelay_local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
-API_KEY = "verify-e2e-key"
+API_KEY = "verify-e2e-key-long-enough-to-resist-guessing"
 
 
 @pytest.fixture(scope="module")

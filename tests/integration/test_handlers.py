@@ -130,7 +130,7 @@ def test_account_map_routes_keys_and_shops_to_their_ad_account(stack, now):
     order["order_status_url"] = order["order_status_url"].replace("jsmith.myshopify.com", "eu-shop.myshopify.com")
     # the EU shop must sign with its own secret: the default secret is refused for it
     assert post_shopify(stack, order, **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})[0] == 401
-    status, body = post_shopify(stack, order, secret="eu-shop-secret", **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})
+    status, body = post_shopify(stack, order, secret="eu-shop-secret-long-enough-to-resist-guessing", **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})
     assert status == 200 and body["accepted"] == 1
     stack["standin"].account_tokens["111222333"] = "eu-token"  # the EU account's own token is required
     records, answer = drain(stack)

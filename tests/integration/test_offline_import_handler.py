@@ -163,7 +163,7 @@ def test_s3_upload_is_imported_and_reported(handler, aws, s3, bucket, queue_url)
     again = report_of(s3, bucket, key)
     assert [r["status"] for r in again["results"]] == ["accepted", "rejected", "accepted", "accepted"]
     assert sorted(m["dedup_key"] for m in queued(aws, queue_url)) == sorted(m["dedup_key"] for m in messages)
-    assert {m["dedup_key"] for m in messages} == {dedup_key(AD_ACCOUNT, "checkout", f"pos-{n}") for n in (1, 3, 4)}
+    assert {m["dedup_key"] for m in messages} == {dedup_key(AD_ACCOUNT, "checkout", f"pos-{n}", offline=True) for n in (1, 3, 4)}
 
 
 def test_more_than_one_chunk(handler, aws, s3, bucket, queue_url, monkeypatch):

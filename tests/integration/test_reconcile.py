@@ -25,8 +25,10 @@ AD_ACCOUNT = "549755885175"
 FIXTURE = "shopify/shopify_orders_create_shopifyappjs-rest-2025-10.json"
 PERSONAL = ("bob.norman", "Norman", "Chestnut", "Louisville", "40202", "+557734881234", "6136120707", "207119551")
 
-def ledger_key(order_id: str) -> str:
-    return f"{AD_ACCOUNT}#checkout#{order_id}"
+def ledger_key(sample) -> str:
+    """The ledger key ingest gave the sample's order: point-of-sale orders are offline events, keyed apart."""
+    offline = "offline#" if sample.body.get("source_name") == "pos" else ""
+    return f"{AD_ACCOUNT}#{offline}checkout#{sample.order_id}"
 
 
 @pytest.fixture
@@ -53,13 +55,13 @@ def dead_letter_queue(aws):
 @pytest.fixture
 def ledger(aws, dedup_table, samples, now, dead_letter_queue):
     for kind, state in LEDGER_STATES.items():
-        item = {"pk": {"S": ledger_key(samples[kind].order_id)}, "state": {"S": state},
+        item = {"pk": {"S": ledger_key(samples[kind])}, "state": {"S": state},
                 "updated_at": {"N": str(int(now))}, "expires_at": {"N": str(int(now) + 605100)}}
         if state == "rejected":
             item["error_message"] = {"S": "Invalid event_timestamp parameter. Given timestamp is in the past."}
         aws["dynamodb"].put_item(TableName=dedup_table, Item=item)
     message = {"v": 1, "ad_account_id": AD_ACCOUNT, "source": "shopify",
-               "dedup_key": ledger_key(samples["dead_letter"].order_id), "accepted_at": int(now),
+               "dedup_key": ledger_key(samples["dead_letter"]), "accepted_at": int(now),
                "event": {"event_name": "checkout", "event_id": samples["dead_letter"].order_id}}
     aws["sqs"].send_message(QueueUrl=dead_letter_queue, MessageBody=json.dumps(message))
     aws["sqs"].send_message(QueueUrl=dead_letter_queue, MessageBody="not a queued event")

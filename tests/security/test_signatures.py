@@ -33,16 +33,16 @@ MAX_AGE = 600
 SHOPS = {
     "a": {
         "domain": "shop-a.myshopify.com",
-        "shopify": "shop-a-shopify-secret",
+        "shopify": "shop-a-shopify-secret-long-enough-to-resist-guessing",
         "woo_url": "https://shop-a.example",
-        "woo": "shop-a-woo-secret",
+        "woo": "shop-a-woo-secret-long-enough-to-resist-guessing",
         "ad_account_id": "111111111",
     },
     "b": {
         "domain": "shop-b.myshopify.com",
-        "shopify": "shop-b-shopify-secret",
+        "shopify": "shop-b-shopify-secret-long-enough-to-resist-guessing",
         "woo_url": "https://shop-b.example",
-        "woo": "shop-b-woo-secret",
+        "woo": "shop-b-woo-secret-long-enough-to-resist-guessing",
         "ad_account_id": "222222222",
     },
 }

@@ -69,6 +69,11 @@ for _name in ("pinrelay", "pinrelay.sender", "pinrelay.adapters.dynamodb"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
+
+def event_key(ad_account_id: str, event: dict[str, Any]) -> str:
+    """The event's ledger key, as ingest gives it (offline events are keyed apart)."""
+    return dedup_key(ad_account_id, event["event_name"], event["event_id"], event.get("action_source") == "offline")
+
 class Killed(BaseException):
     """The invocation's process is gone (Lambda killed it): no except, no finally of the code runs
     on it (a BaseException, which the code's ``except Exception`` does not catch)."""
@@ -340,7 +345,7 @@ class World:
         again = []
         for event, result in zip(events, outcome.results, strict=True):
             if result.status == "accepted":
-                self.accepted.setdefault(dedup_key(account, event["event_name"], event["event_id"]), (account, event))
+                self.accepted.setdefault(event_key(account, event), (account, event))
             elif result.status == "error":  # not queued: the client sends it again
                 again.append(event)
         self.say(f"  ingest ({account}): {[r.status for r in outcome.results]}")
@@ -351,7 +356,7 @@ class World:
         """A message ingest queued withheld (the shopper's consent), as issue 19 specifies it."""
         event = self.new_event()
         event.pop("user_data")
-        key = dedup_key(ACCOUNT, event["event_name"], event["event_id"])
+        key = event_key(ACCOUNT, event)
         body = QueuedEvent(ad_account_id=ACCOUNT, source="shopify", dedup_key=key, accepted_at=int(self.now),
                            event=event, withheld="consent").model_dump_json(exclude_defaults=False)
         self.enqueue(body)
@@ -642,7 +647,7 @@ class SimPinterest:
                    "no_answer_after": rate, "no_answer_before": rate / 2, "refused": rate / 2, "401": rate / 3,
                    "html_200": rate / 3, "422_no_details": rate / 3}
         behaviour = "ok" if world.calm else world.rng.choices(list(weights), list(weights.values()))[0]
-        keys = [dedup_key(ad_account_id, e["event_name"], e["event_id"]) for e in events]
+        keys = [event_key(ad_account_id, e) for e in events]
         for key, event in zip(keys, events, strict=True):
             world.posted[key].add(name)
             self.offline[key] = event.get("action_source") == "offline"

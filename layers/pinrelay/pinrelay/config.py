@@ -34,23 +34,28 @@ class _EnvModel(BaseModel):
 
 
 class SecretRef(BaseModel):
-    """A secret given either by name (Secrets Manager) or, locally, by value."""
+    """A secret given either by name (Secrets Manager) or, locally, by value; ``setting`` names
+    it in messages (never its value)."""
 
     model_config = ConfigDict(frozen=True)
     secret_name: str | None = None
     plain_value: str | None = Field(default=None, repr=False)
+    setting: str = "the secret"
 
 
-def _ref(secret_name: str | None, plain_value: str | None) -> SecretRef | None:
+def _ref(settings: BaseModel, name_field: str, value_field: str) -> SecretRef | None:
+    """The secret named by ``name_field`` (Secrets Manager) or given in ``value_field`` (local)."""
+    secret_name, plain_value = getattr(settings, name_field), getattr(settings, value_field)
     if not (secret_name or plain_value):
         return None
-    return SecretRef(secret_name=secret_name, plain_value=plain_value)
+    setting = f"secret {secret_name} ({name_field.upper()})" if secret_name else value_field.upper()
+    return SecretRef(secret_name=secret_name, plain_value=plain_value, setting=setting)
 
 
 def _required_ref(settings: BaseModel, name_field: str, value_field: str) -> SecretRef:
     """A secret the function cannot run without: its Secrets Manager name (AWS) or, locally, its
     value; ValueError naming both variables when neither is set."""
-    ref = _ref(getattr(settings, name_field), getattr(settings, value_field))
+    ref = _ref(settings, name_field, value_field)
     if ref is None:
         raise ValueError(f"set {name_field.upper()} (AWS) or {value_field.upper()} (local)")
     return ref
@@ -164,15 +169,15 @@ class IngestSettings(ShopifyMapping):
 
     @property
     def shopify_secret_ref(self) -> SecretRef | None:
-        return _ref(self.shopify_webhook_secret_name, self.shopify_webhook_secret)
+        return _ref(self, "shopify_webhook_secret_name", "shopify_webhook_secret")
 
     @property
     def woocommerce_secret_ref(self) -> SecretRef | None:
-        return _ref(self.woocommerce_webhook_secret_name, self.woocommerce_webhook_secret)
+        return _ref(self, "woocommerce_webhook_secret_name", "woocommerce_webhook_secret")
 
     @property
     def account_map_ref(self) -> SecretRef | None:
-        return _ref(self.account_map_secret_name, self.account_map)
+        return _ref(self, "account_map_secret_name", "account_map")
 
 
 class SenderSettings(_EnvModel):
@@ -198,7 +203,7 @@ class SenderSettings(_EnvModel):
 
     @property
     def account_tokens_ref(self) -> SecretRef | None:
-        return _ref(self.account_tokens_secret_name, self.account_tokens)
+        return _ref(self, "account_tokens_secret_name", "account_tokens")
 
     @model_validator(mode="after")
     def _token_given(self):

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from pinrelay.consent import WITHHELD_CONSENT, ConsentPolicy, decide_for_event
-from pinrelay.events import EventRejected, PreparedEvent, dedup_key, prepare_api_events
+from pinrelay.events import EventRejected, PreparedEvent, prepare_api_events
 from pinrelay.models import EventResult
 from pinrelay.ports import Deadline, EventQueue
 from pinrelay.privacy import apply_ldp, match_keys
@@ -80,7 +80,7 @@ def queued_message_body(ad_account_id: str, source: str, accepted_at: int, item:
         "v": QUEUED_MESSAGE_VERSION,
         "ad_account_id": ad_account_id,
         "source": source,
-        "dedup_key": dedup_key(ad_account_id, item.event_name, item.event_id),
+        "dedup_key": item.dedup_key(ad_account_id),
         "accepted_at": accepted_at,
         "event": event,
     }
@@ -152,7 +152,7 @@ class IngestService:
         account = ad_account_id or self.ad_account_id
         outcome = IngestOutcome()
         results = outcome.results
-        seen_in_request: set[tuple[str, str]] = set()
+        seen_in_request: set[str] = set()  # ledger keys: a web and an offline event of one id are two
         bodies: list[str] = []
         body_results: list[EventResult] = []
         for index, item in enumerate(prepared):
@@ -175,7 +175,8 @@ class IngestService:
                                      withheld=WITHHELD_CONSENT, reason=f"not sent (consent): {decision.reason}",
                                      warnings=item.warnings or None)
             results.append(result)
-            if (event_name, event_id) in seen_in_request:
+            key = item.dedup_key(account)
+            if key in seen_in_request:
                 result.status = "duplicate"
                 result.withheld = None
                 result.reason = "the same event_name and event_id appear earlier in this request"
@@ -190,7 +191,7 @@ class IngestService:
                     continue
             else:
                 body = queued_message_body(account, source, now, item, withheld=WITHHELD_CONSENT)
-            seen_in_request.add((event_name, event_id))
+            seen_in_request.add(key)
             bodies.append(body)
             body_results.append(result)
         if not bodies:

@@ -3,8 +3,12 @@
 Each order of the shop is mapped as its ``orders/create`` webhook was (the same mapper, with
 the deployment's event_id template, content id field and order policy, at the order's own
 creation time), which gives its event_id, hence its ledger key
-``<ad account>#checkout#<event_id>``. Then it is put in exactly one class (``OrderClass``), the
-first that applies:
+``<ad account>#checkout#<event_id>`` (``#offline#checkout#`` for a point-of-sale order). When
+several shops share the ad account, ingest scoped the event ids of a template that is not unique
+across Shopify by the shop (``<shop>/<event_id>``); whether they do is in the account map, which
+this code does not read, so both keys are looked up and the one the ledger or the dead-letter
+queue knows is the order's. Then it is put in exactly one class (``OrderClass``), the first
+that applies:
 
 ================  ==========================================================================
 delivered         the ledger says ``delivered``
@@ -46,9 +50,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from pinrelay.consent import decide_for_event
-from pinrelay.events import EventFiltered, EventRejected, dedup_key
+from pinrelay.events import EventFiltered, EventRejected, dedup_key, scoped_event_id
 from pinrelay.sources import UNMAPPABLE, not_understood
-from pinrelay.sources.shopify import SHOPIFY_TOPICS, ShopifyOptions
+from pinrelay.sources.shopify import SHOPIFY_TOPICS, ShopifyOptions, order_action_source, unique_across_shops
 from pinrelay.windows import EVENT_LIFETIME_SECONDS, MAX_EVENT_AGE_SECONDS
 
 # the queue-age alarm's threshold (EventsQueueAgeAlarm): an order younger than this without a
@@ -171,22 +175,35 @@ class _Mapped:
     event_id: str | None
     filtered: str | None = None  # the reason
     rejected: str | None = None  # the reason
+    offline: bool = False  # a point-of-sale order: its ledger key is an offline one
     withheld: str | None = None  # the consent policy's reason
 
 
 def map_as_webhook(order: ShopOrder, rules: ShopifyOptions) -> _Mapped:
     """The ``orders/create`` mapper's verdict on the order at its creation time (when its webhook
     came), and the consent policy's, as ingest decides it."""
+    offline = isinstance(order.webhook_body, dict) and order_action_source(order.webhook_body) == "offline"
     try:
         prepared = SHOPIFY_TOPICS["orders/create"](order.webhook_body, order.created_at, rules)
     except EventFiltered as filtered:
-        return _Mapped(filtered.event_id, filtered=filtered.reason)
+        return _Mapped(filtered.event_id, filtered=filtered.reason, offline=offline)
     except EventRejected as rejected:
-        return _Mapped(rejected.event_id, rejected=rejected.reason)
+        return _Mapped(rejected.event_id, rejected=rejected.reason, offline=offline)
     except UNMAPPABLE as exc:
         return _Mapped(None, rejected=not_understood("orders/create", "a Shopify payload", exc).reason)
     decision = decide_for_event(rules.consent, prepared.event, prepared.consent, "shopify")
-    return _Mapped(prepared.event_id, withheld=None if decision.send else decision.reason)
+    return _Mapped(prepared.event_id, offline=prepared.offline, withheld=None if decision.send else decision.reason)
+
+
+def ledger_keys(ad_account_id: str, shop: str, mapped: _Mapped, rules: ShopifyOptions) -> list[str]:
+    """Where the order's ledger item may be: its key, and, for an event_id template that is not
+    unique across Shopify, the key of its id scoped by the shop (several shops on the ad account)."""
+    if not mapped.event_id:
+        return []
+    ids = [mapped.event_id]
+    if not unique_across_shops(rules.event_id_template):
+        ids.insert(0, scoped_event_id(shop, mapped.event_id))
+    return [dedup_key(ad_account_id, "checkout", event_id, mapped.offline) for event_id in ids]
 
 
 def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | None, in_dead_letter_queue: bool,
@@ -287,12 +304,11 @@ def reconcile(
     """Read the shop's orders of [since, until), look each up (100 keys per ledger read), and
     classify them. The dead-letter queue is read once, after the orders, so that an event moved
     there while the orders were read is seen."""
-    mapped_orders: list[tuple[ShopOrder, _Mapped, str | None]] = []
+    mapped_orders: list[tuple[ShopOrder, _Mapped, list[str]]] = []
     for order in source.orders(since, until):
         mapped = map_as_webhook(order, rules)
-        key = dedup_key(ad_account_id, "checkout", mapped.event_id) if mapped.event_id else None
-        mapped_orders.append((order, mapped, key))
-    keys = sorted({key for _, _, key in mapped_orders if key})
+        mapped_orders.append((order, mapped, ledger_keys(ad_account_id, shop, mapped, rules)))
+    keys = sorted({key for _, _, candidates in mapped_orders for key in candidates})
     items: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), batch_size):
         items.update(ledger.states(keys[start : start + batch_size]))
@@ -300,7 +316,9 @@ def reconcile(
     now = int(clock())
     report = ReconcileReport(shop=shop, since=since, until=until, generated_at=now, ad_account_id=ad_account_id,
                              dead_letter_messages=len(in_dead_letter_queue))
-    for order, mapped, key in mapped_orders:
+    for order, mapped, candidates in mapped_orders:
+        known = [key for key in candidates if key in items or key in in_dead_letter_queue]
+        key = known[0] if known else (candidates[-1] if candidates else None)  # unknown: the unscoped key
         report.verdicts.append(classify(order, mapped, items.get(key) if key else None,
                                         key in in_dead_letter_queue if key else False, now, key))
         report.orders[order.order_id] = order

@@ -80,3 +80,9 @@ def emit_filtered_metric(source: str, reason: str, count: int = 1) -> None:
     conversions (cancelled, voided, test_order, source_name, tag) and events the consent policy
     withholds (consent): "why didn't order #1042 reach Pinterest?"."""
     emit_document((("source", source), ("reason", reason)), (("EventsFiltered", "Count", count),))
+
+
+def emit_unlisted_shops_metric(source: str) -> None:
+    """``UnlistedShops`` per source: a second shop's webhook reached the default account unscoped,
+    as no shop list is set for a platform (``pinrelay.accounts.DefaultShopsSeen``), once per container."""
+    emit_document((("service", "pinrelay"), ("source", source)), (("UnlistedShops", "Count", 1),))

@@ -114,6 +114,7 @@ CONSENT_VIA = "offline_csv"  # how a withheld row's reason names where its choic
 # 64 characters are 65 KB), and an SQS message holds at most 1 MiB anyway.
 MAX_ROW_CHARS = 1_048_576
 CHECK_BATCH = 1000  # rows per prepare_api_events call (it is faster in batches)
+MAX_HEADER_HINTS = 20  # unknown header cells given a "did you mean"
 _UTF8_CHECK_SLICE = 1_048_576
 
 # column -> Pinterest field, in the documented order
@@ -374,7 +375,10 @@ def _check_header(cells: list[str]) -> list[str | None]:
             columns.append(None)
             continue
         if key not in COLUMNS:
-            close = difflib.get_close_matches(key, COLUMNS, n=1, cutoff=0.6)
+            # a hint for the first few, of a plausible length: each is a difflib look-up, and a
+            # header line of 1 MiB can hold 100,000 cells (the same bound as ingest's hints)
+            hinted = len(unknown) < MAX_HEADER_HINTS and len(key) <= 2 * max(map(len, COLUMNS))
+            close = difflib.get_close_matches(key, COLUMNS, n=1, cutoff=0.6) if hinted else []
             unknown.append(f"column {position}" + (f" (did you mean {close[0]}?)" if close else ""))
         elif key in first_position:
             raise OfflineCsvError(
@@ -391,7 +395,9 @@ def _check_header(cells: list[str]) -> list[str | None]:
         )
     if unknown:
         raise OfflineCsvError(
-            f"unknown column(s) in the header: {', '.join(unknown)}; the known columns are {known}. "
+            f"unknown column(s) in the header: {', '.join(unknown[:MAX_HEADER_HINTS])}"
+            + (f" and {len(unknown) - MAX_HEADER_HINTS} more" if len(unknown) > MAX_HEADER_HINTS else "")
+            + f"; the known columns are {known}. "
             "Unknown columns are refused rather than ignored, so that a misspelt column cannot "
             "silently drop match keys: rename or remove them"
         )
