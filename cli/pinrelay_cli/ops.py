@@ -250,20 +250,24 @@ def setup_uncertain(parser: argparse.ArgumentParser) -> None:
     _target_arguments(parser, "table")
 
 
-LEDGER_KEY = re.compile(r"\d{1,18}#[a-z_]+#.+")  # <ad account>#<event_name>#<event_id>
+# <ad account>#<event_name>#<event_id>, or <ad account>#offline#<event_name>#<event_id> (a store sale)
+LEDGER_KEY = re.compile(r"\d{1,18}#[a-z_]+#.+")
 
 
-def release_keys(args: argparse.Namespace, cloudformation: Any = None) -> list[str]:
-    """The ledger keys of ``--release``: a key as given, an event_id made into one with
-    ``--event-name`` and the ad account (``--ad-account``, the stack's, PINTEREST_AD_ACCOUNT_ID)."""
+def release_keys(args: argparse.Namespace, cloudformation: Any = None) -> list[tuple[str, list[str]]]:
+    """Each value of ``--release`` with the ledger keys it may be: a key as given; an event_id as
+    a store sale's key and as a web or app event's (``pinrelay.events.dedup_key``), with
+    ``--event-name`` and the ad account (``--ad-account``, the stack's, PINTEREST_AD_ACCOUNT_ID).
+    Only an uncertain item is released, so trying both keys releases the one that is."""
     if all(LEDGER_KEY.fullmatch(value) for value in args.release):
-        return list(args.release)
+        return [(value, [value]) for value in args.release]
     found = from_options_or_stack({"ad_account": args.ad_account}, args.stack_name,
                                   lambda: cloudformation or _client(args, "cloudformation"),
                                   parameters={"ad_account": "PinterestAdAccountId"})
     ad_account = ad_account_id(found["ad_account"], "--ad-account, --stack-name or PINTEREST_AD_ACCOUNT_ID "
                                                     "(or give the ledger key <ad account>#<event_name>#<event_id>)")
-    return [value if LEDGER_KEY.fullmatch(value) else dedup_key(ad_account, args.event_name, value)
+    return [(value, [value]) if LEDGER_KEY.fullmatch(value) else
+            (value, [dedup_key(ad_account, args.event_name, value, offline) for offline in (True, False)])
             for value in args.release]
 
 
@@ -273,11 +277,14 @@ def run_uncertain(args: argparse.Namespace, *, dynamodb: Any = None, cloudformat
     targets = resolve_targets(args, "table", cloudformation=cloudformation)
     dynamodb = dynamodb or _client(args, "dynamodb")
     if args.release:
-        keys = release_keys(args, cloudformation)
-        missing = [key for key in keys if not release_uncertain(dynamodb, targets["table"], key)]
-        for key in keys:
-            print(f"{printable(key)}: {'not uncertain (left as it is)' if key in missing else 'released: its next copy is sent'}",
-                  file=out)
+        missing = False
+        for given, keys in release_keys(args, cloudformation):
+            released = next((key for key in keys if release_uncertain(dynamodb, targets["table"], key)), None)
+            if released is None:
+                missing = True
+                print(f"{printable(given)}: not uncertain (left as it is)", file=out)
+            else:
+                print(f"{printable(released)}: released: its next copy is sent", file=out)
         return EXIT_FAILED if missing else EXIT_OK
     rows = rejected(dynamodb, targets["table"], args.limit, state="uncertain")
     for row in rows:

@@ -30,6 +30,7 @@ from typing import Any
 
 import requests
 
+from pinrelay.events import dedup_key
 from pinrelay_cli.local_profile import LocalProfile
 from pinrelay_local.stack import REPO_ROOT, aws_client, shopify_topic_from_filename
 
@@ -87,8 +88,8 @@ class DrillContext:
         return body
 
     # -- what the stack did ----------------------------------------------------------------------
-    def key(self, event_id: str, event_name: str = "checkout") -> str:
-        return f"{self.profile.ad_account}#{event_name}#{event_id}"
+    def key(self, event_id: str, event_name: str = "checkout", offline: bool = False) -> str:
+        return dedup_key(self.profile.ad_account, event_name, event_id, offline)
 
     def ledger(self, key: str) -> dict[str, Any]:
         item = self.dynamodb.get_item(TableName=self.profile.table, Key={"pk": {"S": key}}, ConsistentRead=True)
@@ -210,7 +211,7 @@ def uncertain(drill: DrillContext) -> list[str]:
                            "--api-key", drill.profile.api_key])
         if status != 0:
             raise DrillCannotRun(f"pinrelay import-offline exited {status}")
-        item = drill.wait_for_state(drill.key(event_id), {"uncertain", "delivered", "rejected"})
+        item = drill.wait_for_state(drill.key(event_id, offline=True), {"uncertain", "delivered", "rejected"})
     finally:
         drill.fault(mode=None)
     drill.say(f"the sender recorded {event_id} {item['state']}")

@@ -187,6 +187,26 @@ def test_pinrelay_uncertain_lists_them_and_releases_only_uncertain_ones(aws, ded
     assert remaining == {"1#checkout#sale-2"}
 
 
+def test_pinrelay_uncertain_releases_an_event_id_whether_it_is_a_store_sale_or_a_web_event(aws, dedup_table, capsys):
+    """An event_id given to --release is looked for as a store sale's key (offline events are keyed
+    apart) and as a web event's: the one that is uncertain is released, nothing else is touched."""
+    from pinrelay_cli import main as cli
+
+    items = {"1#offline#checkout#pos-7": "uncertain", "1#checkout#web-8": "uncertain", "1#checkout#pos-7": "delivered"}
+    for key, state in items.items():
+        aws["dynamodb"].put_item(TableName=dedup_table, Item={
+            "pk": {"S": key}, "state": {"S": state}, "attempts": {"N": "1"}, "updated_at": {"N": "100"},
+            "expires_at": {"N": "9999999999"}})
+    capsys.readouterr()
+    assert cli.main(["uncertain", "--table", dedup_table, "--ad-account", "1", "--release", "pos-7", "--release", "web-8",
+                     "--release", "nothing-9"]) == 1
+    out = capsys.readouterr().out
+    assert "1#offline#checkout#pos-7: released" in out and "1#checkout#web-8: released" in out
+    assert "nothing-9: not uncertain" in out
+    remaining = {i["pk"]["S"] for i in aws["dynamodb"].scan(TableName=dedup_table)["Items"]}
+    assert remaining == {"1#checkout#pos-7"}
+
+
 def test_the_commands_print_no_terminal_escape_sequences(aws, dedup_table, capsys):
     """An event_id or a Pinterest message with escape sequences (erase line, OSC 52 clipboard
     write, a bidi override) is shown escaped: it never reaches the operator's terminal as is."""
