@@ -17,11 +17,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml layers/pinrelay/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r layers/pinrelay/requirements.txt -e '.[dev]'
-	@# Debian's Chromium for the browser tests (tests/browser); says what to install when it cannot
-	-.ci/browser-deps
-	@# Debian's php-cli for the WooCommerce snippet's tests (tests/php); says what to install when it cannot
-	-.ci/php-deps
+	@echo "setup: installing pinrelay and its dev tools into $(VENV) (about a minute the first time)"
+	$(PY) -m pip install --progress-bar on -r layers/pinrelay/requirements.txt -e '.[dev]'
 	touch $@
 
 ## local: moto (SQS, DynamoDB, Secrets Manager) + ingest on 127.0.0.1:$${LOCAL_PORT:-3000} + sender + Pinterest stand-in
@@ -32,8 +29,16 @@ local: setup
 post-samples: setup
 	$(PY) -m pinrelay_local post-samples
 
+## drill-NAME: play a failure against the running local stack (rejected, dlq, uncertain, reconcile: pinrelay_local.drills)
+drill-%: setup
+	$(PY) -m pinrelay_local drill $*
+
 ## test: unit, integration (moto server, real HTTP servers), end-to-end, browser and PHP snippet tests
 test: setup
+	@# Debian's Chromium for the browser tests (tests/browser) and php-cli for the WooCommerce snippet's
+	@# (tests/php): only the tests need them; each says what to install when it cannot
+	-.ci/browser-deps
+	-.ci/php-deps
 	$(PY) -m pytest -q -m "not crash"
 
 ## crash: every fault at every AWS call of the handlers, run as Lambda runs them (tests/crash); writes crash-results.md

@@ -113,9 +113,9 @@ def run(args: argparse.Namespace, out: Printer = print, err: Printer | None = No
             client = secretsmanager_client(args.region, args.profile, getattr(args, "endpoint_url", None))
             count = add_to_secret(client, args.secret_id, line, replace=args.replace)
         except Exception as exc:  # noqa: BLE001 - botocore's errors: say what failed, no traceback, no key
-            err(f"new-api-key: could not update secret {args.secret_id!r}: {type(exc).__name__}: {exc}")
-            err("new-api-key: nothing was stored; the generated key was not shown and is discarded")
-            return 1
+            err(f"pinrelay new-api-key: could not update secret {args.secret_id!r} ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())}): nothing stored, the key was discarded unshown")
+            return 2
     out("x-api-key (shown once, stored nowhere: give it to the client now):")
     out(f"  {key}")
     if args.secret_id:

@@ -1,4 +1,4 @@
-"""``pinrelay reconcile --shop SHOP.myshopify.com --since DATE [--until DATE] [--backfill]``
+"""``pinrelay reconcile --shop SHOP.myshopify.com [--since DATE] [--until DATE] [--backfill]``
 
 Every order of a Shopify shop accounted for: reads the shop's orders from the GraphQL Admin API,
 maps each as its ``orders/create`` webhook was, looks it up in the delivery ledger and the
@@ -27,7 +27,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -72,8 +72,9 @@ def _moment(text: str) -> datetime:
 
 
 def setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shop", required=True, metavar="SHOP.myshopify.com", help="the shop's myshopify.com domain")
-    parser.add_argument("--since", required=True, type=_moment, metavar="DATE", help="orders created from (UTC)")
+    parser.add_argument("--shop", metavar="SHOP.myshopify.com", help="the shop's myshopify.com domain (required)")
+    parser.add_argument("--since", type=_moment, metavar="DATE",
+                        help="orders created from (UTC; default: 7 days before --until, the oldest Pinterest takes)")
     parser.add_argument("--until", type=_moment, metavar="DATE", help="... until, excluded (default: now)")
     parser.add_argument("--token-secret-id", metavar="NAME",
                         help="Secrets Manager secret holding the custom app's Admin API token "
@@ -235,12 +236,15 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
 
 
 def _run(args: argparse.Namespace, out: TextIO, cloudformation: Any) -> int:
+    if not args.shop:
+        raise CommandError("give --shop SHOP.myshopify.com (or --local for the local stack's Shopify Admin stand-in)")
     try:
         shop = myshopify_domain(args.shop)
     except ValueError as problem:
         raise CommandError(f"--shop {problem}") from None
     admin_url = _admin_api_url(args)
     until = args.until or datetime.now(UTC)
+    args.since = args.since or until - timedelta(days=7)
     if args.since >= until:
         raise CommandError("--since must be before --until")
     rules = _rules()

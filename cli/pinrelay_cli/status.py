@@ -48,7 +48,8 @@ EXIT_DELIVERED, EXIT_NOT_DELIVERED = EXIT_OK, EXIT_FAILED
 def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("event_ids", nargs="+", metavar="EVENT_ID", help="the event_id of each event (an order id)")
     parser.add_argument("--event-name", default="checkout", help="their event_name (default checkout)")
-    parser.add_argument("--shop", action="append", default=[], metavar="SHOP",
+    # dest "shops": a list, apart from the one shop reconcile and the local profile name ("shop")
+    parser.add_argument("--shop", action="append", dest="shops", default=[], metavar="SHOP",
                         help="a shop whose scoped ids to look up too (several shops on one ad account): its "
                              "myshopify.com domain or WooCommerce site address; may be repeated")
     parser.add_argument("--ad-account", metavar="ID",
@@ -121,7 +122,7 @@ def _targets(args: argparse.Namespace, cloudformation: Any) -> tuple[str, str | 
     table, dlq_url, ad_account = found["table"], found["dlq_url"], found["ad_account"]
     if not table:
         raise CommandError("give --stack-name NAME, or --table NAME (and --dlq-url URL)")
-    given = getattr(args, "shop", []) or []
+    given = getattr(args, "shops", []) or []
     shopify_domains = [shop for shop in given if "://" not in shop] + comma_separated(found["shopify_shops"] or "")
     woocommerce_sources = [shop for shop in given if "://" in shop] + comma_separated(found["woocommerce_sources"] or "")
     return (table, dlq_url, ad_account_id(ad_account, "--ad-account, --stack-name or PINTEREST_AD_ACCOUNT_ID"),

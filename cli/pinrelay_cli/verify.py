@@ -60,6 +60,7 @@ from pinrelay_cli.pinterest_access import (
     add_loopback_argument,
     add_token_arguments,
     aws_client,
+    aws_problem,
     checked_api_url,
     pinterest_token,
 )
@@ -182,8 +183,9 @@ def post_to_ingest(url: str, api_key: str, event: dict[str, Any], session: Any =
     if status == 202 and result.get("status") == "accepted":
         return True, "ingest answered 202 accepted", False
     if status == 401:
-        return False, "ingest refused the API key (401): give the key `pinrelay new-api-key` printed (--api-key or " \
-                      "PINRELAY_API_KEY)", False
+        return False, "ingest refused the API key (401): give the stack's key with --api-key or PINRELAY_API_KEY (a " \
+                      "deployed stack's: the one `pinrelay new-api-key` printed; the local stack's: the one `make local` " \
+                      "printed, or use --local)", False
     if result.get("status") == "rejected":
         return False, f"ingest rejected the test event ({status}): {result.get('reason')}", False
     if status == 503 or status >= 500:
@@ -204,7 +206,7 @@ def ledger_entry(dynamodb: Any, table: str, key: str) -> LedgerEntry | None:
         code = exc.response.get("Error", {}).get("Code", "error")
         raise CommandError(f"the delivery ledger {table} could not be read ({code})") from None
     except BotoCoreError as exc:
-        raise CommandError(f"the delivery ledger {table} could not be read ({type(exc).__name__})") from None
+        raise CommandError(f"the delivery ledger {table} could not be read: {aws_problem(exc)}") from None
     values = plain_item(item or {})
     if "state" not in values:
         return None

@@ -24,8 +24,9 @@ pinterest/api-description, and ``pinterest/example-422-response.json``):
   match the query; ``default_eqs_scores()`` until set. Its requests are recorded in
   ``eqs_received``, apart from the events endpoint's.
 
-Fault injection (``set_fault``) and an HTTP control API (``/_standin/...``) let tests, even
-from another process, make it misbehave. ``tally_standin`` counts what it processed, per event
+Fault injection (``set_fault``) and an HTTP control API (``/_standin/...``: ``fault``,
+``settings`` (the oldest event_time it takes), ``eqs``, ``received``, ``clear``) let tests and the
+local stack's drills, even from another process, make it misbehave. ``tally_standin`` counts what it processed, per event
 key (how often, how often in a request the client had abandoned, how often failed): the fault
 tests, the crash suite and the soak judge "delivered once" by it. Standalone:
 ``python -m pinrelay_local.pinterest_standin``.
@@ -952,6 +953,18 @@ class PinterestStandIn:
                 h._send(400, {"code": 400, "message": f"bad eqs scores: {exc}"})
                 return
             h._send(200, {"scores": len(self._eqs_scores)})
+        elif path == "/_standin/settings" and h.command in ("GET", "POST"):
+            previous = {"max_event_age_seconds": self.max_event_age_seconds}
+            if h.command == "POST":
+                try:
+                    age = json.loads(raw or b"{}").get("max_event_age_seconds", self.max_event_age_seconds)
+                    if not isinstance(age, int) or age <= 0:
+                        raise ValueError("max_event_age_seconds must be a positive whole number")
+                except (ValueError, AttributeError) as exc:
+                    h._send(400, {"code": 400, "message": f"bad settings: {exc}"})
+                    return
+                self.max_event_age_seconds = age
+            h._send(200, {"previous": previous, "max_event_age_seconds": self.max_event_age_seconds})
         elif path == "/_standin/clear" and h.command == "POST":
             h._send(200, {"cleared": self.clear()})
         else:

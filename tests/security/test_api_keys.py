@@ -259,7 +259,7 @@ def test_new_api_key_fails_cleanly_and_shows_no_key_when_the_secret_cannot_be_wr
     status, out, err = run(
         "--secret-id", "pinrelay/does-not-exist", "--endpoint-url", stack.moto_url, "--region", "us-east-1"
     )
-    assert status == 1 and out == []
+    assert status == 2 and out == [] and len(err) == 1
     assert "could not update secret 'pinrelay/does-not-exist'" in err[0] and "ResourceNotFoundException" in err[0]
     assert run("--replace")[0] == 2
 
