@@ -4,8 +4,8 @@ and posted as the platforms post them, against moto server's SQS.
 
 For each: the answer (200 for webhooks, with the reason), what is queued (the event, with or
 without LDP, or the marker of a withheld event: nothing personal), and EventsFiltered (reason
-consent, by source). The sender's side of the marker (ledger ``not_sent``, ``pinrelay status``) is
-issue 19's; reconcile's class is tested in tests/unit/test_reconcile.py."""
+consent, by source); for withheld orders, the real sender's ``not_sent`` record and `pinrelay status`
+saying why. Reconcile's class is tested in tests/contract/test_reconcile_consent.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pinrelay import config
 from pinrelay.ingest import MARKER_EVENT_FIELDS
 from pinrelay_local.stack import refresh_event_times, refresh_shopify_timestamps, refresh_woocommerce_timestamps
 from tests.conftest import shopify_order
-from tests.integration.handler_stack import drain, post_events, post_shopify, post_woocommerce
+from tests.integration.handler_stack import AD_ACCOUNT, drain, post_events, post_shopify, post_woocommerce
 from tests.integration.test_offline_import_handler import bucket, handler, s3, upload_and_import  # noqa: F401 - fixtures
 
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "consent"
@@ -147,6 +147,37 @@ def test_what_the_policy_sends_reaches_pinterest_as_decided(stack, consent_polic
     assert event["event_id"] == body["events"][0]["event_id"]
     expected = None if "no_choice" in name else "LDP"
     assert event.get("custom_data", {}).get("opt_out_type") == expected and request["status"] == 200
+
+
+@pytest.mark.parametrize(("name", "policy"), [("shopify_orders_create_eu_banner_refused.json", "respect"),
+                                            ("woocommerce_order_created_eu_optin_denied.json", "strict"),
+                                            ("shopify_orders_create_eu_no_choice_recorded.json", "strict")])
+def test_a_withheld_order_is_recorded_not_sent_and_pinrelay_status_says_why(stack, consent_policy, name, policy):
+    """The whole path of a withheld order: ingest answers 200 'withheld' and queues the marker, the
+    real sender records it ``not_sent`` (reason consent) without posting it, and `pinrelay status
+    <order id>` says so (exit 1: not delivered); a copy of the webhook later is a duplicate."""
+    from pinrelay_cli.main import build_parser
+    from pinrelay_cli.status import EXIT_NOT_DELIVERED
+
+    consent_policy(policy)
+    status, body = post_sample(stack, name)
+    (result,) = body["events"]
+    assert status == 200 and result["status"] == "withheld", body
+    _, answer = drain(stack)
+    assert answer == {"batchItemFailures": []} and not stack["standin"].received
+    args = build_parser().parse_args(["status", result["event_id"], "--table", stack["table"],
+                                      "--ad-account", AD_ACCOUNT])
+    out = io.StringIO()
+    assert args._run(args, dynamodb=stack["aws"]["dynamodb"], out=out, err=out) == EXIT_NOT_DELIVERED
+    (line,) = [line for line in out.getvalue().splitlines() if line.startswith(AD_ACCOUNT)]
+    assert f"#checkout#{result['event_id']}: not sent: withheld before sending (consent)" in line, line
+    # the webhook again (Shopify's retry, WooCommerce's order.updated): the ledger keeps its final state
+    post_sample(stack, name)
+    drain(stack)
+    assert not stack["standin"].received
+    item = stack["aws"]["dynamodb"].get_item(TableName=stack["table"], ConsistentRead=True,
+                                             Key={"pk": {"S": f"{AD_ACCOUNT}#checkout#{result['event_id']}"}})["Item"]
+    assert (item["state"]["S"], item["reason"]["S"]) == ("not_sent", "consent")
 
 
 def test_the_reasons_say_why(stack, consent_policy):
