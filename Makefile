@@ -10,16 +10,15 @@ export SAM_CLI_TELEMETRY = 0
 SAM_BIN := $(VENV)/bin/sam
 SAM_BUILD_DIR := .aws-sam/build
 
-.PHONY: setup local test crash lint security build post-samples soak bench clean
+.PHONY: setup local test crash simulate lint security build post-samples soak bench clean
 
 ## setup: create .venv with Python 3.13 and install pinrelay with its dev tools
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml layers/pinrelay/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r layers/pinrelay/requirements.txt -e '.[dev]'
-	@# Debian's Chromium for the browser tests (tests/browser); says what to install when it cannot
-	-.ci/browser-deps
+	@echo "setup: installing pinrelay and its dev tools into $(VENV) (about a minute the first time)"
+	$(PY) -m pip install --progress-bar on -r layers/pinrelay/requirements.txt -e '.[dev]'
 	touch $@
 
 ## local: moto (SQS, DynamoDB, Secrets Manager) + ingest on 127.0.0.1:$${LOCAL_PORT:-3000} + sender + Pinterest stand-in
@@ -30,8 +29,16 @@ local: setup
 post-samples: setup
 	$(PY) -m pinrelay_local post-samples
 
-## test: unit, integration (moto server, real HTTP servers), end-to-end and browser tests
+## drill-NAME: play a failure against the running local stack (rejected, dlq, uncertain, reconcile: pinrelay_local.drills)
+drill-%: setup
+	$(PY) -m pinrelay_local drill $*
+
+## test: unit, integration (moto server, real HTTP servers), end-to-end, browser and PHP snippet tests
 test: setup
+	@# Debian's Chromium for the browser tests (tests/browser) and php-cli for the WooCommerce snippet's
+	@# (tests/php): only the tests need them; each says what to install when it cannot
+	-.ci/browser-deps
+	-.ci/php-deps
 	$(PY) -m pytest -q -m "not crash"
 
 ## crash: every fault at every AWS call of the handlers, run as Lambda runs them (tests/crash); writes crash-results.md
@@ -39,6 +46,10 @@ crash: setup
 	rm -rf .crash-results
 	$(PY) -m pytest -q -n 2 -m crash tests/crash
 	$(PY) -m tests.crash.report
+
+## simulate: the delivery simulation; SEED=N replays one run and prints its trace, else random seeds for SIM_BUDGET s (60); DEFECT=name puts a deliberate defect in
+simulate: setup
+	$(PY) -m tests.simulation $(if $(SEED),--seed $(SEED),--budget $${SIM_BUDGET:-60}) $(if $(DEFECT),--defect $(DEFECT))
 
 ## soak: EVENTS (default 20000) through the local stack while faults play; prints the ledger, fails on loss
 soak: setup

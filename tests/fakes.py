@@ -2,89 +2,31 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from pinrelay.ports import ClaimRequest, ClaimResult, HttpAnswer, Outcome, QueueRefusal
-
-_CLAIMABLE_WHEN_LEASE_EXPIRED = ("claimed", "sending")
-
-
-class MemoryLedger:
-    """The DynamoDB ledger's conditions (adapters/dynamodb.py), in a dict."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-
-    def _claimable(self, item: dict[str, Any] | None, now: int) -> bool:
-        return (item is None or item["expires_at"] <= now or item["state"] == "queued"
-                or (item["state"] in _CLAIMABLE_WHEN_LEASE_EXPIRED and item.get("lease_until", 0) <= now))
-
-    def claim(self, requests: list[ClaimRequest], claim_id: str, now: int, time_left: Any) -> list[ClaimResult]:
-        results = []
-        with self._lock:
-            for request in requests:
-                item = self.items.get(request.key)
-                if item is not None and not self._claimable(item, now):
-                    if item.get("claim_id") == claim_id:
-                        results.append(ClaimResult(request.key, won=True, prior_state=item.get("prior_state")))
-                    else:
-                        results.append(ClaimResult(request.key, won=False, current_state=item["state"]))
-                    continue
-                prior = None if item is None or item["expires_at"] <= now else item["state"]
-                self.items[request.key] = {
-                    "state": request.state, "claim_id": claim_id, "lease_until": request.lease_until,
-                    "expires_at": request.expires_at, "accepted_at": request.accepted_at, "updated_at": now,
-                    "attempts": (item or {}).get("attempts", 0) + 1, "prior_state": prior,
-                }
-                results.append(ClaimResult(request.key, won=True, prior_state=prior))
-        return results
-
-    def mark_sending(self, keys: list[str], claim_id: str, now: int, time_left: Any) -> list[str]:
-        unmarked = []
-        with self._lock:
-            for key in keys:
-                item = self.items.get(key)
-                if item is None or item.get("claim_id") != claim_id or item["state"] not in ("claimed", "sending"):
-                    unmarked.append(key)
-                else:
-                    item.update(state="sending", updated_at=now)
-        return unmarked
-
-    def record(self, outcomes: list[Outcome], claim_id: str, time_left: Any) -> list[str]:
-        failed = []
-        with self._lock:
-            for outcome in outcomes:
-                item = self.items.get(outcome.key)
-                if item is None or item.get("claim_id") != claim_id:
-                    failed.append(outcome.key)
-                    continue
-                item.update(state=outcome.state, updated_at=outcome.updated_at)
-                if outcome.error_message:
-                    item["error_message"] = outcome.error_message
-                if outcome.state in ("claimed", "sending"):
-                    item["lease_until"] = outcome.updated_at
-                else:
-                    item.pop("lease_until", None)
-        return failed
-
-    def states(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            return {key: dict(self.items[key]) for key in keys if key in self.items}
+from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
+from pinrelay.ports import HttpAnswer, QueueRefusal
+from tests.simulation.dynamodb import SimulatedDynamoDB
 
 
-
-class InMemoryLedger(MemoryLedger):
-    """The in-memory ledger, able to fail its calls and remembering every outcome written."""
+class InMemoryLedger(DynamoDeliveryLedger):
+    """The DynamoDB ledger itself (its conditions, in pinrelay.adapters.dynamodb) on a table in
+    memory that evaluates them as DynamoDB does; able to fail its calls, remembering every outcome
+    written. One call at a time, no waiting between record rounds."""
 
     def __init__(self) -> None:
-        super().__init__()
+        self.table = SimulatedDynamoDB()
+        super().__init__("ledger", self.table, worst_call_seconds=12.0, max_workers=1, sleep=lambda seconds: None)
         self.fail_claims = False
         self.fail_records = False
         self.fail_marks = False
         self.recorded: list = []
         self.claims: list = []
+
+    @property
+    def items(self) -> dict[str, dict[str, Any]]:
+        """Every item, as plain values."""
+        return {key: self.table.plain(key) for key in self.table.items}
 
     def claim(self, requests, claim_id, now, time_left):
         self.claims.extend(requests)

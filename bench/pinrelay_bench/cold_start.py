@@ -64,7 +64,7 @@ def lambda_env(function: str, task_root: Path) -> dict[str, str]:
         "DEDUP_TABLE_NAME": "pinrelay-dedup", "PINTEREST_AD_ACCOUNT_ID": AD_ACCOUNT,
         "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/pinrelay-events",
         "INGEST_API_KEY_SECRET_NAME": "pinrelay/ingest-api-key",
-        "SHOPIFY_WEBHOOK_SECRET_NAME": "pinrelay/shopify-webhook-secret", "DEDUP_WINDOW_SECONDS": "86400",
+        "SHOPIFY_WEBHOOK_SECRET_NAME": "pinrelay/shopify-webhook-secret", "DEDUP_WINDOW_SECONDS": "605100",
         "PINTEREST_API_URL": "https://api.pinterest.com/v5",
         "PINTEREST_CONVERSION_TOKEN_SECRET_NAME": "pinrelay/pinterest-conversion-token",
         "PINTEREST_TEST_MODE": "false", "PINTEREST_TIMEOUT_SECONDS": "10", "SENDER_MAX_ATTEMPTS": "4",

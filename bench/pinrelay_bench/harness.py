@@ -29,7 +29,8 @@ from typing import Any
 from pinrelay_bench import REPO_ROOT
 
 AD_ACCOUNT = "549755885175"
-BENCH_API_KEY = "bench-ingest-key"
+BENCH_API_KEY = "bench-ingest-key-long-enough-to-resist-guessing"
+BENCH_WOO_SECRET = "bench woo secret, commas included, 50 characters.."
 BENCH_TOKEN = "bench-conversion-token"
 HANDLER_FUNCTIONS = {"ingest_handler": "ingest", "sender_handler": "sender", "bigcommerce_fetch_handler": "fetcher"}
 

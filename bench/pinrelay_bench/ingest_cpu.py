@@ -28,6 +28,7 @@ from typing import Any
 from pinrelay_bench.harness import (
     AD_ACCOUNT,
     BENCH_API_KEY,
+    BENCH_WOO_SECRET,
     ENV_REMOVE,
     ByteCounter,
     bench_env,
@@ -169,6 +170,19 @@ def _api_event(body: bytes) -> dict[str, Any]:
     )
 
 
+def _woocommerce_event(body: bytes) -> dict[str, Any]:
+    """An order.created webhook as WooCommerce signs it, for the ingest handler."""
+    from pinrelay.sources.signatures import sign_body
+    from pinrelay_local.http_gateway import build_http_api_event
+
+    return build_http_api_event(
+        method="POST", raw_path="/webhooks/woocommerce", raw_query="",
+        header_pairs=[("x-wc-webhook-signature", sign_body(body, BENCH_WOO_SECRET)), ("x-wc-webhook-topic", "order.created"),
+                      ("x-wc-webhook-source", "https://shop.example/"), ("content-type", "application/json")],
+        body=body, source_ip="203.0.113.7", route_key="POST /webhooks/woocommerce",
+    )
+
+
 def measure_handler(quick: bool, counter: ByteCounter) -> dict[str, Any]:
     from pinrelay_local.http_gateway import LambdaContext
 
@@ -288,7 +302,7 @@ def profile_hot_paths(counter: ByteCounter) -> str:
 
 
 def hostile_bodies(now: int) -> dict[str, bytes]:
-    """Requests just under the 1 MiB body limit, shaped to cost the most (issue 11's findings)."""
+    """Requests just under the 1 MiB body limit, shaped to cost the most (issues 11 and 18)."""
     def body(payload: Any) -> bytes:
         return json.dumps(payload, separators=(",", ":")).encode()
 
@@ -302,12 +316,30 @@ def hostile_bodies(now: int) -> dict[str, bytes]:
     contents = {**base, "event_id": "h5", "user_data": {"em": "a@b.c"},
                 "custom_data": {"content_ids": [f"s{i}" for i in range(1000)],
                                 "contents": [{"id": f"s{i}", "item_price": "1.00", "quantity": 1} for i in range(1000)]}}
+    # issue 18, finding 3: every unknown name close to a known one asks difflib for a "did you mean"
+    near_misses = {**base, "event_id": "h6", "user_data": {"em": "a@b.c"},
+                   "custom_data": {"contents": [{f"item_pric{i}": 1 for i in range(100)} for _ in range(540)]}}
+    distinct_near_misses = {"data": [{**base, "event_id": f"h7-{n}", "user_data": {"em": "a@b.c"},
+                                      **{f"event_nam{n}x{i}": 1 for i in range(40)}} for n in range(1000)]}
     bodies = {"1 event, 70 000 e-mails": body(one_event_many_emails), "1 event, 100 000 external ids": body(many_external_ids),
               "1 event, 90 000 unknown fields": body(unknown_keys), "1000 events, 10 + 10 values each": body(thousand_bounded),
-              "1 event, 1000 contents": body(contents)}
+              "1 event, 1000 contents": body(contents),
+              "1 event, 540 contents x 100 near-miss names": body(near_misses),
+              "1000 events, 40 distinct near-miss names each": body(distinct_near_misses)}
     for name, raw in bodies.items():
         assert len(raw) <= 1_048_576, (name, len(raw))
     return bodies
+
+
+def hostile_woocommerce_order(now: int, lines: int = 20_000) -> bytes:
+    """A paid WooCommerce order of ``lines`` line items (issue 18, finding 5), under 1 MiB."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+    order = {"id": 4242, "status": "processing", "currency": "EUR", "date_created_gmt": stamp, "date_paid_gmt": stamp,
+             "billing": {"email": "jane@example.com"},
+             "line_items": [{"product_id": 100_000 + i, "quantity": 1, "total": "1.00"} for i in range(lines)]}
+    raw = json.dumps(order, separators=(",", ":")).encode()
+    assert len(raw) <= 1_048_576, len(raw)
+    return raw
 
 
 def measure_hostile(quick: bool) -> dict[str, Any]:
@@ -315,16 +347,18 @@ def measure_hostile(quick: bool) -> dict[str, Any]:
     the function (the worst was 45 s of CPU before lists were bounded and deduplicated in O(1))."""
     from pinrelay_local.http_gateway import LambdaContext
 
-    with patched_environ(bench_env(), remove=ENV_REMOVE):
+    with patched_environ(bench_env(WOOCOMMERCE_WEBHOOK_SECRET=BENCH_WOO_SECRET), remove=ENV_REMOVE):
         handler = fresh_handler("ingest_handler")
         handler.service = lambda *args, **kwargs: fake_ingest_service()
         out: dict[str, Any] = {}
         try:
-            for name, body in hostile_bodies(int(time.time())).items():
-                event = _api_event(body)
+            now = int(time.time())
+            events = {name: _api_event(body) for name, body in hostile_bodies(now).items()}
+            events["WooCommerce webhook, 20 000 line items"] = _woocommerce_event(hostile_woocommerce_order(now))
+            for name, event in events.items():
                 answer = handler.lambda_handler(event, LambdaContext("pinrelay-ingest", memory_limit_in_mb=256))
                 cpu = median_cpu(lambda: handler.lambda_handler(event, LambdaContext("pinrelay-ingest")), 1 if quick else 3)
-                out[name] = {"bytes": len(body), "cpu_ms": cpu * 1e3, "status": answer["statusCode"]}
+                out[name] = {"bytes": len(event["body"]), "cpu_ms": cpu * 1e3, "status": answer["statusCode"]}
         finally:
             sys.modules.pop("ingest_handler", None)
     out["max_cpu_ms"] = max(v["cpu_ms"] for v in out.values() if isinstance(v, dict))

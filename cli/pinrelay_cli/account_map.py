@@ -34,7 +34,7 @@ from pinrelay.accounts import (
     shop_domain,
     woocommerce_source,
 )
-from pinrelay.adapters.secrets import secret_entries
+from pinrelay.secret_text import InvalidSecret, api_key_entries, secret_entries
 from pinrelay.config import comma_separated
 
 from pinrelay_cli.defaults import PROG, SECRETS_MAX_AGE_SECONDS
@@ -71,12 +71,18 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, secretsmanager:
         if parameters:
             secretsmanager = secretsmanager or aws_client("secretsmanager", args.region)
 
-        def own(parameter: str) -> list[str]:  # the deployment's own keys or secrets, as ingest reads them
-            return secret_entries(_secret_text(secretsmanager, parameters.get(parameter, "")))
+        def own(parameter: str, read: Callable[[str, str], list[str]] = secret_entries) -> list[str]:
+            """The deployment's own keys or secrets, as ingest reads them."""
+            name = parameters.get(parameter, "")
+            try:
+                return read(_secret_text(secretsmanager, name), f"secret {name} ({parameter})")
+            except InvalidSecret as refused:  # ingest refuses it too: every request needing it gets 503
+                raise CommandError(f"the deployment's own {refused}") from None
 
         try:
             accounts = check_account_map(raw, _default_account(parameters), lambda: (
-                own("IngestApiKeySecretName"), own("ShopifyWebhookSecretName"), own("WooCommerceWebhookSecretName"),
+                own("IngestApiKeySecretName", api_key_entries), own("ShopifyWebhookSecretName"),
+                own("WooCommerceWebhookSecretName"),
             ))
         except InvalidAccountMap as problem:
             say(f"account map refused: {printable(str(problem).removeprefix('account map: '))}")

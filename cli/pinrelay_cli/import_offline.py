@@ -11,8 +11,9 @@ the events not queued are retried. The final report counts the API's per-event a
 (accepted / duplicate / rejected) and lists rejected and failed rows with their reasons.
 
 Defaults: ``--url http://127.0.0.1:$LOCAL_PORT`` (3000), ``--api-key $INGEST_API_KEY`` or
-``local-ingest-key``. Exit status: 0 when every row was accepted or a duplicate; 1 when a row has
-an error, was rejected, or could not be sent; 2 when the file cannot be read.
+``local-ingest-key-for-this-machine-only`` (``--local``: the local stack's). Exit status: 0 when every row was accepted
+or a duplicate; 1 when a row has an error, was rejected, or could not be sent; 2 when the file
+cannot be read or the API refused the key (it stops at the first refusal).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ RETRIES = 3
 BACKOFF_SECONDS = 0.5
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_DUPLICATE_LINES = 20
+EXIT_NOT_RUN = 2  # the file cannot be read, or the API refused the key
 
 
 def _batch_size(text: str) -> int:
@@ -64,7 +66,7 @@ def _batch_size(text: str) -> int:
 def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE.csv", help="CSV of store sales ('-' reads standard input)")
     parser.add_argument("--url", default=None, help="ingest API base URL (default: http://127.0.0.1:$LOCAL_PORT, 3000)")
-    parser.add_argument("--api-key", default=None, help="x-api-key (default: $INGEST_API_KEY, else local-ingest-key)")
+    parser.add_argument("--api-key", default=None, help="x-api-key (default: $INGEST_API_KEY, else local-ingest-key-for-this-machine-only)")
     parser.add_argument("--dry-run", action="store_true", help="check every row and print the report; send nothing")
     parser.add_argument("--batch-size", type=_batch_size, default=MAX_BATCH, help="events per request (1-1000, default 1000)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
@@ -233,13 +235,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
         print(f"{PROG} import-offline: cannot read {name}: {exc.strerror or exc}", file=err)
-        return 2
+        return EXIT_NOT_RUN
     now = int(time.time())
     try:
         rows = list(load_offline_csv(data, now))
     except OfflineCsvError as exc:
         print(f"{PROG} import-offline: {printable(name)}: {printable(exc)}", file=err)
-        return 2
+        return EXIT_NOT_RUN
     good = [row for row in rows if row.ok]
     bad = [row for row in rows if not row.ok]
 
@@ -265,14 +267,18 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     progress = Progress(len(good), err)
     done = 0
     for batch in planned:
-        if poster.unauthorized:  # a wrong key fails every request: do not hammer the API
-            for row, _ in batch:
-                report.outcomes[row.row_number] = RowOutcome(row.row_number, "failed", "not sent: the API refused the key")
-        else:
-            poster.send(batch, report)
+        poster.send(batch, report)
         done += len(batch)
         progress.update(done)
+        if poster.unauthorized:  # a wrong key fails every request: stop at the first refusal
+            break
     progress.close()
+    if poster.unauthorized:
+        sent = sum(1 for outcome in report.outcomes.values() if outcome.status != "failed")
+        print(f"{PROG} import-offline: {poster.endpoint} refused the key ({printable(report.failed_requests[-1])}): "
+              f"stopped, {len(good) - sent} row(s) not sent{f' ({sent} sent before)' if sent else ''}; give the "
+              "stack's key with --api-key or INGEST_API_KEY", file=err)
+        return EXIT_NOT_RUN
 
     accepted, duplicates = report.count("accepted"), report.count("duplicate")
     rejected, failed = report.count("rejected"), report.count("failed")

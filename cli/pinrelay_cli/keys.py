@@ -2,8 +2,9 @@
 
 The key is printed once and kept nowhere; what is stored (in the ingest key secret, or in an
 account map entry's ``api_key_sha256``) is ``sha256:<hex>``, which lets pinrelay check a key but
-not recover it. The secret may hold several keys, one per line (or separated by commas): add the
-new key, switch the clients over, then remove the old one (``--replace`` stores the new key alone).
+not recover it. The secret may hold several keys as a JSON list (``pinrelay.secret_text``): add
+the new key, switch the clients over, then remove the old one (``--replace`` stores the new key
+alone).
 
     pinrelay new-api-key                                      # print a key and the line to store
     pinrelay new-api-key --secret-id pinrelay/ingest-api-key  # ... and append the line to the secret
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import secrets
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from pinrelay.accounts import HASHED_KEY_PREFIX
-from pinrelay.adapters.secrets import secret_entries
+from pinrelay.secret_text import api_key_entries
 from pinrelay_cli.defaults import SECRETS_MAX_AGE_SECONDS
 
 KEY_BYTES = 32
@@ -42,11 +44,12 @@ def stored_form(key: str) -> str:
 
 
 def with_entry(current: str, line: str, *, replace: bool = False) -> str:
-    """The secret value once ``line`` is added (or, with ``replace``, is the only entry)."""
-    entries = [] if replace else secret_entries(current)
+    """The secret value once ``line`` is added (or, with ``replace``, is the only entry): the
+    line alone, or a JSON list of the lines (the form ``pinrelay.secret_text`` reads)."""
+    entries = [] if replace else api_key_entries(current, "the ingest key secret")
     if line not in entries:
         entries.append(line)
-    return "\n".join(entries)
+    return entries[0] if len(entries) == 1 else json.dumps(entries)
 
 
 def secretsmanager_client(
@@ -64,7 +67,7 @@ def add_to_secret(client: Any, secret_id: str, line: str, *, replace: bool = Fal
     value = with_entry(current, line, replace=replace)
     if value != current:
         client.put_secret_value(SecretId=secret_id, SecretString=value)
-    return len(secret_entries(value))
+    return len(api_key_entries(value, secret_id))
 
 
 HELP = "generate an x-api-key for POST /events and the sha256 line to store"
@@ -110,9 +113,9 @@ def run(args: argparse.Namespace, out: Printer = print, err: Printer | None = No
             client = secretsmanager_client(args.region, args.profile, getattr(args, "endpoint_url", None))
             count = add_to_secret(client, args.secret_id, line, replace=args.replace)
         except Exception as exc:  # noqa: BLE001 - botocore's errors: say what failed, no traceback, no key
-            err(f"new-api-key: could not update secret {args.secret_id!r}: {type(exc).__name__}: {exc}")
-            err("new-api-key: nothing was stored; the generated key was not shown and is discarded")
-            return 1
+            err(f"pinrelay new-api-key: could not update secret {args.secret_id!r} ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())}): nothing stored, the key was discarded unshown")
+            return 2
     out("x-api-key (shown once, stored nowhere: give it to the client now):")
     out(f"  {key}")
     if args.secret_id:
@@ -124,8 +127,9 @@ def run(args: argparse.Namespace, out: Printer = print, err: Printer | None = No
         )
     else:
         out(
-            "Store this line in the ingest key secret (one key per line; keep the old key's line until every "
-            "client has switched), or its hex part in an account map entry's api_key_sha256:"
+            "Store this line in the ingest key secret (several keys: a JSON list of lines, [\"<old>\", \"<new>\"]; "
+            "keep the old key's line until every client has switched), or its hex part in an account map entry's "
+            "api_key_sha256:"
         )
         out(f"  {line}")
     return 0

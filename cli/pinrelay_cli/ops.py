@@ -22,21 +22,24 @@ StartMessageMoveTask; this way the tests run the code the operator runs.)
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pinrelay.adapters.dead_letters import make_visible
+from pinrelay.events import dedup_key
 from pinrelay.timestamps import utc_text
-from pinrelay_cli.pinterest_access import aws_client
-from pinrelay_cli.stack import StackUnreadable, from_options_or_stack
+from pinrelay_cli.pinterest_access import EXIT_FAILED, EXIT_OK, CommandError, ad_account_id, aws_client
+from pinrelay_cli.stack import from_options_or_stack
 from pinrelay_cli.terminal import printable
 
 STACK_OUTPUTS = {"queue_url": "EventsQueueUrl", "dlq_url": "DeadLetterQueueUrl", "table": "DedupTableName"}
 REDRIVE_HELP = "move the messages of the dead-letter queue back to the events queue"
 REJECTED_HELP = "list the events Pinterest rejected (DynamoDB state rejected, with Pinterest's message)"
-UNCERTAIN_HELP = ("list the offline events recorded uncertain (a request with them got no answer: never resent); "
+UNCERTAIN_HELP = ("list the events recorded uncertain (a request with them may have reached Pinterest unanswered, and "
+                  "they are not sent again: offline events, web ones past Pinterest's dedup window); "
                   "--release KEY lets one be sent again after you checked Pinterest does not have it")
 
 
@@ -176,17 +179,15 @@ def _client(args: argparse.Namespace, service: str) -> Any:
 
 def resolve_targets(args: argparse.Namespace, *names: str, cloudformation: Any = None) -> dict[str, str]:
     """The values of ``names`` (queue_url, dlq_url, table): from the options, else from the
-    outputs of ``--stack-name``. SystemExit with a message when one cannot be found."""
+    outputs of ``--stack-name``. CommandError (exit status 2) when one cannot be found."""
     given = {name: getattr(args, name, None) for name in names}
     missing = [name for name, value in given.items() if not value]
     if missing and not getattr(args, "stack_name", None):
-        raise SystemExit(f"give {', '.join('--' + name.replace('_', '-') for name in missing)} or --stack-name")
-    try:
-        return from_options_or_stack(given, getattr(args, "stack_name", None),  # type: ignore[return-value]
-                                     lambda: cloudformation or _client(args, "cloudformation"),
-                                     outputs={name: STACK_OUTPUTS[name] for name in names})
-    except StackUnreadable as problem:
-        raise SystemExit(str(problem)) from None
+        raise CommandError(f"give {', '.join('--' + name.replace('_', '-') for name in missing)} or --stack-name "
+                           "(or --local for the local stack)")
+    return from_options_or_stack(given, getattr(args, "stack_name", None),  # type: ignore[return-value]
+                                 lambda: cloudformation or _client(args, "cloudformation"),
+                                 outputs={name: STACK_OUTPUTS[name] for name in names})
 
 
 def setup_redrive(parser: argparse.ArgumentParser) -> None:
@@ -238,10 +239,36 @@ def release_uncertain(dynamodb: Any, table: str, key: str) -> bool:
 
 def setup_uncertain(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
-    parser.add_argument("--release", metavar="KEY", action="append", default=[],
-                        help="forget this uncertain event (<ad account>#<event_name>#<event_id>) so that uploading its "
-                             "row again sends it: only after checking Pinterest does not have it (repeatable)")
+    parser.add_argument("--release", metavar="EVENT_ID", action="append", default=[],
+                        help="forget this uncertain event (its event_id, as `pinrelay status` takes it, or its ledger "
+                             "key <ad account>#<event_name>#<event_id>) so that uploading its row again sends it: only "
+                             "after checking Pinterest does not have it (repeatable)")
+    parser.add_argument("--event-name", default="checkout",
+                        help="the event_name of the event_ids given to --release (default checkout)")
+    parser.add_argument("--ad-account", metavar="ID", help="their ad account (default: the stack's "
+                                                           "PinterestAdAccountId, else $PINTEREST_AD_ACCOUNT_ID)")
     _target_arguments(parser, "table")
+
+
+# <ad account>#<event_name>#<event_id>, or <ad account>#offline#<event_name>#<event_id> (a store sale)
+LEDGER_KEY = re.compile(r"\d{1,18}#[a-z_]+#.+")
+
+
+def release_keys(args: argparse.Namespace, cloudformation: Any = None) -> list[tuple[str, list[str]]]:
+    """Each value of ``--release`` with the ledger keys it may be: a key as given; an event_id as
+    a store sale's key and as a web or app event's (``pinrelay.events.dedup_key``), with
+    ``--event-name`` and the ad account (``--ad-account``, the stack's, PINTEREST_AD_ACCOUNT_ID).
+    Only an uncertain item is released, so trying both keys releases the one that is."""
+    if all(LEDGER_KEY.fullmatch(value) for value in args.release):
+        return [(value, [value]) for value in args.release]
+    found = from_options_or_stack({"ad_account": args.ad_account}, args.stack_name,
+                                  lambda: cloudformation or _client(args, "cloudformation"),
+                                  parameters={"ad_account": "PinterestAdAccountId"})
+    ad_account = ad_account_id(found["ad_account"], "--ad-account, --stack-name or PINTEREST_AD_ACCOUNT_ID "
+                                                    "(or give the ledger key <ad account>#<event_name>#<event_id>)")
+    return [(value, [value]) if LEDGER_KEY.fullmatch(value) else
+            (value, [dedup_key(ad_account, args.event_name, value, offline) for offline in (True, False)])
+            for value in args.release]
 
 
 def run_uncertain(args: argparse.Namespace, *, dynamodb: Any = None, cloudformation: Any = None,
@@ -250,18 +277,23 @@ def run_uncertain(args: argparse.Namespace, *, dynamodb: Any = None, cloudformat
     targets = resolve_targets(args, "table", cloudformation=cloudformation)
     dynamodb = dynamodb or _client(args, "dynamodb")
     if args.release:
-        missing = [key for key in args.release if not release_uncertain(dynamodb, targets["table"], key)]
-        for key in args.release:
-            print(f"{printable(key)}: {'not uncertain (left as it is)' if key in missing else 'released: its next copy is sent'}",
-                  file=out)
-        return 1 if missing else 0
+        missing = False
+        for given, keys in release_keys(args, cloudformation):
+            released = next((key for key in keys if release_uncertain(dynamodb, targets["table"], key)), None)
+            if released is None:
+                missing = True
+                print(f"{printable(given)}: not uncertain (left as it is)", file=out)
+            else:
+                print(f"{printable(released)}: released: its next copy is sent", file=out)
+        return EXIT_FAILED if missing else EXIT_OK
     rows = rejected(dynamodb, targets["table"], args.limit, state="uncertain")
     for row in rows:
         when = utc_text(row.updated_at) if row.updated_at else "-"
         print(f"{when}  {printable(row.key)}  attempts {row.attempts}", file=out)
-    print(f"{len(rows)} uncertain offline event(s) in {targets['table']}: check Pinterest's Events Manager for each "
-          "sale; release the ones it does not have and upload their rows again", file=out)
-    return 0
+    advice = (": check Pinterest's Events Manager for each sale; release (--release EVENT_ID) the ones it does not have "
+              "and send them again (offline: upload their rows again)") if rows else ""
+    print(f"{len(rows)} uncertain event(s) in {targets['table']}{advice}", file=out)
+    return EXIT_OK
 
 
 def add_redrive_parser(sub: Any) -> argparse.ArgumentParser:

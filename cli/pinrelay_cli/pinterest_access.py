@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from pinrelay.accounts import AD_ACCOUNT_ID, PLACEHOLDER
+from pinrelay.endpoints import LOOPBACK_FLAG, EndpointRefused, Service, api_url
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # Pinterest or the pipeline said no: fix what the message says
@@ -24,6 +25,37 @@ class CommandError(Exception):
     def __init__(self, reason: str, exit_status: int = EXIT_USAGE) -> None:
         super().__init__(reason)
         self.exit_status = exit_status
+
+
+def aws_problem(exc: BaseException) -> str | None:
+    """What went wrong with AWS in one line (no region, no credentials, unreachable, a refusal),
+    or None for an exception that is not botocore's."""
+    try:
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            NoRegionError,
+        )
+    except ImportError:  # pragma: no cover - boto3 is a dependency
+        return None
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: give --region, set AWS_DEFAULT_REGION, or configure one (aws configure)"
+    if isinstance(exc, NoCredentialsError):
+        return ("no AWS credentials: configure them as for the AWS CLI (aws configure, AWS_PROFILE, or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+    if isinstance(exc, EndpointConnectionError):
+        local = " (AWS_ENDPOINT_URL: is the local stack running?)" if os.environ.get("AWS_ENDPOINT_URL") else ""
+        return f"cannot reach AWS at {exc.kwargs.get('endpoint_url', '?')}{local}"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        operation = getattr(exc, "operation_name", "") or "the call"
+        message = " ".join(str(error.get("Message") or "").split())
+        return f"AWS refused {operation} ({error.get('Code', 'error')}{': ' + message if message else ''})"[:400]
+    if isinstance(exc, BotoCoreError):
+        return f"AWS: {' '.join(str(exc).split())}"[:400]
+    return None
 
 
 def aws_client(service: str, region: str | None = None) -> Any:
@@ -44,7 +76,7 @@ def secret_text(secretsmanager: Any, secret_id: str) -> str:
             raise CommandError(f"secret {secret_id} not found (check the name and the region)") from None
         raise CommandError(f"secret {secret_id} could not be read ({code})") from None
     except BotoCoreError as exc:
-        raise CommandError(f"secret {secret_id} could not be read ({type(exc).__name__})") from None
+        raise CommandError(f"secret {secret_id} could not be read: {aws_problem(exc)}") from None
 
 
 def ad_account_id(value: str | None, source: str = "--ad-account or PINTEREST_AD_ACCOUNT_ID") -> str:
@@ -55,6 +87,23 @@ def ad_account_id(value: str | None, source: str = "--ad-account or PINTEREST_AD
     if not AD_ACCOUNT_ID.match(value):
         raise CommandError("the ad account id is 1 to 18 digits")
     return value
+
+
+def add_loopback_argument(parser: argparse.ArgumentParser, option: str) -> None:
+    """The switch that lets a token go over plain http to this machine: the local stand-ins
+    (pinrelay.endpoints)."""
+    parser.add_argument(LOOPBACK_FLAG, action="store_true",
+                        help=f"let {option} be plain http to 127.0.0.1 or localhost (the local stand-ins); "
+                             "never needed for the platforms themselves")
+
+
+def checked_api_url(url: str, service: Service, option: str, allow_loopback_http: bool) -> str:
+    """``url`` if a token may go there (https on Shopify's or Pinterest's hosts), else CommandError
+    naming ``option``."""
+    try:
+        return api_url(url, service, allow_loopback_http=allow_loopback_http)
+    except EndpointRefused as problem:
+        raise CommandError(f"{option} {problem}") from None
 
 
 def add_token_arguments(parser: argparse.ArgumentParser, env_var: str, what: str) -> None:

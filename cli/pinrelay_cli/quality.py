@@ -3,7 +3,8 @@
     pinrelay quality [--lookback 1d|14d] [--ad-account ID] [--api-url URL] [--token-secret-id NAME]
                      [--ingestion-source CONVERSIONS_API|TAG|...] [--source-platform WEB|...]
 
-``GET {api-url}/ad_accounts/{id}/conversion_eqs`` with a token that has the ``ads:read`` scope
+``GET {api-url}/ad_accounts/{id}/conversion_eqs`` (https on pinterest.com; plain http to this machine
+with ``--allow-loopback-http``: the local stand-in) with a token that has the ``ads:read`` scope
 (``$PINTEREST_ADS_READ_TOKEN`` or the secret ``--token-secret-id``; the conversion token of Ads
 Manager does not have it). For each score (an ingestion source on a platform): the overall status,
 then per component and event type the coverage (and, for ``external_event_id``, the overlap with
@@ -31,7 +32,9 @@ from pinrelay_cli.pinterest_access import (
     EXIT_TRY_LATER,
     CommandError,
     ad_account_id,
+    add_loopback_argument,
     add_token_arguments,
+    checked_api_url,
     pinterest_token,
 )
 from pinrelay_cli.terminal import printable
@@ -48,6 +51,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source-platform", choices=SOURCE_PLATFORMS, help="only this platform (default: every one)")
     parser.add_argument("--timeout", type=float, default=TIMEOUT_SECONDS, help=f"seconds (default {TIMEOUT_SECONDS:g})")
     add_token_arguments(parser, "PINTEREST_ADS_READ_TOKEN", "the token with the ads:read scope")
+    add_loopback_argument(parser, "--api-url")
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None, *,
@@ -56,11 +60,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     err = err or sys.stderr
     try:
         ad_account = ad_account_id(args.ad_account, "--ad-account or PINTEREST_AD_ACCOUNT_ID")
+        api_url = checked_api_url(args.api_url, "pinterest", "--api-url", args.allow_loopback_http)
         token = pinterest_token(args, "PINTEREST_ADS_READ_TOKEN", secretsmanager=secretsmanager)
     except CommandError as problem:
         print(f"{PROG} quality: {printable(problem)}", file=err)
         return problem.exit_status
-    api = RequestsEqsApi(args.api_url, token, args.timeout)
+    api = RequestsEqsApi(api_url, token, args.timeout, allow_loopback_http=args.allow_loopback_http)
     try:
         scores = api.scores(ad_account, args.lookback, ingestion_source=args.ingestion_source,
                             source_platform=args.source_platform)

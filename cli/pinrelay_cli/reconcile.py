@@ -1,4 +1,4 @@
-"""``pinrelay reconcile --shop SHOP.myshopify.com --since DATE [--until DATE] [--backfill]``
+"""``pinrelay reconcile --shop SHOP.myshopify.com [--since DATE] [--until DATE] [--backfill]``
 
 Every order of a Shopify shop accounted for: reads the shop's orders from the GraphQL Admin API,
 maps each as its ``orders/create`` webhook was, looks it up in the delivery ledger and the
@@ -27,29 +27,40 @@ import argparse
 import os
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from pinrelay.adapters.reconcile_wiring import TemplateNotReconcilable, mapping_rules, reconcile_shop
-from pinrelay.adapters.secrets import secret_entries
+from pinrelay.secret_text import InvalidSecret, secret_entries
 from pinrelay.adapters.shopify_admin import ShopifyAdminClient, ShopifyAdminError
 from pinrelay.adapters.webhook_backfill import BackfillRefused, ShopifyWebhookBackfill
 from pinrelay.config import ShopifyMapping
+from pinrelay.endpoints import myshopify_domain
 from pinrelay.reconcile import OrderClass, ReconcileReport, backfillable
 from pinrelay.sources.shopify_graphql import DEFAULT_API_VERSION
 from pinrelay.timestamps import parse_moment
 from pydantic import ValidationError
 
 from pinrelay_cli.defaults import PROG
-from pinrelay_cli.reconcile_report import render_html
-from pinrelay_cli.pinterest_access import CommandError, ad_account_id, aws_client, secret_text
+from pinrelay_cli.reconcile_report import render_html, write_report
+from pinrelay_cli.pinterest_access import (
+    CommandError,
+    ad_account_id,
+    add_loopback_argument,
+    aws_client,
+    checked_api_url,
+    secret_text,
+)
 from pinrelay_cli.stack import read_stack
 from pinrelay_cli.terminal import printable
 
 HELP = "account for every order of a Shopify shop: delivered, rejected, filtered, queued, in the DLQ or missing"
 EXIT_OK, EXIT_MISSING, EXIT_ERROR = 0, 1, 2
 LISTED = 200  # orders listed per class on the terminal (the report lists all)
+# the longest Shopify is read: 2000 pages (100,000 orders) at 7 s each, Shopify's pace for a page on the
+# standard plan's 100 points a second
+SHOPIFY_BUDGET_SECONDS = 4 * 3600.0
 
 
 def _moment(text: str) -> datetime:
@@ -61,8 +72,9 @@ def _moment(text: str) -> datetime:
 
 
 def setup(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shop", required=True, metavar="SHOP.myshopify.com", help="the shop's myshopify.com domain")
-    parser.add_argument("--since", required=True, type=_moment, metavar="DATE", help="orders created from (UTC)")
+    parser.add_argument("--shop", metavar="SHOP.myshopify.com", help="the shop's myshopify.com domain (required)")
+    parser.add_argument("--since", type=_moment, metavar="DATE",
+                        help="orders created from (UTC; default: 7 days before --until, the oldest Pinterest takes)")
     parser.add_argument("--until", type=_moment, metavar="DATE", help="... until, excluded (default: now)")
     parser.add_argument("--token-secret-id", metavar="NAME",
                         help="Secrets Manager secret holding the custom app's Admin API token "
@@ -70,7 +82,9 @@ def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-version", default=DEFAULT_API_VERSION,
                         help=f"Admin API version (default {DEFAULT_API_VERSION})")
     parser.add_argument("--shopify-api-url", metavar="URL",
-                        help="where the Admin API is (default https://SHOP; $SHOPIFY_ADMIN_API_URL)")
+                        help="where the Admin API is (default https://SHOP; $SHOPIFY_ADMIN_API_URL): https on "
+                             "myshopify.com only")
+    add_loopback_argument(parser, "--shopify-api-url")
     parser.add_argument("--stack-name",
                         help="CloudFormation stack to read the table, DLQ, ingest URL and ad account from")
     parser.add_argument("--table", help="the delivery ledger (default: stack output DedupTableName)")
@@ -87,7 +101,12 @@ def setup(parser: argparse.ArgumentParser) -> None:
 
 
 def _secret(args: argparse.Namespace, secret_id: str, what: str) -> str:
-    entries = secret_entries(secret_text(aws_client("secretsmanager", args.region), secret_id))
+    """The secret's value (the first, for a JSON list of them: ``pinrelay.secret_text``)."""
+    try:
+        entries = secret_entries(secret_text(aws_client("secretsmanager", args.region), secret_id), f"secret {secret_id}",
+                                 min_chars=1)
+    except InvalidSecret as refused:
+        raise CommandError(str(refused)) from None
     if not entries:
         raise CommandError(f"secret {secret_id} holds no {what} yet")
     return entries[0]
@@ -127,13 +146,25 @@ def _webhook_secret(args: argparse.Namespace, stack: _Stack) -> str:
     if args.webhook_secret_id:
         return _secret(args, args.webhook_secret_id, "Shopify webhook secret")
     if os.environ.get("SHOPIFY_WEBHOOK_SECRET"):
-        entries = secret_entries(os.environ["SHOPIFY_WEBHOOK_SECRET"])
+        try:
+            entries = secret_entries(os.environ["SHOPIFY_WEBHOOK_SECRET"], "SHOPIFY_WEBHOOK_SECRET", min_chars=1)
+        except InvalidSecret as refused:
+            raise CommandError(str(refused)) from None
         if entries:
             return entries[0]
     if stack.parameters.get("ShopifyWebhookSecretName"):
         return _secret(args, stack.parameters["ShopifyWebhookSecretName"], "Shopify webhook secret")
     raise CommandError("--backfill needs the shop's webhook secret: --webhook-secret-id NAME, SHOPIFY_WEBHOOK_SECRET or "
                "--stack-name")
+
+
+def _admin_api_url(args: argparse.Namespace) -> str | None:
+    """The Admin API's address when not https://SHOP: --shopify-api-url, else $SHOPIFY_ADMIN_API_URL;
+    https on myshopify.com only (pinrelay.endpoints)."""
+    given, where = args.shopify_api_url, "--shopify-api-url"
+    if not given and os.environ.get("SHOPIFY_ADMIN_API_URL"):
+        given, where = os.environ["SHOPIFY_ADMIN_API_URL"], "SHOPIFY_ADMIN_API_URL"
+    return checked_api_url(given, "shopify", where, args.allow_loopback_http) if given else None
 
 
 def _ad_account(args: argparse.Namespace, stack: _Stack) -> str:
@@ -166,13 +197,15 @@ def print_report(report: ReconcileReport, out: TextIO) -> None:
     totals = report.totals()
     print("  total       " + "  ".join(f"{cls.label} {totals[cls]}" for cls in OrderClass), file=out)
     for order_class, header in ((OrderClass.MISSING, "missing"), (OrderClass.IN_DEAD_LETTER_QUEUE, "in the DLQ"),
-                                (OrderClass.UNCERTAIN, "uncertain")):
+                                (OrderClass.UNCERTAIN, "uncertain"), (OrderClass.NOT_SENT, "not sent")):
         listed = report.of_class(order_class)
         if listed:
             names = " ".join(printable(v.name) for v in listed[:LISTED])
             more = f" (and {len(listed) - LISTED} more: see the report)" if len(listed) > LISTED else ""
             print(f"{header} ({len(listed)}): {names}{more}", file=out)
     for verdict in report.of_class(OrderClass.REJECTED_BY_PINTEREST, OrderClass.REJECTED_AT_INGEST)[:LISTED]:
+        print(f"{verdict.order_class.label}: {printable(verdict.name)}: {printable(verdict.detail)}", file=out)
+    for verdict in report.of_class(OrderClass.NOT_SENT_CONSENT)[:LISTED]:
         print(f"{verdict.order_class.label}: {printable(verdict.name)}: {printable(verdict.detail)}", file=out)
 
 
@@ -203,13 +236,15 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None, err: TextIO | No
 
 
 def _run(args: argparse.Namespace, out: TextIO, cloudformation: Any) -> int:
-    from pinrelay.accounts import shop_domain
-
+    if not args.shop:
+        raise CommandError("give --shop SHOP.myshopify.com (or --local for the local stack's Shopify Admin stand-in)")
     try:
-        shop = shop_domain(args.shop)
+        shop = myshopify_domain(args.shop)
     except ValueError as problem:
         raise CommandError(f"--shop {problem}") from None
+    admin_url = _admin_api_url(args)
     until = args.until or datetime.now(UTC)
+    args.since = args.since or until - timedelta(days=7)
     if args.since >= until:
         raise CommandError("--since must be before --until")
     rules = _rules()
@@ -221,8 +256,10 @@ def _run(args: argparse.Namespace, out: TextIO, cloudformation: Any) -> int:
     if args.backfill:  # everything --backfill needs is checked before Shopify is read
         ingest_url = stack.value(args.url, "IngestApiUrl", "--url")
         poster = ShopifyWebhookBackfill(ingest_url, shop, _webhook_secret(args, stack), api_version=args.api_version)
-    admin = ShopifyAdminClient(shop, _admin_token(args), api_version=args.api_version,
-                               base_url=args.shopify_api_url or os.environ.get("SHOPIFY_ADMIN_API_URL") or None)
+    budget_ends = time.monotonic() + SHOPIFY_BUDGET_SECONDS
+    admin = ShopifyAdminClient(shop, _admin_token(args), api_version=args.api_version, base_url=admin_url,
+                               allow_loopback_http=args.allow_loopback_http,
+                               time_left=lambda: budget_ends - time.monotonic())
     try:
         report = reconcile_shop(admin, dynamodb=aws_client("dynamodb", args.region), table_name=table, sqs=aws_client("sqs", args.region),
                                 dead_letter_queue_url=dlq_url, since=args.since, until=until, ad_account_id=ad_account,
@@ -241,6 +278,9 @@ def _run(args: argparse.Namespace, out: TextIO, cloudformation: Any) -> int:
                 "Run reconcile again in a few minutes: they should then be delivered.")
         print(note, file=out)
     path = Path(args.report or f"reconcile-{shop}-{args.since:%Y-%m-%d}.html")
-    path.write_text(render_html(report, backfill_note=note), encoding="utf-8")
+    try:
+        write_report(path, render_html(report, backfill_note=note))
+    except OSError as problem:
+        raise CommandError(f"cannot write the report {path} ({type(problem).__name__}: {problem.strerror})") from None
     print(f"report: {path}", file=out)
     return EXIT_MISSING if left else EXIT_OK

@@ -41,7 +41,14 @@ from pinrelay.reconcile import OrderClass, ReconcileReport, map_bigcommerce_orde
 from pydantic import ValidationError
 
 from pinrelay_cli.defaults import PROG
-from pinrelay_cli.pinterest_access import CommandError, ad_account_id, aws_client, secret_text
+from pinrelay_cli.pinterest_access import (
+    CommandError,
+    ad_account_id,
+    add_loopback_argument,
+    aws_client,
+    checked_api_url,
+    secret_text,
+)
 from pinrelay_cli.reconcile import EXIT_ERROR, EXIT_MISSING, EXIT_OK, _moment, print_report
 from pinrelay_cli.reconcile_report import render_html
 from pinrelay_cli.stack import from_options_or_stack
@@ -69,6 +76,7 @@ def setup_stripe(parser: argparse.ArgumentParser) -> None:
                         "Checkout Sessions (default: $STRIPE_API_KEY)")
     parser.add_argument("--stripe-api-url", metavar="URL", help="where Stripe's API is (default https://api.stripe.com; "
                         "$STRIPE_API_URL)")
+    add_loopback_argument(parser, "--stripe-api-url")
 
 
 def setup_bigcommerce(parser: argparse.ArgumentParser) -> None:
@@ -78,11 +86,12 @@ def setup_bigcommerce(parser: argparse.ArgumentParser) -> None:
                         "(default: $BIGCOMMERCE_API_TOKEN)")
     parser.add_argument("--bigcommerce-api-url", metavar="URL", help="where the API is (default "
                         "https://api.bigcommerce.com; $BIGCOMMERCE_API_URL)")
+    add_loopback_argument(parser, "--bigcommerce-api-url")
 
 
 def _credential(args: argparse.Namespace, secret_id: str | None, variable: str, option: str) -> str:
     text = secret_text(aws_client("secretsmanager", args.region), secret_id) if secret_id else os.environ.get(variable, "")
-    entries = secret_entries(text)
+    entries = secret_entries(text, f"{option} or {variable}", min_chars=1)  # a token the platform issued, as it is
     if not entries:
         raise CommandError(f"give {option} NAME or set {variable}")
     return entries[0]
@@ -139,7 +148,9 @@ def run_stripe(args: argparse.Namespace, *, out: TextIO | None = None, err: Text
     def body() -> int:
         options = _mapping(StripeMapping).stripe_options(EVENT_LIFETIME_SECONDS)
         key = _credential(args, args.key_secret_id, "STRIPE_API_KEY", "--key-secret-id")
-        source = StripeCheckoutSessions(key, args.stripe_api_url or os.environ.get("STRIPE_API_URL") or "https://api.stripe.com")
+        url = args.stripe_api_url or os.environ.get("STRIPE_API_URL") or "https://api.stripe.com"
+        source = StripeCheckoutSessions(key, checked_api_url(url, "stripe", "--stripe-api-url / STRIPE_API_URL",
+                                                             args.allow_loopback_http))
         return _run(args, "stripe", source, lambda order: map_stripe_session(order, options), out or sys.stdout,
                     cloudformation)
 
@@ -158,8 +169,9 @@ def run_bigcommerce(args: argparse.Namespace, *, out: TextIO | None = None, err:
             raise CommandError(f"--store {problem}") from None
         options = _mapping(BigCommerceMapping).bigcommerce_options(EVENT_LIFETIME_SECONDS)
         token = _credential(args, args.token_secret_id, "BIGCOMMERCE_API_TOKEN", "--token-secret-id")
-        api = BigCommerceStore(store, token, args.bigcommerce_api_url or os.environ.get("BIGCOMMERCE_API_URL")
-                               or "https://api.bigcommerce.com")
+        url = args.bigcommerce_api_url or os.environ.get("BIGCOMMERCE_API_URL") or "https://api.bigcommerce.com"
+        api = BigCommerceStore(store, token, checked_api_url(url, "bigcommerce", "--bigcommerce-api-url / BIGCOMMERCE_API_URL",
+                                                             args.allow_loopback_http))
 
         class Orders:
             def orders(self, since: datetime, until: datetime):

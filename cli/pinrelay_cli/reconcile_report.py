@@ -3,13 +3,18 @@
 Inline CSS, an inline SVG chart (per day: delivered vs not delivered), tables of counts per day
 and class, and the orders that need a look (missing, rejected, in the DLQ, uncertain) by name and
 id. No script, no external resource (a Content-Security-Policy that allows none), nothing
-personal: the report knows orders by name (``#1042``) and id only. Every value is escaped.
+personal: the report knows orders by name (``#1042``) and id only. Every value is escaped. The
+file is written atomically, never through a symlink (``write_report``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from datetime import UTC, datetime
 from html import escape
+from pathlib import Path
 
 from pinrelay.reconcile import OrderClass, OrderVerdict, ReconcileReport
 
@@ -55,6 +60,21 @@ footer { color: var(--muted); margin-top: 40px; font-size: 13px; }
 """
 
 
+def write_report(path: Path, html: str) -> None:
+    """Write the report whole or not at all, and never through a symlink: into a new file beside
+    it, then renamed over ``path`` (a symlink there is replaced, its target left alone)."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            os.fchmod(file.fileno(), 0o644)  # as a file written plainly would be (mkstemp's is 0600)
+            file.write(html)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 def _day(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -97,7 +117,8 @@ def _cards(report: ReconcileReport) -> str:
         count = totals[order_class]
         tone = "good" if order_class is OrderClass.DELIVERED else (
             "alert" if count and order_class in (OrderClass.MISSING, OrderClass.IN_DEAD_LETTER_QUEUE,
-                                                 OrderClass.REJECTED_BY_PINTEREST, OrderClass.UNCERTAIN) else "")
+                                                 OrderClass.REJECTED_BY_PINTEREST, OrderClass.UNCERTAIN,
+                                                 OrderClass.NOT_SENT) else "")
         cards.append(f'<div class="card {tone}" data-class="{order_class.value}" data-count="{count}">'
                      f'<span class="count">{count}</span>{escape(order_class.label)}</div>')
     return f'<div class="cards" id="totals"><div class="card" data-class="all" data-count="{len(report.verdicts)}">' \
@@ -138,7 +159,8 @@ def render_html(report: ReconcileReport, *, backfill_note: str = "") -> str:
     window = f"{report.since.astimezone(UTC):%Y-%m-%d %H:%M} to {report.until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
     missing = report.of_class(OrderClass.MISSING)
     rejected = report.of_class(OrderClass.REJECTED_BY_PINTEREST, OrderClass.REJECTED_AT_INGEST)
-    dead = report.of_class(OrderClass.IN_DEAD_LETTER_QUEUE, OrderClass.UNCERTAIN)
+    dead = report.of_class(OrderClass.IN_DEAD_LETTER_QUEUE, OrderClass.UNCERTAIN, OrderClass.NOT_SENT)
+    not_sent = report.of_class(OrderClass.NOT_SENT_CONSENT)
     note = f'<p class="meta" id="backfill">{escape(backfill_note)}</p>' if backfill_note else ""
     return f"""<!doctype html>
 <html lang="en">
@@ -159,7 +181,8 @@ def render_html(report: ReconcileReport, *, backfill_note: str = "") -> str:
 {_cards(report)}
 <h2>Delivered vs not delivered, per day</h2>
 <p class="legend"><span><i class="swatch" style="background:#2e7d32"></i>delivered</span>
-<span><i class="swatch" style="background:#c62828"></i>not delivered (every class but delivered and filtered)</span></p>
+<span><i class="swatch" style="background:#c62828"></i>not delivered (every class but delivered, filtered and not sent
+for consent)</span></p>
 <div class="chart">{_chart(report)}</div>
 <h2>Per day and class</h2>
 {_per_day_table(report)}
@@ -167,12 +190,16 @@ def render_html(report: ReconcileReport, *, backfill_note: str = "") -> str:
 {_orders_table("missing", missing, "note")}
 <h2>Rejected orders ({len(rejected)})</h2>
 {_orders_table("rejected", rejected, "reason", show_class=True)}
-<h2>In the dead-letter queue or uncertain ({len(dead)})</h2>
+<h2>In the dead-letter queue, uncertain or not sent ({len(dead)})</h2>
 {_orders_table("dead-letters", dead, "what to do", show_class=True)}
+<h2>Not sent: consent ({len(not_sent)})</h2>
+{_orders_table("not-sent-consent", not_sent, "why (CONSENT_POLICY)")}
 <footer>
 <p>Each order is mapped as its orders/create webhook was and looked up in the delivery ledger by
 &lt;ad account&gt;#checkout#&lt;event_id&gt;. Classes, first that applies: delivered, rejected by Pinterest,
-uncertain (ledger); in the DLQ (a dead-letter message); in flight (ledger claimed or sending); filtered (not a
+uncertain, not sent (ledger, for another reason than consent); not sent: consent (the ledger says not sent for
+consent, or the consent policy withholds it: the shopper's choice, not a loss); in the DLQ (a dead-letter message);
+in flight (ledger claimed or sending); filtered (not a
 conversion: cancelled, voided, draft, test with SHOPIFY_TEST_ORDERS=skip, a skipped tag); rejected at ingest
 (the mapper refuses it); still queued (no ledger item, created less than 15 minutes ago); missing.
 Days are UTC. <code>pinrelay reconcile --backfill</code> sends missing orders of the last 7 days again.</p>

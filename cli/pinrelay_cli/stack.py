@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pinrelay_cli.pinterest_access import CommandError
+from pinrelay_cli.pinterest_access import CommandError, aws_problem
 
 
 class StackUnreadable(CommandError):
@@ -31,7 +31,7 @@ def read_stack(cloudformation: Any, name: str) -> Stack:
         detail = f": {error['Message']}" if error.get("Message") else ""
         raise StackUnreadable(f"stack {name} could not be read ({error.get('Code', 'error')}{detail})") from None
     except BotoCoreError as exc:
-        raise StackUnreadable(f"stack {name} could not be read ({type(exc).__name__})") from None
+        raise StackUnreadable(f"stack {name} could not be read: {aws_problem(exc)}") from None
     return Stack(
         name=name,
         outputs={output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])},

@@ -6,7 +6,9 @@
 
 ``--direct`` posts the event straight to Pinterest (``POST {api-url}/ad_accounts/{id}/events?test=true``)
 with the conversion token (``$PINTEREST_CONVERSION_TOKEN`` or the secret ``--token-secret-id``), through
-the sender's own HTTP adapter, and prints Pinterest's answer.
+the sender's own HTTP adapter, and prints Pinterest's answer. ``--api-url`` is https on pinterest.com
+(plain http to this machine with ``--allow-loopback-http``: the local stand-in); no call follows a
+redirect (the token and the key go to the given address only).
 
 Otherwise it goes through the deployed pipeline: ``POST {IngestApiUrl}/events?test=true`` with the
 x-api-key (``--api-key`` or ``$PINRELAY_API_KEY``), then it reads the event's item in the delivery
@@ -32,6 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from pinrelay.adapters.bounded_http import bounded_request
 from pinrelay.adapters.dynamodb import plain_item
 from pinrelay.adapters.pinterest_http import RequestsPinterestApi
 from pinrelay.verify import (
@@ -54,8 +57,11 @@ from pinrelay_cli.pinterest_access import (
     EXIT_USAGE,
     CommandError,
     ad_account_id,
+    add_loopback_argument,
     add_token_arguments,
     aws_client,
+    aws_problem,
+    checked_api_url,
     pinterest_token,
 )
 from pinrelay_cli.stack import from_options_or_stack
@@ -82,6 +88,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
                         help=f"seconds to wait: for Pinterest's answer with --direct (default {DIRECT_TIMEOUT_SECONDS:g}), "
                              f"else for the sender to deliver (default {PIPELINE_TIMEOUT_SECONDS:g})")
     add_token_arguments(parser, "PINTEREST_CONVERSION_TOKEN", "the conversion token for --direct")
+    add_loopback_argument(parser, "--api-url")
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None, **clients: Any) -> int:
@@ -112,6 +119,7 @@ def _say(out: TextIO, line: str) -> None:
 
 def run_direct(args: argparse.Namespace, out: TextIO, *, secretsmanager: Any = None) -> int:
     ad_account = ad_account_id(args.ad_account)
+    checked_api_url(args.api_url, "pinterest", "--api-url", args.allow_loopback_http)
     token = pinterest_token(args, "PINTEREST_CONVERSION_TOKEN", secretsmanager=secretsmanager)
     timeout = args.timeout or DIRECT_TIMEOUT_SECONDS
     api = RequestsPinterestApi(args.api_url, token=lambda _account, _fresh: token, timeout_seconds=timeout)
@@ -153,10 +161,13 @@ def post_to_ingest(url: str, api_key: str, event: dict[str, Any], session: Any =
     session = session or requests.Session()
     endpoint = f"{url}/events"
     try:
-        response = session.post(endpoint, params={"test": "true"}, json={"data": [event]},
-                                headers={"x-api-key": api_key}, timeout=INGEST_TIMEOUT_SECONDS)
+        response = bounded_request(session, "POST", endpoint, params={"test": "true"}, json={"data": [event]},
+                                   headers={"x-api-key": api_key}, timeout=INGEST_TIMEOUT_SECONDS)
     except requests.RequestException as exc:
         return False, f"no answer from ingest at {endpoint} ({type(exc).__name__})", True
+    if response.is_redirect:  # the key goes to the ingest URL only
+        return False, (f"ingest answered {response.status_code}, a redirect (to {response.redirect_host}): not followed, "
+                       "the API key goes to no other address; give the stack's IngestApiUrl"), False
     try:
         body = response.json()
     except ValueError:
@@ -172,8 +183,9 @@ def post_to_ingest(url: str, api_key: str, event: dict[str, Any], session: Any =
     if status == 202 and result.get("status") == "accepted":
         return True, "ingest answered 202 accepted", False
     if status == 401:
-        return False, "ingest refused the API key (401): give the key `pinrelay new-api-key` printed (--api-key or " \
-                      "PINRELAY_API_KEY)", False
+        return False, "ingest refused the API key (401): give the stack's key with --api-key or PINRELAY_API_KEY (a " \
+                      "deployed stack's: the one `pinrelay new-api-key` printed; the local stack's: the one `make local` " \
+                      "printed, or use --local)", False
     if result.get("status") == "rejected":
         return False, f"ingest rejected the test event ({status}): {result.get('reason')}", False
     if status == 503 or status >= 500:
@@ -187,20 +199,21 @@ def ledger_entry(dynamodb: Any, table: str, key: str) -> LedgerEntry | None:
     try:
         item = dynamodb.get_item(
             TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True,
-            ProjectionExpression="#state, attempts, error_message, updated_at, lease_until, expires_at",
+            ProjectionExpression="#state, attempts, error_message, updated_at, lease_until, expires_at, reason",
             ExpressionAttributeNames={"#state": "state"},
         ).get("Item")
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
         raise CommandError(f"the delivery ledger {table} could not be read ({code})") from None
     except BotoCoreError as exc:
-        raise CommandError(f"the delivery ledger {table} could not be read ({type(exc).__name__})") from None
+        raise CommandError(f"the delivery ledger {table} could not be read: {aws_problem(exc)}") from None
     values = plain_item(item or {})
     if "state" not in values:
         return None
     return LedgerEntry(state=values["state"], attempts=values.get("attempts", 0),
                        error_message=values.get("error_message"), updated_at=values.get("updated_at"),
-                       lease_until=values.get("lease_until"), expires_at=values.get("expires_at"))
+                       lease_until=values.get("lease_until"), expires_at=values.get("expires_at"),
+                       reason=values.get("reason"))
 
 
 def run_pipeline(args: argparse.Namespace, out: TextIO, *, cloudformation: Any = None, dynamodb: Any = None,

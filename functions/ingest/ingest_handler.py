@@ -13,7 +13,7 @@ import base64
 import json
 import re
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from operator import attrgetter
 from typing import Any
@@ -25,13 +25,14 @@ from pinrelay.accounts import (
     AccountMap,
     AccountRoute,
     DefaultAccount,
+    DefaultShopsSeen,
     InvalidAccountMap,
     check_account_map,
     key_matches,
     stored_key_digest,
 )
-from pinrelay.adapters.metrics import emit_filtered_metric, emit_ingest_metrics
-from pinrelay.adapters.secrets import SecretUnavailable, secret_value, secret_values
+from pinrelay.adapters.metrics import emit_filtered_metric, emit_ingest_metrics, emit_unlisted_shops_metric
+from pinrelay.adapters.secrets import PLACEHOLDER, InvalidSecret, SecretUnavailable, api_key_values, secret_value, secret_values
 from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import IngestSettings, SecretRef, ingest_settings
 from pinrelay.events import EventFiltered, EventRejected, PreparedEvent, json_text_is_clean
@@ -64,6 +65,11 @@ def _secrets(ref: SecretRef | None) -> list[str]:
     return secret_values(ref, settings().secrets_max_age_seconds) if ref else []
 
 
+def _api_keys() -> list[str]:
+    """The deployment's own ingest keys as stored (``sha256:<hex>``, or plain locally)."""
+    return api_key_values(settings().ingest_api_key_ref, settings().secrets_max_age_seconds)
+
+
 def _webhook_secrets(route_secrets: list[SecretStr] | None, default: SecretRef | None) -> list[str]:
     """A mapped shop signs with its own secrets only; any other shop with the deployment's."""
     if route_secrets is not None:
@@ -80,11 +86,11 @@ def account_map() -> AccountMap:
     config = settings()
     raw = secret_value(config.account_map_ref, config.secrets_max_age_seconds) if config.account_map_ref else ""
     default = DefaultAccount(shopify_shop_domains=config.shopify_shop_domains,
-                             woocommerce_sources=config.woocommerce_sources,
+                             woocommerce_sources=config.woocommerce_sources, ad_account_id=config.pinterest_ad_account_id,
                              bigcommerce_store_hash=config.bigcommerce_store_hash)
     try:
         accounts = check_account_map(raw, default, lambda: (
-            _secrets(config.ingest_api_key_ref), _secrets(config.shopify_secret_ref),
+            _api_keys(), _secrets(config.shopify_secret_ref),
             _secrets(config.woocommerce_secret_ref), _secrets(config.stripe_secret_ref),
             _secrets(config.bigcommerce_secret_ref),
         ))
@@ -109,13 +115,14 @@ def _header(name: str) -> str | None:
 
 
 def _answer(outcome: IngestOutcome, source: str, webhook: bool = False) -> Response:
-    # Only what did not go to the queue is counted here (rejected, not queued, repeated within the
-    # request): the sender counts every queued event's fate (delivered, duplicate, rejected by
-    # Pinterest) once per batch, so a clean webhook writes no metrics line (docs/cost-and-speed.md).
+    # Only what did not go to the queue to be sent is counted here (rejected, not queued, repeated
+    # within the request, withheld for consent: EventsFiltered): the sender counts every queued
+    # event's fate (delivered, duplicate, rejected by Pinterest) once per batch, so a clean webhook
+    # writes no metrics line (docs/cost-and-speed.md).
     emit_ingest_metrics([result for result in outcome.results if result.status != "accepted"], source)
     # one line per request costs more in CloudWatch Logs than the Lambda time of a webhook:
-    # INFO only when something needs a look (a rejection or an error), DEBUG otherwise
-    log = logger.info if outcome.count("rejected") or outcome.failed else logger.debug
+    # INFO only when something needs a look (a rejection, an error, an event withheld), DEBUG otherwise
+    log = logger.info if outcome.count("rejected") or outcome.count("withheld") or outcome.failed else logger.debug
     log(
         "ingested",
         extra={
@@ -123,6 +130,7 @@ def _answer(outcome: IngestOutcome, source: str, webhook: bool = False) -> Respo
             "accepted": outcome.count("accepted"),
             "duplicates": outcome.count("duplicate"),
             "rejected": outcome.count("rejected"),
+            "withheld": outcome.count("withheld"),
             "errors": outcome.count("error"),
             "rejections": [r.reason for r in outcome.results if r.status == "rejected"][:10],
         },
@@ -181,11 +189,19 @@ def secrets_unavailable(exc: SecretUnavailable) -> Response:
     return _json(503, {"message": "temporarily unavailable; retry the request"})
 
 
+@app.exception_handler(InvalidSecret)
+def secret_refused(exc: InvalidSecret) -> Response:
+    """A key or signing secret is set in a form pinrelay refuses (too short to resist guessing, a
+    JSON list written wrongly): nothing is checked against it; the log names the setting."""
+    logger.error("secret refused: requests that need it are answered 503 until it is fixed", extra={"error": str(exc)})
+    return _json(503, {"message": "temporarily unavailable; retry the request"})
+
+
 @app.post("/events")
 def post_events() -> Response:
     given = _header("x-api-key") or ""
     route = account_map().for_api_key(given)
-    default_keys = [stored_key_digest(key) for key in _secrets(settings().ingest_api_key_ref)]
+    default_keys = [stored_key_digest(key) for key in _api_keys()]
     if route is None and not key_matches(given, default_keys):
         return _json(401, UNAUTHORIZED)
     body = _read_json(_raw_body())
@@ -256,12 +272,14 @@ WOOCOMMERCE = Platform("woocommerce", "x-wc-webhook-source", "x-wc-webhook-signa
 @dataclass(frozen=True)
 class Webhook:
     """A webhook that passed every check: signed by its shop's secret, fresh, of a forwarded
-    topic, JSON, naming no other shop than the one it is routed by."""
+    topic, JSON, naming no other shop than the one it is routed by. ``shop_scope``: its shop,
+    when several shops share its ad account (``AccountMap.shop_scope``)."""
 
     route: AccountRoute | None
     topic: str
     payload: Any
     now: int
+    shop_scope: str | None = None
 
 
 def _open_webhook(platform: Platform, raw: bytes) -> Webhook | Response:
@@ -287,7 +305,14 @@ def _open_webhook(platform: Platform, raw: bytes) -> Webhook | Response:
     if mismatch := platform.shop_mismatch(accounts, route, shop, body.value):
         logger.warning(f"{platform.source} webhook refused", extra={"reason": mismatch})
         return _json(401, UNAUTHORIZED)
-    return Webhook(route, topic, body.value, service().now() if now is None else now)
+    scope = accounts.shop_scope(platform.source, route, shop, body.value)
+    if route is None and scope is None and default_shops_seen().second_shop(
+            platform.source, accounts.shop_key(platform.source, shop, body.value)):
+        logger.error("two shops reach the default account and pinrelay counts one (no shop list for their platform): "
+                     "their order numbers share the ad account's event ids; list every shop (ShopifyShopDomains, "
+                     "WooCommerceSources)", extra={"source": platform.source})
+        emit_unlisted_shops_metric(platform.source)
+    return Webhook(route, topic, body.value, service().now() if now is None else now, scope)
 
 
 @app.post("/webhooks/shopify")
@@ -295,11 +320,17 @@ def post_shopify_webhook() -> Response:
     webhook = _open_webhook(SHOPIFY, _raw_body())
     if isinstance(webhook, Response):
         return webhook
-    results = shopify.shopify_events(webhook.topic, webhook.payload, now=webhook.now, options=shopify_options())
+    options = replace(shopify_options(), shop_scope=webhook.shop_scope) if webhook.shop_scope else shopify_options()
+    results = shopify.shopify_events(webhook.topic, webhook.payload, now=webhook.now, options=options)
     filtered = [item for item in results if isinstance(item, EventFiltered)]
     if filtered:
         return _filtered(filtered[0], SHOPIFY.source)
     return _accept(results, SHOPIFY.source, webhook.now, webhook.route, webhook=True, consent_known=False)
+
+
+@cache
+def default_shops_seen() -> DefaultShopsSeen:
+    return DefaultShopsSeen()
 
 
 @cache
@@ -325,14 +356,23 @@ def post_woocommerce_webhook() -> Response:
         return webhook
     event = woocommerce.woocommerce_event(webhook.topic, webhook.payload, now=webhook.now,
                                           content_id_field=settings().woocommerce_content_id_field,
-                                          max_paid_age_seconds=settings().dedup_window_seconds)
+                                          max_paid_age_seconds=settings().dedup_window_seconds,
+                                          shop_scope=webhook.shop_scope)
     if event is None:
         return _json(200, {"message": "order not paid yet: nothing to send", "ignored": True})
     return _accept([event], WOOCOMMERCE.source, webhook.now, webhook.route, webhook=True, consent_known=False)
 
 
+def _platform_key(ref: SecretRef | None) -> str | None:
+    """An API key a platform issued (Stripe's restricted key), as stored: none when unset or the
+    stack's placeholder."""
+    value = secret_value(ref, settings().secrets_max_age_seconds) if ref else ""
+    return value if value and value != PLACEHOLDER else None
+
+
 platforms = PlatformRoutes(
-    answer=_json, read_json=_read_json, settings=settings, account_map=account_map, secrets=_secrets, service=service,
+    answer=_json, read_json=_read_json, settings=settings, account_map=account_map, secrets=_secrets,
+    key=_platform_key, service=service,
     accept=lambda prepared, source, now, route: _accept(prepared, source, now, route, webhook=True, consent_known=False),
     filtered=_filtered,
 )

@@ -34,13 +34,7 @@ from pinrelay.config import IngestSettings, SecretRef
 from pinrelay.events import EventFiltered, EventRejected, PreparedEvent
 from pinrelay.ingest import IngestService
 from pinrelay.sources import bigcommerce, stripe
-from pinrelay.sources.signatures import (
-    SecretTooShort,
-    header_secret_matches,
-    long_enough,
-    verify_standard_webhook,
-    verify_stripe_signature,
-)
+from pinrelay.sources.signatures import header_secret_matches, verify_standard_webhook, verify_stripe_signature
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +51,17 @@ class PlatformRoutes:
     read_json: Callable[[bytes], Any]  # -> ingest_handler.Body
     settings: Callable[[], IngestSettings]
     account_map: Callable[[], AccountMap]
-    secrets: Callable[[SecretRef | None], list[str]]
+    secrets: Callable[[SecretRef | None], list[str]]  # signing secrets: each 32 characters or more
+    key: Callable[[SecretRef | None], str | None]  # an API key the platform issued, as it is (None: not set)
     service: Callable[[], IngestService]
     accept: Callable[[list[PreparedEvent | EventRejected], str, int, AccountRoute | None], Response]
     filtered: Callable[[EventFiltered, str], Response]
-
-    def _long_secrets(self, ref: SecretRef | None, setting: str) -> list[str]:
-        try:
-            return long_enough(self.secrets(ref), setting)
-        except SecretTooShort as problem:  # the secret cannot be trusted: nothing is checked with it
-            raise SecretUnavailable(str(problem)) from None
 
     # -- Stripe --------------------------------------------------------------------------------
     def stripe(self, raw: bytes, header: Callable[[str], str | None], time_left: Callable[[], float]) -> Response:
         config = self.settings()
         accounts = self.account_map()
-        own = self._long_secrets(config.stripe_secret_ref, "STRIPE_WEBHOOK_SECRET_NAME")
+        own = self.secrets(config.stripe_secret_ref)  # each one checked, 32 characters or more (InvalidSecret: 503)
         mapped = accounts.stripe_secrets()
         now = self.service().now()
         position = verify_stripe_signature(raw, header("stripe-signature"), own + [secret for _, secret in mapped], now)
@@ -92,7 +81,7 @@ class PlatformRoutes:
         skip = stripe.reason_to_skip(checkout, now, options)
         if skip is not None:
             return self.filtered(skip, stripe.SOURCE)
-        key = _route_key(route) if route is not None else _first(self.secrets(config.stripe_api_key_ref))
+        key = _route_key(route) if route is not None else self.key(config.stripe_api_key_ref)
         line_items = None
         if key:
             try:
@@ -123,7 +112,7 @@ class PlatformRoutes:
         if route is not None:
             secrets = [secret.get_secret_value() for secret in route.bigcommerce_webhook_secrets]
         elif store == config.bigcommerce_store_hash:
-            secrets = self._long_secrets(config.bigcommerce_secret_ref, "BIGCOMMERCE_WEBHOOK_SECRET_NAME")
+            secrets = self.secrets(config.bigcommerce_secret_ref)
         else:
             logger.warning("bigcommerce webhook refused",
                            extra={"reason": "its store is neither BIGCOMMERCE_STORE_HASH nor in the account map"})
@@ -162,10 +151,6 @@ def _shown_type(payload: Any) -> str:
 def _route_key(route: AccountRoute) -> str | None:
     """A mapped Stripe account's own restricted key (never the deployment's: that reads another account)."""
     return route.stripe_api_key.get_secret_value() if route.stripe_api_key is not None else None
-
-
-def _first(values: list[str]) -> str | None:
-    return values[0] if values else None
 
 
 @cache

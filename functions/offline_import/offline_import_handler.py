@@ -13,7 +13,7 @@ queued). A 100 MB file peaks at ~120 MB for the whole process, 86 MB of it befor
 The report is written next to the CSV, ``<key>.report.json``::
 
     {"v": 1, "bucket": ..., "key": ..., "source": "offline_csv", "status": "complete",
-     "rows": 5, "accepted": 3, "duplicates": 1, "rejected": 1, "errors": 0, "warnings": 1,
+     "rows": 5, "accepted": 3, "duplicates": 1, "rejected": 1, "withheld": 0, "errors": 0, "warnings": 1,
      "results": [{"row": 2, "status": "accepted", "event_id": "1001", "event_name": "checkout",
                   "match_keys": ["em", "address"]},
                  {"row": 4, "status": "rejected", "event_id": "1003", "event_name": "checkout",
@@ -21,9 +21,10 @@ The report is written next to the CSV, ``<key>.report.json``::
      "processed_at": "2025-05-01T10:00:00+00:00", "duration_ms": 812}
 
 Every row read has its entry in ``results`` (in file order), so every row not accepted can be
-found by its row number and reason. ``status``:
+found by its row number and reason. A row the consent policy (``CONSENT_POLICY``, docs/privacy.md)
+does not send is ``withheld``, with ``"withheld": "consent"`` and the reason. ``status``:
 
-``complete``    every row was answered accepted, duplicate or rejected.
+``complete``    every row was answered accepted, duplicate, rejected or withheld.
 ``refused``     (with ``error``) the file as a whole cannot be read: too large
                 (``OFFLINE_IMPORT_MAX_BYTES``, refused unread), not UTF-8, unknown column...;
                 nothing was queued.
@@ -45,7 +46,8 @@ Neither the report nor the logs hold a cell's value: reasons name the column or 
 Errors a file or a row can cause are reported, not raised. Metrics: the ingest ones
 (``EventsAccepted``...) with dimension ``source=offline_csv``, per chunk (the sender counts their
 ``MatchKey_*`` on delivery). Events go to the deployment's ad account
-(``PINTEREST_AD_ACCOUNT_ID``); ``LDP_POLICY`` applies to rows without ``opt_out``.
+(``PINTEREST_AD_ACCOUNT_ID``); ``CONSENT_POLICY`` applies to each row (its ``consent_marketing``
+and ``consent_sale_of_data`` columns, its ``country``), and its ``ldp=`` to rows without ``opt_out``.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ REPORT_SECONDS = 60
 # in parallel, ~0.3 s; the SQS adapter itself starts no call it could not finish in time).
 CHUNK_SECONDS = 60
 NOT_PROCESSED = "not processed: the function ran out of time; upload the file again"
-RESULT_FIELDS = {"event_id", "event_name", "reason", "match_keys", "warnings"}
-COUNTED_STATUSES = {"accepted": "accepted", "duplicate": "duplicates", "rejected": "rejected", "error": "errors"}
+RESULT_FIELDS = {"event_id", "event_name", "withheld", "reason", "match_keys", "warnings"}
+COUNTED_STATUSES = {"accepted": "accepted", "duplicate": "duplicates", "rejected": "rejected", "error": "errors",
+                    "withheld": "withheld"}
 LOGGED_REJECTIONS = 10
 TEMP_PREFIX = "offline-import-"
 LAMBDA_MAX_SECONDS = 900  # no invocation runs longer: an older directory of ours in /tmp is a leftover
@@ -144,7 +147,7 @@ class ReportWriter:
 
     def __init__(self, bucket: str, key: str, directory: Path) -> None:
         self.head = {"v": 1, "bucket": bucket, "key": key, "source": SOURCE}
-        self.counts = dict.fromkeys(("rows", "accepted", "duplicates", "rejected", "errors", "warnings"), 0)
+        self.counts = dict.fromkeys(("rows", "accepted", "duplicates", "rejected", "withheld", "errors", "warnings"), 0)
         self.last_row = 0
         self.rejections: list[str] = []  # the first few rows not accepted, for the log line
         self.directory = directory

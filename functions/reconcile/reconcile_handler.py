@@ -24,6 +24,9 @@ from pinrelay.reconcile import OrderClass
 logger = Logger()
 metrics = Metrics()
 LISTED_ORDERS = 50  # order names per class in the log line
+# Shopify is read only while this much of the invocation is left: the ledger reads (100 keys a
+# BatchGetItem), the dead-letter queue and the metrics come after it (template.yaml: Timeout 900)
+AFTER_SHOPIFY_SECONDS = 120.0
 
 
 def window(now: datetime) -> tuple[datetime, datetime]:
@@ -37,9 +40,11 @@ def window(now: datetime) -> tuple[datetime, datetime]:
 def lambda_handler(event: dict, context) -> dict:
     settings = reconcile_settings()
     token = secret_value(settings.admin_token_ref, settings.secrets_max_age_seconds)
+    invocation_left = seconds_left(context)
     admin = ShopifyAdminClient(settings.shopify_shop_domain, token, api_version=settings.shopify_admin_api_version,
                                base_url=settings.shopify_admin_api_url,
-                               time_left=seconds_left(context))
+                               allow_loopback_http=settings.allow_loopback_http,
+                               time_left=lambda: invocation_left() - AFTER_SHOPIFY_SECONDS)
     rules = mapping_rules(settings)
     since, until = window(datetime.now(UTC))
     report = reconcile_shop(admin, dynamodb=client("dynamodb"), table_name=settings.dedup_table_name, sqs=client("sqs"),

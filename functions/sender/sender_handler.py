@@ -1,8 +1,9 @@
 """Sender Lambda: SQS batch -> claims in the delivery ledger -> Pinterest requests of up to 1000
 events -> outcomes -> partial batch response (pinrelay.sender has the policy).
 
-A message that cannot be parsed is reported as a batch item failure at once, so it reaches the
-DLQ after maxReceiveCount receives without holding back the others.
+The batch response, the metrics and the log line are all read from the report's one fate per
+event. A message that cannot be parsed is reported as a batch item failure at once, so it
+reaches the DLQ after maxReceiveCount receives without holding back the others.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from pinrelay.accounts import InvalidAccountTokens, MissingConversionToken, parse_account_tokens
 from pinrelay.adapters.aws import client, seconds_left, worst_call_seconds
 from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
-from pinrelay.adapters.metrics import emit_delivery_metrics
+from pinrelay.adapters.metrics import emit_delivery_metrics, emit_not_sent_metrics
 from pinrelay.adapters.pinterest_http import RequestsPinterestApi
 from pinrelay.adapters.secrets import secret_value
 from pinrelay.config import sender_settings
@@ -28,6 +29,9 @@ from pinrelay.sender import QueuedMessage, SenderService
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
+# the token's worst case before a request: the tokens map read, then read again when it lacks the
+# ad account (it may have been added since it was cached)
+TOKEN_READS = 2
 
 
 def conversion_token(ad_account_id: str, fresh: bool = False) -> str:
@@ -83,6 +87,7 @@ def service() -> SenderService:
         sleep=time.sleep,
         request_timeout_seconds=settings.pinterest_timeout_seconds,
         ledger_call_seconds=worst_call_seconds("dynamodb"),
+        prepare_seconds=TOKEN_READS * worst_call_seconds("secretsmanager"),
         dedup_window_seconds=settings.dedup_window_seconds,
         offline_dedup_window_seconds=settings.offline_dedup_window_seconds,
     )
@@ -108,48 +113,13 @@ def lambda_handler(event: dict, context) -> dict:
     report = service().deliver(messages, time_left=seconds_left(context),
                                claim_id=context.aws_request_id)
     failures.extend(report.failed_message_ids)
-    emit_delivery_metrics(report.outcomes)  # per source and event_name, with match keys
-    # totals for the alarms (dimension service only); the rest only when they happened, so a
-    # clean batch costs two short metrics lines and no log line
-    metrics.add_metric(name="EventsDelivered", unit=MetricUnit.Count, value=report.delivered)
-    metrics.add_metric(name="EventsRejectedByPinterest", unit=MetricUnit.Count, value=report.rejected)
-    for name, value in (
-        ("EventsRetryLater", len(failures)),
-        ("PinterestRequests", report.requests),
-        ("PinterestRetries", report.retries),
-        ("UnreadableMessages", unreadable),
-        ("EventsUncertain", report.uncertain),  # offline events not resent: `pinrelay uncertain` lists them
-        ("EventsHeldElsewhere", report.held_elsewhere),
-        ("EventsTooOld", report.too_old),
-        ("ClaimErrors", report.claim_errors),
-        # web and app events Pinterest may have seen twice (it drops repeats by event_id)
-        ("EventsPossiblyResent", report.possibly_resent),
-        ("EventsUncertainSends", report.uncertain_sends),
-        ("DeliveryRecordFailures", report.record_failures),
-    ):
-        if value:
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    emit_delivery_metrics(report.outcomes())  # per source and event_name, with match keys
+    emit_not_sent_metrics(report.not_sent_reasons())  # per reason (too_old is alarmed)
+    # totals for the alarms (dimension service only): delivered and rejected always, the rest only
+    # when they happened, so a clean batch costs two short metrics lines and no log line
+    for name, value in report.totals(unreadable).items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     log = logger.info if report.notable or unreadable else logger.debug
-    log(
-        "batch delivered",
-        extra={
-            "records": len(event.get("Records", [])),
-            "delivered": report.delivered,
-            "rejected": report.rejected,
-            "duplicates": report.duplicates,
-            "uncertain": report.uncertain,
-            "held_elsewhere": report.held_elsewhere,
-            "too_old": report.too_old,
-            "claim_errors": report.claim_errors,
-            "requests": report.requests,
-            "request_sizes": report.request_sizes,
-            "retries": report.retries,
-            "failed": len(failures),
-            "unreadable": unreadable,
-            "possibly_resent": report.possibly_resent,
-            "uncertain_sends": report.uncertain_sends,
-            "record_failures": report.record_failures,
-            "rejections": [{"key": key, "error": error} for key, error in report.rejections[:20]],
-        },
-    )
+    log("batch delivered", extra={"records": len(event.get("Records", [])), "unreadable": unreadable,
+                                  **report.log_fields(), "failed": len(failures)})
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}

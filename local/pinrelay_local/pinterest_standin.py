@@ -24,8 +24,9 @@ pinterest/api-description, and ``pinterest/example-422-response.json``):
   match the query; ``default_eqs_scores()`` until set. Its requests are recorded in
   ``eqs_received``, apart from the events endpoint's.
 
-Fault injection (``set_fault``) and an HTTP control API (``/_standin/...``) let tests, even
-from another process, make it misbehave. ``tally_standin`` counts what it processed, per event
+Fault injection (``set_fault``) and an HTTP control API (``/_standin/...``: ``fault``,
+``settings`` (the oldest event_time it takes), ``eqs``, ``received``, ``clear``) let tests and the
+local stack's drills, even from another process, make it misbehave. ``tally_standin`` counts what it processed, per event
 key (how often, how often in a request the client had abandoned, how often failed): the fault
 tests, the crash suite and the soak judge "delivered once" by it. Standalone:
 ``python -m pinrelay_local.pinterest_standin``.
@@ -313,7 +314,9 @@ def check_event(
 # Fault injection
 # --------------------------------------------------------------------------------------------
 
-FAULT_MODES = (None, "status", "slow", "not_json", "close")
+FAULT_MODES = (None, "status", "slow", "not_json", "close", "drip", "processed_then_status")
+# an answer a gateway in front of Pinterest gives, after Pinterest itself processed the request
+GATEWAY_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body>upstream error</body></html>"
 FAULT_ENDPOINTS = ("events", "eqs")
 
 
@@ -324,7 +327,10 @@ class Fault:
 
     mode: "status" (answer ``status`` with Pinterest's error body, plus ``Retry-After:
     retry_after`` if given), "slow" (sleep ``seconds`` then answer normally), "not_json"
-    (200 with an HTML body), "close" (read the request, then close without answering).
+    (200 with an HTML body), "close" (read the request, then close without answering), "drip"
+    (process the events, then send the answer's headers at once and its body a byte at a time
+    over ``seconds``), "processed_then_status" (process the events, then answer ``status`` with a
+    gateway's HTML page, as a load balancer does when the upstream's answer was lost).
     ``count``: apply to this many requests, then clear; ``until``: epoch deadline after which
     it clears. Neither: until changed.
     """
@@ -453,7 +459,11 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
+        drip_seconds: float = 0.0,
+        stopping: threading.Event | None = None,
     ) -> None:
+        """Answer; with ``drip_seconds``, the headers at once and the body a byte at a time over
+        that long (a client's per-read timeout never passes, only a total deadline does)."""
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         try:
             self.send_response(status)
@@ -462,9 +472,20 @@ class _Handler(BaseHTTPRequestHandler):
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
             self.end_headers()
-            if self.command != "HEAD":
+            if self.command == "HEAD":
+                return
+            if not drip_seconds:
                 self.wfile.write(data)
-        except ConnectionError:  # the client went away (e.g. timed out during "slow")
+                return
+            self.wfile.flush()
+            pause = drip_seconds / max(1, len(data))
+            for index in range(len(data)):
+                if stopping is not None and stopping.wait(pause):
+                    self.close_connection = True
+                    return
+                self.wfile.write(data[index:index + 1])
+                self.wfile.flush()
+        except ConnectionError:  # the client went away (e.g. timed out during "slow" or "drip")
             self.close_connection = True
 
     # -- verbs ---------------------------------------------------------------------------
@@ -740,6 +761,7 @@ class PinterestStandIn:
             "at": time.time(),
             "path": h.path,
             "fault": None,
+            "client_port": h.client_address[1],  # the client's connection: keep-alive reuses it
         }
         try:
             record["body"] = json.loads(raw)
@@ -772,13 +794,26 @@ class PinterestStandIn:
                 self._log(h, 200, "(fault not_json)")
                 h._send(200, b"<html><body>upstream ok</body></html>", content_type="text/html")
                 return
-            if fault.mode == "slow":
+            if fault.mode in ("slow", "drip"):
                 record["fault_seconds"] = fault.seconds  # a client with a shorter timeout gave up
+            if fault.mode == "slow":
                 self._stopping.wait(fault.seconds)
 
         status, payload = self._answer(h, record["body"], is_json, record["ad_account_id"])
         record.update(status=status, response=payload)
+        if status in (200, 422):  # what was processed, whatever the client is told
+            record["processed"] = payload if status == 200 else payload["details"]
+        if fault is not None and fault.mode == "processed_then_status":
+            record.update(status=fault.status, response=None)
+            self._record(record)
+            self._log(h, fault.status, "(fault processed_then_status)")
+            h._send(fault.status, GATEWAY_PAGE, content_type="text/html")
+            return
         self._record(record)
+        if fault is not None and fault.mode == "drip":
+            self._log(h, status, f"(fault drip over {fault.seconds:g} s)")
+            h._send(status, payload, drip_seconds=fault.seconds, stopping=self._stopping)
+            return
         if status in (200, 422):
             summary = payload if status == 200 else payload["details"]
             note = (
@@ -918,6 +953,18 @@ class PinterestStandIn:
                 h._send(400, {"code": 400, "message": f"bad eqs scores: {exc}"})
                 return
             h._send(200, {"scores": len(self._eqs_scores)})
+        elif path == "/_standin/settings" and h.command in ("GET", "POST"):
+            previous = {"max_event_age_seconds": self.max_event_age_seconds}
+            if h.command == "POST":
+                try:
+                    age = json.loads(raw or b"{}").get("max_event_age_seconds", self.max_event_age_seconds)
+                    if not isinstance(age, int) or age <= 0:
+                        raise ValueError("max_event_age_seconds must be a positive whole number")
+                except (ValueError, AttributeError) as exc:
+                    h._send(400, {"code": 400, "message": f"bad settings: {exc}"})
+                    return
+                self.max_event_age_seconds = age
+            h._send(200, {"previous": previous, "max_event_age_seconds": self.max_event_age_seconds})
         elif path == "/_standin/clear" and h.command == "POST":
             h._send(200, {"cleared": self.clear()})
         else:
@@ -928,8 +975,12 @@ class PinterestStandIn:
 
 
 def event_key(ad_account_id: str, event: dict[str, Any]) -> str:
-    """The dedup key pinrelay uses: ``<ad account>#<event_name>#<event_id>``."""
-    return f"{ad_account_id}#{event.get('event_name')}#{event.get('event_id')}"
+    """The dedup key pinrelay uses (``pinrelay.events.dedup_key``): ``<ad account>#<event_name>#
+    <event_id>``, ``<ad account>#offline#<event_name>#<event_id>`` for an offline event."""
+    from pinrelay.events import dedup_key  # the caller has pinrelay's layer on its path (tests, bench)
+
+    return dedup_key(ad_account_id, str(event.get("event_name")), str(event.get("event_id")),
+                     event.get("action_source") == "offline")
 
 
 @dataclass
@@ -954,14 +1005,13 @@ class StandInTally:
 
 
 def answered_events(record: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str | None]]:
-    """The data items of one received request (a ``received`` record) that the stand-in answered
-    event by event (200, or 422 with details), each with its status ("processed", "failed");
-    nothing for a request a fault answered (a "slow" answer is still an answer)."""
-    if (record["status"] not in (200, 422) or record.get("fault") not in (None, "slow")
-            or not isinstance(record.get("body"), dict)):
+    """The data items of one received request (a ``received`` record) that the stand-in processed
+    event by event (as it answers 200, or 422 with details), each with its status ("processed",
+    "failed"), whatever the client was told ("slow", "drip" and "processed_then_status" answers
+    come after the processing); nothing for a request a fault answered instead."""
+    results = record.get("processed")
+    if results is None or not isinstance(record.get("body"), dict):
         return
-    response = record["response"] or {}
-    results = (response.get("details") if record["status"] == 422 else response) or {}
     for item, result in zip(record["body"].get("data", []), results.get("events", [])):
         yield item, result.get("status")
 
@@ -972,10 +1022,14 @@ def tally_standin(received: Iterable[dict[str, Any]], client_timeout_s: float) -
     tally = StandInTally()
     for record in received:
         label = "closed" if record["status"] == 0 else str(record["status"])
-        if record.get("fault") == "slow":
-            label += " slow"
+        if record.get("fault") in ("slow", "drip"):
+            label += f" {record['fault']}"
+        elif record.get("fault") == "processed_then_status":
+            label += " after processing"
         tally.requests[label] += 1
-        abandoned = record.get("fault") == "slow" and record.get("fault_seconds", 0) > client_timeout_s
+        # a request whose answer the client never read: Pinterest drops a web event's repeat
+        abandoned = (record.get("fault") in ("slow", "drip") and record.get("fault_seconds", 0) > client_timeout_s
+                     or record.get("fault") == "processed_then_status")
         for item, status in answered_events(record):
             key = event_key(record["ad_account_id"], item)
             if status == "processed":

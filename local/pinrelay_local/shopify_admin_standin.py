@@ -22,8 +22,10 @@ actually passed before its next request (``ThrottleRecord``): a test checks the 
 
 The orders are REST-shaped (the ``orders/create`` webhook body, e.g. the real sample in
 tests/fixtures/shopify) and served in their GraphQL form (``graphql_order``); ``sample_orders``
-builds, from one real order, orders meant for every class of the reconciliation.
-Standalone: ``python -m pinrelay_local.shopify_admin_standin``. Nothing here is shipped to Lambda.
+builds, from one real order, orders meant for every class of the reconciliation. The local stack
+runs one for its shop (``make local``); ``POST /_standin/orders`` (a JSON list of REST orders) adds
+orders from another process (its drills). Standalone: ``python -m pinrelay_local.shopify_admin_standin``.
+Nothing here is shipped to Lambda.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ _OPERATION = re.compile(r"\b(?:query|mutation)\s+(\w+)")
 _CREATED_SINCE = re.compile(r"created_at:>=\s*'([^']+)'")
 _CREATED_UNTIL = re.compile(r"created_at:<\s*'([^']+)'")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+ORDERS_CONTROL_PATH = "/_standin/orders"  # POST a JSON list of REST orders: the shop takes them
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,7 +226,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         standin: ShopifyAdminStandIn = self.server.standin  # type: ignore[attr-defined]
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, body = standin.answer(self.path, self.headers.get("X-Shopify-Access-Token"), raw)
+        if self.path == ORDERS_CONTROL_PATH:
+            status, body = standin.add_orders_from(raw)
+        else:
+            status, body = standin.answer(self.path, self.headers.get("X-Shopify-Access-Token"), raw)
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -276,6 +282,26 @@ class ShopifyAdminStandIn:
     def base_url(self) -> str:
         assert self._server is not None, "not started"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # -- the shop's orders ----------------------------------------------------------------------
+    def add_orders(self, orders: list[dict[str, Any]]) -> int:
+        """Orders the shop takes from now on (REST shape); how many it holds."""
+        with self._lock:
+            self.orders = sorted([*self.orders, *(copy.deepcopy(order) for order in orders)],
+                                 key=lambda order: (_instant(order["created_at"]), order["id"]))
+            return len(self.orders)
+
+    def add_orders_from(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """``POST /_standin/orders`` (a JSON list of REST orders), from another process (the local
+        stack's drills): not part of Shopify's API."""
+        try:
+            orders = json.loads(raw or b"null")
+            if not isinstance(orders, list) or not all(isinstance(o, dict) and {"id", "name", "created_at"} <= o.keys()
+                                                        for o in orders):
+                raise ValueError("expected a JSON list of orders with id, name and created_at")
+            return 200, {"orders": self.add_orders(orders)}
+        except ValueError as problem:
+            return 400, {"errors": f"bad orders: {problem}"}
 
     # -- the bucket ----------------------------------------------------------------------------
     def _refill(self, now: float) -> float:

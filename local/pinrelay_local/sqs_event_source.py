@@ -11,6 +11,10 @@
    when their visibility timeout expires and, after ``maxReceiveCount`` receives, SQS (moto
    too, on the next receive) moves them to the queue's dead-letter queue.
 
+A failed message that has been received ``maxReceiveCount`` times (the queue's redrive policy) is
+moved by SQS to the dead-letter queue at the next receive once it is visible again; the event
+source sees it gone then and says so through ``on_dead_letter(messages)``.
+
 As with Lambda, the whole batch counts as failed when the handler raises (or the "runtime dies":
 SystemExit or another BaseException, as a crash between two effects), returns something
 that is not a JSON object, or names an ``itemIdentifier`` that is empty or not in the batch; it counts
@@ -156,6 +160,7 @@ class SqsEventSource:
         visibility_timeout_s: int | None = 30,
         on_batch: Callable[[BatchSummary], None] | None = None,
         *,
+        on_dead_letter: Callable[[list[dict[str, Any]]], None] | None = None,
         function_name: str | None = None,
         function_timeout_s: float = 60.0,
         memory_limit_in_mb: int = 512,
@@ -175,6 +180,9 @@ class SqsEventSource:
         self.batching_window_s = float(batching_window_s)
         self.visibility_timeout_s = visibility_timeout_s
         self.on_batch = on_batch
+        self.on_dead_letter = on_dead_letter
+        self.max_receive_count: int | None = None  # the queue's redrive policy, read at start()
+        self._last_receives: dict[str, tuple[dict[str, Any], float]] = {}  # message id -> (message, visible again at)
         self.function_name = function_name or handler_function_name(handler)
         self.function_timeout_s = function_timeout_s
         self.memory_limit_in_mb = memory_limit_in_mb
@@ -192,8 +200,10 @@ class SqsEventSource:
     def start(self) -> SqsEventSource:
         if self._thread is not None:
             raise RuntimeError("event source already started")
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn", "RedrivePolicy"])
         self.event_source_arn = attrs["Attributes"]["QueueArn"]
+        if attrs["Attributes"].get("RedrivePolicy"):
+            self.max_receive_count = int(json.loads(attrs["Attributes"]["RedrivePolicy"])["maxReceiveCount"])
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="sqs-event-source", daemon=True)
         self._thread.start()
@@ -248,6 +258,7 @@ class SqsEventSource:
                     return list(batch.values())
                 wait_s = min(self.poll_wait_s, int(remaining))
             want = min(10, self.batch_size - len(batch))
+            receiving_at = time.monotonic()
             try:
                 messages = self._receive(want, wait_s)
             except Exception as exc:  # noqa: BLE001 - keep polling, like the real poller
@@ -256,6 +267,7 @@ class SqsEventSource:
                 sys.stderr.write(f"sqs-event-source: ReceiveMessage failed: {exc}\n")
                 self._stop.wait(1.0)
                 continue
+            self._note_dead_letters(receiving_at, messages)
             if messages:
                 if first_at is None:
                     first_at = time.monotonic()
@@ -314,6 +326,7 @@ class SqsEventSource:
                 error = str(exc)
                 failed = set(ids)
                 sys.stderr.write(f"sqs-event-source: whole batch failed: {error}\n")
+        self._note_last_receives([m for m in batch if m["MessageId"] in failed], started)
         to_delete = [m for m in batch if m["MessageId"] not in failed]
         deleted = self._delete(to_delete)
         summary = BatchSummary(
@@ -331,6 +344,32 @@ class SqsEventSource:
             except Exception:  # noqa: BLE001
                 sys.stderr.write(f"sqs-event-source: on_batch callback failed:\n{traceback.format_exc()}")
         return summary
+
+    # -- the dead-letter queue -------------------------------------------------------------
+    def _note_last_receives(self, failed: list[dict[str, Any]], received_by: float) -> None:
+        """Failed messages that were received maxReceiveCount times: SQS moves each to the DLQ at
+        the first receive after it is visible again."""
+        if self.max_receive_count is None or self.on_dead_letter is None:
+            return
+        visible_at = received_by + (self.visibility_timeout_s or 0)
+        for message in failed:
+            if int((message.get("Attributes") or {}).get("ApproximateReceiveCount", 0)) >= self.max_receive_count:
+                self._last_receives[message["MessageId"]] = (message, visible_at)
+
+    def _note_dead_letters(self, receiving_at: float, received: list[dict[str, Any]]) -> None:
+        """After a receive that began once they were visible again: the messages it did not bring
+        are in the dead-letter queue."""
+        if not self._last_receives:
+            return
+        for message in received:
+            self._last_receives.pop(message["MessageId"], None)
+        moved = [message for message_id, (message, visible_at) in list(self._last_receives.items())
+                 if visible_at < receiving_at and self._last_receives.pop(message_id)]
+        if moved and self.on_dead_letter is not None:
+            try:
+                self.on_dead_letter(moved)
+            except Exception:  # noqa: BLE001
+                sys.stderr.write(f"sqs-event-source: on_dead_letter callback failed:\n{traceback.format_exc()}")
 
     def _delete(self, messages: list[dict[str, Any]]) -> int:
         deleted = 0

@@ -46,6 +46,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from pinrelay_local.console import batch_line, batch_report, dead_letter_line, log_line
 from pinrelay_local.http_gateway import HttpApiGateway, health_handler
 from pinrelay_local.platforms import (
     FETCH_DLQ_NAME,
@@ -64,10 +65,13 @@ REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+# Local keys and secrets are at least 32 characters, as ingest requires (pinrelay.secret_text); the
+# WooCommerce one is drawn from WooCommerce's own alphabet (wp_generate_password(50, true, true)),
+# comma and spaces included, so that every local run checks that it is read byte for byte.
 LOCAL_DEFAULTS: dict[str, str] = {
-    "INGEST_API_KEY": "local-ingest-key",
-    "SHOPIFY_WEBHOOK_SECRET": "local-shopify-secret",
-    "WOOCOMMERCE_WEBHOOK_SECRET": "local-woocommerce-secret",
+    "INGEST_API_KEY": "local-ingest-key-for-this-machine-only",
+    "SHOPIFY_WEBHOOK_SECRET": "local-shopify-webhook-secret-for-testing",
+    "WOOCOMMERCE_WEBHOOK_SECRET": 'QE=<8F8bwtMZ[aaW2ezT+[(^ K3oB^NI20JGRp.epf(,Wh$ ;)',
     "PINTEREST_CONVERSION_TOKEN": "local-conversion-token",
     "PINTEREST_AD_ACCOUNT_ID": "549755885175",
     **LOCAL_PLATFORM_DEFAULTS,
@@ -197,7 +201,7 @@ class LocalStack:
         test_mode: bool | None = None,
         sender_batch_size: int | None = None,
         sender_window_s: float | None = None,
-        visibility_timeout_s: int = 30,
+        visibility_timeout_s: int | None = None,
         max_receive_count: int = 5,
         handler_env: Mapping[str, str] | None = None,
         on_batch: Callable[[BatchSummary], None] | None = None,
@@ -210,7 +214,9 @@ class LocalStack:
         self.host = host
         self.port = int(port if port is not None else env.get("LOCAL_PORT") or DEFAULT_PORT)
         self.repo_root = Path(repo_root) if repo_root is not None else REPO_ROOT
-        self.visibility_timeout_s = int(visibility_timeout_s)
+        self.visibility_timeout_s = int(
+            visibility_timeout_s if visibility_timeout_s is not None else env.get("LOCAL_VISIBILITY_TIMEOUT_S") or 30
+        )
         self.max_receive_count = int(max_receive_count)
         self.handler_env = dict(handler_env or {})
         self.on_batch = on_batch
@@ -253,6 +259,7 @@ class LocalStack:
         self.secret_names: dict[str, str] = {}
         self.standin: Any = None
         self.pinterest_url = ""
+        self.shopify_admin: Any = None  # the Shopify Admin stand-in of the local shop (reconcile)
         self.ingest_handler: ModuleType | None = None
         self.sender_handler: ModuleType | None = None
         self.bigcommerce_fetch_handler: ModuleType | None = None
@@ -268,6 +275,8 @@ class LocalStack:
         self.env: dict[str, str] = {}
         self._batch_lock = threading.Lock()
         self._last_requests: int | None = None
+        self._last_report: dict[str, Any] | None = None  # the sender's logged SendReport of the last batch
+        self._all_handler_logs = False  # LOG_LEVEL set by the user: every log line, as it came
         self._saved_environ: dict[str, str] | None = None
         self._saved_modules: dict[str, ModuleType] | None = None
         self._saved_boto3_session: tuple[Any] | None = None
@@ -318,6 +327,7 @@ class LocalStack:
             self._create_resources()
             self._start_pinterest()
             self._start_platforms()
+            self._start_shopify_admin()
             self._set_environment()
             if self.lambda_processes:
                 self._start_workers()
@@ -351,6 +361,8 @@ class LocalStack:
         self.workers = {}
         if self.standin is not None:
             self.standin.stop()  # kept as .standin so tests can read .received afterwards
+        if self.shopify_admin is not None:
+            self.shopify_admin.stop()
         if self.moto is not None:
             try:
                 self.moto.stop()
@@ -471,6 +483,36 @@ class LocalStack:
         self.bigcommerce_standin = start_bigcommerce(self.settings["BIGCOMMERCE_STORE_HASH"].value,
                                                      self.settings["BIGCOMMERCE_API_TOKEN"].value)
 
+    def _start_shopify_admin(self) -> None:
+        """The local shop's Admin API, for `pinrelay reconcile`: no orders until some are added
+        (``POST /_standin/orders``: the reconcile drill)."""
+        from pinrelay_local.shopify_admin_standin import ShopifyAdminStandIn
+
+        self.shopify_admin = ShopifyAdminStandIn().start()
+
+    def profile(self, pid: int) -> Any:
+        """What ``pinrelay --local`` needs to reach this stack (pinrelay_cli.local_profile), for the
+        process ``pid`` that keeps it running."""
+        from pinrelay_cli.local_profile import LocalProfile
+
+        secrets = {"SHOPIFY_WEBHOOK_SECRET": self.shopify_webhook_secret,
+                   "PINTEREST_CONVERSION_TOKEN": self.pinterest_conversion_token}
+        if self.standin is not None:
+            secrets["PINTEREST_ADS_READ_TOKEN"] = self.standin.ads_read_token
+        if self.shopify_admin is not None:
+            secrets["SHOPIFY_ADMIN_TOKEN"] = self.shopify_admin.token
+        return LocalProfile(
+            pid=pid, region=REGION, aws_endpoint_url=self.moto_url,
+            aws_access_key_id=DUMMY_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["aws_secret_access_key"],
+            ingest_url=self.url, queue_url=self.queue_url, dlq_url=self.dlq_url, table=self.table_name,
+            ad_account=self.ad_account_id, api_key=self.ingest_api_key, pinterest_api_url=self.pinterest_url,
+            secrets=secrets, shop=DEFAULT_SHOP_DOMAIN if self.shopify_admin is not None else None,
+            shopify_admin_url=self.shopify_admin.base_url if self.shopify_admin is not None else None,
+            pinterest_standin_url=self.standin.root_url if self.standin is not None else None,
+            visibility_timeout_s=self.visibility_timeout_s, max_receive_count=self.max_receive_count,
+        )
+
     def _set_environment(self) -> None:
         src = self._source_env
         env = {
@@ -497,6 +539,7 @@ class LocalStack:
             "LOG_LEVEL": src.get("LOG_LEVEL") or "WARNING",
             # Stripe and BigCommerce (platforms.py): their stand-ins, the fetch queue, the secrets
             "STRIPE_API_URL": self.stripe_standin.base_url,
+            "ALLOW_LOOPBACK_HTTP": "true",  # the stand-ins are plain http on this machine (pinrelay.endpoints)
             "STRIPE_WEBHOOK_SECRET_NAME": self.secret_names["STRIPE_WEBHOOK_SECRET"],
             "STRIPE_API_KEY_SECRET_NAME": self.secret_names["STRIPE_API_KEY"],
             "BIGCOMMERCE_API_URL": self.bigcommerce_standin.base_url,
@@ -507,6 +550,7 @@ class LocalStack:
             "BIGCOMMERCE_FETCH_QUEUE_URL": self.fetch_queue_url,
         }
         env.update(self.handler_env)
+        self._all_handler_logs = bool(src.get("LOG_LEVEL") or self.handler_env.get("LOG_LEVEL"))
         self.env = env
         self._saved_environ = dict(os.environ)
         for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN"):
@@ -552,8 +596,11 @@ class LocalStack:
         layer = str(self.repo_root / "layers" / "pinrelay")
         for module, relative in HANDLER_MODULES.items():
             path = self.repo_root / relative
+            env = dict(self.env)
+            if module == "sender_handler" and not self._all_handler_logs:
+                env["LOG_LEVEL"] = "DEBUG"  # its "batch delivered" line for every batch: the console's line
             self.workers[module] = LambdaWorker(
-                f"{path}:lambda_handler", env=dict(self.env), timeout_s=self.timeouts[FUNCTIONS[module]],
+                f"{path}:lambda_handler", env=env, timeout_s=self.timeouts[FUNCTIONS[module]],
                 python_paths=[str(path.parent), layer], function_name=FUNCTIONS[module],
             )
 
@@ -566,8 +613,14 @@ class LocalStack:
         def handler(event: dict[str, Any], context: Any) -> Any:
             result = worker.invoke(event)
             for line in (result.stdout + result.stderr).splitlines():
-                if line.strip():
-                    self._print(f"  {FUNCTIONS[module]}: {line}")
+                report = batch_report(line) if module == "sender_handler" else None
+                if report is not None:
+                    self._last_report = report
+                    if not self._all_handler_logs:
+                        continue
+                shown = log_line(FUNCTIONS[module], line, everything=self._all_handler_logs) if line.strip() else None
+                if shown is not None:
+                    self._print(shown)
             if result.status == "ok":
                 return result.response
             if result.status == "timeout":
@@ -617,6 +670,7 @@ class LocalStack:
         return handler.lambda_handler(event, context)
 
     def _sender(self, event: dict[str, Any], context: Any) -> Any:
+        self._last_report = None
         before = self._standin_request_count()
         try:
             return self._run_function("sender_handler", event, context)
@@ -628,7 +682,10 @@ class LocalStack:
     def _batch_done(self, summary: BatchSummary) -> None:
         with self._batch_lock:
             self.batches.append(summary)
-        self._print(format_batch_line(summary, self._last_requests))
+        if self.lambda_processes:  # the sender's own report of the batch (console.batch_line)
+            self._print(batch_line(summary, self._last_report))
+        else:
+            self._print(format_batch_line(summary, self._last_requests))
         if self.on_batch is not None:
             self.on_batch(summary)
 
@@ -671,6 +728,7 @@ class LocalStack:
             batching_window_s=self.sender_window_s,
             visibility_timeout_s=self.visibility_timeout_s,
             on_batch=self._batch_done,
+            on_dead_letter=lambda messages: self._print(dead_letter_line(messages, self.max_receive_count)),
             function_name="pinrelay-sender",
         )
         self.event_source.start()
@@ -702,12 +760,11 @@ class LocalStack:
         names = self.secret_names
         key_hint = self.ingest_api_key if self.settings["INGEST_API_KEY"].is_default else "<your key>"
         pinterest_from = "(built-in stand-in)" if self.standin is not None else "(from PINTEREST_API_URL)"
-        port = self.gateway.port if self.gateway is not None else self.port
-        url_option = f" --url {self.url}" if port != DEFAULT_PORT else ""
         lines = [
             "pinrelay local stack configuration:",
             f"  AWS (moto server)         {self.moto_url}  region {REGION}, credentials testing/testing",
-            f"  SQS queue                 {self.queue_url}  (visibility {self.visibility_timeout_s} s)",
+            f"  SQS queue                 {self.queue_url}  (visibility {self.visibility_timeout_s} s,"
+            " LOCAL_VISIBILITY_TIMEOUT_S)",
             f"  SQS dead-letter queue     {self.dlq_url}  (maxReceiveCount {self.max_receive_count})",
             f"  DynamoDB dedup table      {self.table_name}  (pk S, TTL on expires_at)",
             f"  BigCommerce fetch queue   {self.fetch_queue_url}  (DLQ {self.fetch_dlq_url})",
@@ -723,7 +780,8 @@ class LocalStack:
             f" test mode {'on' if self.test_mode else 'off'} (PINTEREST_TEST_MODE)",
             f"  sender batching           up to {self.sender_batch_size} events, window {self.sender_window_s:g} s"
             " (LOCAL_SENDER_BATCH_SIZE, LOCAL_SENDER_WINDOW_S)",
-            f"  handler log level         {self.env.get('LOG_LEVEL')} (LOG_LEVEL)",
+            f"  handler log level         {self.env.get('LOG_LEVEL')} (LOG_LEVEL; the console prints a line per batch"
+            " from the sender's report)",
             "  Lambda                    " + ("each function in a process of its own, killed at its template Timeout"
                                              " (no clean-up runs, as in AWS)" if self.lambda_processes else "in this process"),
             f"  routes                    POST {self.url}/events  (header x-api-key: {key_hint})",
@@ -733,16 +791,10 @@ class LocalStack:
             f"                            POST {self.url}/webhooks/bigcommerce  (X-Pinrelay-Secret, webhook-signature; store "
             f"{self.settings['BIGCOMMERCE_STORE_HASH'].value} at {self.bigcommerce_standin.base_url})",
             f"                            GET  {self.url}/healthz",
-            f"  try it                    python -m pinrelay_local post-samples{url_option}",
-            f"  check it                  AWS_ENDPOINT_URL={self.moto_url} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-            f"pinrelay verify --url {self.url} --table {self.table_name} --ad-account {self.ad_account_id} "
-            f"--api-key {key_hint} --region {REGION}",
-            f"  an event's fate           (same variables) pinrelay status <event_id> --table {self.table_name} "
-            f"--dlq-url {self.dlq_url} --ad-account {self.ad_account_id} --region {REGION}",
         ]
-        if self.standin is not None:
-            lines.append(f"  event quality             PINTEREST_ADS_READ_TOKEN={self.standin.ads_read_token} pinrelay quality "
-                         f"--api-url {self.pinterest_url} --ad-account {self.ad_account_id}")
+        if self.shopify_admin is not None:
+            lines.append(f"  Shopify Admin API         {self.shopify_admin.base_url}  (stand-in of {DEFAULT_SHOP_DOMAIN},"
+                         f" token {self.shopify_admin.token}: pinrelay reconcile)")
         for line in lines:
             self._print(line)
 

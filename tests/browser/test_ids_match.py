@@ -60,3 +60,31 @@ def test_the_tag_and_pinrelay_agree_on_order_value_currency_and_quantity(open_pi
     assert fields["currency"] == server["currency"] == "USD"
     assert fields["order_quantity"] == server["num_items"] == 3
     assert fields["order_id"] == server["order_id"] == "450789469"
+
+
+@pytest.mark.parametrize("template", ["{order_id}", "order-{order_id}", "{checkout_token}"])
+def test_with_several_shops_on_one_ad_account_the_ids_still_match(open_pixel, now, template):
+    """Issue 18: when several shops share the ad account, pinrelay scopes the event ids a template
+    could give two shops (order numbers, names) by the shop; the ids the pixel can build, of
+    {order_id} and {checkout_token}, are unique across Shopify and never scoped, so each shop's
+    tag still gives its order pinrelay's id."""
+    for shop, order_id in (("shop-a.myshopify.com", 5000000001), ("shop-b.myshopify.com", 5000000002)):
+        order = shopify_order(now)
+        order.update(id=order_id, name="#4242", order_number=4242, checkout_token=f"{order_id:x}aa")
+        (result,) = shopify_events("orders/create", order, now=now, options=ShopifyOptions(
+            event_id_template=template, shop_scope=shop))  # ingest's options when the ad account is shared
+        _, _, fields = browser_checkout(open_pixel, order, template, "product_id")
+        assert fields["event_id"] == result.event["event_id"] == template.format(
+            order_id=order_id, checkout_token=f"{order_id:x}aa")
+
+
+@pytest.mark.parametrize("template", ["{order_number}", "{name}"])
+def test_a_shop_scoped_template_is_one_the_pixel_never_sends(open_pixel, now, template):
+    order = shopify_order(now)
+    (result,) = shopify_events("orders/create", order, now=now, options=ShopifyOptions(
+        event_id_template=template, shop_scope="shop-a.myshopify.com"))
+    assert result.event["event_id"].startswith("shop-a.myshopify.com/")
+    pixel = open_pixel(GRANTED, event_id_template=template)
+    pixel.publish("checkout_completed", shopify.checkout_completed(order))
+    pixel.publish("page_viewed", {})
+    assert [call for call in pixel.pintrk_calls() if call[:2] == ["track", "checkout"]] == []

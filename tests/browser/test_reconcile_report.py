@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pinrelay.events import dedup_key
 from pinrelay.reconcile import OrderClass, ShopOrder, reconcile
 from pinrelay.sources.shopify import OrderPolicy, ShopifyOptions
 from pinrelay_cli.reconcile_report import CHART_HEIGHT, render_html
@@ -46,7 +47,8 @@ def report():
     samples = sample_orders(load_fixture("shopify/shopify_orders_create_shopifyappjs-rest-2025-10.json"), NOW)
     orders = {s.kind: ShopOrder(s.order_id, s.name, int(datetime.fromisoformat(s.body["created_at"]).timestamp()), s.body)
               for s in samples}
-    key = {kind: f"{AD_ACCOUNT}#checkout#{order.order_id}" for kind, order in orders.items()}
+    key = {kind: dedup_key(AD_ACCOUNT, "checkout", order.order_id, order.webhook_body.get("source_name") == "pos")
+           for kind, order in orders.items()}  # a point-of-sale order is an offline event: keyed apart
     ledger = Ledger({key["delivered"]: {"state": "delivered"}, key["in_flight"]: {"state": "sending"},
                      key["uncertain"]: {"state": "uncertain"},
                      key["rejected_by_pinterest"]: {"state": "rejected", "error_message": "Invalid <b>event_time</b>"}})

@@ -90,6 +90,8 @@ def test_answer_schemas_match_what_the_ingest_answers():
         [
             EventResult(index=0, status="accepted", event_id="1", event_name="checkout", match_keys=["em"]),
             EventResult(index=1, status="rejected", reason="event_id: Field required"),
+            EventResult(index=2, status="withheld", event_id="3", event_name="checkout", withheld="consent",
+                        reason="not sent (consent): the shopper refused marketing (the event's consent field)"),
         ]
     )
     answer = outcome.as_json()
@@ -102,7 +104,8 @@ def test_answer_schemas_match_what_the_ingest_answers():
     _validator(document, {"$ref": "#/components/schemas/Error"}).validate({"message": "unauthorized"})
     with pytest.raises(jsonschema.ValidationError):
         _validator(document, {"$ref": "#/components/schemas/Error"}).validate({})
-    assert set(schemas["EventResult"]["properties"]["status"]["enum"]) == {"accepted", "duplicate", "rejected", "error"}
+    assert set(schemas["EventResult"]["properties"]["status"]["enum"]) == {"accepted", "duplicate", "rejected", "error",
+                                                                           "withheld"}
 
 
 def test_the_local_handler_serves_the_committed_file():

@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from pinrelay.quality import COMPONENT_ADVICE, FALLBACK_ADVICE, QualityIssue, advice
+from pinrelay.quality import (
+    COMPONENT_ADVICE,
+    DOCUMENTED_COMPONENTS,
+    FALLBACK_ADVICE,
+    INGESTION_SOURCES,
+    SOURCE_PLATFORMS,
+    QualityIssue,
+    advice,
+)
 from pinrelay.sources import shopify
 from pinrelay.verify import VERIFY_EMAIL, new_event_id, synthetic_event
 from pinrelay_local.pinterest_standin import (
@@ -60,6 +68,14 @@ def validator():
 def test_the_test_answer_and_the_stand_ins_default_are_valid_against_the_schema(validator):
     for score in ANSWER + default_eqs_scores():
         assert validator.errors(score) == []
+
+
+def test_the_names_metrics_are_made_of_are_the_schemas(validator):
+    """Only these become metric dimensions (pinrelay.quality.metric_points): the allow-list is the schema's."""
+    schemas = validator.document["components"]["schemas"]
+    assert set(schemas["QualityComponents"]["properties"]) == DOCUMENTED_COMPONENTS
+    assert tuple(schemas["IngestionSourceOptions"]["enum"]) == INGESTION_SOURCES
+    assert tuple(schemas["SourcePlatformOptions"]["enum"]) == SOURCE_PLATFORMS
 
 
 def test_every_documented_component_has_advice_and_issues_about_hashing_or_dedup_get_theirs(validator):

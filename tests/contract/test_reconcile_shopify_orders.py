@@ -92,7 +92,9 @@ SKIP_RULES = ShopifyOptions(policy=OrderPolicy(test_orders="skip", skip_tags=fro
 
 
 def key(order: ShopOrder) -> str:
-    return f"{AD_ACCOUNT}#checkout#{order.order_id}"
+    """The ledger key ingest gave the order: point-of-sale orders are offline events, keyed apart."""
+    offline = "offline#" if order.webhook_body.get("source_name") == "pos" else ""
+    return f"{AD_ACCOUNT}#{offline}checkout#{order.order_id}"
 
 
 
@@ -190,3 +192,17 @@ def test_an_order_is_mapped_at_its_own_time_not_now(samples):
     order = samples["missing_days_ago"]
     assert map_as_webhook(order, ShopifyOptions()).rejected is None
     assert time.time() > order.created_at
+
+
+def test_an_order_the_sender_recorded_not_sent_is_not_sent_with_its_reason_never_missing(samples):
+    order = samples["missing_days_ago"]
+    ledger = FakeLedger({key(order): {"pk": key(order), "state": "not_sent", "reason": "too_old",
+                                      "error_message": "its event_time was more than 7 days old"}})
+    since = datetime.fromtimestamp(NOW - 10 * 86400, UTC).replace(hour=0, minute=0, second=0)
+    report = reconcile(FakeShop([order]), ledger, FakeDeadLetters(set()), shop="pinrelay-dev.myshopify.com", since=since,
+                       until=datetime.fromtimestamp(NOW, UTC), ad_account_id=AD_ACCOUNT, rules=SKIP_RULES,
+                       clock=lambda: NOW, batch_size=4)
+    (verdict,) = report.verdicts
+    assert verdict.order_class is OrderClass.NOT_SENT and verdict.order_class.metric_name == "OrdersNotSent"
+    assert verdict.detail == "its event_time was more than 7 days old"
+    assert verdict.order_class.is_conversion_not_delivered

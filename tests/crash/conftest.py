@@ -34,6 +34,7 @@ from typing import Any
 import boto3
 import pytest
 from pinrelay.adapters.dead_letters import make_visible
+from pinrelay.events import dedup_key
 from pinrelay_local.fault_proxy import AwsFaultProxy, FaultRule
 from pinrelay_local.http_gateway import build_http_api_event
 from pinrelay_local.lambda_process import InvocationResult, invoke
@@ -44,9 +45,9 @@ from pinrelay_tools.template import load_template
 
 REPO = Path(__file__).resolve().parents[2]
 AD_ACCOUNT = "549755885175"
-API_KEY = "crash-ingest-key"
-SHOPIFY_SECRET = "crash-shopify-secret"
-WOO_SECRET = "crash-woo-secret"
+API_KEY = "crash-ingest-key-long-enough-to-resist-guessing"
+SHOPIFY_SECRET = "crash-shopify-secret-long-enough-to-resist-guessing"
+WOO_SECRET = 'X~-hzjG:8*%K71 625w;@*,@$S&fw)}x|VH/)f8ysgvC|lIvid'
 TOKEN = "crash-conversion-token"
 REDELIVERY_SECONDS = 800  # SQS visibility timeout in the template (780 s) and a margin
 MAX_RECEIVE_COUNT = 5  # the template's redrive policy
@@ -233,8 +234,8 @@ class World:
         raise AssertionError(f"the queue did not drain in {rounds} rounds")
 
     # -- the books -----------------------------------------------------------------------
-    def key(self, event_id: str) -> str:
-        return f"{AD_ACCOUNT}#checkout#{event_id}"
+    def key(self, event_id: str, offline: bool = False) -> str:
+        return dedup_key(AD_ACCOUNT, "checkout", event_id, offline)
 
     def tally(self) -> StandInTally:
         return tally_standin(self.standin.received, client_timeout_s=10.0)
@@ -255,7 +256,7 @@ class World:
     def keys_sent(invocation: Invocation) -> set[str]:
         """Keys of the events in the requests Pinterest got while ``invocation`` ran (invocations run
         one at a time here): events Pinterest may have processed before the process died."""
-        return {f"{record['ad_account_id']}#{e['event_name']}#{e['event_id']}"
+        return {dedup_key(record["ad_account_id"], e["event_name"], e["event_id"], e.get("action_source") == "offline")
                 for record in invocation.pinterest_requests if record.get("body") for e in record["body"].get("data", [])}
 
 

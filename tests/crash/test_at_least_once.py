@@ -52,7 +52,7 @@ def test_a_copy_handed_to_a_second_invocation_while_the_first_is_sending_is_give
     first: list[Invocation] = []
     thread = threading.Thread(target=lambda: first.append(world.invoke("sender", world.sqs_event(messages))))
     thread.start()
-    keys = [world.key(event["event_id"]) for event in events]
+    keys = [world.key(event["event_id"], event["action_source"] == "offline") for event in events]
     deadline = time.monotonic() + 30
     while not all(world.states().get(key, {}).get("state") == "sending" for key in keys):  # its request is out
         assert time.monotonic() < deadline and thread.is_alive(), "the first invocation never sent"

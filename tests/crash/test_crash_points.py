@@ -61,9 +61,9 @@ def judge(world: World, events: list[dict], faulted=None) -> dict[str, str]:
     recounted = sum(i.metric("EventsPossiblyResent") for i in world.invocations if i.function == "sender")
     outcome = {}
     for event in events:
-        key = world.key(event["event_id"])
-        processed, state = tally.processed[key], states.get(key, {}).get("state")
         offline = event["action_source"] == "offline"
+        key = world.key(event["event_id"], offline)
+        processed, state = tally.processed[key], states.get(key, {}).get("state")
         if offline:
             assert processed <= 1, f"I3: offline {key} processed {processed} times"
             assert processed == 1 or state in ("rejected", "uncertain"), f"I1: offline {key} lost (state {state})"
@@ -78,7 +78,7 @@ def judge(world: World, events: list[dict], faulted=None) -> dict[str, str]:
     assert world.dlq_depth() == 0, "a message ended in the DLQ"
     assert not world.timed_out(), f"I5: ran into the timeout: {[i.caller for i in world.timed_out()]}"
     world.outcome = {("offline" if e["action_source"] == "offline" else "web") + " " + e["event_id"].rsplit("-", 1)[-1]:
-                     outcome[world.key(e["event_id"])] for e in events}
+                     outcome[world.key(e["event_id"], e["action_source"] == "offline")] for e in events}
     return outcome
 
 
@@ -132,7 +132,7 @@ def test_sender_fault(world: World, point: FaultPoint):
     world.clock_offset += 800
     world.drain()
     outcome = judge(world, events, faulted)
-    offline = world.key("s-offline")
+    offline = world.key("s-offline", offline=True)
     if outcome[offline].startswith("uncertain"):
         # only when the dead process may have sent it: killed once the mark was applied
         assert point.action.kind == "kill_after" and point.index >= MARK_CALL or \

@@ -64,7 +64,7 @@ def test_offline_import_fault(world: World, point: FaultPoint):
     assert attempts[-1].status == "ok", attempts[-1].result
     world.drain()
     tally = world.tally()
-    counts = {i: tally.processed[world.key(f"imp-{i}")] for i in range(ROWS)}
+    counts = {i: tally.processed[world.key(f"imp-{i}", offline=True)] for i in range(ROWS)}
     assert counts == dict.fromkeys(range(ROWS), 1), counts  # every sale once: none lost, none twice
     world.outcome = {"sales": f"{ROWS} of {ROWS} processed once"}
     assert world.dlq_depth() == 0 and not world.timed_out()

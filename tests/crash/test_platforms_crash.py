@@ -75,7 +75,7 @@ def platform_world(world: World, stripe: StripeStandIn, store: BigCommerceStandI
         secrets.create_secret(Name=names[name], SecretString=value)
     world.env.update({
         "STRIPE_WEBHOOK_SECRET_NAME": names["stripe"], "STRIPE_API_KEY_SECRET_NAME": names["stripe-key"],
-        "STRIPE_API_URL": stripe.base_url, "BIGCOMMERCE_STORE_HASH": STORE,
+        "STRIPE_API_URL": stripe.base_url, "ALLOW_LOOPBACK_HTTP": "true", "BIGCOMMERCE_STORE_HASH": STORE,
         "BIGCOMMERCE_WEBHOOK_SECRET_NAME": names["bigcommerce"], "BIGCOMMERCE_CLIENT_SECRET_NAME": names["bigcommerce-client"],
         "BIGCOMMERCE_FETCH_QUEUE_URL": fetch_queue, "BIGCOMMERCE_API_URL": store.base_url,
         "BIGCOMMERCE_API_TOKEN_SECRET_NAME": names["bigcommerce-token"],

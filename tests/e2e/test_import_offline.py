@@ -95,14 +95,21 @@ def test_import_offline_posts_the_good_rows_and_reports_the_bad_one(tmp_path, ca
         assert len(stack.standin.received) == requests_before
 
 
-def test_import_offline_all_good_exits_0_and_wrong_key_exits_1(tmp_path, capsys):
+def test_import_offline_all_good_exits_0_and_a_wrong_key_stops_at_its_first_refusal(tmp_path, capsys):
     now = int(time.time())
     path = tmp_path / "good.csv"
     path.write_text(f"event_id,email,event_time\ns-1,a@example.com,{now}\ns-2,b@example.com,{now}\n", encoding="utf-8")
+    many = tmp_path / "many.csv"
+    many.write_text("event_id,email,event_time\n" + "".join(f"m-{n},m{n}@example.com,{now}\n" for n in range(2500)),
+                    encoding="utf-8")
     with LocalStack(port=0, sender_window_s=0.2) as stack:
-        assert cli.main(["import-offline", str(path), "--url", stack.url, "--api-key", "wrong"]) == 1
-        out = capsys.readouterr().out
-        assert "row 2: failed: HTTP 401: unauthorized" in out and "2 not sent (1 failed request)" in out
+        assert cli.main(["import-offline", str(many), "--url", stack.url, "--api-key", "wrong", "--batch-size", "500"]) == 2
+        printed = capsys.readouterr()
+        assert printed.err.splitlines()[-1] == (
+            f"pinrelay import-offline: {stack.url}/events refused the key (HTTP 401: unauthorized): stopped, 2500 row(s) "
+            "not sent; give the stack's key with --api-key or INGEST_API_KEY")
+        assert "row " not in printed.out  # not one line per row
+        assert "500/2500 rows" in printed.err and "1000/2500" not in printed.err  # the first request was the last
 
         assert cli.main(["import-offline", str(path), "--url", stack.url, "--api-key", stack.ingest_api_key]) == 0
         out = capsys.readouterr().out

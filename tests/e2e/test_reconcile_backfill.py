@@ -32,7 +32,7 @@ def test_backfill_sends_the_missing_orders_once_even_when_run_twice(monkeypatch,
         monkeypatch.setenv("SHOPIFY_ADMIN_API_URL", shopify.base_url)
         monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRET", stack.shopify_webhook_secret)
         since = datetime.fromtimestamp(now - 10 * 86400, UTC).strftime("%Y-%m-%d")
-        command = ["reconcile", "--shop", DEFAULT_SHOP, "--since", since, "--table", stack.table_name,
+        command = ["reconcile", "--shop", DEFAULT_SHOP, "--allow-loopback-http", "--since", since, "--table", stack.table_name,
                    "--dlq-url", stack.dlq_url, "--ad-account", stack.ad_account_id, "--url", stack.url]
 
         # two backfills one after the other, before the sender has delivered anything of the first

@@ -15,7 +15,7 @@ from pinrelay_cli.main import main
 from pinrelay_local.stack import LocalStack
 
 pytestmark = pytest.mark.e2e
-API_KEY = "verify-e2e-key"
+API_KEY = "verify-e2e-key-long-enough-to-resist-guessing"
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +92,9 @@ def test_the_token_refused_is_not_delivered_in_time(stack, verify):
 def test_a_wrong_api_key(stack, verify):
     status, lines, _ = verify("--api-key", "not-the-key")
     assert status == 1
-    assert lines[-1] == ("FAILED: ingest refused the API key (401): give the key `pinrelay new-api-key` printed "
-                         "(--api-key or PINRELAY_API_KEY)")
+    assert lines[-1] == ("FAILED: ingest refused the API key (401): give the stack's key with --api-key or "
+                         "PINRELAY_API_KEY (a deployed stack's: the one `pinrelay new-api-key` printed; the local "
+                         "stack's: the one `make local` printed, or use --local)")
     assert stack.standin.received == []
 
 

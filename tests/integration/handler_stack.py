@@ -12,14 +12,14 @@ from pinrelay_local.http_gateway import LambdaContext, build_http_api_event
 from pinrelay_local.sqs_event_source import message_attributes_to_lambda
 
 AD_ACCOUNT = "549755885175"
-API_KEY = "test-ingest-key"
-SHOPIFY_SECRET = "test-shopify-secret"
+API_KEY = "test-ingest-key-long-enough-to-resist-guessing"
+SHOPIFY_SECRET = "test-shopify-secret-long-enough-to-resist-guessing"
 TOKEN = "test-conversion-token"
-WOO_SECRET = "test-woo-secret"
+WOO_SECRET = 'i<sYil@HSB9ijUtRQb3SzeKAEx}tS>zc[eq)PthE,uRM:(P P%'
 # an account map entry (ingest's secret: no token) and its token (the sender's tokens map)
 EU_ACCOUNT = {"name": "eu", "ad_account_id": "111222333",
               "api_key_sha256": [hashlib.sha256(b"eu-key").hexdigest()],
-              "shopify_shop_domains": ["eu-shop.myshopify.com"], "shopify_webhook_secrets": ["eu-shop-secret"]}
+              "shopify_shop_domains": ["eu-shop.myshopify.com"], "shopify_webhook_secrets": ["eu-shop-secret-long-enough-to-resist-guessing"]}
 EU_TOKEN = "eu-token"
 ACCOUNT_TOKENS = {EU_ACCOUNT["ad_account_id"]: EU_TOKEN}
 

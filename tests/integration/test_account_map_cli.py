@@ -23,10 +23,10 @@ READ_PARAMETERS = ("PinterestAdAccountId", "IngestApiKeySecretName", "ShopifyWeb
                    "WooCommerceWebhookSecretName", "AccountMapSecretName", "AccountTokensSecretName",
                    "ShopifyShopDomains", "WooCommerceSources")
 OWN_ACCOUNT = "549755885175"
-OWN_SHOPIFY_SECRET = "the-deployments-shopify-secret"
-OWN_API_KEY = "the-deployments-api-key"
+OWN_SHOPIFY_SECRET = "the-deployments-shopify-secret-long-enough-to-resist-guessing"
+OWN_API_KEY = "the-deployments-api-key-long-enough-to-resist-guessing"
 US = {"name": "us-wholesale", "ad_account_id": "444555666",
-      "woocommerce_sources": ["https://wholesale.example"], "woocommerce_webhook_secrets": ["us-woo-secret"]}
+      "woocommerce_sources": ["https://wholesale.example"], "woocommerce_webhook_secrets": ["us-woo-secret-long-enough-to-resist-guessing"]}
 
 
 @pytest.fixture
@@ -95,11 +95,11 @@ def test_a_valid_map_is_described_entry_by_entry(clients, tmp_path):
 
 
 def test_a_map_ingest_would_refuse_is_refused_naming_the_problem_never_the_secret(clients, tmp_path):
-    shared = {**US, "shopify_shop_domains": ["us-shop.myshopify.com"], "shopify_webhook_secrets": ["eu-shop-secret"]}
+    shared = {**US, "shopify_shop_domains": ["us-shop.myshopify.com"], "shopify_webhook_secrets": ["eu-shop-secret-long-enough-to-resist-guessing"]}
     status, out, _ = run(clients, "check", map_file(tmp_path, EU, shared))
     assert status == EXIT_INVALID
     assert 'account map refused: entry 1 ("eu") and entry 2 ("us-wholesale") use the same webhook secret' in out
-    assert "eu-shop-secret" not in out
+    assert "eu-shop-secret-long-enough-to-resist-guessing" not in out
 
 
 def test_a_map_with_a_token_in_it_is_refused(clients, tmp_path):

@@ -38,10 +38,10 @@ from tests.integration.handler_stack import (
 
 UNAUTHORIZED = (401, {"message": "unauthorized"})
 UNAVAILABLE = (503, {"message": "temporarily unavailable; retry the request"})
-EU_SHOP, EU_SECRET = "eu-shop.myshopify.com", "eu-shop-secret"
+EU_SHOP, EU_SECRET = "eu-shop.myshopify.com", "eu-shop-secret-long-enough-to-resist-guessing"
 US_ACCOUNT = {"name": "us", "ad_account_id": "444555666", "shopify_shop_domains": ["us-shop.myshopify.com"],
-              "shopify_webhook_secrets": ["us-shop-secret"]}
-SHARED_SECRET = "one-app-client-secret"
+              "shopify_webhook_secrets": ["us-shop-secret-long-enough-to-resist-guessing"]}
+SHARED_SECRET = "one-app-client-secret-long-enough-to-resist-guessing"
 
 
 def order_from(host: str, now: int, fixture: str = "shopify_orders_create_shopifyappjs-rest-2025-10.json") -> dict:
@@ -96,7 +96,7 @@ def test_a_body_naming_another_mapped_shop_is_refused_whatever_the_header_says(s
     use(monkeypatch, EU_ACCOUNT, US_ACCOUNT)
     eu_order = order_from(EU_SHOP, now)
     # signed for the US entry, routed there by its header, but the order is the EU shop's
-    assert post_shopify(stack, eu_order, secret="us-shop-secret", **{"x-shopify-shop-domain": "us-shop.myshopify.com"}) == UNAUTHORIZED
+    assert post_shopify(stack, eu_order, secret="us-shop-secret-long-enough-to-resist-guessing", **{"x-shopify-shop-domain": "us-shop.myshopify.com"}) == UNAUTHORIZED
     # an order naming no mapped shop (the fixture's own jsmith.myshopify.com) is not the EU entry's either
     assert post_shopify(stack, shopify_order(now), secret=EU_SECRET, **{"x-shopify-shop-domain": EU_SHOP}) == UNAUTHORIZED
     # nor may the default account take the EU shop's order
@@ -129,13 +129,13 @@ def test_a_mapped_shop_lists_its_custom_domain_and_its_carts_need_no_host(stack,
 
 def test_a_woocommerce_order_must_come_from_the_site_it_was_routed_to(stack, now, monkeypatch):
     entry = {"name": "eu-woo", "ad_account_id": "777888999", "woocommerce_sources": ["https://eu-shop.example"],
-             "woocommerce_webhook_secrets": ["eu-woo-secret"]}
+             "woocommerce_webhook_secrets": ["eu-woo-secret-long-enough-to-resist-guessing"]}
     use(monkeypatch, entry)
     headers = {"x-wc-webhook-source": "https://eu-shop.example/"}
     # the real order's links are on example.com: not the EU site, whatever the header says
-    assert post_woocommerce(stack, woo_order(now), secret="eu-woo-secret", **headers) == UNAUTHORIZED
+    assert post_woocommerce(stack, woo_order(now), secret="eu-woo-secret-long-enough-to-resist-guessing", **headers) == UNAUTHORIZED
     assert post_woocommerce(stack, woo_order(now, "https://eu-shop.example"), secret=WOO_SECRET) == UNAUTHORIZED  # not the default's
-    status, answer = post_woocommerce(stack, woo_order(now, "https://eu-shop.example"), secret="eu-woo-secret", **headers)
+    status, answer = post_woocommerce(stack, woo_order(now, "https://eu-shop.example"), secret="eu-woo-secret-long-enough-to-resist-guessing", **headers)
     assert status == 200 and answer["accepted"] == 1
     assert [m["ad_account_id"] for m in queued(stack)] == ["777888999"]
 

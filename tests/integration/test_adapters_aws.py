@@ -6,7 +6,7 @@ import pytest
 
 from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
 from pinrelay.adapters.sqs import SqsEventQueue, batches_by_size
-from pinrelay.ports import ClaimRequest, Outcome
+from pinrelay.ports import ClaimRequest, Outcome, Settlement
 
 NOW = 1_000_000
 WINDOW = 7 * 86400 + 300
@@ -16,8 +16,11 @@ def plenty():
     return 600.0
 
 
-def request(key, state="sending", now=NOW, lease=60, window=WINDOW):
-    return ClaimRequest(key=key, state=state, lease_until=now + lease, expires_at=now + window, accepted_at=now - 5)
+def request(key, state="sending", now=NOW, lease=60, window=WINDOW, resend_hours=24):
+    """A web event's claim ("sending": it may take over a lapsed attempt first sent in the last
+    ``resend_hours``) or an offline event's ("claimed")."""
+    return ClaimRequest(key=key, state=state, lease_until=now + lease, expires_at=now + window, accepted_at=now - 5,
+                        resend_after=now - resend_hours * 3600 if state == "sending" else None)
 
 
 @pytest.fixture
@@ -111,6 +114,54 @@ def test_no_call_is_started_without_time_for_its_worst_case(ledger):
     assert ledger.states(["a"]) == {}
 
 
+def test_an_offline_claim_never_takes_over_a_lapsed_attempt_it_reports_it_lapsed(ledger):
+    ledger.claim([request("a", state="claimed")], "dead", NOW, plenty)
+    assert ledger.mark_sending(["a"], "dead", NOW + 1, plenty) == []
+    [found] = ledger.claim([request("a", state="claimed", now=NOW + 61)], "inv-2", NOW + 61, plenty)
+    assert (found.won, found.current_state, found.lapsed) == (False, "sending", True)
+    assert ledger.states(["a"])["a"]["claim_id"] == "dead"  # unchanged: the attempt is not forgotten
+
+
+def test_a_lapsed_attempt_is_settled_uncertain_in_one_write_and_only_while_it_is_lapsed(ledger):
+    ledger.claim([request("a", state="claimed", lease=60)], "dead", NOW, plenty)
+    ledger.mark_sending(["a"], "dead", NOW + 1, plenty)
+    uncertain = Settlement("a", "uncertain", "unanswered", "may have reached Pinterest", NOW + 30, NOW + WINDOW, NOW)
+    [early] = ledger.settle([uncertain], "inv-2", NOW + 30, plenty)  # the lease still runs
+    assert (early.won, early.current_state, early.lapsed) == (False, "sending", False)
+    [settled] = ledger.settle([uncertain], "inv-2", NOW + 61, plenty)
+    [again] = ledger.settle([uncertain], "inv-2", NOW + 61, plenty)  # botocore's retry of an applied write
+    assert settled.won and again.won
+    stored = ledger.states(["a"])["a"]
+    assert (stored["state"], stored["reason"], stored["prior_state"], stored["first_sent_at"]) == (
+        "uncertain", "unanswered", "sending", NOW + 1)
+
+
+def test_a_web_claim_takes_over_a_lapsed_attempt_only_inside_the_resend_window(ledger):
+    ledger.claim([request("a", lease=60)], "dead", NOW, plenty)
+    [late] = ledger.claim([request("a", now=NOW + 25 * 3600)], "inv-2", NOW + 25 * 3600, plenty)
+    assert (late.won, late.lapsed) == (False, True)
+    [inside] = ledger.claim([request("a", now=NOW + 23 * 3600)], "inv-3", NOW + 23 * 3600, plenty)
+    assert (inside.won, inside.prior_state) == (True, "sending")
+    assert ledger.states(["a"])["a"]["first_sent_at"] == NOW  # the first send's time is kept
+
+
+def test_not_sent_is_written_where_nothing_was_sent_and_never_over_a_final_state_or_a_lease(ledger):
+    def not_sent(key, now):
+        return Settlement(key, "not_sent", "too_old", "over 7 days old", now, now + WINDOW, NOW)
+
+    assert ledger.settle([not_sent("new", NOW)], "inv-1", NOW, plenty)[0].won
+    assert ledger.states(["new"])["new"]["state"] == "not_sent"
+    ledger.claim([request("live")], "other", NOW, plenty)
+    [live] = ledger.settle([not_sent("live", NOW + 1)], "inv-1", NOW + 1, plenty)
+    assert (live.won, live.current_state, live.lapsed) == (False, "sending", False)
+    ledger.record([Outcome("live", "delivered", NOW + 2)], "other", plenty)
+    [final] = ledger.settle([not_sent("live", NOW + WINDOW + 10)], "inv-1", NOW + WINDOW + 10, plenty)
+    assert (final.won, final.current_state) == (False, "delivered")
+    ledger.claim([request("given-back", state="claimed")], "other", NOW, plenty)
+    ledger.record([Outcome("given-back", "claimed", NOW + 1)], "other", plenty)
+    assert ledger.settle([not_sent("given-back", NOW + 2)], "inv-1", NOW + 2, plenty)[0].won
+
+
 def test_queue_sends_ten_per_call_one_message_per_body(aws, queue_url):
     calls = []
     aws["sqs"].meta.events.register("before-call.sqs.SendMessageBatch", lambda **kw: calls.append(1))
@@ -175,10 +226,10 @@ def test_an_outcome_dynamodb_refuses_for_a_moment_is_written_on_a_later_round(aw
 
     DynamoDeliveryLedger(dedup_table, aws["dynamodb"], worst_call_seconds=12).claim([request("a")], "inv-1", NOW, plenty)
     sleeps = []
-    flaky = DynamoDeliveryLedger(dedup_table, FlakyClient(aws["dynamodb"]), worst_call_seconds=12)
-    assert flaky.record([Outcome("a", "delivered", NOW + 1)], "inv-1", plenty, sleep=sleeps.append) == []
+    flaky = DynamoDeliveryLedger(dedup_table, FlakyClient(aws["dynamodb"]), worst_call_seconds=12, sleep=sleeps.append)
+    assert flaky.record([Outcome("a", "delivered", NOW + 1)], "inv-1", plenty) == []
     assert sleeps == [1.0, 2.0] and item(aws, dedup_table, "a")["state"]["S"] == "delivered"
     # without time for another round, the refused write is reported, not waited for
     DynamoDeliveryLedger(dedup_table, aws["dynamodb"], worst_call_seconds=12).claim([request("b")], "inv-1", NOW, plenty)
-    late = DynamoDeliveryLedger(dedup_table, FlakyClient(aws["dynamodb"]), worst_call_seconds=12)
-    assert late.record([Outcome("b", "delivered", NOW + 1)], "inv-1", lambda: 13.5, sleep=sleeps.append) == ["b"]
+    late = DynamoDeliveryLedger(dedup_table, FlakyClient(aws["dynamodb"]), worst_call_seconds=12, sleep=sleeps.append)
+    assert late.record([Outcome("b", "delivered", NOW + 1)], "inv-1", lambda: 13.5) == ["b"]

@@ -130,7 +130,7 @@ def test_account_map_routes_keys_and_shops_to_their_ad_account(stack, now):
     order["order_status_url"] = order["order_status_url"].replace("jsmith.myshopify.com", "eu-shop.myshopify.com")
     # the EU shop must sign with its own secret: the default secret is refused for it
     assert post_shopify(stack, order, **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})[0] == 401
-    status, body = post_shopify(stack, order, secret="eu-shop-secret", **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})
+    status, body = post_shopify(stack, order, secret="eu-shop-secret-long-enough-to-resist-guessing", **{"x-shopify-shop-domain": "eu-shop.myshopify.com"})
     assert status == 200 and body["accepted"] == 1
     stack["standin"].account_tokens["111222333"] = "eu-token"  # the EU account's own token is required
     records, answer = drain(stack)
@@ -178,6 +178,20 @@ def test_metrics_ingest_counts_what_it_did_not_queue_and_the_sender_counts_deliv
     assert totals[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     assert "PinterestRetries" not in totals[0]  # zero counts are not written
     assert not [d for d in sender_lines if d.get("message") == "batch delivered"]  # a clean batch logs nothing
+
+
+def test_the_sender_counts_events_not_sent_per_reason_on_the_dimensions_the_alarm_reads(stack, now, capsys):
+    stale = api_event(now - 7 * 86400 - 60, "stale-1")
+    body = {"v": 2, "ad_account_id": AD_ACCOUNT, "source": "api", "dedup_key": f"{AD_ACCOUNT}#checkout#stale-1",
+            "accepted_at": now - 7 * 86400, "event": {**stale, "user_data": {"em": ["0" * 64]}}}
+    stack["aws"]["sqs"].send_message(QueueUrl=stack["queue_url"], MessageBody=json.dumps(body))
+    capsys.readouterr()
+    records, answer = drain(stack)
+    assert answer == {"batchItemFailures": []} and not stack["standin"].received
+    documents = _stdout_documents(capsys.readouterr().out)
+    (not_sent,) = [d for d in documents if "EventsNotSent" in d and "reason" in d]
+    assert (not_sent["reason"], not_sent["service"], not_sent["EventsNotSent"]) == ("too_old", "pinrelay", [1.0])
+    assert not_sent["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["reason", "service"]]  # EventsTooOldAlarm's
 
 
 def test_an_event_delivered_before_is_not_sent_again_after_a_dlq_redrive(stack, now):

@@ -139,9 +139,12 @@ def test_failed_records_come_back_then_reach_the_dlq(sqs: Any, make_queue: Any) 
     url, dlq_url = make_queue(visibility_timeout=1, max_receive_count=2)
     send(sqs, url, ["ok-1", "fail-1", "ok-2", "fail-2"])
     handler = Handler(decide=lambda r: r["body"].startswith("fail"))
+    seen_moving: list[dict[str, Any]] = []
     with SqsEventSource(sqs, url, handler, batch_size=10, batching_window_s=0.2, visibility_timeout_s=1,
-                        on_batch=handler.on_batch):
+                        on_batch=handler.on_batch, on_dead_letter=seen_moving.extend):
         wait_for(lambda: len(dlq_bodies_peek(sqs, dlq_url)) == 2, 8, "2 messages in the DLQ")
+        wait_for(lambda: len(seen_moving) == 2, 4, "the event source to see them moved")
+    assert sorted(message["Body"] for message in seen_moving) == ["fail-1", "fail-2"]  # and nothing else
     bodies = handler.bodies()
     # each failing message was delivered maxReceiveCount (2) times, each good one once
     assert sorted(bodies) == ["fail-1", "fail-1", "fail-2", "fail-2", "ok-1", "ok-2"]

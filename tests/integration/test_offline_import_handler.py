@@ -121,7 +121,7 @@ def test_s3_upload_is_imported_and_reported(handler, aws, s3, bucket, queue_url)
     key = "uploads/2025 store sales.csv"
     summary = upload_and_import(handler, s3, bucket, key, sales_csv())
     assert summary == {"key": key, "report_key": key + ".report.json", "status": "complete", "rows": 4,
-                       "accepted": 3, "duplicates": 0, "rejected": 1, "errors": 0, "warnings": 0}
+                       "accepted": 3, "duplicates": 0, "rejected": 1, "withheld": 0, "errors": 0, "warnings": 0}
 
     messages = queued(aws, queue_url)
     assert sorted(m["event"]["event_id"] for m in messages) == ["pos-1", "pos-3", "pos-4"]
@@ -140,7 +140,7 @@ def test_s3_upload_is_imported_and_reported(handler, aws, s3, bucket, queue_url)
     assert report_object["ContentType"] == "application/json"
     report = json.loads(report_object["Body"].read())
     assert list(report) == ["v", "bucket", "key", "source", "status", "rows", "accepted", "duplicates", "rejected",
-                            "errors", "warnings", "results", "processed_at", "duration_ms"]
+                            "withheld", "errors", "warnings", "results", "processed_at", "duration_ms"]
     assert report["status"] == "complete" and report["source"] == "offline_csv" and report["v"] == 1
     assert (report["bucket"], report["key"], report["rows"]) == (bucket, key, 4)
     assert report["results"] == [
@@ -163,7 +163,7 @@ def test_s3_upload_is_imported_and_reported(handler, aws, s3, bucket, queue_url)
     again = report_of(s3, bucket, key)
     assert [r["status"] for r in again["results"]] == ["accepted", "rejected", "accepted", "accepted"]
     assert sorted(m["dedup_key"] for m in queued(aws, queue_url)) == sorted(m["dedup_key"] for m in messages)
-    assert {m["dedup_key"] for m in messages} == {dedup_key(AD_ACCOUNT, "checkout", f"pos-{n}") for n in (1, 3, 4)}
+    assert {m["dedup_key"] for m in messages} == {dedup_key(AD_ACCOUNT, "checkout", f"pos-{n}", offline=True) for n in (1, 3, 4)}
 
 
 def test_more_than_one_chunk(handler, aws, s3, bucket, queue_url, monkeypatch):

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from pinrelay_cli.ops import add_redrive_parser, add_rejected_parser, redrive, rejected, resolve_targets
+from pinrelay_cli.pinterest_access import CommandError
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ def test_the_subcommands_resolve_queues_and_table_from_options(aws, queues, dedu
     assert args.func(args, dynamodb=aws["dynamodb"], out=out) == 0
     assert out.getvalue().splitlines() == ["-  1#checkout#z  attempts 1  nope", f"1 rejected event(s) in {dedup_table}"]
 
-    with pytest.raises(SystemExit, match="give --queue-url, --dlq-url or --stack-name"):
+    with pytest.raises(CommandError, match="give --queue-url, --dlq-url or --stack-name"):
         resolve_targets(parser.parse_args(["redrive"]), "queue_url", "dlq_url")
 
 
@@ -178,12 +179,32 @@ def test_pinrelay_uncertain_lists_them_and_releases_only_uncertain_ones(aws, ded
     capsys.readouterr()
     assert cli.main(["uncertain", "--table", dedup_table]) == 0
     out = capsys.readouterr().out
-    assert "1#checkout#sale-1" in out and "sale-2" not in out and "1 uncertain offline event(s)" in out
+    assert "1#checkout#sale-1" in out and "sale-2" not in out and "1 uncertain event(s)" in out
     assert cli.main(["uncertain", "--table", dedup_table, "--release", "1#checkout#sale-1", "--release", "1#checkout#sale-2"]) == 1
     out = capsys.readouterr().out
     assert "1#checkout#sale-1: released" in out and "1#checkout#sale-2: not uncertain" in out
     remaining = {i["pk"]["S"] for i in aws["dynamodb"].scan(TableName=dedup_table)["Items"]}
     assert remaining == {"1#checkout#sale-2"}
+
+
+def test_pinrelay_uncertain_releases_an_event_id_whether_it_is_a_store_sale_or_a_web_event(aws, dedup_table, capsys):
+    """An event_id given to --release is looked for as a store sale's key (offline events are keyed
+    apart) and as a web event's: the one that is uncertain is released, nothing else is touched."""
+    from pinrelay_cli import main as cli
+
+    items = {"1#offline#checkout#pos-7": "uncertain", "1#checkout#web-8": "uncertain", "1#checkout#pos-7": "delivered"}
+    for key, state in items.items():
+        aws["dynamodb"].put_item(TableName=dedup_table, Item={
+            "pk": {"S": key}, "state": {"S": state}, "attempts": {"N": "1"}, "updated_at": {"N": "100"},
+            "expires_at": {"N": "9999999999"}})
+    capsys.readouterr()
+    assert cli.main(["uncertain", "--table", dedup_table, "--ad-account", "1", "--release", "pos-7", "--release", "web-8",
+                     "--release", "nothing-9"]) == 1
+    out = capsys.readouterr().out
+    assert "1#offline#checkout#pos-7: released" in out and "1#checkout#web-8: released" in out
+    assert "nothing-9: not uncertain" in out
+    remaining = {i["pk"]["S"] for i in aws["dynamodb"].scan(TableName=dedup_table)["Items"]}
+    assert remaining == {"1#checkout#pos-7"}
 
 
 def test_the_commands_print_no_terminal_escape_sequences(aws, dedup_table, capsys):

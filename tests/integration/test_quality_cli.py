@@ -30,7 +30,7 @@ def env(monkeypatch):
 
 
 def quality(capsys, standin, *options: str) -> tuple[int, list[str], str]:
-    status = main(["quality", "--api-url", standin.base_url, *options])
+    status = main(["quality", "--api-url", standin.base_url, "--allow-loopback-http", *options])
     captured = capsys.readouterr()
     assert DEFAULT_ADS_READ_TOKEN not in captured.out + captured.err
     return status, captured.out.splitlines(), captured.err.strip()

@@ -40,7 +40,7 @@ def lambda_environment(function: dict[str, Any], parameters: dict[str, str], pin
     variables = {**function["globals"]["Environment"]["Variables"], **function["properties"]["Environment"]["Variables"]}
     env = {name: parameters[value["Ref"]] if isinstance(value, dict) else str(value) for name, value in variables.items()}
     assert env["PINTEREST_API_URL"] == "https://api.pinterest.com/v5"
-    env["PINTEREST_API_URL"] = pinterest_url
+    env["PINTEREST_API_URL"], env["ALLOW_LOOPBACK_HTTP"] = pinterest_url, "true"
     return env | {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                   "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -53,14 +53,17 @@ def standin():
 
 @pytest.fixture
 def run_check(function, standin, aws, moto_endpoint):
-    def run(secret_value: str = DEFAULT_ADS_READ_TOKEN):
+    def run(secret_value: str = DEFAULT_ADS_READ_TOKEN, *, url: str | None = None, loopback: bool = True,
+            timeout_s: float | None = None):
         name = f"pinrelay/ads-read-token-{uuid.uuid4().hex[:8]}"
         aws["secretsmanager"].create_secret(Name=name, SecretString=secret_value)
         env = lambda_environment(function, {"PinterestAdAccountId": AD_ACCOUNT, "AdsReadTokenSecretName": name},
-                                 standin.base_url, moto_endpoint)
+                                 url or standin.base_url, moto_endpoint)
+        if not loopback:
+            del env["ALLOW_LOOPBACK_HTTP"]
         code = REPO_ROOT / "functions" / "quality"
         return invoke(f"{code / 'quality_handler.py'}:lambda_handler", SCHEDULED_EVENT, env=env,
-                      timeout_s=float(function["properties"]["Timeout"]),
+                      timeout_s=timeout_s or float(function["properties"]["Timeout"]),
                       python_paths=[str(code), str(REPO_ROOT / "layers" / "pinrelay")], function_name="QualityFunction")
     return run
 
@@ -140,3 +143,52 @@ def test_a_secret_still_holding_the_stacks_placeholder_says_so(run_check, standi
     result = run_check(secret_value="REPLACE_ME")
     assert result.status == "error" and "holds no token yet" in result.error_message
     assert standin.eqs_received == []
+
+
+def test_only_the_components_and_names_pinterest_documents_become_metrics(run_check, standin):
+    """500 invented component names once made 5,021 custom metrics in one run (about $1.5k a month)."""
+    scores = standin.eqs_scores
+    api = next(s for s in scores if s["ingestion_source"] == "CONVERSIONS_API" and s["lookback_period"] == "1d")
+    documented = sum(len(events) for events in api["quality_components"].values())
+    api["quality_components"] |= {f"invented_{n}": {"checkout": {"coverage": 50.0}} for n in range(500)}
+    api["quality_components"]["hashed_email"] |= {f"event_{n}": {"coverage": 1.0} for n in range(500)}
+    standin.set_eqs_scores(scores)
+    result = run_check()
+    assert result.ok, (result.error_type, result.error_message, result.stderr)
+    documents = emf_documents(result.stdout)
+    coverage = [d for d in documents if "EventQualityCoverage" in d]
+    assert len(coverage) == documented  # the same series as without the invented names
+    assert not [d for d in documents if d.get("component", "").startswith("invented")
+                or d.get("event_name", "").startswith("event_")]
+    assert metric(documents, "EventQualityCoverage", ingestion_source="CONVERSIONS_API", source_platform="WEB",
+                  component="click_id_epik", event_name="checkout") == [12.5]
+    (log,) = [line for line in map(json.loads, filter(lambda l: l.startswith("{"), result.stdout.splitlines()))
+              if line.get("message") == "event quality"]
+    assert log["names_without_metrics"] == 1000 and len(log["some_names_without_metrics"]) == 20
+
+
+def test_a_huge_answer_fails_the_check_without_reading_it(run_check):
+    from tests.hostile_endpoint import HostileEndpoint, Reply, endless
+
+    huge = Reply(200, endless(limit=64 * 1024 * 1024), {"Content-Type": "application/json"})
+    with HostileEndpoint(lambda seen: huge) as server:
+        result = run_check(url=f"{server.url}/v5")
+        assert server.sent_bytes < 32 * 1024 * 1024  # two calls: the limit and the socket buffers of each
+    assert result.status == "error" and result.error_type == "QualityCheckFailed"
+    assert result.error_message.count("the answer is larger than 4 MiB") == 2
+
+
+def test_a_call_that_could_outlive_the_invocation_is_not_started(run_check, standin):
+    """Each call may take twice PINTEREST_TIMEOUT_SECONDS (10) and the metrics 5 s: with 33 s, of which the
+    start and a first answer that takes 8 s use more than 8, the second call would not fit."""
+    standin.set_fault("slow", seconds=8, count=1, endpoint="eqs")
+    result = run_check(timeout_s=33)
+    assert result.status == "error" and "TAG: not read, no time left in this invocation" in result.error_message
+    assert [r["query"]["ingestion_source"] for r in standin.eqs_received] == ["CONVERSIONS_API"]
+    assert metric(emf_documents(result.stdout), "EventQualityStatus", ingestion_source="CONVERSIONS_API") == [2.0]
+
+
+def test_plain_http_to_the_stand_in_needs_allow_loopback_http(run_check, standin):
+    result = run_check(loopback=False)
+    assert result.status == "error" and "PINTEREST_API_URL must be https://api.pinterest.com/v5" in result.error_message
+    assert "ALLOW_LOOPBACK_HTTP=true" in result.error_message and standin.eqs_received == []

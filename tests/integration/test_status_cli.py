@@ -1,8 +1,11 @@
 """`pinrelay status` on events that went through the real handlers (moto server, Pinterest
 stand-in): delivered, rejected by Pinterest, given back after an outage, in the dead-letter queue,
-and never seen, each said in one line; exit 0 only when every event asked about was delivered."""
+not sent (too old by the time it left the queue, withheld upstream) and never seen, each said in one
+line; exit 0 only when every event asked about was delivered; `pinrelay rejected` and `uncertain`
+list none of the events not sent."""
 
 import io
+import json
 import uuid
 
 from pinrelay_cli.main import build_parser
@@ -56,6 +59,32 @@ def test_each_event_is_said_where_it_is(stack, now):
     assert "the dead-letter queue was not looked at" in text
     # the message looked at in the DLQ is still there for `pinrelay redrive`
     assert stack["aws"]["sqs"].receive_message(QueueUrl=dlq_url, WaitTimeSeconds=0)["Messages"]
+
+
+def queue_as_ingest_did(stack, now, event_id, event_time, **extra):
+    """A message ingest queued (hashed event, v2) some time ago, as it comes out of the queue now."""
+    event = api_event(event_time, event_id)
+    body = {"v": 2, "ad_account_id": AD_ACCOUNT, "source": "api", "dedup_key": f"{AD_ACCOUNT}#checkout#{event_id}",
+            "accepted_at": event_time, "event": {**{k: event[k] for k in ("event_name", "event_id", "action_source",
+                                                                           "event_time")},
+                                                 "user_data": {"em": ["0" * 64]}}, **extra}
+    stack["aws"]["sqs"].send_message(QueueUrl=stack["queue_url"], MessageBody=json.dumps(body))
+
+
+def test_events_not_sent_are_said_with_why_and_no_other_list_takes_them(stack, now):
+    queue_as_ingest_did(stack, now, "waited-1", now - 7 * 86400 - 60)  # passed 7 days while it waited (a redrive)
+    queue_as_ingest_did(stack, now, "withheld-1", now - 60, withheld="consent")
+    drain(stack)
+    code, lines, _ = status(stack, "waited-1", "withheld-1")
+    assert code == EXIT_NOT_DELIVERED
+    assert lines["waited-1"].startswith("not sent: its event_time was more than 7 days old")
+    assert lines["withheld-1"].startswith("not sent: withheld before sending (consent)")
+    for command in ("rejected", "uncertain"):
+        args = build_parser().parse_args([command, "--table", stack["table"]])
+        out = io.StringIO()
+        args._run(args, dynamodb=stack["aws"]["dynamodb"], out=out)
+        assert "waited-1" not in out.getvalue() and "withheld-1" not in out.getvalue()
+    assert not stack["standin"].received  # neither was posted
 
 
 def test_another_event_name_is_another_event(stack, now):

@@ -32,7 +32,8 @@ def env(monkeypatch):
 
 
 def verify(capsys, standin, *options: str) -> tuple[int, list[str], str]:
-    status = main(["verify", "--direct", "--ad-account", AD_ACCOUNT, "--api-url", standin.base_url, *options])
+    status = main(["verify", "--direct", "--ad-account", AD_ACCOUNT, "--api-url", standin.base_url, "--allow-loopback-http",
+                   *options])
     captured = capsys.readouterr()
     for text in (captured.out, captured.err):  # never a token or the test address in clear
         assert TOKEN not in text and VERIFY_EMAIL not in text
@@ -114,7 +115,7 @@ def test_no_answer_in_time(env, standin, capsys):
 def test_no_server(env, standin, capsys):
     url = standin.base_url
     standin.stop()  # nothing listens on its port any more
-    status = main(["verify", "--direct", "--ad-account", AD_ACCOUNT, "--api-url", url])
+    status = main(["verify", "--direct", "--ad-account", AD_ACCOUNT, "--api-url", url, "--allow-loopback-http"])
     lines = capsys.readouterr().out.splitlines()
     assert status == 3 and lines[-1].startswith("FAILED: no answer from Pinterest (")
 
@@ -141,7 +142,7 @@ def test_what_is_missing_is_named(env, standin, capsys):
     env.delenv("PINTEREST_CONVERSION_TOKEN")
     status, _, err = verify(capsys, standin)
     assert status == 2 and err.strip() == "pinrelay verify: no token: set PINTEREST_CONVERSION_TOKEN or give --token-secret-id NAME"
-    assert main(["verify", "--direct", "--api-url", standin.base_url]) == 2
+    assert main(["verify", "--direct", "--api-url", standin.base_url, "--allow-loopback-http"]) == 2
     assert "which ad account? give --ad-account or PINTEREST_AD_ACCOUNT_ID" in capsys.readouterr().err
     assert main(["verify"]) == 2
     assert "give --direct, --stack-name NAME, or --url URL and --table NAME" in capsys.readouterr().err

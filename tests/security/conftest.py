@@ -18,9 +18,9 @@ import pytest
 import requests
 from pinrelay_local.stack import LocalStack
 
-API_KEY = "security-ingest-key"
-SHOPIFY_SECRET = "security-shopify-secret"
-WOO_SECRET = "security-woo-secret"
+API_KEY = "security-ingest-key-long-enough-to-resist-guessing"
+SHOPIFY_SECRET = "security-shopify-secret-long-enough-to-resist-guessing"
+WOO_SECRET = 'ud~APec(S,l*s/qLM3S{9M1{Z{_T{M0tO74&kua8BPUe; 5;Qm'
 
 # What SQS accepts in a message body (SendMessage docs): #x9 | #xA | #xD | #x20 to #xD7FF |
 # #xE000 to #xFFFD | #x10000 to #x10FFFF. moto does not check this; these tests do.

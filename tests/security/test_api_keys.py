@@ -11,6 +11,7 @@ import time
 
 import pytest
 from pinrelay_cli import keys
+from pinrelay_cli.keys import stored_form
 
 from tests.security.conftest import Answer, assert_json_answer, drain, post, post_events, start_stack
 
@@ -81,6 +82,9 @@ def put(stack, name: str, value: str) -> None:
 
 def test_rotation_old_and_new_keys_work_together_then_the_old_one_stops(stack, key_secret):
     assert accepted(stack, OLD_KEY) and not accepted(stack, NEW_KEY)
+    put(stack, key_secret, json.dumps([f"sha256:{digest(OLD_KEY)}", f"sha256:{digest(NEW_KEY)}"]))  # a JSON list
+    assert accepted(stack, OLD_KEY) and accepted(stack, NEW_KEY)
+    # the form new-api-key wrote before JSON lists (digests alone, by line or comma) is still read
     put(stack, key_secret, f"sha256:{digest(OLD_KEY)}\nsha256:{digest(NEW_KEY)}\n")
     assert accepted(stack, OLD_KEY) and accepted(stack, NEW_KEY)
     put(stack, key_secret, f" sha256:{digest(OLD_KEY)} , sha256:{digest(NEW_KEY).upper()} ")  # commas, spaces, case
@@ -99,17 +103,31 @@ def test_a_stored_digest_is_not_itself_a_key(stack, key_secret):
         assert not accepted(stack, not_a_key)
 
 
+PLAIN_KEY = "plain, local key with a comma, long enough"
+
+
 def test_plain_keys_in_the_secret_still_work_for_local_use(stack, key_secret):
-    put(stack, key_secret, f"plain-local-key\nsha256:{digest(NEW_KEY)}")
-    assert accepted(stack, "plain-local-key") and accepted(stack, NEW_KEY)
-    assert not accepted(stack, f"sha256:{digest('plain-local-key')}")
+    put(stack, key_secret, json.dumps([PLAIN_KEY, f"sha256:{digest(NEW_KEY)}"]))
+    assert accepted(stack, PLAIN_KEY) and accepted(stack, NEW_KEY)
+    assert not accepted(stack, f"sha256:{digest(PLAIN_KEY)}")
+    put(stack, key_secret, PLAIN_KEY)  # one key, commas and all: never split
+    assert accepted(stack, PLAIN_KEY)
+    assert not any(accepted(stack, piece.strip()) for piece in PLAIN_KEY.split(","))
 
 
 def test_a_secret_left_at_its_placeholder_or_empty_lets_nobody_in(stack, key_secret):
-    for value in ("REPLACE_ME", " , \n ", "REPLACE_ME,\nREPLACE_ME"):
+    for value in ("REPLACE_ME", '["REPLACE_ME"]', "[]"):
         put(stack, key_secret, value)
         for key in ("REPLACE_ME", "", OLD_KEY):
             assert not accepted(stack, key)
+
+
+def test_a_plain_key_too_short_to_resist_guessing_is_refused_with_the_setting_named(stack, key_secret, caplog):
+    for value in ("short-key", json.dumps([PLAIN_KEY, "short-key"]), '["unclosed list"'):
+        put(stack, key_secret, value)
+        answer = post_events(stack, event(f"key-{time.monotonic_ns()}"), key="short-key")
+        assert answer.status == 503 and b"short-key" not in answer.raw, answer
+        assert post_events(stack, event(f"key-{time.monotonic_ns()}"), key=PLAIN_KEY).status == 503
 
 
 def test_account_map_keys_route_to_their_ad_account_and_both_digest_forms_work(stack, key_secret):
@@ -215,7 +233,7 @@ def test_new_api_key_appends_to_the_secret_and_the_key_works(stack, key_secret):
     assert status == 0, err
     key = printed_key(out)
     stored = stack.secretsmanager.get_secret_value(SecretId=key_secret)["SecretString"]
-    assert stored.splitlines() == [f"sha256:{digest(OLD_KEY)}", f"sha256:{digest(key)}"]
+    assert json.loads(stored) == [f"sha256:{digest(OLD_KEY)}", f"sha256:{digest(key)}"]  # a JSON list
     assert key not in stored  # only the digest is stored
     assert accepted(stack, key) and accepted(stack, OLD_KEY)
 
@@ -241,16 +259,19 @@ def test_new_api_key_fails_cleanly_and_shows_no_key_when_the_secret_cannot_be_wr
     status, out, err = run(
         "--secret-id", "pinrelay/does-not-exist", "--endpoint-url", stack.moto_url, "--region", "us-east-1"
     )
-    assert status == 1 and out == []
+    assert status == 2 and out == [] and len(err) == 1
     assert "could not update secret 'pinrelay/does-not-exist'" in err[0] and "ResourceNotFoundException" in err[0]
     assert run("--replace")[0] == 2
 
 
 def test_new_api_key_helpers_and_standalone_entry_point(capsys):
     assert keys.stored_form("k") == "sha256:" + digest("k")
-    assert keys.with_entry("a\nREPLACE_ME, b", "sha256:x") == "a\nb\nsha256:x"
-    assert keys.with_entry("a\nsha256:x", "sha256:x") == "a\nsha256:x"
-    assert keys.with_entry("a, b", "sha256:x", replace=True) == "sha256:x"
+    old, new = stored_form("old"), stored_form("new")
+    assert keys.with_entry("", new) == new  # one key: stored as it is
+    assert keys.with_entry(old, new) == json.dumps([old, new])  # several: a JSON list
+    assert keys.with_entry(f"{old}\n{new}\n", new) == json.dumps([old, new])  # the old line form is read
+    assert keys.with_entry(json.dumps([old, "REPLACE_ME"]), new) == json.dumps([old, new])
+    assert keys.with_entry(json.dumps([old, new]), "sha256:x", replace=True) == "sha256:x"
     assert keys.main([]) == 0
     key = printed_key(capsys.readouterr().out.splitlines())
     assert len(key) == 43

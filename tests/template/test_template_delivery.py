@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pinrelay.config import EVENT_LIFETIME_SECONDS
 from pinrelay.ingest import MAX_MESSAGE_BYTES
+from pinrelay.windows import EVENT_LIFETIME_SECONDS
 from tests.template.cloudformation import resolve_ifs, rule_passes
 
 
@@ -42,6 +42,9 @@ def test_queues_take_the_largest_message_ingest_lets_through(sam):
 def test_dedup_windows_cover_every_moment_an_event_can_be_accepted(sam):
     params = sam["Parameters"]
     assert params["OfflineDedupWindowSeconds"]["MinValue"] == EVENT_LIFETIME_SECONDS == 7 * 86400 + 300
+    # reconcile takes "no ledger item" for "never claimed" within 7 days + 5 minutes: a shorter
+    # window would make delivered orders look missing and `reconcile --backfill` send them again
+    assert params["DedupWindowSeconds"]["MinValue"] == EVENT_LIFETIME_SECONDS
     assert params["DedupWindowSeconds"]["Default"] == params["OfflineDedupWindowSeconds"]["Default"] == EVENT_LIFETIME_SECONDS
     sender = sam["Resources"]["SenderFunction"]["Properties"]["Environment"]["Variables"]
     assert sender["OFFLINE_DEDUP_WINDOW_SECONDS"] == {"Ref": "OfflineDedupWindowSeconds"}
@@ -69,6 +72,18 @@ def test_uncertain_offline_events_raise_an_alarm(sam):
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == ("Pinrelay", "EventsUncertain", 0)
 
 
+def test_events_too_old_to_send_and_answers_not_recorded_raise_alarms_on_the_metrics_the_sender_writes(sam):
+    too_old = sam["Resources"]["EventsTooOldAlarm"]["Properties"]
+    # the sender writes EventsNotSent with the dimensions reason and service (pinrelay.adapters.metrics)
+    assert (too_old["MetricName"], too_old["Threshold"]) == ("EventsNotSent", 0)
+    assert {d["Name"]: d["Value"] for d in too_old["Dimensions"]} == {"reason": "too_old", "service": "pinrelay"}
+    records = sam["Resources"]["DeliveryRecordFailuresAlarm"]["Properties"]
+    assert (records["MetricName"], records["Dimensions"], records["Threshold"]) == (
+        "DeliveryRecordFailures", [{"Name": "service", "Value": "pinrelay"}], 0)
+    for alarm in (too_old, records):
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] and alarm["Namespace"] == "Pinrelay"
+
+
 def test_the_dashboard_is_valid_json_and_shows_every_alarm(sam):
     sub = sam["Resources"]["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     body, optional_parts = sub if isinstance(sub, list) else (sub, {})
@@ -77,5 +92,6 @@ def test_the_dashboard_is_valid_json_and_shows_every_alarm(sam):
     dashboard = json.loads(re.sub(r"\$\{([\w.]+)\}", r"\1", body))  # ${Alarm.Arn} -> Alarm.Arn
     alarms = [w for w in dashboard["widgets"] if w["type"] == "alarm"][0]["properties"]["alarms"]
     shown = {alarm.removesuffix(".Arn") for alarm in alarms}
-    assert {"DeadLetterQueueNotEmptyAlarm", "UncertainOfflineEventsAlarm"} <= shown
+    assert {"DeadLetterQueueNotEmptyAlarm", "UncertainOfflineEventsAlarm", "EventsTooOldAlarm",
+            "DeliveryRecordFailuresAlarm"} <= shown
     assert "EventsResentAfterRedelivery" not in body  # a metric the sender no longer writes

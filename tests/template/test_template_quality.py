@@ -131,3 +131,16 @@ def test_the_dashboard_shows_the_quality_widgets_and_alarms_only_when_they_exist
     assert not {"EventQualityStatus", "EventIdOverlap"} & metric_names(without)
     overlap_widget = next(w for w in with_quality["widgets"] if "checkout overlap" in w["properties"].get("title", ""))
     assert overlap_widget["properties"]["annotations"]["horizontal"][0]["value"] == 50
+
+
+def test_its_calls_fit_in_its_timeout(sam):
+    """The secret, then each EQS call at its worst (bounded_http: twice the timeout, whatever Pinterest,
+    or something in its place, answers), then the metrics: inside the Timeout."""
+    from pinrelay.adapters import aws, bounded_http
+    from pinrelay_local.stack import import_module_from_path
+
+    function = sam["Resources"]["QualityFunction"]["Properties"]
+    handler = import_module_from_path("quality_handler", REPO_ROOT / "functions" / "quality" / "quality_handler.py")
+    call = bounded_http.worst_call_seconds(float(function["Environment"]["Variables"]["PINTEREST_TIMEOUT_SECONDS"]))
+    worst = aws.worst_call_seconds("secretsmanager") + len(handler.INGESTION_SOURCES) * call + handler.METRICS_SECONDS
+    assert worst < function["Timeout"]

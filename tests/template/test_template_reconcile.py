@@ -57,15 +57,33 @@ def test_it_runs_daily_on_the_reconcile_handler(sam, translated):
     assert function["Timeout"] == 900
 
 
+def test_shopify_is_read_only_while_the_rest_still_fits(sam):
+    """The Admin API client starts no request and no wait that could run into the time the ledger reads,
+    the dead-letter queue and the metrics need after it (AFTER_SHOPIFY_SECONDS), whatever Shopify answers."""
+    from pinrelay.adapters import aws, bounded_http
+    from pinrelay.adapters.shopify_admin import MAX_WAIT_SECONDS, ShopifyAdminClient
+    from pinrelay_local.stack import import_module_from_path
+
+    handler = import_module_from_path("reconcile_handler", REPO_ROOT / "functions" / "reconcile" / "reconcile_handler.py")
+    timeout = sam["Resources"]["ReconcileFunction"]["Properties"]["Timeout"]
+    request = bounded_http.worst_call_seconds(ShopifyAdminClient("a.myshopify.com", "t").timeout_seconds)
+    first_request = aws.worst_call_seconds("secretsmanager") + MAX_WAIT_SECONDS + request
+    assert first_request + handler.AFTER_SHOPIFY_SECONDS < timeout
+    # the rest: a ledger read and a dead-letter queue read at their worst, at least
+    assert handler.AFTER_SHOPIFY_SECONDS > aws.worst_call_seconds("dynamodb") + aws.worst_call_seconds("sqs")
+
+
 def test_the_environment_is_what_the_settings_read(sam):
     variables = sam["Resources"]["ReconcileFunction"]["Properties"]["Environment"]["Variables"]
     globals_ = sam["Globals"]["Function"]["Environment"]["Variables"]
     env = {name: "x" for name in {**globals_, **variables}} | {"PINTEREST_AD_ACCOUNT_ID": "549755885175",
                                                                "SHOPIFY_SHOP_DOMAIN": "shop.myshopify.com",
                                                                "SHOPIFY_ADMIN_API_VERSION": variables["SHOPIFY_ADMIN_API_VERSION"],
-                                                               "SHOPIFY_TEST_ORDERS": "test"}
+                                                               "SHOPIFY_TEST_ORDERS": "test", "CONSENT_POLICY": "strict",
+                                                               "LDP_POLICY": "california"}
     settings = ReconcileSettings.from_env(env)
     assert settings.dedup_table_name == settings.dead_letter_queue_url == settings.shopify_admin_token_secret_name == "x"
+    assert settings.consent_policy.describe() == "strict; ldp=california"
     assert variables["DEDUP_TABLE_NAME"] == {"Ref": "DedupTable"}
     assert variables["DEAD_LETTER_QUEUE_URL"] == {"Ref": "EventsDeadLetterQueue"}
     assert variables["SHOPIFY_ADMIN_TOKEN_SECRET_NAME"] == {"Ref": "ShopifyAdminTokenSecretName"}

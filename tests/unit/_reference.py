@@ -10,8 +10,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from pinrelay.events import (
-    MAX_EVENT_AGE_SECONDS,
-    MAX_EVENT_AHEAD_SECONDS,
     UNSAFE_TEXT_REASON,
     EventRejected,
     PreparedEvent,
@@ -29,6 +27,7 @@ from pinrelay.normalise import (
     is_sha256_hex,
     sha256_hex,
 )
+from pinrelay.windows import MAX_EVENT_AGE_SECONDS, MAX_EVENT_AHEAD_SECONDS
 
 
 def normalise_phone(value: str, country: str | None = None) -> str:

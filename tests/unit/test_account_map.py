@@ -14,17 +14,20 @@ from pydantic import ValidationError
 from pinrelay.accounts import (
     PLACEHOLDER,
     DefaultAccount,
+    DefaultShopsSeen,
     InvalidAccountMap,
     InvalidAccountTokens,
     parse_account_map,
     parse_account_tokens,
     shopify_body_hosts,
+    shopify_shop_key,
     woocommerce_body_hosts,
+    woocommerce_shop_key,
 )
 from pinrelay.config import IngestSettings, SenderSettings
 from tests.conftest import load_fixture
 
-SECRET = "s3cr3t-shared-by-mistake"
+SECRET = "s3cr3t-shared-by-mistake-long-enough-to-resist-guessing"
 TOKEN = "pina_t0ken-that-must-never-print"
 
 
@@ -33,11 +36,11 @@ def digest(key: str) -> str:
 
 
 EU = {"name": "eu", "ad_account_id": "111", "api_key_sha256": [digest("key-eu")],
-      "shopify_shop_domains": ["eu-shop.myshopify.com", "Shop.Example.EU"], "shopify_webhook_secrets": ["eu-secret"],
-      "woocommerce_sources": ["https://eu.example/"], "woocommerce_webhook_secrets": ["eu-woo-secret"]}
+      "shopify_shop_domains": ["eu-shop.myshopify.com", "Shop.Example.EU"], "shopify_webhook_secrets": ["eu-secret-long-enough-to-resist-guessing"],
+      "woocommerce_sources": ["https://eu.example/"], "woocommerce_webhook_secrets": ["eu-woo-secret-long-enough-to-resist-guessing"]}
 US = {"name": "us", "ad_account_id": "222", "api_key_sha256": [digest("key-us")],
-      "shopify_shop_domains": ["us-shop.myshopify.com"], "shopify_webhook_secrets": ["us-secret"],
-      "woocommerce_sources": ["https://us.example"], "woocommerce_webhook_secrets": ["us-woo-secret"]}
+      "shopify_shop_domains": ["us-shop.myshopify.com"], "shopify_webhook_secrets": ["us-secret-long-enough-to-resist-guessing"],
+      "woocommerce_sources": ["https://us.example"], "woocommerce_webhook_secrets": ["us-woo-secret-long-enough-to-resist-guessing"]}
 
 
 def account_map(*entries: dict, default: DefaultAccount = DefaultAccount()):
@@ -48,7 +51,7 @@ def refusal(*entries: dict, default: DefaultAccount = DefaultAccount()) -> str:
     with pytest.raises(InvalidAccountMap) as refused:
         account_map(*entries, default=default)
     message = str(refused.value)
-    for secret in (SECRET, TOKEN, "eu-secret", "us-secret", "eu-woo-secret", "us-woo-secret", "key-eu", digest("key-eu")):
+    for secret in (SECRET, TOKEN, "eu-secret-long-enough-to-resist-guessing", "us-secret-long-enough-to-resist-guessing", "eu-woo-secret-long-enough-to-resist-guessing", "us-woo-secret-long-enough-to-resist-guessing", "key-eu", digest("key-eu")):
         assert secret not in message
     return message
 
@@ -87,7 +90,7 @@ def test_a_valid_map_is_normalised():
 
 
 def test_a_webhook_secret_shared_by_two_entries_is_refused():
-    message = refusal({**EU, "shopify_webhook_secrets": [SECRET]}, {**US, "shopify_webhook_secrets": ["us-secret", SECRET]})
+    message = refusal({**EU, "shopify_webhook_secrets": [SECRET]}, {**US, "shopify_webhook_secrets": ["us-secret-long-enough-to-resist-guessing", SECRET]})
     assert message == ('account map: entry 1 ("eu") and entry 2 ("us") use the same webhook secret: each shop must sign '
                        "with a secret of its own, or one shop could send its orders to the other's ad account")
 
@@ -174,12 +177,25 @@ def test_a_map_that_is_not_a_map(raw, expected):
 
 def test_the_placeholder_is_no_secret():
     assert PLACEHOLDER == "REPLACE_ME"  # what template.yaml puts in every secret it creates
-    (route,) = account_map({**EU, "shopify_webhook_secrets": ["REPLACE_ME", " ", " eu-secret "],
+    padded = " eu-secret, with a comma and spaces around "
+    (route,) = account_map({**EU, "shopify_webhook_secrets": ["REPLACE_ME", padded],
                             "woocommerce_webhook_secrets": ["REPLACE_ME"]}).accounts
-    assert [s.get_secret_value() for s in route.shopify_webhook_secrets] == ["eu-secret"]
+    assert [s.get_secret_value() for s in route.shopify_webhook_secrets] == [padded]  # byte for byte
     assert route.woocommerce_webhook_secrets == []  # nobody signs for it: every webhook routed there gets 401
     # two entries left at the placeholder share nothing
     assert account_map({**EU, "shopify_webhook_secrets": ["REPLACE_ME"]}, {**US, "shopify_webhook_secrets": ["REPLACE_ME"]})
+
+
+@pytest.mark.parametrize("secrets, where", [
+    ([" "], "shopify_webhook_secrets[0]"),
+    (["x" * 40, "q9"], "shopify_webhook_secrets[1]"),
+    (["REPLACE_ME", "x" * 31], "shopify_webhook_secrets[1]"),
+])
+def test_a_webhook_secret_under_32_characters_is_refused_naming_its_entry_and_position(secrets, where):
+    with pytest.raises(InvalidAccountMap) as refused:
+        account_map({**EU, "shopify_webhook_secrets": secrets})
+    assert str(refused.value).startswith(f'account map: entry 1 ("eu"), {where}: shorter than 32 characters')
+    assert all(secret not in str(refused.value) for secret in secrets if secret.strip())
 
 
 def test_no_map_is_an_empty_map():
@@ -296,3 +312,54 @@ def test_a_map_is_validated_once_per_text_and_default_account():
     default = DefaultAccount(shopify_shop_domains=("other.myshopify.com",))
     assert parse_account_map(raw, default) is parse_account_map(raw, default)
     assert parse_account_map(raw, DefaultAccount()) is not parse_account_map(raw, default)
+
+
+# -------------------------------------------------------------------------------- several shops on one ad account
+def only_shopify(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if not k.startswith("woocommerce")}
+
+
+@pytest.mark.parametrize("entries, default, ad_account, unlisted, shops", [
+    ((), DefaultAccount(ad_account_id="1"), "1", None, 0),
+    ((), DefaultAccount(ad_account_id="1"), "1", "woocommerce", 1),  # a webhook with the default secret, no list
+    ((), DefaultAccount(ad_account_id="1", woocommerce_sources=("https://a.example", "https://b.example")), "1", None, 2),
+    ((), DefaultAccount(ad_account_id="1", shopify_shop_domains=("a.myshopify.com", "shop.a.example")), "1", None, 1),
+    ((EU,), DefaultAccount(ad_account_id="1"), "111", None, 2),  # an entry with a Shopify shop and a WooCommerce site
+    ((only_shopify(EU), {**only_shopify(US), "ad_account_id": "111"}), DefaultAccount(), "111", None, 2),  # sharing
+    ((only_shopify(EU),), DefaultAccount(ad_account_id="111"), "111", "woocommerce", 2),  # default + entry
+    ((only_shopify(EU),), DefaultAccount(ad_account_id="1"), "111", None, 1),
+])
+def test_the_shops_that_can_reach_an_ad_account_are_counted(entries, default, ad_account, unlisted, shops):
+    assert account_map(*entries, default=default).shops_on(ad_account, unlisted) == shops
+
+
+def test_a_shop_scopes_its_ids_only_when_it_shares_its_ad_account():
+    alone = account_map(default=DefaultAccount(ad_account_id="1", woocommerce_sources=("https://a.example",)))
+    assert alone.shop_scope("woocommerce", None, "https://a.example/", {}) is None
+    shared = account_map(only_shopify(EU), default=DefaultAccount(ad_account_id="111", woocommerce_sources=("https://a.example",)))
+    assert shared.shop_scope("woocommerce", None, "https://a.example/", {}) == "a.example"
+    unlisted = account_map(only_shopify(EU), default=DefaultAccount(ad_account_id="111"))  # no list: the webhook is one
+    assert unlisted.shop_scope("woocommerce", None, "https://z.example/", {}) == "z.example"
+    (route,) = shared.accounts
+    assert shared.shop_scope("shopify", route, "EU-Shop.myshopify.com", {}) == "eu-shop.myshopify.com"
+
+
+def test_the_shop_key_is_the_one_the_signed_body_names_when_the_header_is_another():
+    woo = load_fixture("woocommerce/woocommerce_order_created_wcrestdocs.json")  # _links on example.com
+    assert woocommerce_shop_key("https://example.com/", woo) == "example.com"
+    assert woocommerce_shop_key("https://example.com/shop-a/", woo) == "example.com/shop-a"  # a site in a folder
+    assert woocommerce_shop_key("https://other.example/", woo) == "example.com"  # a replay under another header
+    assert woocommerce_shop_key("https://other.example/", {}) == "other.example"  # a body naming no site
+    order = load_fixture("shopify/shopify_orders_create_shopifyappjs-rest-2025-10.json")  # jsmith.myshopify.com
+    assert shopify_shop_key("jsmith.myshopify.com", order) == "jsmith.myshopify.com"
+    assert shopify_shop_key("other.myshopify.com", order) == "jsmith.myshopify.com"
+    custom = {**order, "order_status_url": "https://shop.jsmith.example/548380009/orders/b1/authenticate?key=k"}
+    assert shopify_shop_key("jsmith.myshopify.com", custom) == "jsmith.myshopify.com"  # a custom domain: the header's
+
+
+def test_two_shops_seen_unscoped_on_the_default_account_are_said_once():
+    seen = DefaultShopsSeen()
+    assert [seen.second_shop(*shop) for shop in (("woocommerce", "a.example"), ("woocommerce", "a.example"),
+                                                  ("shopify", "a.myshopify.com"), ("woocommerce", "b.example"),
+                                                  ("woocommerce", "c.example"), ("shopify", "b.myshopify.com"))] == [
+        False, False, False, True, False, True]

@@ -58,7 +58,7 @@ def test_a_secret_in_two_entries_is_refused(field):
 @pytest.mark.parametrize("field", ["stripe_webhook_secrets", "bigcommerce_webhook_secrets"])
 def test_secrets_shorter_than_32_characters_are_refused_naming_the_entry_and_field(field):
     message = refusal({**EU, field: ["short-one"]})
-    assert f'entry 1 ("eu"), {field}: each secret must have at least 32 characters' in message
+    assert f'entry 1 ("eu"), {field}[0]: shorter than 32 characters' in message
 
 
 def test_the_placeholder_is_no_secret_and_no_key():

@@ -13,7 +13,7 @@ def h(text: str) -> str:
 
 ACCOUNTS = AccountMap.model_validate({"accounts": [
     {"name": "eu", "ad_account_id": "111", "api_key_sha256": [h("key-eu")],
-     "shopify_shop_domains": ["EU-Shop.myshopify.com"], "shopify_webhook_secrets": ["s-eu"]},
+     "shopify_shop_domains": ["EU-Shop.myshopify.com"], "shopify_webhook_secrets": ["s-eu-long-enough-to-resist-guessing"]},
     {"name": "us", "ad_account_id": "222", "api_key_sha256": ["sha256:" + h("key-us").upper()],
      "woocommerce_sources": ["https://us.example/"]},
 ]})
@@ -32,7 +32,7 @@ def test_tokens_and_secrets_never_print():
     tokens = parse_account_tokens('{"111": "tok-eu"}')
     assert tokens.token_for("111") == "tok-eu" and tokens.token_for("222") is None
     assert "tok-eu" not in repr(tokens) and "tok-eu" not in str(tokens)
-    assert "s-eu" not in repr(ACCOUNTS) and "s-eu" not in str(ACCOUNTS)
+    assert "s-eu-long-enough-to-resist-guessing" not in repr(ACCOUNTS) and "s-eu-long-enough-to-resist-guessing" not in str(ACCOUNTS)
 
 
 def test_api_key_digests_must_be_sha256_hex():

@@ -435,3 +435,21 @@ def test_a_big_file_is_read_lazily(now):
     assert first[0] == 2
     assert sum(1 for _ in iterator) == 4999
     assert time.perf_counter() - started < 10
+
+
+def test_a_header_of_thousands_of_unknown_cells_is_refused_with_a_bounded_message(now, monkeypatch):
+    """Each "did you mean" is a difflib look-up: a 1 MiB header line holds ~100,000 cells."""
+    import difflib
+
+    from pinrelay.sources import offline_csv
+
+    calls = []
+    real = difflib.get_close_matches
+    monkeypatch.setattr(offline_csv.difflib, "get_close_matches", lambda word, *a, **k: calls.append(word) or real(word, *a, **k))
+    header = ",".join(["event_id", "emial", *(f"colum{i}" for i in range(50_000)), "x" * 5000])
+    with pytest.raises(OfflineCsvError) as refused:
+        read_offline_csv(f"{header}\n", now)
+    assert len(calls) == offline_csv.MAX_HEADER_HINTS
+    message = str(refused.value)
+    assert message.startswith("unknown column(s) in the header: column 2 (did you mean email?), column 3")
+    assert " and 49982 more; the known columns are " in message and len(message) < 2000

@@ -23,6 +23,7 @@ from pinrelay.quality import (
     metric_points,
     parse_eqs,
     rows,
+    unlisted_names,
 )
 
 MISSING_EXTERNAL_ID = {"id": "MISSING_ADVERTISER_EXTERNAL_ID", "name": "Missing external ID",
@@ -131,3 +132,19 @@ def test_the_status_metric_is_the_worst_of_the_platforms_and_unknown_statuses_wr
     unknown.update(source_platform="MOBILE", overall_status="SOMETHING_ELSE")
     statuses = [p for p in metric_points(parse_eqs([web, offline, unknown])) if p.name == "EventQualityStatus"]
     assert [(p.value, p.dimensions) for p in statuses] == [(1, (("ingestion_source", "CONVERSIONS_API"),))]
+
+
+def test_only_names_pinterest_documents_become_metric_dimensions():
+    """Each other name would be a custom metric of its own, billed: they are shown, never metrics."""
+    api = copy.deepcopy(ANSWER[0])
+    api["quality_components"]["invented"] = {"checkout": {"coverage": 1}}
+    api["quality_components"]["hashed_email"]["not_an_event"] = {"coverage": 1}
+    elsewhere = {**copy.deepcopy(ANSWER[0]), "source_platform": "NEW_PLATFORM", "ingestion_source": "NEW_SOURCE"}
+    scores = parse_eqs([api, ANSWER[1], elsewhere])
+    assert metric_points(scores) == metric_points(parse_eqs(ANSWER))
+    assert ("invented", "checkout") in {(row.component, row.event_name) for row in rows(scores[0])}  # still shown
+    assert unlisted_names(scores) == (3, ["component invented", "event not_an_event",
+                                          "ingestion_source/source_platform NEW_SOURCE/NEW_PLATFORM"])
+    many = parse_eqs([{**ANSWER[0], "quality_components": {f"c{n:03}" + "x" * 100: {"checkout": {"coverage": 1}} for n in range(50)}}])
+    count, some = unlisted_names(many)
+    assert count == 50 and len(some) == 20 and all(len(name) == 60 for name in some)

@@ -197,3 +197,15 @@ def test_test_orders_are_sent_as_tests_or_skipped():
         shopify.order_to_event(order, now=now, policy=shopify.OrderPolicy(test_orders="skip"))
     assert filtered.value.code == "test_order"
     assert shopify.order_to_event({**order, "test": False}, now=now).test is False
+
+
+def test_an_order_of_more_than_1000_lines_sends_the_first_1000_and_counts_them_all(now):
+    order = shopify_order(now)
+    line = order["line_items"][0]
+    order["line_items"] = [{**line, "product_id": i, "quantity": 2} for i in range(1500)]
+    prepared = shopify.order_to_event(order, now=now)
+    custom = prepared.event["custom_data"]
+    assert custom["num_items"] == 3000 and len(custom["contents"]) == len(custom["content_ids"]) == 1000
+    assert custom["value"] == order["subtotal_price"]
+    assert prepared.warnings == ["custom_data.contents: the order has 1500 line items; the first 1000 are sent "
+                                 "(num_items and value count them all)"]

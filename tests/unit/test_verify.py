@@ -62,6 +62,8 @@ def test_ledger_lines():
     assert final_line(LedgerEntry("delivered", 1)) == "delivered (Pinterest processed it)"
     assert final_line(LedgerEntry("rejected", 1, "Invalid\nevent")) == "rejected: Invalid event"
     assert final_line(LedgerEntry("uncertain", 1)).startswith("uncertain")
+    assert final_line(LedgerEntry("not_sent", 0, "withheld before sending (consent)", reason="consent")) == \
+        "not sent: withheld before sending (consent)"
     line = not_delivered_line(90, None, AD_ACCOUNT)
     assert line.startswith("not delivered within 90 s (no sender has claimed it yet")
     assert "the queue age alarm, the DLQ (`pinrelay redrive --dry-run`) and the sender's logs" in line

@@ -100,6 +100,7 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
         "accepted": {"type": "integer", "minimum": 0},
         "duplicates": {"type": "integer", "minimum": 0},
         "rejected": {"type": "integer", "minimum": 0},
+        "withheld": {"type": "integer", "minimum": 0},
         "errors": {"type": "integer", "minimum": 0},
         "events": {"type": "array", "items": _ref("EventResult")},
     }
@@ -110,7 +111,7 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
             "description": "One result per event, in request order (pinrelay.ingest.IngestOutcome.as_json).",
             "type": "object",
             "properties": {"message": {"type": "string"}, **counts},
-            "required": ["accepted", "duplicates", "rejected", "errors", "events"],
+            "required": ["accepted", "duplicates", "rejected", "withheld", "errors", "events"],
         },
         "Error": {
             "title": "Error",
@@ -128,7 +129,8 @@ def answer_schemas() -> dict[str, dict[str, Any]]:
         },
         "WebhookAnswer": {
             "title": "WebhookAnswer",
-            "description": "The order's event (accepted or rejected with the reason), or a topic "
+            "description": "The order's event (accepted, rejected with the reason, or withheld by the consent "
+            "policy with the reason), or a topic "
             "that is not forwarded / an order not paid yet (ignored), or the WooCommerce ping (pong).",
             "type": "object",
             "properties": {"message": {"type": "string"}, "ignored": {"type": "boolean"}, **counts},

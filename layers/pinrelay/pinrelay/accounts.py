@@ -30,7 +30,14 @@ Each map is checked when it is read (``parse_account_map``, ``parse_account_toke
 shop or webhook secret leads to one ad account only, and an error names the entry and the field,
 never a secret or a token. A signed webhook body names its shop (``shopify_body_hosts``,
 ``woocommerce_body_hosts``): ``AccountMap.shopify_shop_mismatch`` / ``woocommerce_source_mismatch``
-say when that is not the shop the request was routed by. Plain Python, no AWS imports.
+say when that is not the shop the request was routed by.
+
+Several shops on one ad account (``AccountMap.shop_scope``): an order number is a shop's own, so
+when more than one shop can reach an ad account (shops listed for the default account, entries
+sharing an ad account, the default account and entries on the same one), each webhook's event
+ids are scoped by its shop (``shopify_shop_key`` / ``woocommerce_shop_key``): Pinterest
+deduplicates by event_name and event_id within the ad account, and so does the delivery ledger.
+Plain Python, no AWS imports.
 """
 
 from __future__ import annotations
@@ -59,15 +66,13 @@ from pydantic import (
     model_validator,
 )
 
+from pinrelay.secret_text import PLACEHOLDER, InvalidSecret, check_secret
 from pinrelay.sources.bigcommerce import STORE_HASH
 from pinrelay.sources.bigcommerce import store_hash as valid_store_hash
-from pinrelay.sources.signatures import MIN_SECRET_CHARS
 
 AD_ACCOUNT_ID = re.compile(r"^\d{1,18}$")
 AdAccountId = Annotated[str, Field(pattern=AD_ACCOUNT_ID.pattern)]
 HASHED_KEY_PREFIX = "sha256:"
-# what the stack puts in a secret nobody has set yet (pinrelay.adapters.secrets reads it from here)
-PLACEHOLDER = "REPLACE_ME"
 TOKENS_MAP = "the tokens map (secret AccountTokensSecretName, ACCOUNT_TOKENS locally)"
 _HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 # where a signed Shopify body names its shop: the order status page (orders) and the checkout
@@ -96,10 +101,13 @@ def key_digest(key: str) -> bytes:
 
 
 def stored_key_digest(stored: str) -> bytes:
-    """A stored ingest key is either ``sha256:<hex>`` (recommended) or, locally, the key itself."""
-    stored = stored.strip()
+    """A stored ingest key is either ``sha256:<hex>`` (recommended) or, locally, the key itself
+    (byte for byte: an entry of ``pinrelay.secret_text.api_key_entries``)."""
     if stored.startswith(HASHED_KEY_PREFIX):
-        return bytes.fromhex(stored.removeprefix(HASHED_KEY_PREFIX))
+        try:
+            return bytes.fromhex(stored.removeprefix(HASHED_KEY_PREFIX))
+        except ValueError:
+            raise InvalidSecret("an ingest API key entry starts with sha256: but is not a SHA-256 hex digest") from None
     return key_digest(stored)
 
 
@@ -182,6 +190,32 @@ def woocommerce_body_hosts(payload: Any) -> set[str]:
     return hosts
 
 
+MYSHOPIFY_SUFFIX = ".myshopify.com"
+
+
+def shopify_shop_key(header: str | None, payload: Any) -> str:
+    """A Shopify shop as it scopes event ids: its myshopify.com domain (``X-Shopify-Shop-Domain``,
+    what the custom pixel knows as ``init.data.shop.myshopifyDomain``). The header is not signed:
+    when the signed body names a myshopify.com host (``order_status_url``) that is not the
+    header's, that host is the shop, so a body replayed under another shop's header keeps its ids."""
+    domain = _header_domain(header)
+    named = sorted(host for host in shopify_body_hosts(payload) if host.endswith(MYSHOPIFY_SUFFIX))
+    return domain if domain and (not named or domain in named) else (named[0] if named else domain or "shopify")
+
+
+def woocommerce_shop_key(header: str | None, payload: Any) -> str:
+    """A WooCommerce site as it scopes event ids: ``X-WC-Webhook-Source`` without its scheme
+    (``shop.example``, ``example.com/shop-a`` for a site in a folder). The header is not signed:
+    when none of the signed body's ``_links`` is on its host, the body's own host is the shop."""
+    source = _header_source(header)
+    key = source.split("://", 1)[-1]
+    named = woocommerce_body_hosts(payload)
+    host = url_host(source)
+    if named and host not in named:
+        return sorted(named)[0]
+    return key or (sorted(named)[0] if named else "woocommerce")
+
+
 def _hosts_of_sources(sources: Iterable[str]) -> set[str]:
     return {host for source in sources if (host := url_host(source))}
 
@@ -198,6 +232,7 @@ class DefaultAccount:
 
     shopify_shop_domains: tuple[str, ...] = ()
     woocommerce_sources: tuple[str, ...] = ()
+    ad_account_id: str = ""  # the deployment's own
     api_key_digests: tuple[bytes, ...] = field(default=(), repr=False)
     shopify_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     woocommerce_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -215,8 +250,40 @@ class DefaultAccount:
                        bigcommerce_webhook_secrets=tuple(bigcommerce_webhook_secrets))
 
 
+class DefaultShopsSeen:
+    """The shops of each platform whose webhooks reached the default account unscoped, in one
+    container (at most two each). A platform without a shop list counts as one shop
+    (``AccountMap.shops_on``): how many hold the deployment's secret cannot be known. A second
+    shop of one platform seen unscoped means their order numbers can collide, which only a shop
+    list prevents; ``second_shop`` says so once per platform."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, set[str]] = {}
+
+    def second_shop(self, platform: str, shop: str) -> bool:
+        """True the first time a second shop of ``platform`` is seen."""
+        seen = self._seen.setdefault(platform, set())
+        if shop in seen or len(seen) >= 2:
+            return False
+        seen.add(shop)
+        return len(seen) == 2
+
+
 # -------------------------------------------------------------------------------- the account map
+def _long_enough(secret: SecretStr) -> SecretStr:
+    """A webhook secret as given, byte for byte (never trimmed), refused when shorter than
+    ``MIN_SECRET_CHARS`` (the placeholder aside, which ``_usable_secrets`` drops)."""
+    value = secret.get_secret_value()
+    if value != PLACEHOLDER:
+        try:
+            check_secret(value, "this secret")
+        except InvalidSecret as short:
+            raise ValueError(str(short).removeprefix("this secret: ")) from None
+    return secret
+
+
 ShopDomain = Annotated[str, AfterValidator(shop_domain)]
+WebhookSecret = Annotated[SecretStr, AfterValidator(_long_enough)]
 WooCommerceSource = Annotated[str, AfterValidator(woocommerce_source)]
 BigCommerceStore = Annotated[str, AfterValidator(valid_store_hash)]
 # the entry fields holding webhook secrets: no secret may be in two entries, or be the default account's
@@ -235,16 +302,16 @@ class AccountRoute(BaseModel):
     # the shop's myshopify.com domain (X-Shopify-Shop-Domain) and its custom domains, which its
     # order and checkout links may use
     shopify_shop_domains: list[ShopDomain] = Field(default_factory=list)
-    shopify_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    shopify_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
     woocommerce_sources: list[WooCommerceSource] = Field(default_factory=list)
-    woocommerce_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    woocommerce_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
     # Stripe: the account's endpoint signing secrets (they identify it) and its restricted key
     # (Checkout Sessions: read) for line items, optional
-    stripe_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    stripe_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
     stripe_api_key: SecretStr | None = None
     # BigCommerce: the stores' hashes and the secrets their webhooks send back in a header
     bigcommerce_store_hashes: list[BigCommerceStore] = Field(default_factory=list)
-    bigcommerce_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    bigcommerce_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -266,17 +333,8 @@ class AccountRoute(BaseModel):
     @field_validator(*WEBHOOK_SECRET_FIELDS)
     @classmethod
     def _usable_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
-        """Blanks and the stack's placeholder are no secret: an entry with only those lets nobody in."""
-        values = (secret.get_secret_value().strip() for secret in secrets)
-        return [SecretStr(value) for value in values if value and value != PLACEHOLDER]
-
-    @field_validator("stripe_webhook_secrets", "bigcommerce_webhook_secrets")
-    @classmethod
-    def _long_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
-        """Stripe's and BigCommerce's secrets are at least MIN_SECRET_CHARS long: a shorter one is guessable."""
-        if any(len(secret.get_secret_value()) < MIN_SECRET_CHARS for secret in secrets):
-            raise ValueError(f"each secret must have at least {MIN_SECRET_CHARS} characters")
-        return secrets
+        """The stack's placeholder is no secret: an entry with only that lets nobody in."""
+        return [secret for secret in secrets if secret.get_secret_value() != PLACEHOLDER]
 
     @field_validator("stripe_api_key")
     @classmethod
@@ -352,6 +410,44 @@ class AccountMap(BaseModel):
         allowed = self._default.shopify_shop_domains
         return _default_mismatch(hosts, _header_domain(shop_domain), mapped, allowed, set(allowed),
                                  "X-Shopify-Shop-Domain", "SHOPIFY_SHOP_DOMAINS")
+
+    # -- several shops on one ad account -------------------------------------------------------
+    def shops_on(self, ad_account_id: str, unlisted: str | None = None) -> int:
+        """How many webhook shops can reach ``ad_account_id``: each Shopify shop (its myshopify.com
+        domain; an entry naming only custom domains counts as one) and each WooCommerce source of
+        the entries on it, and of the default account when it is the default's. ``unlisted``: the
+        platform of a webhook that came in with the deployment's own secret and no shop list for
+        it (it is one shop; how many more hold that secret cannot be known: ``DefaultShopsSeen``)."""
+        routes: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+            (tuple(route.shopify_shop_domains), tuple(route.woocommerce_sources))
+            for route in self.accounts if route.ad_account_id == ad_account_id]
+        count = 0
+        if self._default.ad_account_id == ad_account_id:
+            routes.append((self._default.shopify_shop_domains, self._default.woocommerce_sources))
+            count += unlisted is not None
+        for shopify_domains, woocommerce_sources in routes:
+            myshopify = [domain for domain in shopify_domains if domain.endswith(MYSHOPIFY_SUFFIX)]
+            count += max(len(myshopify), 1 if shopify_domains else 0) + len(woocommerce_sources)
+        return count
+
+    def shop_scope(self, platform: str, route: AccountRoute | None, header: str | None, payload: Any) -> str | None:
+        """The shop that scopes a webhook's event ids (``shopify_shop_key``,
+        ``woocommerce_shop_key``), when its ad account can be reached by several shops; None when
+        it is the only one (its event ids are then its order ids, as before)."""
+        if self.shops_on(*self._ad_account_of(platform, route)) < 2:
+            return None
+        return self.shop_key(platform, header, payload)
+
+    def _ad_account_of(self, platform: str, route: AccountRoute | None) -> tuple[str, str | None]:
+        """The webhook's ad account, and its platform when it came in unlisted (``shops_on``)."""
+        if route is not None:
+            return route.ad_account_id, None
+        listed = self._default.shopify_shop_domains if platform == "shopify" else self._default.woocommerce_sources
+        return self._default.ad_account_id, None if listed else platform
+
+    @staticmethod
+    def shop_key(platform: str, header: str | None, payload: Any) -> str:
+        return shopify_shop_key(header, payload) if platform == "shopify" else woocommerce_shop_key(header, payload)
 
     def woocommerce_source_mismatch(self, route: AccountRoute | None, source: str | None, payload: Any) -> str | None:
         """The same for a WooCommerce order routed by ``X-WC-Webhook-Source`` (the hosts of its

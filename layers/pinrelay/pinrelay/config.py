@@ -7,20 +7,20 @@ In AWS the secrets come from Secrets Manager (``*_SECRET_NAME``); locally a plai
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pinrelay.accounts import shop_domain, woocommerce_source
+from pinrelay.consent import ConsentPolicy
+from pinrelay.endpoints import LOOPBACK_SETTING, EndpointRefused, Service, api_url, myshopify_domain
 from pinrelay.sources import bigcommerce, stripe, woocommerce
 from pinrelay.sources.shopify import OrderPolicy, ShopifyOptions, validate_event_id_template
+from pinrelay.windows import EVENT_LIFETIME_SECONDS
 
 AD_ACCOUNT_PATTERN = r"^\d{1,18}$"
-# Pinterest takes events up to 7 days old and up to 5 minutes ahead: a dedup key kept this long
-# outlives every moment at which the same event could be accepted again (docs/delivery-guarantees.md).
-# Offline events, which Pinterest cannot deduplicate, need at least this.
-EVENT_LIFETIME_SECONDS = 7 * 86_400 + 300
 
 
 class _EnvModel(BaseModel):
@@ -34,23 +34,28 @@ class _EnvModel(BaseModel):
 
 
 class SecretRef(BaseModel):
-    """A secret given either by name (Secrets Manager) or, locally, by value."""
+    """A secret given either by name (Secrets Manager) or, locally, by value; ``setting`` names
+    it in messages (never its value)."""
 
     model_config = ConfigDict(frozen=True)
     secret_name: str | None = None
     plain_value: str | None = Field(default=None, repr=False)
+    setting: str = "the secret"
 
 
-def _ref(secret_name: str | None, plain_value: str | None) -> SecretRef | None:
+def _ref(settings: BaseModel, name_field: str, value_field: str) -> SecretRef | None:
+    """The secret named by ``name_field`` (Secrets Manager) or given in ``value_field`` (local)."""
+    secret_name, plain_value = getattr(settings, name_field), getattr(settings, value_field)
     if not (secret_name or plain_value):
         return None
-    return SecretRef(secret_name=secret_name, plain_value=plain_value)
+    setting = f"secret {secret_name} ({name_field.upper()})" if secret_name else value_field.upper()
+    return SecretRef(secret_name=secret_name, plain_value=plain_value, setting=setting)
 
 
 def _required_ref(settings: BaseModel, name_field: str, value_field: str) -> SecretRef:
     """A secret the function cannot run without: its Secrets Manager name (AWS) or, locally, its
     value; ValueError naming both variables when neither is set."""
-    ref = _ref(getattr(settings, name_field), getattr(settings, value_field))
+    ref = _ref(settings, name_field, value_field)
     if ref is None:
         raise ValueError(f"set {name_field.upper()} (AWS) or {value_field.upper()} (local)")
     return ref
@@ -61,7 +66,33 @@ def comma_separated(value: object) -> object:
     return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
 
 
-class ShopifyMapping(_EnvModel):
+class ConsentSetting(_EnvModel):
+    """``CONSENT_POLICY`` (``pinrelay.consent.ConsentPolicy.parse``, default ``respect``): what
+    ingest, the offline import and reconcile do with what the shopper chose. ``LDP_POLICY`` is
+    retired into it (its ``ldp=`` clause): still read, as ``ldp=`` when the policy has none; the
+    two disagreeing stop the settings, naming both."""
+
+    consent_policy: ConsentPolicy = ConsentPolicy()
+    ldp_policy: Literal["never", "california", "always"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_consent_policy(cls, values: object) -> object:
+        if not isinstance(values, dict):
+            return values
+        policy = values.get("consent_policy", ConsentPolicy())
+        if isinstance(policy, str):
+            policy = ConsentPolicy.parse(policy)
+        legacy = values.get("ldp_policy")
+        if isinstance(policy, ConsentPolicy) and isinstance(legacy, str) and legacy:
+            if policy.ldp_given and policy.ldp_without_choice != legacy:
+                raise ValueError(f"LDP_POLICY={legacy} disagrees with CONSENT_POLICY's ldp={policy.ldp_without_choice}; "
+                                 "LDP_POLICY is retired: remove it and keep ldp= in CONSENT_POLICY")
+            policy = replace(policy, ldp_without_choice=legacy, ldp_given=True)
+        return {**values, "consent_policy": policy}
+
+
+class ShopifyMapping(ConsentSetting):
     """How a Shopify order becomes an event: ingest and reconcile read the same variables."""
 
     shopify_event_id_template: str = "{order_id}"
@@ -88,7 +119,8 @@ class ShopifyMapping(_EnvModel):
     def shopify_options(self) -> ShopifyOptions:
         """How a Shopify webhook is mapped: by ingest, and by reconcile as ingest would."""
         return ShopifyOptions(event_id_template=self.shopify_event_id_template,
-                              content_id_field=self.shopify_content_id_field, policy=self.order_policy())
+                              content_id_field=self.shopify_content_id_field, policy=self.order_policy(),
+                              consent=self.consent_policy)
 
 
 class StripeMapping(_EnvModel):
@@ -145,7 +177,7 @@ class IngestSettings(ShopifyMapping, StripeMapping):
     queue_url: str
     # the sender's dedup window for web and app events: WooCommerce orders paid longer ago are
     # not forwarded (every later order.updated would otherwise count them again)
-    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
+    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     woocommerce_content_id_field: woocommerce.ContentIdField = "product_id"
     ingest_api_key_secret_name: str | None = None
     ingest_api_key: str | None = Field(default=None, repr=False)
@@ -160,7 +192,6 @@ class IngestSettings(ShopifyMapping, StripeMapping):
     # that signs with the deployment's own secret)
     shopify_shop_domains: tuple[str, ...] = ()
     woocommerce_sources: tuple[str, ...] = ()
-    ldp_policy: Literal["never", "california", "always"] = "never"
     webhook_max_age_seconds: int = Field(default=18_000, ge=60)  # Shopify retries for 4 h
     secrets_max_age_seconds: int = 300
     # Stripe: the endpoint's signing secret(s) (whsec_...), and an optional restricted key
@@ -170,6 +201,7 @@ class IngestSettings(ShopifyMapping, StripeMapping):
     stripe_api_key_secret_name: str | None = None
     stripe_api_key: str | None = Field(default=None, repr=False)
     stripe_api_url: str = "https://api.stripe.com"
+    allow_loopback_http: bool = False  # the stand-ins: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
     # BigCommerce: the default account's store, the secret its webhooks send back in a header, the
     # app's client secret (Standard Webhooks signatures, optional) and the fetch jobs' queue
     bigcommerce_store_hash: str | None = None
@@ -196,6 +228,7 @@ class IngestSettings(ShopifyMapping, StripeMapping):
     @model_validator(mode="after")
     def _secrets_given(self):
         self.ingest_api_key_ref  # noqa: B018 - raises when neither is set
+        _checked_api_url("STRIPE_API_URL", self.stripe_api_url, "stripe", self.allow_loopback_http)
         return self
 
     @property
@@ -204,38 +237,40 @@ class IngestSettings(ShopifyMapping, StripeMapping):
 
     @property
     def shopify_secret_ref(self) -> SecretRef | None:
-        return _ref(self.shopify_webhook_secret_name, self.shopify_webhook_secret)
+        return _ref(self, "shopify_webhook_secret_name", "shopify_webhook_secret")
 
     @property
     def woocommerce_secret_ref(self) -> SecretRef | None:
-        return _ref(self.woocommerce_webhook_secret_name, self.woocommerce_webhook_secret)
+        return _ref(self, "woocommerce_webhook_secret_name", "woocommerce_webhook_secret")
 
     @property
     def account_map_ref(self) -> SecretRef | None:
-        return _ref(self.account_map_secret_name, self.account_map)
+        return _ref(self, "account_map_secret_name", "account_map")
 
     @property
     def stripe_secret_ref(self) -> SecretRef | None:
-        return _ref(self.stripe_webhook_secret_name, self.stripe_webhook_secret)
+        return _ref(self, "stripe_webhook_secret_name", "stripe_webhook_secret")
 
     @property
     def stripe_api_key_ref(self) -> SecretRef | None:
-        return _ref(self.stripe_api_key_secret_name, self.stripe_api_key)
+        return _ref(self, "stripe_api_key_secret_name", "stripe_api_key")
 
     @property
     def bigcommerce_secret_ref(self) -> SecretRef | None:
-        return _ref(self.bigcommerce_webhook_secret_name, self.bigcommerce_webhook_secret)
+        return _ref(self, "bigcommerce_webhook_secret_name", "bigcommerce_webhook_secret")
 
     @property
     def bigcommerce_client_secret_ref(self) -> SecretRef | None:
-        return _ref(self.bigcommerce_client_secret_name, self.bigcommerce_client_secret)
+        return _ref(self, "bigcommerce_client_secret_name", "bigcommerce_client_secret")
 
 
 class SenderSettings(_EnvModel):
     # the default account: it uses the deployment's own token (PINTEREST_CONVERSION_TOKEN_*)
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     dedup_table_name: str
-    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
+    # how long the ledger keeps an event: at least every moment Pinterest would still take it
+    # (pinrelay.windows), which reconcile and the claims rely on
+    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     offline_dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     pinterest_api_url: str = "https://api.pinterest.com/v5"
     pinterest_conversion_token_secret_name: str | None = None
@@ -252,7 +287,7 @@ class SenderSettings(_EnvModel):
 
     @property
     def account_tokens_ref(self) -> SecretRef | None:
-        return _ref(self.account_tokens_secret_name, self.account_tokens)
+        return _ref(self, "account_tokens_secret_name", "account_tokens")
 
     @model_validator(mode="after")
     def _token_given(self):
@@ -264,12 +299,11 @@ class SenderSettings(_EnvModel):
         return _required_ref(self, "pinterest_conversion_token_secret_name", "pinterest_conversion_token")
 
 
-class OfflineImportSettings(_EnvModel):
+class OfflineImportSettings(ConsentSetting):
     """The S3-triggered offline import (functions/offline_import): no HTTP, so no API key."""
 
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     queue_url: str
-    ldp_policy: Literal["never", "california", "always"] = "never"
     offline_import_max_bytes: int = Field(default=100 * 1_048_576, ge=1)
 
 
@@ -286,16 +320,22 @@ class ReconcileSettings(ShopifyMapping):
     shopify_admin_token: str | None = Field(default=None, repr=False)
     shopify_admin_api_version: str = Field(default="2025-10", pattern=r"^(\d{4}-\d{2}|unstable)$")
     shopify_admin_api_url: str | None = None  # default https://<shop>; a stand-in locally
+    allow_loopback_http: bool = False  # the stand-ins: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
     secrets_max_age_seconds: int = 300
 
     @field_validator("shopify_shop_domain", mode="before")
     @classmethod
     def _shop_domain(cls, value: object) -> object:
-        return shop_domain(value) if isinstance(value, str) else value
+        try:
+            return myshopify_domain(value) if isinstance(value, str) else value
+        except ValueError as problem:
+            raise ValueError(f"SHOPIFY_SHOP_DOMAIN {problem}") from None
 
     @model_validator(mode="after")
     def _token_given(self):
         self.admin_token_ref  # noqa: B018 - raises when neither is set
+        if self.shopify_admin_api_url is not None:
+            _checked_api_url("SHOPIFY_ADMIN_API_URL", self.shopify_admin_api_url, "shopify", self.allow_loopback_http)
         return self
 
     @property
@@ -303,15 +343,15 @@ class ReconcileSettings(ShopifyMapping):
         return _required_ref(self, "shopify_admin_token_secret_name", "shopify_admin_token")
 
 
-class BigCommerceFetchSettings(BigCommerceMapping):
+class BigCommerceFetchSettings(BigCommerceMapping, ConsentSetting):
     """The BigCommerce fetcher (functions/bigcommerce_fetch): reads orders with each store's API
     token and queues their events on the events queue, as ingest does."""
 
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     queue_url: str
-    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=3600)
-    ldp_policy: Literal["never", "california", "always"] = "never"
+    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
     bigcommerce_api_url: str = "https://api.bigcommerce.com"
+    allow_loopback_http: bool = False  # the stand-in: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
     # the default account's store and its token; every other store's token in the store tokens
     # map {"<store hash>": "<token>"} (the fetcher reads both, ingest neither)
     bigcommerce_store_hash: str | None = None
@@ -323,13 +363,18 @@ class BigCommerceFetchSettings(BigCommerceMapping):
 
     _bigcommerce_store = field_validator("bigcommerce_store_hash", mode="before")(_store_hash)
 
+    @model_validator(mode="after")
+    def _store_api_checked(self):
+        _checked_api_url("BIGCOMMERCE_API_URL", self.bigcommerce_api_url, "bigcommerce", self.allow_loopback_http)
+        return self
+
     @property
     def api_token_ref(self) -> SecretRef | None:
-        return _ref(self.bigcommerce_api_token_secret_name, self.bigcommerce_api_token)
+        return _ref(self, "bigcommerce_api_token_secret_name", "bigcommerce_api_token")
 
     @property
     def store_tokens_ref(self) -> SecretRef | None:
-        return _ref(self.bigcommerce_store_tokens_secret_name, self.bigcommerce_store_tokens)
+        return _ref(self, "bigcommerce_store_tokens_secret_name", "bigcommerce_store_tokens")
 
 
 @cache
@@ -367,16 +412,26 @@ class QualitySettings(_EnvModel):
     pinterest_ads_read_token: str | None = Field(default=None, repr=False)
     pinterest_timeout_seconds: float = Field(default=10.0, gt=0)
     eqs_lookback_period: Literal["1d", "14d"] = "1d"
+    allow_loopback_http: bool = False  # the stand-in: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
     secrets_max_age_seconds: int = 300
 
     @model_validator(mode="after")
     def _token_given(self):
         self.token_ref  # noqa: B018 - raises when neither is set
+        _checked_api_url("PINTEREST_API_URL", self.pinterest_api_url, "pinterest", self.allow_loopback_http)
         return self
 
     @property
     def token_ref(self) -> SecretRef:
         return _required_ref(self, "ads_read_token_secret_name", "pinterest_ads_read_token")
+
+
+def _checked_api_url(setting: str, url: str, service: Service, allow_loopback_http: bool) -> None:
+    """A token is read with for ``url``: refused unless it may go there (pinrelay.endpoints)."""
+    try:
+        api_url(url, service, allow_loopback_http=allow_loopback_http, switch=f"{LOOPBACK_SETTING}=true")
+    except EndpointRefused as problem:
+        raise ValueError(f"{setting} {problem}") from None
 
 
 @cache

@@ -15,11 +15,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from pinrelay.consent import OrderConsent, recorded_from_flags
 from pinrelay.models import KNOWN_FIELD_NAMES, IncomingEvent
 from pinrelay.normalise import CLEAR_FIELDS, HASHED_FIELDS, UserDataBuilder, address_country
-
-MAX_EVENT_AGE_SECONDS = 7 * 86_400
-MAX_EVENT_AHEAD_SECONDS = 300
+from pinrelay.windows import too_far_ahead, too_old
 
 # A lone surrogate (JSON allows "\ud800") is not text: it cannot be encoded as UTF-8 (hashing) and
 # SQS refuses it, as it refuses the non-characters U+FFFE and U+FFFF.
@@ -56,6 +55,8 @@ class PreparedEvent:
     event: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     test: bool = False  # sent in a request of its own with Pinterest's test=true (not counted)
+    # what the order says about consent, for the consent policy (pinrelay.consent); None: nothing
+    consent: OrderConsent | None = None
 
     @property
     def event_id(self) -> str:
@@ -65,21 +66,59 @@ class PreparedEvent:
     def event_name(self) -> str:
         return self.event["event_name"]
 
+    @property
+    def offline(self) -> bool:
+        return self.event.get("action_source") == OFFLINE
+
     def dedup_key(self, ad_account_id: str) -> str:
-        return dedup_key(ad_account_id, self.event_name, self.event_id)
+        return dedup_key(ad_account_id, self.event_name, self.event_id, self.offline)
 
 
-def dedup_key(ad_account_id: str, event_name: str, event_id: str) -> str:
-    return f"{ad_account_id}#{event_name}#{event_id}"
+OFFLINE = "offline"
+
+
+def dedup_key(ad_account_id: str, event_name: str, event_id: str, offline: bool = False) -> str:
+    """The event's item in the delivery ledger: ``<ad account>#<event_name>#<event_id>``, which is
+    what Pinterest deduplicates web and app events on. Offline events, which Pinterest never
+    deduplicates (not even against a web event of the same id), have keys of their own,
+    ``<ad account>#offline#<event_name>#<event_id>`` (no event is named ``offline``), so that a
+    store sale whose id equals a web order's is never taken for its copy."""
+    return f"{ad_account_id}#{OFFLINE}#{event_name}#{event_id}" if offline else f"{ad_account_id}#{event_name}#{event_id}"
 
 
 MAX_REASONS_PER_EVENT = 10  # a reason names at most this many problems, then counts the rest
+# "did you mean" look-ups per request: each compares a name with every known one in difflib
+# (~0.1 ms), and a 1 MiB body holds ~60,000 names (15 s of CPU before this bound, issue 18)
+MAX_HINTS_PER_REQUEST = 50
+_LONGEST_HINTED_NAME = 2 * max(len(name) for name in KNOWN_FIELD_NAMES)  # no known name is close to a longer one
 
 
-def describe_validation_error(exc: ValidationError) -> str:
+class NameHints:
+    """The known field name close to an unknown one ("did you mean"), for one request: each
+    distinct name is looked up once, at most ``limit`` of them, so the costliest body stays
+    within ingest's CPU budget; past the bound, and for names far longer than any known one,
+    no hint is given (the field is still refused and counted)."""
+
+    def __init__(self, limit: int = MAX_HINTS_PER_REQUEST) -> None:
+        self.limit = limit
+        self._found: dict[str, str | None] = {}
+
+    def close_to(self, name: str) -> str | None:
+        if name in self._found:
+            return self._found[name]
+        if len(self._found) >= self.limit or len(name) > _LONGEST_HINTED_NAME:
+            return None
+        matches = difflib.get_close_matches(name, KNOWN_FIELD_NAMES, 1, 0.75)
+        self._found[name] = matches[0] if matches else None
+        return self._found[name]
+
+
+def describe_validation_error(exc: ValidationError, hints: NameHints | None = None) -> str:
     """The problems of an event, each named by its field; never a value from the event. Unknown
     fields are not named either (their names are the sender's input, which can be anything):
-    they are counted where they are, with a known field whose name is close, if there is one."""
+    they are counted where they are, with a known field whose name is close, if there is one
+    (``hints``: the request's, bounded)."""
+    hints = hints or NameHints()
     problems: dict[str, str] = {}  # location -> message, in the order found
     unknown: dict[str, list[str]] = {}  # location -> the unknown names found there
     for error in exc.errors(include_url=False, include_input=False):
@@ -90,7 +129,7 @@ def describe_validation_error(exc: ValidationError) -> str:
         else:
             problems.setdefault(_location(path), error["msg"].removeprefix("Value error, "))
     for location, names in unknown.items():
-        close = {match for name in names[:100] for match in difflib.get_close_matches(name, KNOWN_FIELD_NAMES, 1, 0.75)}
+        close = {match for name in names[:100] if (match := hints.close_to(name))}
         hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
         count = "an unknown field" if len(names) == 1 else f"{len(names)} unknown fields"
         problems.setdefault(location, f"{count}{hint}: Pinterest refuses {'it' if len(names) == 1 else 'them'}")
@@ -166,10 +205,10 @@ def json_text_is_clean(text: str) -> bool:
     return "\\u" not in text and "\ufffe" not in text and "\uffff" not in text
 
 
-def prepare_api_event(raw: Any, now: int, text_checked: bool = False) -> PreparedEvent:
+def prepare_api_event(raw: Any, now: int, text_checked: bool = False, hints: NameHints | None = None) -> PreparedEvent:
     """Validate one event of ``POST /events`` and turn it into a hashed Pinterest event, or raise
     EventRejected naming the field. ``text_checked``: ``json_text_is_clean`` said so of the
-    request's body."""
+    request's body; ``hints``: the request's "did you mean" look-ups (bounded per request)."""
     if not isinstance(raw, dict):
         raise EventRejected("event: must be a JSON object")
     event_id, event_name = _safe_str(raw.get("event_id")), _safe_str(raw.get("event_name"))
@@ -179,24 +218,34 @@ def prepare_api_event(raw: Any, now: int, text_checked: bool = False) -> Prepare
     try:
         incoming = IncomingEvent.model_validate(raw)
     except ValidationError as exc:
-        raise EventRejected(describe_validation_error(exc), event_id, event_name) from None
-    # user_data hashed and put back last, as Pinterest's order has it
-    event = incoming.model_dump(exclude_none=True, exclude={"user_data"})
+        raise EventRejected(describe_validation_error(exc, hints), event_id, event_name) from None
+    # user_data hashed and put back last, as Pinterest's order has it; consent is pinrelay's, not Pinterest's
+    event = incoming.model_dump(exclude_none=True, exclude={"user_data", "consent"})
     event["user_data"], warnings = hash_raw_user_data(dict(incoming.user_data))
     event.setdefault("event_time", now)
-    prepared = PreparedEvent(event=event, warnings=warnings)
+    prepared = PreparedEvent(event=event, warnings=warnings, consent=stated_consent(incoming))
     # the raw event's text was checked above: validation keeps strings, hashing gives hex
     _check_time_and_match(prepared, now)
     return prepared
 
 
+def stated_consent(incoming: IncomingEvent) -> OrderConsent | None:
+    """The choice an API event (or a CSV row) states in ``consent``; None when it states none."""
+    stated = incoming.consent
+    if stated is None:
+        return None
+    recorded = recorded_from_flags("api", stated.marketing, stated.sale_of_data, stated.region)
+    return OrderConsent(recorded=recorded) if recorded else None
+
+
 def prepare_api_events(raws: Iterable[Any], now: int, text_checked: bool = False) -> list[PreparedEvent | EventRejected]:
     """``prepare_api_event`` for each event of a request, in order, a rejection in place of each
-    event it refuses."""
+    event it refuses; the request's "did you mean" hints are bounded together (``NameHints``)."""
     prepared: list[PreparedEvent | EventRejected] = []
+    hints = NameHints()
     for raw in raws:
         try:
-            prepared.append(prepare_api_event(raw, now, text_checked))
+            prepared.append(prepare_api_event(raw, now, text_checked, hints))
         except EventRejected as rejected:
             prepared.append(rejected)
     return prepared
@@ -246,6 +295,12 @@ def event_id_from_template(template: str, values: dict[str, str]) -> str:
     return event_id
 
 
+def scoped_event_id(shop: str | None, event_id: str) -> str:
+    """``<shop>/<event_id>`` when a shop scopes the id (several shops on one ad account:
+    ``pinrelay.accounts.AccountMap.shop_scope``), else the id itself."""
+    return f"{shop}/{event_id}" if shop else event_id
+
+
 def check_deliverable(prepared: PreparedEvent, now: int) -> None:
     """Refuse what Pinterest would fail: stale or future event_time, nothing to match on; and
     what SQS would refuse (text that is not text), whatever source mapped the event."""
@@ -260,12 +315,12 @@ def check_deliverable(prepared: PreparedEvent, now: int) -> None:
 def _check_time_and_match(prepared: PreparedEvent, now: int) -> None:
     event = prepared.event
     event_time = event["event_time"]
-    if event_time < now - MAX_EVENT_AGE_SECONDS:
+    if too_old(event_time, now):
         raise EventRejected(
             f"event_time: {event_time} is more than 7 days in the past (now {now}); Pinterest refuses it",
             prepared.event_id, prepared.event_name,
         )
-    if event_time > now + MAX_EVENT_AHEAD_SECONDS:
+    if too_far_ahead(event_time, now):
         raise EventRejected(
             f"event_time: {event_time} is more than 5 minutes in the future (now {now})",
             prepared.event_id, prepared.event_name,

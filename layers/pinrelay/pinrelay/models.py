@@ -183,8 +183,21 @@ class RawUserData(_Strict):
     partner_id: str | None = None
 
 
+class EventConsent(_Strict):
+    """What the shopper chose, as the API client recorded it (pinrelay's field, never sent to
+    Pinterest; docs/privacy.md): true given, false refused, absent or null no choice. ``region``:
+    where the shopper was, ISO 3166-1 alpha-2 or 3166-2 (``DE``, ``US-CA``)."""
+
+    marketing: StrictBool | None = None
+    sale_of_data: StrictBool | None = None
+    analytics: StrictBool | None = None
+    preferences: StrictBool | None = None
+    region: Annotated[str, Field(pattern=r"^[A-Za-z]{2}(-?[A-Za-z0-9]{1,3})?$")] | None = None
+
+
 class IncomingEvent(_Strict):
-    """One event posted to ``POST /events``, in Pinterest's own field names."""
+    """One event posted to ``POST /events``, in Pinterest's own field names (and pinrelay's
+    ``consent``, which the consent policy reads and Pinterest never sees)."""
 
     event_name: str
     action_source: ActionSource
@@ -207,6 +220,7 @@ class IncomingEvent(_Strict):
     os_version: str | None = None
     partner_name: str | None = None
     wifi: StrictBool | None = None
+    consent: EventConsent | None = None
 
     @field_validator("event_name")
     @classmethod
@@ -236,7 +250,8 @@ def _field_names(*models: type[BaseModel]) -> frozenset[str]:
 
 
 # every field name pinrelay knows: a key outside it is the sender's input and is never echoed
-KNOWN_FIELD_NAMES = _field_names(IncomingEvent, RawUserData, CustomData, Content, AppInfo, DeviceInfo) | {"data"}
+KNOWN_FIELD_NAMES = _field_names(IncomingEvent, RawUserData, CustomData, Content, AppInfo, DeviceInfo,
+                                 EventConsent) | {"data"}
 
 
 class QueuedEvent(BaseModel):
@@ -254,6 +269,10 @@ class QueuedEvent(BaseModel):
     accepted_at: int
     event: dict[str, Any]
     test: bool = False  # a test order or a verify event: Pinterest's test=true, in a request of its own
+    # a reason code decided upstream to keep the event from Pinterest (the shopper's consent): the
+    # sender records it ``not_sent`` with this reason and never posts it; such a message's event
+    # carries only event_name, event_id, action_source and event_time
+    withheld: str | None = None
 
     @property
     def is_offline(self) -> bool:
@@ -262,12 +281,14 @@ class QueuedEvent(BaseModel):
 
 
 class EventResult(BaseModel):
-    """The ingest answer for one event."""
+    """The ingest answer for one event. ``withheld``: not sent by the merchant's consent policy
+    (``withheld`` holds the reason code, ``consent``; ``reason`` says why)."""
 
     index: int
-    status: Literal["accepted", "duplicate", "rejected", "error"]
+    status: Literal["accepted", "duplicate", "rejected", "error", "withheld"]
     event_id: str | None = None
     event_name: str | None = None
+    withheld: str | None = None
     reason: str | None = None
     match_keys: list[str] | None = None
     warnings: list[str] | None = None

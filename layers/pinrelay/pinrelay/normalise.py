@@ -261,9 +261,16 @@ class UserDataBuilder:
         self.warnings: list[str] = []
 
     def add(self, field: str, value: str | None, country: str | None = None) -> None:
+        """One raw value; a whole number is read as its digits (a phone or zip a platform sent
+        as a number), any other value that is not text is dropped with a warning (a source's
+        field that cannot be read costs that value, never the event)."""
         if value is None:
             return
-        text = value.strip()
+        text = _text(value)
+        if text is None:
+            self.warnings.append(f"user_data.{field}: value dropped, not text")
+            return
+        text = text.strip()
         if not text:
             return
         if is_sha256_hex(text):  # already hashed by the sender: kept, never hashed twice
@@ -282,7 +289,11 @@ class UserDataBuilder:
 
     def set_clear(self, field: str, value: str | None) -> None:
         if value is not None:
-            text = value.strip()
+            text = _text(value)
+            if text is None:
+                self.warnings.append(f"user_data.{field}: value dropped, not text")
+                return
+            text = text.strip()
             if text and field not in self._clear:
                 self._clear[field] = text
 
@@ -290,10 +301,19 @@ class UserDataBuilder:
         return {**{field: list(values) for field, values in self._hashed.items()}, **self._clear}
 
 
+def _text(value: object) -> str | None:
+    """A raw value as text: text as it is, a whole number as its digits, None for anything else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def routable_ip(value: str | None) -> str | None:
-    """The shopper's IP address as Pinterest takes it, or None: empty, not an IP address, or the
-    unspecified address (``0.0.0.0``, ``::``) a platform sends when it has none."""
-    if not value:
+    """The shopper's IP address as Pinterest takes it, or None: empty, not an IP address (nor
+    text), or the unspecified address (``0.0.0.0``, ``::``) a platform sends when it has none."""
+    if not value or not isinstance(value, str):
         return None
     try:
         address = ipaddress.ip_address(value.strip())
@@ -305,7 +325,7 @@ def routable_ip(value: str | None) -> str | None:
 def address_country(*countries: str | None) -> str | None:
     """The first usable ISO alpha-2 country among the candidates, lowercase."""
     for country in countries:
-        if country and not is_sha256_hex(country.strip()):
+        if country and isinstance(country, str) and not is_sha256_hex(country.strip()):
             try:
                 return normalise_country(country)
             except NormalisationError:

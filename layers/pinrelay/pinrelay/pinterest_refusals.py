@@ -59,4 +59,7 @@ def refusal(
         return Refusal(f"Pinterest is unavailable ({status}{said})", temporary=True)
     if status == 400:
         return Refusal(f"Pinterest refused the request (400{said})")
+    if 300 <= status < 400:
+        return Refusal(f"Pinterest answered {status}, a redirect: not followed, {token_label} goes to no other address; "
+                       "check the API address (--api-url, PINTEREST_API_URL)")
     return Refusal(f"unexpected answer from Pinterest ({status}{said})")

@@ -12,13 +12,18 @@ from typing import Any, Literal, Protocol
 
 # The delivery ledger's states (one DynamoDB item per event, key ``<ad account>#<event_name>#<event_id>``):
 #   claimed    a sender holds the event's lease; nothing of it can have reached Pinterest yet
-#   sending    a sender holds (or held) the lease and a request with the event may have reached Pinterest
+#   sending    a sender holds (or held) the lease and a request with the event may have reached
+#              Pinterest; ``first_sent_at`` keeps when the first such request went out
 #   delivered  Pinterest processed it                      } final: a later copy of the event is
 #   rejected   Pinterest refused it (message kept)         } a duplicate and is dropped
-#   uncertain  an offline event whose request may or may not have reached Pinterest; never resent,
-#              because Pinterest cannot deduplicate offline events (``pinrelay uncertain`` lists them)
-LedgerState = Literal["claimed", "sending", "delivered", "rejected", "uncertain"]
-FINAL_STATES: frozenset[str] = frozenset({"delivered", "rejected", "uncertain"})
+#   uncertain  a request with it may or may not have reached Pinterest, and it is not sent again:
+#              an offline event (Pinterest cannot deduplicate those) or a web/app event past
+#              the window in which Pinterest drops a repeat (``pinrelay uncertain`` lists them)
+#   not_sent   never sent, for a reason decided before any request (``reason``: a short code,
+#              ``too_old``, or the code ingest queued the event ``withheld`` with;
+#              ``error_message``: the same in words)
+LedgerState = Literal["claimed", "sending", "delivered", "rejected", "uncertain", "not_sent"]
+FINAL_STATES: frozenset[str] = frozenset({"delivered", "rejected", "uncertain", "not_sent"})
 
 Deadline = Callable[[], float]  # seconds left in the invocation
 
@@ -30,22 +35,46 @@ class ClaimRequest:
     lease_until: int  # after this (epoch s) another invocation may take the event over
     expires_at: int  # end of the dedup window (the TTL attribute)
     accepted_at: int
+    # web and app events: an item a dead attempt left "sending" is taken over (and the event sent
+    # again) only if that attempt's first send came after this (epoch s), inside the window in
+    # which Pinterest drops the repeat. None (offline events): never taken over.
+    resend_after: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """A final state written without a claim, in one conditional write: ``not_sent`` (an event
+    never to be sent: written only where no attempt can have reached Pinterest and no final state
+    is recorded) or ``uncertain`` (an item whose lease lapsed while a request with it may have
+    reached Pinterest: written only on such an item)."""
+
+    key: str
+    state: Literal["not_sent", "uncertain"]
+    reason: str  # a short machine code: too_old, the code an event was withheld with, unanswered...
+    message: str  # the same for people (``pinrelay status``)
+    at: int
+    expires_at: int
+    accepted_at: int
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimResult:
-    """What one claim found.
+    """What one claim (or settlement) found.
 
-    ``won``: this invocation holds the lease now; ``prior_state`` is what the item said before
-    (None: no item, or one whose dedup window had ended). Not won: ``current_state`` is the
-    item's state; a final one means a duplicate, ``claimed``/``sending`` a lease someone else
-    still holds. ``error``: the claim could not be made (AWS unavailable, out of time)."""
+    ``won``: this invocation holds the lease (a settlement: wrote its state); ``prior_state`` is
+    what the item said before (None: no item, or one whose dedup window had ended). Not won:
+    ``current_state`` is the item's state; a final one means a duplicate, ``claimed``/``sending``
+    a lease someone else still holds, unless ``lapsed``: the lease has run out on an attempt that
+    may have reached Pinterest and this write may not take it over (an offline event, a web event
+    past its resend window, a ``not_sent``). ``error``: the write could not be made (AWS
+    unavailable, out of time)."""
 
     key: str
     won: bool
     prior_state: str | None = None
     current_state: str | None = None
     error: str | None = None
+    lapsed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,23 +85,27 @@ class Outcome:
     state: Literal["delivered", "rejected", "uncertain", "claimed", "sending"]
     updated_at: int
     error_message: str | None = None
+    reason: str | None = None  # uncertain: a short code (unanswered)
 
 
 class DeliveryLedger(Protocol):
     """Where each event's delivery is claimed and recorded (DynamoDB). Every write is
-    conditional on the invocation's ``claim_id``, so a write whose answer was lost can be
-    retried safely and a late writer never overwrites a newer claim. No call is started when
-    ``time_left`` could not cover its worst case."""
+    conditional, so a write whose answer was lost can be retried safely and a late writer never
+    overwrites a newer claim. No call is started when ``time_left`` could not cover its worst case."""
 
     def claim(self, requests: list[ClaimRequest], claim_id: str, now: int, time_left: Deadline) -> list[ClaimResult]:
-        """Claim each key (conditional write): won when the key is new, past its dedup window,
-        or held by an expired lease."""
+        """Claim each key: won when the key is new, past its dedup window, given back, or held by
+        an expired lease on which no attempt may have reached Pinterest (or, for a web or app
+        event, one whose first send is after ``resend_after``)."""
+
+    def settle(self, settlements: list[Settlement], claim_id: str, now: int, time_left: Deadline) -> list[ClaimResult]:
+        """Write each settlement's final state where its condition holds (see ``Settlement``)."""
 
     def mark_sending(self, keys: list[str], claim_id: str, now: int, time_left: Deadline) -> list[str]:
         """``claimed`` -> ``sending`` just before a request; return the keys that could NOT be marked."""
 
     def record(self, outcomes: list[Outcome], claim_id: str, time_left: Deadline) -> list[str]:
-        """Write each outcome; return the keys whose outcome could not be written."""
+        """Write each outcome under this invocation's claim; return the keys whose outcome could not be written."""
 
     def states(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The items of ``keys`` (for operators and tests)."""

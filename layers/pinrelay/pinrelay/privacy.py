@@ -1,11 +1,13 @@
 """Limited Data Processing (LDP) and match-key coverage, applied to every event in one place.
 
 LDP: Pinterest's ``custom_data.opt_out_type = "LDP"`` flags a person who opted out of the sale or
-sharing of their data under US state privacy laws (California). pinrelay sets it when the event
-says the person opted out (``opt_out: true``) and lives in California, US, judged from the
-hashed ``st`` and ``country`` (hashing is deterministic, so hash("ca") is recognisable).
-For events without consent data the policy decides: ``never`` (default), ``california`` (flag
-every Californian), ``always`` (flag every event).
+sharing of their data under US state privacy laws (California). pinrelay sets it when the
+shopper's recorded choice refuses sale or sharing (``pinrelay.consent``: the consent policy's
+``ConsentDecision.ldp``), else when the event says the person opted out (``opt_out: true``) and
+lives in California, US, judged from the hashed ``st`` and ``country`` (hashing is
+deterministic, so hash("ca") is recognisable). For events without consent data the consent
+policy's ``ldp=`` decides: ``never`` (default), ``california`` (flag every Californian),
+``always`` (flag every event).
 """
 
 from __future__ import annotations
@@ -27,15 +29,20 @@ def lives_in_california(user_data: dict[str, Any]) -> bool:
     return _CA in (user_data.get("st") or []) and (not countries or _US in countries)
 
 
-def apply_ldp(event: dict[str, Any], policy: LdpPolicy, consent_known: bool | None = None) -> bool:
-    """Set opt_out_type LDP where due; return True when the event carries it afterwards."""
+def apply_ldp(event: dict[str, Any], policy: LdpPolicy, consent_known: bool | None = None,
+              recorded: bool | None = None) -> bool:
+    """Set opt_out_type LDP where due; return True when the event carries it afterwards.
+    ``recorded``: True the shopper's recorded choice refuses sale or sharing; False it allows
+    them (the no-choice ``policy`` then does not apply, ``opt_out`` still does); None no choice."""
     custom_data = event.setdefault("custom_data", {})
     if custom_data.get("opt_out_type"):
         return "LDP" in custom_data["opt_out_type"].split(",")
     opted_out = event.get("opt_out")
     if consent_known is None:
         consent_known = opted_out is not None
-    if consent_known:
+    if recorded:
+        flag = True
+    elif consent_known or recorded is False:
         flag = bool(opted_out) and lives_in_california(event["user_data"])
     elif policy == "always":
         flag = True

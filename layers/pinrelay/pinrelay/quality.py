@@ -20,7 +20,7 @@ issues. So the advice table below is keyed by component: what pinrelay can do to
 component's coverage (docs/sources.md, "Match quality"), refined when an issue speaks of hashing
 or deduplication; a component this module does not know gets a general answer. Unknown fields,
 components and statuses are kept rather than refused: a monitor must not break when Pinterest
-adds one.
+adds one. `pinrelay quality` shows them; only the names Pinterest documents become metrics.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from pinrelay.models import EVENT_NAMES
+
 LOOKBACK_PERIODS = ("1d", "14d")
 INGESTION_SOURCES = ("TAG", "MMP", "FILE_UPLOAD", "CONVERSIONS_API", "NATIVE")
 SOURCE_PLATFORMS = ("WEB", "MOBILE", "MOBILE_ANDROID", "MOBILE_IOS", "OFFLINE", "PINTEREST_WEB", "PINTEREST_ANDROID",
@@ -38,6 +40,12 @@ SOURCE_PLATFORMS = ("WEB", "MOBILE", "MOBILE_ANDROID", "MOBILE_IOS", "OFFLINE", 
 # the overall status as a number for a metric: higher is better, and no value is ever 0
 STATUS_VALUES = {"NEEDS_IMPROVEMENT": 1, "FAIR": 2, "GOOD": 3}
 DEDUP_COMPONENT = "external_event_id"
+# the components Pinterest documents (openapi-eqs-5.23.yaml, QualityComponents; a contract test keeps
+# them equal): only these become metrics
+DOCUMENTED_COMPONENTS = frozenset({
+    "advertiser_external_id", "click_id_epik", "external_event_id", "hashed_email", "hashed_maid", "ip_address",
+    "order_id", "order_value", "product_id", "source_url", "user_agent",
+})
 # below this a row is shown with advice even when Pinterest lists no issue for it
 LOW_PERCENT = 50.0
 
@@ -243,15 +251,24 @@ def metric_points(scores: Iterable[EventQualityScore], coverage_sources: tuple[s
       ``coverage_sources`` only (each combination is a custom metric, billed: the tag's coverage is
       the browser's, `pinrelay quality` shows it);
     * ``EventIdOverlap`` (%) per ingestion source, platform and event name (external_event_id).
+
+    Every dimension value is one Pinterest documents: each other
+    name an answer carries would be a custom metric of its own, billed (500 invented component
+    names made 5,021 metrics in one run). `pinrelay quality` shows them all; ``unlisted_names``
+    says which were left out.
     """
     points: list[MetricPoint] = []
     worst: dict[str, int] = {}
     for score in scores:
+        if not _listed_score(score):
+            continue
         if score.status_value is not None:
             source = score.ingestion_source
             worst[source] = min(worst.get(source, score.status_value), score.status_value)
         where = (("ingestion_source", score.ingestion_source), ("source_platform", score.source_platform))
         for row in rows(score):
+            if not _listed_row(row):
+                continue
             if score.ingestion_source in coverage_sources:
                 points.append(MetricPoint("EventQualityCoverage", row.coverage, "Percent",
                                           where + (("component", row.component), ("event_name", row.event_name))))
@@ -260,3 +277,27 @@ def metric_points(scores: Iterable[EventQualityScore], coverage_sources: tuple[s
     status_points = [MetricPoint("EventQualityStatus", value, "None", (("ingestion_source", source),))
                      for source, value in worst.items()]
     return status_points + points
+
+
+def _listed_score(score: EventQualityScore) -> bool:
+    return score.ingestion_source in INGESTION_SOURCES and score.source_platform in SOURCE_PLATFORMS
+
+
+def _listed_row(row: QualityRow) -> bool:
+    return row.component in DOCUMENTED_COMPONENTS and row.event_name in EVENT_NAMES
+
+
+def unlisted_names(scores: Iterable[EventQualityScore], limit: int = 20) -> tuple[int, list[str]]:
+    """The names in the scores that no metric is made of (not documented by Pinterest): how many,
+    and the first ``limit`` of them (each cut to 60 characters), for a log line."""
+    found: set[str] = set()
+    for score in scores:
+        if not _listed_score(score):
+            found.add(f"ingestion_source/source_platform {score.ingestion_source}/{score.source_platform}")
+            continue
+        for row in rows(score):
+            if row.component not in DOCUMENTED_COMPONENTS:
+                found.add(f"component {row.component}")
+            elif row.event_name not in EVENT_NAMES:
+                found.add(f"event {row.event_name}")
+    return len(found), [name[:60] for name in sorted(found)[:limit]]

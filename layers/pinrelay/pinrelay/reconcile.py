@@ -3,15 +3,25 @@
 Each order of the shop is mapped as its ``orders/create`` webhook was (the same mapper, with
 the deployment's event_id template, content id field and order policy, at the order's own
 creation time), which gives its event_id, hence its ledger key
-``<ad account>#checkout#<event_id>``. Then it is put in exactly one class (``OrderClass``), the
-first that applies:
+``<ad account>#checkout#<event_id>`` (``#offline#checkout#`` for a point-of-sale order). When
+several shops share the ad account, ingest scoped the event ids of a template that is not unique
+across Shopify by the shop (``<shop>/<event_id>``); whether they do is in the account map, which
+this code does not read, so both keys are looked up and the one the ledger or the dead-letter
+queue knows is the order's. Then it is put in exactly one class (``OrderClass``), the first
+that applies:
 
 ================  ==========================================================================
 delivered         the ledger says ``delivered``
 rejected by       the ledger says ``rejected`` (Pinterest's message is kept)
 Pinterest
-uncertain         the ledger says ``uncertain`` (an offline order whose request got no answer)
+uncertain         the ledger says ``uncertain`` (an order whose request got no answer, not sent again)
+not sent          the ledger says ``not_sent`` for another reason than consent (too old by the
+                  time it left the queue: the reason is kept)
 in the DLQ        a message of the dead-letter queue carries its ledger key
+not sent:         the ledger says ``not_sent`` with reason ``consent`` (the sender recorded the
+consent           marker ingest queued for an order the consent policy withheld), or the consent
+                  policy withholds it (``CONSENT_POLICY``, as ingest applies it): not a loss, the
+                  shopper's choice
 in flight         the ledger says ``claimed`` / ``sending``: a sender holds it, or gave it back
 filtered          not a conversion by the policy (cancelled, voided, a draft or test order...)
 rejected at       the mapper refuses it (no identifier Pinterest can match on...): ingest
@@ -43,11 +53,11 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pinrelay.config import EVENT_LIFETIME_SECONDS
-from pinrelay.events import MAX_EVENT_AGE_SECONDS, EventFiltered, EventRejected, dedup_key
-from pinrelay.sources import UNMAPPABLE, not_understood
-from pinrelay.sources import bigcommerce, stripe
-from pinrelay.sources.shopify import SHOPIFY_TOPICS, ShopifyOptions
+from pinrelay.consent import decide_for_event
+from pinrelay.events import EventFiltered, EventRejected, dedup_key, scoped_event_id
+from pinrelay.sources import UNMAPPABLE, bigcommerce, not_understood, stripe
+from pinrelay.sources.shopify import SHOPIFY_TOPICS, ShopifyOptions, order_action_source, unique_across_shops
+from pinrelay.windows import EVENT_LIFETIME_SECONDS, MAX_EVENT_AGE_SECONDS
 
 # the queue-age alarm's threshold (EventsQueueAgeAlarm): an order younger than this without a
 # ledger item may still be waiting in SQS
@@ -60,6 +70,8 @@ class OrderClass(StrEnum):
     DELIVERED = "delivered"
     REJECTED_BY_PINTEREST = "rejected_by_pinterest"
     UNCERTAIN = "uncertain"
+    NOT_SENT = "not_sent"
+    NOT_SENT_CONSENT = "not_sent_consent"
     IN_DEAD_LETTER_QUEUE = "in_dead_letter_queue"
     IN_FLIGHT = "in_flight"
     FILTERED = "filtered"
@@ -77,14 +89,17 @@ class OrderClass(StrEnum):
 
     @property
     def is_conversion_not_delivered(self) -> bool:
-        """A conversion Pinterest does not have (yet): everything but delivered and filtered."""
-        return self not in (OrderClass.DELIVERED, OrderClass.FILTERED)
+        """A conversion Pinterest does not have (yet): everything but delivered, filtered and
+        not sent for consent (the merchant's rules and the shopper's choice, not losses)."""
+        return self not in (OrderClass.DELIVERED, OrderClass.FILTERED, OrderClass.NOT_SENT_CONSENT)
 
 
 _LABELS = {
     OrderClass.DELIVERED: "delivered",
     OrderClass.REJECTED_BY_PINTEREST: "rejected by Pinterest",
     OrderClass.UNCERTAIN: "uncertain",
+    OrderClass.NOT_SENT: "not sent",
+    OrderClass.NOT_SENT_CONSENT: "not sent: consent",
     OrderClass.IN_DEAD_LETTER_QUEUE: "in the DLQ",
     OrderClass.IN_FLIGHT: "in flight",
     OrderClass.FILTERED: "filtered",
@@ -97,6 +112,8 @@ _METRICS = {
     OrderClass.DELIVERED: "OrdersDelivered",
     OrderClass.REJECTED_BY_PINTEREST: "OrdersRejectedByPinterest",
     OrderClass.UNCERTAIN: "OrdersUncertain",
+    OrderClass.NOT_SENT: "OrdersNotSent",
+    OrderClass.NOT_SENT_CONSENT: "OrdersNotSentConsent",
     OrderClass.IN_DEAD_LETTER_QUEUE: "OrdersInDeadLetterQueue",
     OrderClass.IN_FLIGHT: "OrdersInFlight",
     OrderClass.FILTERED: "OrdersFiltered",
@@ -128,7 +145,7 @@ class OrderVerdict:
     order_id: str
     created_at: int
     order_class: OrderClass
-    detail: str = ""  # the reason (filtered, rejected at ingest) or Pinterest's message
+    detail: str = ""  # the reason (filtered, rejected at ingest, not sent) or Pinterest's message
     event_id: str | None = None
     ledger_key: str | None = None
 
@@ -162,19 +179,35 @@ class _Mapped:
     event_id: str | None
     filtered: str | None = None  # the reason
     rejected: str | None = None  # the reason
+    offline: bool = False  # a point-of-sale order: its ledger key is an offline one
+    withheld: str | None = None  # the consent policy's reason
 
 
 def map_as_webhook(order: ShopOrder, rules: ShopifyOptions) -> _Mapped:
-    """The ``orders/create`` mapper's verdict on the order at its creation time (when its webhook came)."""
+    """The ``orders/create`` mapper's verdict on the order at its creation time (when its webhook
+    came), and the consent policy's, as ingest decides it."""
+    offline = isinstance(order.webhook_body, dict) and order_action_source(order.webhook_body) == "offline"
     try:
         prepared = SHOPIFY_TOPICS["orders/create"](order.webhook_body, order.created_at, rules)
     except EventFiltered as filtered:
-        return _Mapped(filtered.event_id, filtered=filtered.reason)
+        return _Mapped(filtered.event_id, filtered=filtered.reason, offline=offline)
     except EventRejected as rejected:
-        return _Mapped(rejected.event_id, rejected=rejected.reason)
+        return _Mapped(rejected.event_id, rejected=rejected.reason, offline=offline)
     except UNMAPPABLE as exc:
         return _Mapped(None, rejected=not_understood("orders/create", "a Shopify payload", exc).reason)
-    return _Mapped(prepared.event_id)
+    decision = decide_for_event(rules.consent, prepared.event, prepared.consent, "shopify")
+    return _Mapped(prepared.event_id, offline=prepared.offline, withheld=None if decision.send else decision.reason)
+
+
+def ledger_keys(ad_account_id: str, shop: str, mapped: _Mapped, rules: ShopifyOptions) -> list[str]:
+    """Where the order's ledger item may be: its key, and, for an event_id template that is not
+    unique across Shopify, the key of its id scoped by the shop (several shops on the ad account)."""
+    if not mapped.event_id:
+        return []
+    ids = [mapped.event_id]
+    if not unique_across_shops(rules.event_id_template):
+        ids.insert(0, scoped_event_id(shop, mapped.event_id))
+    return [dedup_key(ad_account_id, "checkout", event_id, mapped.offline) for event_id in ids]
 
 
 def map_stripe_session(order: ShopOrder, options: stripe.StripeOptions) -> _Mapped:
@@ -217,8 +250,11 @@ def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | No
     if state == "rejected":
         return verdict(OrderClass.REJECTED_BY_PINTEREST, str(item.get("error_message") or ""))
     if state == "uncertain":
-        return verdict(OrderClass.UNCERTAIN, "offline order recorded uncertain: check it in Events Manager "
-                                             "(pinrelay uncertain)")
+        return verdict(OrderClass.UNCERTAIN, "recorded uncertain: check it in Events Manager (pinrelay uncertain)")
+    if state == "not_sent" and item.get("reason") == "consent":
+        return verdict(OrderClass.NOT_SENT_CONSENT, mapped.withheld or "recorded not sent in the ledger: consent")
+    if state == "not_sent":
+        return verdict(OrderClass.NOT_SENT, str(item.get("error_message") or item.get("reason") or ""))
     if in_dead_letter_queue:
         return verdict(OrderClass.IN_DEAD_LETTER_QUEUE, "pinrelay redrive --dry-run, then pinrelay redrive")
     if state is not None:  # claimed, sending (or an item of the older design, "queued")
@@ -227,6 +263,8 @@ def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | No
         return verdict(OrderClass.FILTERED, mapped.filtered)
     if mapped.rejected is not None:
         return verdict(OrderClass.REJECTED_AT_INGEST, mapped.rejected)
+    if mapped.withheld is not None:
+        return verdict(OrderClass.NOT_SENT_CONSENT, mapped.withheld)
     if now - order.created_at < QUEUED_GRACE_SECONDS:
         return verdict(OrderClass.QUEUED, "created less than 15 minutes ago: may still be in the events queue")
     if now - order.created_at > EVENT_LIFETIME_SECONDS:
@@ -298,13 +336,17 @@ def reconcile(
     """Read the shop's orders of [since, until), look each up (100 keys per ledger read), and
     classify them. The dead-letter queue is read once, after the orders, so that an event moved
     there while the orders were read is seen. ``mapper``: how an order becomes its verdict
-    (default: a Shopify order, with ``rules``)."""
-    mapped_orders: list[tuple[ShopOrder, _Mapped, str | None]] = []
+    (default: a Shopify order, with ``rules``, looked up under its shop-scoped key too)."""
+    mapped_orders: list[tuple[ShopOrder, _Mapped, list[str]]] = []
     for order in source.orders(since, until):
-        mapped = mapper(order) if mapper is not None else map_as_webhook(order, rules)
-        key = dedup_key(ad_account_id, "checkout", mapped.event_id) if mapped.event_id else None
-        mapped_orders.append((order, mapped, key))
-    keys = sorted({key for _, _, key in mapped_orders if key})
+        if mapper is None:
+            mapped = map_as_webhook(order, rules)
+            candidates = ledger_keys(ad_account_id, shop, mapped, rules)
+        else:
+            mapped = mapper(order)
+            candidates = [dedup_key(ad_account_id, "checkout", mapped.event_id, mapped.offline)] if mapped.event_id else []
+        mapped_orders.append((order, mapped, candidates))
+    keys = sorted({key for _, _, candidates in mapped_orders for key in candidates})
     items: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), batch_size):
         items.update(ledger.states(keys[start : start + batch_size]))
@@ -312,7 +354,9 @@ def reconcile(
     now = int(clock())
     report = ReconcileReport(shop=shop, since=since, until=until, generated_at=now, ad_account_id=ad_account_id,
                              dead_letter_messages=len(in_dead_letter_queue))
-    for order, mapped, key in mapped_orders:
+    for order, mapped, candidates in mapped_orders:
+        known = [key for key in candidates if key in items or key in in_dead_letter_queue]
+        key = known[0] if known else (candidates[-1] if candidates else None)  # unknown: the unscoped key
         report.verdicts.append(classify(order, mapped, items.get(key) if key else None,
                                         key in in_dead_letter_queue if key else False, now, key))
         report.orders[order.order_id] = order

@@ -90,6 +90,7 @@ class LedgerEntry:
     updated_at: int | None = None
     lease_until: int | None = None  # while a sender holds the event
     expires_at: int | None = None  # the end of its dedup window
+    reason: str | None = None  # not_sent, uncertain: the short code (too_old, ...)
 
 
 FINAL_LINES = {
@@ -110,7 +111,16 @@ def final_line(entry: LedgerEntry) -> str | None:
     """The last line of a run for a final state; None while the sender is still on it."""
     if entry.state == "rejected":
         return "rejected: " + " ".join((entry.error_message or "without a message").split())
+    if entry.state == "not_sent":
+        return not_sent_line(entry)
     return FINAL_LINES.get(entry.state)
+
+
+def not_sent_line(entry: LedgerEntry) -> str:
+    """``not sent: <why>`` for any reason the sender recorded (too_old, or a code ingest withheld the
+    event with): its message when it has one, else its code."""
+    why = " ".join((entry.error_message or "").split()) or (entry.reason or "no reason recorded")
+    return f"not sent: {why}"
 
 
 def not_delivered_line(timeout_seconds: float, entry: LedgerEntry | None, ad_account_id: str = "") -> str:
@@ -127,7 +137,7 @@ def not_delivered_line(timeout_seconds: float, entry: LedgerEntry | None, ad_acc
 # --------------------------------------------------------------------------------------------
 # ``pinrelay status``: one event's fate, from its ledger item and the dead-letter queue
 # --------------------------------------------------------------------------------------------
-NOT_CLAIMED = ("not in the delivery ledger: no sender has claimed it. It may still wait in the queue (QueueAgeAlarm), "
+NOT_CLAIMED = ("not in the delivery ledger: no sender has claimed it. It may still wait in the queue (EventsQueueAgeAlarm), "
                "ingest may have refused or filtered it (its answer gave the reason; neither is stored), it may have gone "
                "to another ad account or under another event_name, or its record ended with its dedup window")
 
@@ -157,6 +167,8 @@ def status_line(entry: LedgerEntry | None, *, in_dead_letters: bool, now: int,
     if entry.state == "uncertain":
         return False, (f"uncertain{at}: a request with it got no answer and it is never sent again; check Pinterest, "
                        f"then `pinrelay uncertain --release` if Pinterest does not have it{ended}")
+    if entry.state == "not_sent":
+        return False, f"{not_sent_line(entry)}{at}{ended}"
     if entry.state in ("claimed", "sending"):
         if entry.lease_until and entry.lease_until > now:
             return False, f"being sent: a sender holds it until {utc_text(entry.lease_until)} (attempt {entry.attempts or 1})"

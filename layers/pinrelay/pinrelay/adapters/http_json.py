@@ -7,11 +7,16 @@ leaves it before starting; ``get_json`` never starts an attempt that could outli
 Connection errors, timeouts, 429 and 5xx are tried again (a 429 after the wait the platform asks
 for, when that fits); any other answer is returned as it is, for the adapter to judge (a redirect
 is not followed: the token headers would go with it). A GET has no side effect, so trying it again
-is always safe.
+is always safe. At most ``MAX_ANSWER_BYTES`` of an answer are read (as
+``pinrelay.adapters.bounded_http`` reads Shopify's and Pinterest's); a larger one counts as no
+usable answer. The timeouts bound the connection and each wait for bytes; an answer dripped a byte
+at a time is bounded by the calling function's Timeout, after which the platform delivers the
+webhook again (Stripe) or SQS gives the fetch job back (BigCommerce): nothing is lost.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
 USER_AGENT = f"pinrelay/{__version__}"
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # a page of 250 BigCommerce products is ~1 MB; Stripe's 100 line items ~100 KB
 
 
 @dataclass(frozen=True)
@@ -81,19 +87,23 @@ def get_json(session: requests.Session, url: str, *, headers: dict[str, str], li
         answer_headers = None
         try:
             # no redirect followed: requests would send the token headers on to wherever Location points
-            response = session.get(url, params=params, timeout=(limits.connect_timeout, limits.read_timeout),
-                                   allow_redirects=False,
-                                   headers={"Accept": "application/json", "User-Agent": USER_AGENT, **headers})
-        except requests.RequestException as exc:
+            with session.get(url, params=params, timeout=(limits.connect_timeout, limits.read_timeout),
+                             allow_redirects=False, stream=True,
+                             headers={"Accept": "application/json", "User-Agent": USER_AGENT, **headers}) as response:
+                status, answer_headers = response.status_code, dict(response.headers)
+                content = response.raw.read(MAX_ANSWER_BYTES + 1, decode_content=True)
+        except (requests.RequestException, OSError) as exc:  # urllib3's read errors are OSErrors
             cause = type(exc).__name__
             continue
-        answer_headers = dict(response.headers)
-        if response.status_code in RETRIED_STATUSES:
-            cause = f"HTTP {response.status_code}"
+        if status in RETRIED_STATUSES:
+            cause = f"HTTP {status}"
+            continue
+        if len(content) > MAX_ANSWER_BYTES:
+            cause = f"an answer over {MAX_ANSWER_BYTES} bytes"
             continue
         try:
-            body = response.json() if response.content else None
+            body = json.loads(content) if content else None
         except ValueError:
             body = None
-        return JsonAnswer(response.status_code, body, answer_headers)
+        return JsonAnswer(status, body, answer_headers)
     raise HttpUnavailable(cause)

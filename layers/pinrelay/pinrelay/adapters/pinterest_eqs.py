@@ -2,7 +2,10 @@
 
 It needs an OAuth token with the ``ads:read`` scope (the conversion token of Ads Manager is for
 ``POST /events`` only). Every answer that is not the list of scores raises ``EqsUnavailable`` with a
-one-line reason (pinrelay.pinterest_refusals) saying whether trying later can help.
+one-line reason (pinrelay.pinterest_refusals) saying whether trying later can help. The endpoint is
+not trusted: the token goes only to an https address on pinterest.com (``pinrelay.endpoints``), no
+redirect is followed, and the answer is read up to 4 MiB and within the timeout
+(``pinrelay.adapters.bounded_http``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import time
 
 import requests
 
+from pinrelay.adapters.bounded_http import MAX_ANSWER_BYTES, AnswerTooLarge, bounded_request
 from pinrelay.adapters.pinterest_http import USER_AGENT
+from pinrelay.endpoints import api_url
 from pinrelay.pinterest_refusals import Refusal, refusal
 from pinrelay.quality import EqsUnreadable, EventQualityScore, parse_eqs
 from pinrelay.sender import parse_retry_after
@@ -30,10 +35,13 @@ class EqsUnavailable(RuntimeError):
 
 
 class RequestsEqsApi:
-    def __init__(self, base_url: str, token: str, timeout_seconds: float, session: requests.Session | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_url: str, token: str, timeout_seconds: float, session: requests.Session | None = None, *,
+                 allow_loopback_http: bool = False, max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+        # raises pinrelay.endpoints.EndpointRefused (the callers check the address first, naming their setting)
+        self.base_url = api_url(base_url, "pinterest", allow_loopback_http=allow_loopback_http).rstrip("/")
         self._token = token
         self.timeout_seconds = timeout_seconds
+        self.max_answer_bytes = max_answer_bytes
         self.session = session or requests.Session()
 
     def scores(self, ad_account_id: str, lookback_period: str, *, ingestion_source: str | None = None,
@@ -44,12 +52,14 @@ class RequestsEqsApi:
         if source_platform:
             params["source_platform"] = source_platform
         try:
-            response = self.session.get(
-                f"{self.base_url}/ad_accounts/{ad_account_id}/conversion_eqs",
+            response = bounded_request(
+                self.session, "GET", f"{self.base_url}/ad_accounts/{ad_account_id}/conversion_eqs",
                 params=params,
                 headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json", "User-Agent": USER_AGENT},
-                timeout=self.timeout_seconds,
+                timeout=self.timeout_seconds, max_bytes=self.max_answer_bytes,
             )
+        except AnswerTooLarge as exc:
+            raise EqsUnavailable(Refusal(f"Pinterest's event quality answer could not be read: {exc}")) from None
         except requests.Timeout:
             raise EqsUnavailable(refusal(None, transport_error=f"timed out after {self.timeout_seconds:g} s",
                                          ad_account_id=ad_account_id, token_label="the ads:read token")) from None

@@ -1,15 +1,27 @@
-"""PinterestApi over HTTP: one pooled requests.Session, a timeout, the ad account's Bearer token."""
+"""PinterestApi over HTTP: one pooled requests.Session, a total deadline, the ad account's Bearer token.
+
+The call follows no redirect (a 3xx is an answer the sender gives up on: the events and the token go
+to the configured address only) and reads the answer up to 4 MiB (``pinrelay.adapters.bounded_http``;
+Pinterest's answer to 1000 events is about 150 KB). ``timeout`` in requests bounds the connection and
+each read of the socket, not the whole answer, and ``bounded_request`` checks its deadline between
+reads, so it can still end up to one read timeout late. So each request runs in a worker thread and
+the caller waits for it at most ``timeout_seconds``, its total deadline: the sender budgets exactly
+``timeout_seconds`` for a request (I5).
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from pinrelay.adapters.bounded_http import AnswerTooLarge, bounded_request
 from pinrelay.adapters.http_json import USER_AGENT
 from pinrelay.ports import HttpAnswer
 from pinrelay.sender import parse_retry_after
@@ -34,6 +46,9 @@ class RequestsPinterestApi:
         self.session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
         self.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
         self._refetch: set[str] = set()
+        # connecting is bounded apart, so a Pinterest that cannot be reached is known not to have the events
+        self.connect_timeout = min(5.0, timeout_seconds / 2)
+        self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pinterest-request")
 
     def forget_token(self, ad_account_id: str) -> None:
         self._refetch.add(ad_account_id)
@@ -58,9 +73,18 @@ class RequestsPinterestApi:
             token = self._token(ad_account_id)
         except Exception as exc:  # noqa: BLE001 - nothing was sent
             return HttpAnswer(status=None, transport_error=_unreadable_token(exc), may_have_arrived=False)
+        exchange = self._workers.submit(self._exchange, url, body, test, token)
         try:
-            response = self.session.post(
-                url,
+            return exchange.result(timeout=self.timeout_seconds)
+        except FutureTimeout:  # the request went out (or is going out): Pinterest may have processed it
+            return HttpAnswer(status=None, transport_error=f"timed out after {self.timeout_seconds:g}s")
+
+    def _exchange(self, url: str, body: bytes, test: bool, token: str) -> HttpAnswer:
+        """One request and its whole answer (in a worker thread): ``bounded_request`` stops reading
+        once ``timeout_seconds`` have passed; the caller has stopped waiting by then."""
+        try:
+            response = bounded_request(
+                self.session, "POST", url,
                 data=body,
                 params={"test": "true"} if test else None,
                 headers={
@@ -69,12 +93,15 @@ class RequestsPinterestApi:
                     "User-Agent": USER_AGENT,
                 },
                 timeout=self.timeout_seconds,
+                connect_timeout=self.connect_timeout,
             )
+        except AnswerTooLarge as exc:  # Pinterest answered: it may have processed the events
+            return HttpAnswer(status=None, transport_error=f"Pinterest's answer could not be read: {exc}")
         except requests.ConnectTimeout:  # no connection, so no request: surely not processed
-            return HttpAnswer(status=None, transport_error=f"could not connect within {self.timeout_seconds}s",
+            return HttpAnswer(status=None, transport_error=f"could not connect within {self.connect_timeout:g}s",
                               may_have_arrived=False)
         except requests.Timeout:
-            return HttpAnswer(status=None, transport_error=f"timed out after {self.timeout_seconds}s")
+            return HttpAnswer(status=None, transport_error=f"timed out after {self.timeout_seconds:g}s")
         except requests.ConnectionError as exc:
             # refused or unreachable before a connection existed: the request cannot have arrived;
             # dropped after it was (maybe) sent: it may have

@@ -5,6 +5,10 @@ attempts), so a slow Secrets Manager cannot hold an invocation past Lambda's tim
 refresh fails (Secrets Manager throttled or down) a warm container goes on with the value it
 read last, so that a webhook from a platform that never retries (WooCommerce) is still taken;
 with no value at all, ``SecretUnavailable`` (the ingest handler answers 503).
+
+What a secret's text holds (one secret byte for byte, or a JSON list during a rotation; none
+under 32 characters) is ``pinrelay.secret_text``: ``secret_values`` and ``api_key_values`` read
+it, ``secret_entries`` is re-exported here for the callers that read a secret's text themselves.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import logging
 from functools import cache
 from typing import Any
 
-from pinrelay.accounts import PLACEHOLDER
 from pinrelay.config import SecretRef
+from pinrelay.secret_text import PLACEHOLDER, InvalidSecret, api_key_entries, secret_entries
+
+__all__ = ["PLACEHOLDER", "InvalidSecret", "SecretUnavailable", "api_key_values", "secret_entries", "secret_value",
+           "secret_values"]
 
 logger = logging.getLogger(__name__)
 _last_read: dict[str, str] = {}  # secret name -> the value read last in this container
@@ -51,13 +58,11 @@ def secret_value(ref: SecretRef, max_age_seconds: int, force_fetch: bool = False
     return ref.plain_value
 
 
-def secret_entries(raw: str) -> list[str]:
-    """The values a secret's text holds: one, or several separated by commas or newlines
-    (rotation). The stack's placeholder is never a usable value: a secret nobody has set lets
-    nobody in."""
-    return [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip() and part.strip() != PLACEHOLDER]
-
-
 def secret_values(ref: SecretRef, max_age_seconds: int) -> list[str]:
-    """``secret_entries`` of the secret ``ref`` names."""
-    return secret_entries(secret_value(ref, max_age_seconds))
+    """``secret_entries`` of the secret ``ref`` names (InvalidSecret naming its setting)."""
+    return secret_entries(secret_value(ref, max_age_seconds), ref.setting)
+
+
+def api_key_values(ref: SecretRef, max_age_seconds: int) -> list[str]:
+    """``api_key_entries`` of the ingest key secret ``ref`` names."""
+    return api_key_entries(secret_value(ref, max_age_seconds), ref.setting)

@@ -16,20 +16,37 @@ by calculated query cost with a leaky bucket per app and shop. Every answer carr
   or a 429), waits ``(requestedQueryCost - currentlyAvailable) / restoreRate`` seconds, the time
   the bucket needs, and sends it again (at most ``max_throttled`` times in a row).
 
-No call is started when ``time_left`` (the Lambda's remaining time) could not cover it.
-Errors are one line (``ShopifyAdminError``), never with the token or an order's data.
+No call is started when ``time_left`` (the Lambda's remaining time, the command's budget) could not
+cover it. The endpoint is not trusted (``pinrelay.adapters.bounded_http``): only an https
+``*.myshopify.com`` address gets the token (``pinrelay.endpoints``); no redirect is followed; an
+answer is read up to 4 MiB and within the timeout; one wait is at most ``max_wait_seconds``
+(``Retry-After: 999999999`` is refused, not slept); a cost that is not a finite number, or more
+than the bucket holds, stops the reading with the reason; pages stop at a cursor seen before and
+at ``max_pages``. Errors are one line (``ShopifyAdminError``), never with the token or an order's
+data.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from pinrelay.adapters.bounded_http import (
+    MAX_ANSWER_BYTES,
+    AnswerTooLarge,
+    AnswerTooSlow,
+    BoundedAnswer,
+    bounded_request,
+)
+from pinrelay.adapters.bounded_http import worst_call_seconds as worst_request_seconds
+from pinrelay.endpoints import LOOPBACK_FLAG, EndpointRefused, api_url
 from pinrelay.reconcile import ShopOrder
+from pinrelay.sender import parse_retry_after
 from pinrelay.sources.shopify_graphql import (
     DEFAULT_API_VERSION,
     LINE_ITEMS_QUERY,
@@ -39,12 +56,18 @@ from pinrelay.sources.shopify_graphql import (
     LineItemsData,
     Order,
     OrdersData,
+    PageInfo,
+    QueryCost,
     ThrottleStatus,
     orders_search,
 )
 
 ORDERS_PER_PAGE = 50  # the listing costs about 2 + 50 x 14 points: under the 1000 a single query may cost
 LINE_ITEMS_PER_PAGE = 100
+MAX_ORDER_PAGES = 2000  # 100,000 orders: a longer window is read in parts
+MAX_LINE_ITEM_PAGES = 100  # 10,000 line items in one order
+# one wait for the bucket: on every plan a whole bucket refills in 20 s (e.g. 2000 points at 100 a second)
+MAX_WAIT_SECONDS = 60.0
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
 
@@ -60,6 +83,7 @@ class ShopifyAdminClient:
         *,
         api_version: str = DEFAULT_API_VERSION,
         base_url: str | None = None,
+        allow_loopback_http: bool = False,
         session: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -67,12 +91,20 @@ class ShopifyAdminClient:
         timeout_seconds: float = 30.0,
         max_throttled: int = 20,
         max_transient_retries: int = 3,
+        max_wait_seconds: float = MAX_WAIT_SECONDS,
+        max_pages: int = MAX_ORDER_PAGES,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
         time_left: Callable[[], float] | None = None,
     ) -> None:
         import requests
 
         self.shop_domain = shop_domain
-        self.endpoint = f"{(base_url or f'https://{shop_domain}').rstrip('/')}/admin/api/{api_version}/graphql.json"
+        try:
+            base = api_url(base_url or f"https://{shop_domain}", "shopify", allow_loopback_http=allow_loopback_http,
+                           switch=LOOPBACK_FLAG)
+        except EndpointRefused as problem:
+            raise ShopifyAdminError(f"the Admin API address {problem}") from None
+        self.endpoint = f"{base.rstrip('/')}/admin/api/{api_version}/graphql.json"
         self.session = session or requests.Session()
         self._headers = {"X-Shopify-Access-Token": access_token, "Content-Type": "application/json",
                          "Accept": "application/json"}
@@ -82,6 +114,9 @@ class ShopifyAdminClient:
         self.timeout_seconds = timeout_seconds
         self.max_throttled = max_throttled
         self.max_transient_retries = max_transient_retries
+        self.max_wait_seconds = max_wait_seconds
+        self.max_pages = max_pages
+        self.max_answer_bytes = max_answer_bytes
         self.time_left = time_left
         self._requests_error = requests.RequestException
         # what the bucket held at the last answer, and when; what each query cost last time
@@ -99,10 +134,13 @@ class ShopifyAdminClient:
         refilled = self._bucket.currently_available + self._bucket.restore_rate * (self.clock() - self._bucket_at)
         return min(self._bucket.maximum_available, refilled)
 
-    def _wait(self, seconds: float) -> None:
+    def _wait(self, seconds: float, operation: str) -> None:
         if seconds <= 0:
             return
-        if self.time_left is not None and self.time_left() < seconds + self.timeout_seconds:
+        if seconds > self.max_wait_seconds:
+            raise ShopifyAdminError(f"Shopify's rate limit asks for a wait of {seconds:.0f} s before the {operation} "
+                                    f"query; pinrelay waits at most {self.max_wait_seconds:g} s at a time: try again later")
+        if self.time_left is not None and self.time_left() < seconds + worst_request_seconds(self.timeout_seconds):
             raise ShopifyAdminError(f"Shopify's rate limit asks for a {seconds:.1f} s wait, and there is no time left")
         self.waited_seconds += seconds
         self.sleep(seconds)
@@ -113,24 +151,29 @@ class ShopifyAdminClient:
         available = self._available_now()
         if needed is None or available is None or available >= needed or self._bucket is None:
             return
-        self._wait((needed - available) / max(self._bucket.restore_rate, 0.001))
+        _check_fits(operation, needed, self._bucket)
+        self._wait((needed - available) / self._bucket.restore_rate, operation)
 
     def _remember(self, operation: str, answer: GraphqlAnswer) -> None:
         cost = answer.cost
         if cost is None:
             return
+        _check_cost(operation, cost)
         if cost.throttle_status is not None:
             self._bucket, self._bucket_at = cost.throttle_status, self.clock()
         if cost.requested_query_cost is not None:
             self._last_cost[operation] = cost.requested_query_cost
 
     # -- one query ------------------------------------------------------------------------
-    def _post(self, body: dict[str, Any]) -> Any:
-        if self.time_left is not None and self.time_left() < self.timeout_seconds + 1:
+    def _post(self, body: dict[str, Any]) -> BoundedAnswer:
+        if self.time_left is not None and self.time_left() < worst_request_seconds(self.timeout_seconds):
             raise ShopifyAdminError("no time left for another Shopify request")
         self.requests += 1
         try:
-            return self.session.post(self.endpoint, json=body, headers=self._headers, timeout=self.timeout_seconds)
+            return bounded_request(self.session, "POST", self.endpoint, json=body, headers=self._headers,
+                                   timeout=self.timeout_seconds, max_bytes=self.max_answer_bytes)
+        except (AnswerTooLarge, AnswerTooSlow) as exc:
+            raise ShopifyAdminError(f"Shopify Admin API of {self.shop_domain}: {exc}") from None
         except self._requests_error as exc:
             raise ShopifyAdminError(f"Shopify Admin API of {self.shop_domain} unreachable "
                                     f"({type(exc).__name__})") from None
@@ -154,14 +197,18 @@ class ShopifyAdminClient:
                 if throttled_in_a_row > self.max_throttled:
                     raise ShopifyAdminError(f"Shopify kept throttling the {operation} query "
                                             f"({throttled_in_a_row} times)")
-                self._wait(self._throttle_wait(answer, response))
+                self._wait(self._throttle_wait(operation, answer, response), operation)
                 continue
             if status in TRANSIENT_STATUSES and transient < self.max_transient_retries:
                 transient += 1
-                self._wait(2.0 ** transient)
+                self._wait(2.0 ** transient, operation)
                 continue
+            if response.is_redirect:
+                raise ShopifyAdminError(f"Shopify Admin API of {self.shop_domain} answered HTTP {status}, a redirect "
+                                        f"(to {response.redirect_host}): not followed, the token goes to no other "
+                                        "address; check --shop and the Admin API address")
             if status != 200 or answer is None:
-                raise ShopifyAdminError(_http_problem(self.shop_domain, status))
+                raise ShopifyAdminError(_http_problem(self.shop_domain, status, operation))
             if isinstance(answer.errors, list) and answer.errors:
                 first = answer.errors[0]
                 code = f" ({first.code})" if first.code else ""
@@ -170,36 +217,47 @@ class ShopifyAdminClient:
                 raise ShopifyAdminError(f"Shopify answered the {operation} query without data")
             return answer.data
 
-    def _throttle_wait(self, answer: GraphqlAnswer | None, response: Any) -> float:
+    def _throttle_wait(self, operation: str, answer: GraphqlAnswer | None, response: BoundedAnswer) -> float:
         """The time the bucket needs to hold the query's cost, from the THROTTLED answer's cost
         extension; else Retry-After (a 429), else a second."""
         cost = answer.cost if answer is not None else None
         if cost is not None and cost.throttle_status is not None and cost.requested_query_cost is not None:
             bucket = cost.throttle_status
+            _check_fits(operation, cost.requested_query_cost, bucket)
             missing = cost.requested_query_cost - bucket.currently_available
-            return max(missing, 0.0) / max(bucket.restore_rate, 0.001) + 0.05
-        try:
-            return max(float(response.headers.get("Retry-After", "1")), 0.0)
-        except (TypeError, ValueError):
-            return 1.0
+            return max(missing, 0.0) / bucket.restore_rate + 0.05
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+        return 1.0 if retry_after is None else retry_after
+
+    def _pages(self, operation: str, query: str, variables: dict[str, Any], max_pages: int, what: str,
+               connection: Callable[[dict[str, Any]], tuple[PageInfo, list[Any]]]) -> Iterator[Any]:
+        """Every node of a paginated connection: pages until Shopify says there is none after, a
+        cursor comes back that was seen before (it would never end), or ``max_pages``."""
+        after: str | None = None
+        seen: set[str] = set()
+        for number in range(1, max_pages + 1):
+            page_info, nodes = connection(self.query(operation, query, {**variables, "after": after}))
+            if not page_info.has_next_page or not page_info.end_cursor:
+                yield from nodes
+                return
+            if page_info.end_cursor in seen:
+                raise ShopifyAdminError(f"Shopify answered the same page cursor twice (page {number} of {what}): "
+                                        "stopping rather than reading the same pages forever")
+            yield from nodes
+            seen.add(page_info.end_cursor)
+            after = page_info.end_cursor
+        raise ShopifyAdminError(f"Shopify has more than {max_pages} pages of {what}: pinrelay reads no more; "
+                                "give a shorter window (--since, --until)")
 
     # -- OrderSource -----------------------------------------------------------------------
     def graphql_orders(self, since: datetime, until: datetime) -> Iterator[Order]:
-        after: str | None = None
-        search = orders_search(since, until)
-        while True:
-            variables = {"first": self.page_size, "after": after, "query": search}
-            data = self.query("ReconcileOrders", ORDERS_QUERY, variables)
-            try:
-                page = OrdersData.model_validate(data).orders
-            except ValidationError as problem:
-                raise ShopifyAdminError(f"Shopify's orders answer is not what pinrelay asked for "
-                                        f"({problem.error_count()} problem(s), first at "
-                                        f"{'.'.join(map(str, problem.errors()[0]['loc']))})") from None
-            yield from page.nodes
-            if not page.page_info.has_next_page or not page.page_info.end_cursor:
-                return
-            after = page.page_info.end_cursor
+        def connection(data: dict[str, Any]) -> tuple[PageInfo, list[Order]]:
+            page = _read_answer(OrdersData, data, "orders").orders
+            return page.page_info, page.nodes
+
+        variables = {"first": self.page_size, "query": orders_search(since, until)}
+        yield from self._pages("ReconcileOrders", ORDERS_QUERY, variables, self.max_pages,
+                               f"orders ({self.page_size} a page)", connection)
 
     def orders(self, since: datetime, until: datetime) -> Iterator[ShopOrder]:
         for order in self.graphql_orders(since, until):
@@ -207,21 +265,15 @@ class ShopifyAdminClient:
 
     def line_items(self, admin_id: str) -> list[LineItem]:
         """Every line item of one order (pages of 100)."""
-        items: list[LineItem] = []
-        after: str | None = None
-        while True:
-            variables = {"id": admin_id, "first": LINE_ITEMS_PER_PAGE, "after": after}
-            data = self.query("OrderLineItems", LINE_ITEMS_QUERY, variables)
-            try:
-                order = LineItemsData.model_validate(data).order
-            except ValidationError:
-                raise ShopifyAdminError("Shopify's line items answer is not what pinrelay asked for") from None
+        def connection(data: dict[str, Any]) -> tuple[PageInfo, list[LineItem]]:
+            order = _read_answer(LineItemsData, data, "line items").order
             if order is None:
                 raise ShopifyAdminError(f"Shopify no longer has order {admin_id}")
-            items.extend(order.line_items.nodes)
-            if not order.line_items.page_info.has_next_page or not order.line_items.page_info.end_cursor:
-                return items
-            after = order.line_items.page_info.end_cursor
+            return order.line_items.page_info, order.line_items.nodes
+
+        variables = {"id": admin_id, "first": LINE_ITEMS_PER_PAGE}
+        return list(self._pages("OrderLineItems", LINE_ITEMS_QUERY, variables, MAX_LINE_ITEM_PAGES,
+                                f"line items of one order ({LINE_ITEMS_PER_PAGE} a page)", connection))
 
     def complete_webhook_body(self, order: ShopOrder) -> dict[str, Any]:
         """The order's webhook body with every line item (the listing reads none)."""
@@ -236,7 +288,38 @@ def shop_order(order: Order) -> ShopOrder:
                      webhook_body=order.webhook_body(), admin_id=order.id)
 
 
-def _http_problem(shop: str, status: int) -> str:
+def _read_answer[Data: BaseModel](model: type[Data], data: dict[str, Any], what: str) -> Data:
+    try:
+        return model.model_validate(data)
+    except ValidationError as problem:
+        raise ShopifyAdminError(f"Shopify's {what} answer is not what pinrelay asked for "
+                                f"({problem.error_count()} problem(s), first at "
+                                f"{'.'.join(map(str, problem.errors()[0]['loc']))})") from None
+
+
+def _check_cost(operation: str, cost: QueryCost) -> None:
+    """A cost extension pinrelay can wait by: finite numbers, not below 0, a bucket that refills.
+    Otherwise the reason, naming Shopify's field."""
+    bucket = cost.throttle_status
+    fields = {"requestedQueryCost": cost.requested_query_cost}
+    if bucket is not None:
+        fields |= {"maximumAvailable": bucket.maximum_available, "currentlyAvailable": bucket.currently_available,
+                   "restoreRate": bucket.restore_rate}
+    for name, value in fields.items():
+        if value is not None and (not math.isfinite(value) or value < 0 or (name == "restoreRate" and value == 0)):
+            raise ShopifyAdminError(f"Shopify's rate limit answer to the {operation} query is unusable: {name} is "
+                                    f"not a number pinrelay can use ({value:g})")
+
+
+def _check_fits(operation: str, needed: float, bucket: ThrottleStatus) -> None:
+    """Before waiting for the bucket to hold ``needed`` points: a query that costs more than it ever
+    holds would be waited for forever."""
+    if needed > bucket.maximum_available:
+        raise ShopifyAdminError(f"Shopify says the {operation} query costs {needed:.0f} points, more than the "
+                                f"{bucket.maximum_available:.0f} its bucket holds: it can never be answered")
+
+
+def _http_problem(shop: str, status: int, operation: str) -> str:
     if status == 401:
         return (f"Shopify refused the Admin API token for {shop} (401): check the token (--token-secret-id, "
                 "SHOPIFY_ADMIN_TOKEN) and that the custom app is installed")
@@ -248,4 +331,6 @@ def _http_problem(shop: str, status: int) -> str:
         return f"Shopify answered 404 for {shop}: no such shop or API version"
     if status == 423:
         return f"Shopify answered 423 for {shop}: the shop is locked"
+    if status == 200:
+        return f"Shopify's answer to the {operation} query is not the GraphQL answer pinrelay reads (not JSON, or odd types)"
     return f"Shopify Admin API of {shop} answered HTTP {status}"

@@ -4,13 +4,15 @@ Why this path (and not queueing the event on SQS directly): the body posted to
 ``{IngestApiUrl}/webhooks/shopify`` is the REST-shaped order, signed with the shop's webhook
 secret, so the very code that maps webhooks in AWS maps it: the same account routing
 (``X-Shopify-Shop-Domain``, the account map), the same event_id template, content id field,
-order policy and LDP policy, the same checks. The operator needs no AWS permission on the queue,
+order policy and consent policy, the same checks. The operator needs no AWS permission on the queue,
 only the webhook secret, which Shopify signs with anyway. The sender's dedup window (7 days + 5
 minutes) makes a second backfill harmless: its copies are dropped before Pinterest.
 
 Ingest refuses a webhook whose ``X-Shopify-Triggered-At`` is missing or older than 5 hours (a
 replay guard): a backfill is triggered now, and says so. ``X-Shopify-Webhook-Id`` names the
-backfill (the HMAC does not cover it; nothing is derived from it).
+backfill (the HMAC does not cover it; nothing is derived from it). The post follows no redirect
+(the signed order goes to the ingest URL only) and reads ingest's answer with a bound
+(``pinrelay.adapters.bounded_http``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pinrelay.adapters.bounded_http import bounded_request
 from pinrelay.sources.shopify_graphql import DEFAULT_API_VERSION
 from pinrelay.sources.signatures import sign_body
 
@@ -35,7 +38,7 @@ class BackfillRefused(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class BackfillResult:
-    status: str  # queued | rejected | failed
+    status: str  # queued | rejected | withheld | failed
     detail: str = ""
 
 
@@ -84,11 +87,14 @@ class ShopifyWebhookBackfill:
             if attempt:
                 self.sleep(min(2.0 ** attempt, 8.0))
             try:
-                response = self.session.post(self.endpoint, data=raw, headers=self.headers(raw),
-                                             timeout=self.timeout_seconds)
+                response = bounded_request(self.session, "POST", self.endpoint, data=raw, headers=self.headers(raw),
+                                           timeout=self.timeout_seconds)
             except self._requests_error as exc:
                 problem = f"ingest unreachable ({type(exc).__name__})"
                 continue
+            if response.is_redirect:  # the signed order (personal data) goes to the ingest URL only
+                raise BackfillRefused(f"{self.endpoint} answered {response.status_code}, a redirect (to "
+                                      f"{response.redirect_host}): not followed; is --url the stack's IngestApiUrl?")
             if response.status_code in RETRYABLE_STATUSES:
                 problem = f"ingest answered {response.status_code}"
                 continue
@@ -114,4 +120,6 @@ def _result(response: Any) -> BackfillResult:
         return BackfillResult("queued")
     if answer.get("rejected"):
         return BackfillResult("rejected", str(first.get("reason") or "rejected by ingest"))
+    if answer.get("withheld"):  # the consent policy: recorded as not sent, never sent
+        return BackfillResult("withheld", str(first.get("reason") or "not sent (consent)"))
     return BackfillResult("failed", str(answer.get("message") or "ingest queued nothing"))

@@ -8,13 +8,13 @@ from typing import Protocol
 from pinrelay.adapters.aws import client, worst_call_seconds
 from pinrelay.adapters.sqs import SqsEventQueue
 from pinrelay.ingest import IngestService
-from pinrelay.privacy import LdpPolicy
+from pinrelay.consent import ConsentPolicy
 
 
 class IngestWiring(Protocol):
     pinterest_ad_account_id: str
     queue_url: str
-    ldp_policy: LdpPolicy
+    consent_policy: ConsentPolicy
 
 
 def aws_ingest_service(settings: IngestWiring) -> IngestService:
@@ -23,5 +23,5 @@ def aws_ingest_service(settings: IngestWiring) -> IngestService:
         ad_account_id=settings.pinterest_ad_account_id,
         queue=SqsEventQueue(settings.queue_url, client("sqs"), worst_call_seconds=worst_call_seconds("sqs")),
         clock=time.time,
-        ldp_policy=settings.ldp_policy,
+        consent_policy=settings.consent_policy,
     )

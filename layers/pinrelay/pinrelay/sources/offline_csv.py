@@ -53,6 +53,11 @@ order_id       custom_data.order_id
 content_ids    custom_data.content_ids       catalog item ids separated by ``|`` (up to 1000)
 num_items      custom_data.num_items         a whole number
 opt_out        opt_out                       true/false (also yes/no, 1/0); empty: not sent
+consent_       consent.marketing             the customer's marketing choice for the consent
+marketing                                    policy (docs/privacy.md): yes/no (also true/false,
+                                             1/0); empty: no recorded choice; never sent
+consent_sale_  consent.sale_of_data          no: opted out of the sale or sharing of their data
+of_data                                      (sent with LDP); yes/no as above; never sent
 store_id       (not sent)                    accepted so that POS exports can keep it;
                                              Pinterest's API has no store field
 =============  ============================  ==================================================
@@ -92,7 +97,7 @@ import math
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -104,10 +109,12 @@ DELIMITERS = (",", ";", "\t")
 MULTI_VALUE_SEPARATOR = "|"
 DEFAULT_EVENT_NAME = "checkout"
 ACTION_SOURCE = "offline"
+CONSENT_VIA = "offline_csv"  # how a withheld row's reason names where its choice came from
 # A row longer than this is rejected unread: real rows are under a few KB (1000 content ids of
 # 64 characters are 65 KB), and an SQS message holds at most 1 MiB anyway.
 MAX_ROW_CHARS = 1_048_576
 CHECK_BATCH = 1000  # rows per prepare_api_events call (it is faster in batches)
+MAX_HEADER_HINTS = 20  # unknown header cells given a "did you mean"
 _UTF8_CHECK_SLICE = 1_048_576
 
 # column -> Pinterest field, in the documented order
@@ -134,12 +141,15 @@ CUSTOM_DATA_COLUMNS = {
 }
 # the most |-separated values a cell may hold (as many as POST /events takes in that field)
 MAX_VALUES = {"email": MAX_VALUES_PER_FIELD, "phone": MAX_VALUES_PER_FIELD, "content_ids": MAX_CONTENTS}
+# column -> the field of the event's ``consent`` (pinrelay.models.EventConsent), read by the consent policy
+CONSENT_COLUMNS = {"consent_marketing": "marketing", "consent_sale_of_data": "sale_of_data"}
 IGNORED_COLUMNS = ("store_id",)  # known, so not refused, but not sent: Pinterest has no such field
 COLUMNS: tuple[str, ...] = (
     "event_id", "event_name", "event_time",
     *USER_DATA_COLUMNS,
     *CUSTOM_DATA_COLUMNS,
     "opt_out",
+    *CONSENT_COLUMNS,
     *IGNORED_COLUMNS,
 )
 REQUIRED_COLUMNS = ("event_id", "event_time", "email")
@@ -365,7 +375,10 @@ def _check_header(cells: list[str]) -> list[str | None]:
             columns.append(None)
             continue
         if key not in COLUMNS:
-            close = difflib.get_close_matches(key, COLUMNS, n=1, cutoff=0.6)
+            # a hint for the first few, of a plausible length: each is a difflib look-up, and a
+            # header line of 1 MiB can hold 100,000 cells (the same bound as ingest's hints)
+            hinted = len(unknown) < MAX_HEADER_HINTS and len(key) <= 2 * max(map(len, COLUMNS))
+            close = difflib.get_close_matches(key, COLUMNS, n=1, cutoff=0.6) if hinted else []
             unknown.append(f"column {position}" + (f" (did you mean {close[0]}?)" if close else ""))
         elif key in first_position:
             raise OfflineCsvError(
@@ -382,7 +395,9 @@ def _check_header(cells: list[str]) -> list[str | None]:
         )
     if unknown:
         raise OfflineCsvError(
-            f"unknown column(s) in the header: {', '.join(unknown)}; the known columns are {known}. "
+            f"unknown column(s) in the header: {', '.join(unknown[:MAX_HEADER_HINTS])}"
+            + (f" and {len(unknown) - MAX_HEADER_HINTS} more" if len(unknown) > MAX_HEADER_HINTS else "")
+            + f"; the known columns are {known}. "
             "Unknown columns are refused rather than ignored, so that a misspelt column cannot "
             "silently drop match keys: rename or remove them"
         )
@@ -517,6 +532,15 @@ def row_to_event(row_number: int, columns: list[str | None], cells: list[str], n
         if opt_out is None:
             problems.append("opt_out: must be true or false")
 
+    consent: dict[str, bool] = {}
+    for column, name in CONSENT_COLUMNS.items():
+        if column in values:
+            choice = _BOOLEANS.get(values[column].lower())
+            if choice is None:  # a choice that cannot be read is not guessed either way: fix the cell
+                problems.append(f"{column}: must be yes or no (or empty: no recorded choice)")
+            else:
+                consent[name] = choice
+
     if problems:
         return RowError(row_number, "; ".join(problems), event_id=event_id, event_name=event_name_known)
     event: dict[str, Any] = {
@@ -530,6 +554,8 @@ def row_to_event(row_number: int, columns: list[str | None], cells: list[str], n
         event["custom_data"] = custom_data
     if opt_out is not None:
         event["opt_out"] = opt_out
+    if consent:
+        event["consent"] = consent
     return event
 
 
@@ -651,6 +677,8 @@ class RowChecker:
                 reason = "; ".join([*(column_reason(w) for w in dropped if w.startswith("user_data.em")), reason])
             return CheckedRow(row_number, EventRejected(reason, result.event_id, result.event_name), raw)
         result.warnings = [column_reason(warning) for warning in result.warnings]
+        if result.consent and result.consent.recorded:  # the choice came from this file's columns
+            result.consent = replace(result.consent, recorded=replace(result.consent.recorded, via=CONSENT_VIA))
         first = self.keys.first_row(result.event_name, result.event_id, row_number)
         if first is not None:
             result.warnings.append(

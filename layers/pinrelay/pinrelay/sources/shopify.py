@@ -5,7 +5,9 @@ topic              Pinterest event      event_id
 =================  ===================  ======================================================
 orders/create      checkout             template, default ``{order_id}`` (can equal the id the
                                         Pinterest tag sent from the thank-you page; Pinterest
-                                        then counts the order once)
+                                        then counts the order once); ``<shop>/...`` when several
+                                        shops share the ad account and the template names
+                                        nothing unique across Shopify (``shop_scope``)
 checkouts/create   initiate_checkout    ``checkout-{token}``: one per checkout, so Shopify's
                                         retries of the webhook are duplicates
 carts/create,      add_to_cart          ``cart-{token}-{updated_at in ms}``: a retry carries the
@@ -30,6 +32,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from pinrelay.consent import CONSENT_ATTRIBUTE, ConsentPolicy, OrderConsent, order_consent
 from pinrelay.events import (
     EventFiltered,
     EventRejected,
@@ -38,15 +41,36 @@ from pinrelay.events import (
     check_event_id_template,
     event_id_from_template,
     has_match_identifier,
+    scoped_event_id,
+    template_fields,
 )
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
-from pinrelay.sources import UNMAPPABLE, Contents, not_understood
-from pinrelay.timestamps import epoch_seconds, parse_moment
+from pinrelay.sources import (
+    UNMAPPABLE,
+    Contents,
+    currency_code,
+    entries,
+    money_text,
+    moment,
+    not_understood,
+    quantity,
+    read_field,
+    section,
+)
+from pinrelay.timestamps import parse_moment
 
 ORDER_TOPICS = frozenset({"orders/create"})
 # what an order's event_id may be built from: fields of the signed body only (not the unsigned
 # X-Shopify-Webhook-Id, with which every new header value would make a new conversion)
 EVENT_ID_FIELDS = ("order_id", "order_number", "name", "checkout_token", "cart_token", "confirmation_number")
+# Shopify's ids and tokens are unique across every Shopify shop; order numbers, names ("#1001")
+# and confirmation numbers are a shop's own, so two shops on one ad account may share them
+UNIQUE_ACROSS_SHOPS = frozenset({"order_id", "checkout_token", "cart_token"})
+
+
+def unique_across_shops(template: str) -> bool:
+    """Whether the event ids an event_id template gives can never be another shop's too."""
+    return bool(UNIQUE_ACROSS_SHOPS & set(template_fields(template)))
 
 
 def event_id_values(order: dict[str, Any]) -> dict[str, str]:
@@ -112,17 +136,38 @@ def fits_topic(topic: str, payload: Any) -> bool:
     return False
 
 
-def click_id_from_order(order: dict[str, Any]) -> str | None:
-    """The ``epik`` query parameter of the landing page, else an ``_epik`` cart attribute."""
+def _epik_of_landing_site(landing_site: str) -> str | None:
+    values = parse_qs(urlsplit(landing_site).query).get("epik")
+    return values[0] if values and values[0] else None
+
+
+def click_id_from_order(order: dict[str, Any], warnings: list[str] | None = None) -> str | None:
+    """The ``epik`` query parameter of the landing page, else an ``_epik`` cart attribute. A
+    landing page that cannot be parsed (``//[/x?epik=...``: urlsplit raises) costs its click id,
+    never the order."""
+    warnings = [] if warnings is None else warnings
     landing_site = order.get("landing_site")
     if landing_site:
-        values = parse_qs(urlsplit(landing_site).query).get("epik")
-        if values and values[0]:
-            return values[0]
-    for attribute in order.get("note_attributes") or []:
+        epik = read_field(warnings, "landing_site", lambda: _epik_of_landing_site(landing_site),
+                          lost="its epik (click_id) not read")
+        if epik:
+            return epik
+    for attribute in entries(order, "note_attributes", warnings)[0]:
         if attribute.get("name") in ("_epik", "epik") and attribute.get("value"):
             return str(attribute["value"])
     return None
+
+
+def consent_of_order(order: dict[str, Any]) -> tuple[OrderConsent, list[str]]:
+    """What a Shopify order (or checkout) says about consent: the ``_pinrelay_consent`` cart
+    attribute the storefront snippet wrote (note_attributes; web/shopify-theme-epik.js), its
+    ``source_name`` and its tags; with a warning when the attribute cannot be read."""
+    record = None
+    attributes = order.get("note_attributes")
+    for attribute in attributes if isinstance(attributes, list) else []:  # unreadable: no recorded choice
+        if isinstance(attribute, dict) and attribute.get("name") == CONSENT_ATTRIBUTE:
+            record = attribute.get("value")
+    return order_consent(record, order.get("source_name"), str(order.get("tags") or "").split(","))
 
 
 def _add_address(builder: UserDataBuilder, address: dict[str, Any] | None) -> None:
@@ -139,14 +184,18 @@ def _add_address(builder: UserDataBuilder, address: dict[str, Any] | None) -> No
 
 
 def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    customer = order.get("customer") or {}
-    billing = order.get("billing_address") or {}
-    shipping = order.get("shipping_address") or {}
-    default_address = customer.get("default_address") or {}
+    """user_data of an order, checkout or cart. Each part is read on its own: a customer or an
+    address that is not an object, a value that is not text, an unparsable landing page cost
+    that part (a warning says which), never the event."""
+    builder = UserDataBuilder()
+    warnings = builder.warnings
+    customer = section(order, "customer", warnings)
+    billing = section(order, "billing_address", warnings)
+    shipping = section(order, "shipping_address", warnings)
+    default_address = section(customer, "default_address", warnings, where="customer.")
     country = address_country(
         billing.get("country_code"), shipping.get("country_code"), default_address.get("country_code")
     )
-    builder = UserDataBuilder()
     builder.add_all("em", (order.get("email"), order.get("contact_email"), customer.get("email")))
     builder.add_all("ph", (order.get("phone"), customer.get("phone")), country)
     builder.add("fn", customer.get("first_name"))
@@ -155,18 +204,20 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         builder.add("external_id", str(customer["id"]))
     for address in (billing, shipping, default_address):
         _add_address(builder, address)
-    client = order.get("client_details") or {}
+    client = section(order, "client_details", warnings)
     builder.set_clear("client_ip_address", routable_ip(client.get("browser_ip") or order.get("browser_ip")))
     builder.set_clear("client_user_agent", client.get("user_agent"))
-    builder.set_clear("click_id", click_id_from_order(order))
-    return builder.build(), builder.warnings
+    builder.set_clear("click_id", click_id_from_order(order, warnings))
+    return builder.build(), warnings
 
 
-def line_item_contents(lines: list[dict[str, Any]] | None, content_id_field: str) -> dict[str, Any]:
-    """``content_ids``, ``contents`` and ``num_items`` from Shopify line items (orders, checkouts, carts)."""
-    found = Contents()
+def line_item_contents(lines: list[dict[str, Any]] | None, content_id_field: str,
+                       warnings: list[str] | None = None, all_lines_read: bool = True) -> dict[str, Any]:
+    """``content_ids``, ``contents`` and ``num_items`` from Shopify line items (orders, checkouts,
+    carts): linear in the lines, the first ``MAX_CONTENTS`` sent (``pinrelay.sources.Contents``);
+    a line or a quantity that cannot be read costs ``num_items``."""
+    found = Contents(all_lines_read=all_lines_read)
     for line in lines or []:
-        quantity = int(line.get("quantity") or 0)
         content_id = line.get(content_id_field)
         details: dict[str, str] = {}
         if line.get("price") is not None:
@@ -175,20 +226,34 @@ def line_item_contents(lines: list[dict[str, Any]] | None, content_id_field: str
             details["item_name"] = str(line["title"])
         if line.get("vendor"):
             details["item_brand"] = str(line["vendor"])
-        found.add(quantity, None if content_id is None or content_id == "" else str(content_id), details)
-    return {"num_items": found.num_items, **found.lists()}
+        found.add(quantity(line.get("quantity")), None if content_id is None or content_id == "" else str(content_id),
+                  details)
+    if warnings is not None:
+        warnings.extend(found.warnings())
+    return found.custom_data()
 
 
-def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str, Any]:
-    lines = line_item_contents(order.get("line_items"), content_id_field)
-    custom_data: dict[str, Any] = {"order_id": str(order["id"]), "num_items": lines.pop("num_items")}
-    value = order.get("subtotal_price") if order.get("subtotal_price") is not None else order.get("total_price")
+def order_custom_data(order: dict[str, Any], content_id_field: str, warnings: list[str] | None = None) -> dict[str, Any]:
+    warnings = [] if warnings is None else warnings
+    line_items, all_read = entries(order, "line_items", warnings)
+    lines = line_item_contents(line_items, content_id_field, warnings, all_read)
+    custom_data: dict[str, Any] = {"order_id": str(order["id"])}
+    if "num_items" in lines:
+        custom_data["num_items"] = lines.pop("num_items")
+    field = "subtotal_price" if order.get("subtotal_price") is not None else "total_price"
+    value = money_text(order.get(field), field, warnings)
     if value is not None:
-        custom_data["value"] = str(value)
-    if order.get("currency"):
-        custom_data["currency"] = str(order["currency"]).upper()
+        custom_data["value"] = value
+    currency = currency_code(order.get("currency"), "currency", warnings)
+    if currency:
+        custom_data["currency"] = currency
     custom_data.update(lines)
     return custom_data
+
+
+def order_action_source(order: dict[str, Any]) -> str:
+    """A point-of-sale order is a store sale (``offline``), any other a ``web`` one."""
+    return "offline" if order.get("source_name") == "pos" else "web"
 
 
 def order_to_event(
@@ -198,27 +263,34 @@ def order_to_event(
     event_id_template: str = "{order_id}",
     content_id_field: str = "product_id",
     policy: OrderPolicy = OrderPolicy(),
+    shop_scope: str | None = None,
 ) -> PreparedEvent:
     """Map an ``orders/create`` body to a hashed ``checkout`` event; raise EventFiltered for an
-    order that is not a conversion (``policy``), EventRejected for one that cannot be sent."""
+    order that is not a conversion (``policy``), EventRejected for one that cannot be sent.
+    ``shop_scope``: the shop, when several share the ad account: it scopes an event id that
+    could be another shop's too (``unique_across_shops``)."""
     if not isinstance(order, dict) or order.get("id") is None:
         raise EventRejected("order: the body is not a Shopify order (no id)")
     event_id = event_id_from_template(event_id_template, event_id_values(order))
+    if not unique_across_shops(event_id_template):
+        event_id = scoped_event_id(shop_scope, event_id)
     skip = policy.reason_to_skip(order)
     if skip:
         raise EventFiltered(*skip, event_id=event_id, event_name="checkout")
     user_data, warnings = order_user_data(order)
     event: dict[str, Any] = {
         "event_name": "checkout",
-        "action_source": "offline" if order.get("source_name") == "pos" else "web",
+        "action_source": order_action_source(order),
         "event_id": event_id,
-        "event_time": epoch_seconds(order.get("created_at")) or now,
+        "event_time": moment(order.get("created_at"), "created_at", warnings) or now,
         "user_data": user_data,
-        "custom_data": order_custom_data(order, content_id_field),
+        "custom_data": order_custom_data(order, content_id_field, warnings),
     }
     if order.get("customer_locale"):
         event["language"] = str(order["customer_locale"])[:2].lower()
-    prepared = PreparedEvent(event=event, warnings=warnings, test=order.get("test") is True)
+    consent, consent_warnings = consent_of_order(order)
+    prepared = PreparedEvent(event=event, warnings=warnings + consent_warnings, test=order.get("test") is True,
+                             consent=consent)
     check_deliverable(prepared, now)
     return prepared
 
@@ -240,25 +312,28 @@ def checkout_to_event(
     event_id = f"checkout-{checkout.get('token') or checkout.get('id')}"
     user_data, warnings = order_user_data(checkout)
     custom_data: dict[str, Any] = {}
-    if checkout.get("subtotal_price") is not None:
-        custom_data["value"] = str(checkout["subtotal_price"])
-    elif checkout.get("total_line_items_price") is not None:
-        custom_data["value"] = str(checkout["total_line_items_price"])
-    currency = checkout.get("presentment_currency") or checkout.get("currency")
+    field = "subtotal_price" if checkout.get("subtotal_price") is not None else "total_line_items_price"
+    value = money_text(checkout.get(field), field, warnings)
+    if value is not None:
+        custom_data["value"] = value
+    field = "presentment_currency" if checkout.get("presentment_currency") else "currency"
+    currency = currency_code(checkout.get(field), field, warnings)
     if currency:
-        custom_data["currency"] = str(currency).upper()
-    custom_data.update(line_item_contents(checkout.get("line_items"), content_id_field))
+        custom_data["currency"] = currency
+    line_items, all_read = entries(checkout, "line_items", warnings)
+    custom_data.update(line_item_contents(line_items, content_id_field, warnings, all_read))
     event: dict[str, Any] = {
         "event_name": "initiate_checkout",
         "action_source": "web",
         "event_id": event_id,
-        "event_time": epoch_seconds(checkout.get("created_at")) or now,
+        "event_time": moment(checkout.get("created_at"), "created_at", warnings) or now,
         "user_data": user_data,
         "custom_data": custom_data,
     }
     if checkout.get("customer_locale"):
         event["language"] = str(checkout["customer_locale"])[:2].lower()
-    prepared = PreparedEvent(event=event, warnings=warnings)
+    consent, consent_warnings = consent_of_order(checkout)
+    prepared = PreparedEvent(event=event, warnings=warnings + consent_warnings, consent=consent)
     check_deliverable(prepared, now)
     return prepared
 
@@ -266,8 +341,9 @@ def checkout_to_event(
 def _cart_currency(lines: list[dict[str, Any]]) -> str | None:
     for line in lines:
         for key in ("price_set", "line_price_set"):
-            money = (line.get(key) or {}).get("presentment_money") or (line.get(key) or {}).get("shop_money") or {}
-            if money.get("currency_code"):
+            money_set = line.get(key) if isinstance(line.get(key), dict) else {}
+            money = money_set.get("presentment_money") or money_set.get("shop_money")
+            if isinstance(money, dict) and money.get("currency_code"):
                 return str(money["currency_code"]).upper()
     return None
 
@@ -283,7 +359,7 @@ def _cart_value(lines: list[dict[str, Any]]) -> str | None:
                 total += Decimal(str(line["price"])) * int(line.get("quantity") or 0)
             else:
                 return None
-        except (InvalidOperation, ValueError):
+        except (InvalidOperation, ValueError, TypeError, ArithmeticError):  # costs the value, never the cart
             return None
     return format(total, "f") if lines else None
 
@@ -323,20 +399,20 @@ def cart_to_event(
             "customer or IP address and user agent, so add_to_cart is sent only for a known customer",
             event_id, "add_to_cart",
         )
-    lines = cart.get("line_items") or []
+    lines, all_read = entries(cart, "line_items", warnings)
     custom_data: dict[str, Any] = {}
-    value = _cart_value(lines)
+    value = _cart_value(lines) if all_read else None
     if value is not None:
         custom_data["value"] = value
-    currency = _cart_currency(lines) or (str(cart["currency"]).upper() if cart.get("currency") else None)
+    currency = _cart_currency(lines) or currency_code(cart.get("currency"), "currency", warnings)
     if currency:
         custom_data["currency"] = currency
-    custom_data.update(line_item_contents(lines, content_id_field))
+    custom_data.update(line_item_contents(lines, content_id_field, warnings, all_read))
     event: dict[str, Any] = {
         "event_name": "add_to_cart",
         "action_source": "web",
         "event_id": event_id,
-        "event_time": epoch_seconds(cart.get("updated_at")) or epoch_seconds(cart.get("created_at")) or now,
+        "event_time": int(stamp) // 1000,
         "user_data": user_data,
         "custom_data": custom_data,
     }
@@ -352,11 +428,14 @@ class ShopifyOptions:
     event_id_template: str = "{order_id}"  # orders only
     content_id_field: str = "product_id"
     policy: OrderPolicy = OrderPolicy()  # orders only
+    shop_scope: str | None = None  # orders only: the shop, when several share the ad account
+    consent: ConsentPolicy = ConsentPolicy()  # decided by ingest (IngestService.accept) and reconcile
 
 
 def _order_mapper(payload: Any, now: int, options: ShopifyOptions) -> PreparedEvent:
     return order_to_event(payload, now=now, event_id_template=options.event_id_template,
-                          content_id_field=options.content_id_field, policy=options.policy)
+                          content_id_field=options.content_id_field, policy=options.policy,
+                          shop_scope=options.shop_scope)
 
 
 def _checkout_mapper(payload: Any, now: int, options: ShopifyOptions) -> PreparedEvent:

@@ -18,6 +18,10 @@ What the GraphQL Admin API (2025-10) does not give, the REST body had:
 * ``landing_site``: read from ``customerJourneySummary`` (the last visit's landing page, else the
   first's); the ``_epik`` cart attribute (``customAttributes``) is the same in both shapes.
 
+A field that cannot be read costs that field, never the order (nor the page of orders): every
+field but an order's ``id``, ``name`` and ``createdAt`` (which place it) is read as absent when
+its value is not of its type (``Lenient``), as the webhook mapping reads such a field.
+
 Money: GraphQL's ``Decimal`` drops trailing zeros (``"597.0"``) where REST writes ``"597.00"``;
 amounts get at least two decimals so that ``value`` and ``item_price`` match the webhook's.
 
@@ -34,9 +38,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 from pydantic.alias_generators import to_camel
 
 from pinrelay.events import template_fields
@@ -150,6 +155,21 @@ def rest_amount(amount: str | None) -> str | None:
 # --------------------------------------------------------------------------------------------
 # The answers (GraphQL's camelCase, read into snake_case fields)
 # --------------------------------------------------------------------------------------------
+T = TypeVar("T")
+
+
+def _or_default(default: Callable[[], Any]) -> WrapValidator:
+    """Read the field as usual; a value that is not of its type reads as ``default()``."""
+    def read(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            return default()
+
+    return WrapValidator(read)
+
+
+Lenient = Annotated[T | None, _or_default(lambda: None)]  # unreadable: absent
 
 
 class _Answer(BaseModel):
@@ -157,24 +177,24 @@ class _Answer(BaseModel):
 
 
 class Money(_Answer):
-    amount: str | None = None
-    currency_code: str | None = None
+    amount: Lenient[str] = None
+    currency_code: Lenient[str] = None
 
 
 class MoneyBag(_Answer):
-    shop_money: Money | None = None
+    shop_money: Lenient[Money] = None
 
 
 class MailingAddress(_Answer):
-    first_name: str | None = None
-    last_name: str | None = None
-    phone: str | None = None
-    city: str | None = None
-    province: str | None = None
-    province_code: str | None = None
-    zip: str | None = None
-    country: str | None = None
-    country_code_v2: str | None = Field(default=None, alias="countryCodeV2")
+    first_name: Lenient[str] = None
+    last_name: Lenient[str] = None
+    phone: Lenient[str] = None
+    city: Lenient[str] = None
+    province: Lenient[str] = None
+    province_code: Lenient[str] = None
+    zip: Lenient[str] = None
+    country: Lenient[str] = None
+    country_code_v2: Lenient[str] = Field(default=None, alias="countryCodeV2")
 
     def webhook_body(self) -> dict[str, Any]:
         return {"first_name": self.first_name, "last_name": self.last_name, "phone": self.phone, "city": self.city,
@@ -183,34 +203,34 @@ class MailingAddress(_Answer):
 
 
 class EmailAddress(_Answer):
-    email_address: str | None = None
+    email_address: Lenient[str] = None
 
 
 class PhoneNumber(_Answer):
-    phone_number: str | None = None
+    phone_number: Lenient[str] = None
 
 
 class Customer(_Answer):
     id: str
-    first_name: str | None = None
-    last_name: str | None = None
-    default_email_address: EmailAddress | None = None
-    default_phone_number: PhoneNumber | None = None
-    default_address: MailingAddress | None = None
+    first_name: Lenient[str] = None
+    last_name: Lenient[str] = None
+    default_email_address: Lenient[EmailAddress] = None
+    default_phone_number: Lenient[PhoneNumber] = None
+    default_address: Lenient[MailingAddress] = None
 
 
 class CustomAttribute(_Answer):
     key: str
-    value: str | None = None
+    value: Lenient[str] = None
 
 
 class Visit(_Answer):
-    landing_page: str | None = None
+    landing_page: Lenient[str] = None
 
 
 class CustomerJourneySummary(_Answer):
-    first_visit: Visit | None = None
-    last_visit: Visit | None = None
+    first_visit: Lenient[Visit] = None
+    last_visit: Lenient[Visit] = None
 
 
 class Node(_Answer):
@@ -218,13 +238,13 @@ class Node(_Answer):
 
 
 class LineItem(_Answer):
-    title: str | None = None
-    vendor: str | None = None
-    sku: str | None = None
-    quantity: int = 0
-    product: Node | None = None
-    variant: Node | None = None
-    original_unit_price_set: MoneyBag | None = None
+    title: Lenient[str] = None
+    vendor: Lenient[str] = None
+    sku: Lenient[str] = None
+    quantity: Annotated[int, _or_default(int)] = 0
+    product: Lenient[Node] = None
+    variant: Lenient[Node] = None
+    original_unit_price_set: Lenient[MoneyBag] = None
 
     def webhook_body(self) -> dict[str, Any]:
         price = self.original_unit_price_set.shop_money if self.original_unit_price_set else None
@@ -244,25 +264,25 @@ class Order(_Answer):
 
     id: str  # gid://shopify/Order/<n>
     name: str
-    confirmation_number: str | None = None
+    confirmation_number: Lenient[str] = None
     created_at: datetime
-    cancelled_at: datetime | None = None
-    test: bool = False
-    source_name: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    display_financial_status: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    client_ip: str | None = None
-    customer_locale: str | None = None
-    currency_code: str | None = None
-    status_page_url: str | None = None
-    subtotal_price_set: MoneyBag | None = None
-    custom_attributes: list[CustomAttribute] = Field(default_factory=list)
-    customer_journey_summary: CustomerJourneySummary | None = None
-    customer: Customer | None = None
-    billing_address: MailingAddress | None = None
-    shipping_address: MailingAddress | None = None
+    cancelled_at: Lenient[datetime] = None
+    test: Annotated[bool, _or_default(bool)] = False
+    source_name: Lenient[str] = None
+    tags: Annotated[list[str], _or_default(list)] = Field(default_factory=list)
+    display_financial_status: Lenient[str] = None
+    email: Lenient[str] = None
+    phone: Lenient[str] = None
+    client_ip: Lenient[str] = None
+    customer_locale: Lenient[str] = None
+    currency_code: Lenient[str] = None
+    status_page_url: Lenient[str] = None
+    subtotal_price_set: Lenient[MoneyBag] = None
+    custom_attributes: Annotated[list[Lenient[CustomAttribute]], _or_default(list)] = Field(default_factory=list)
+    customer_journey_summary: Lenient[CustomerJourneySummary] = None
+    customer: Lenient[Customer] = None
+    billing_address: Lenient[MailingAddress] = None
+    shipping_address: Lenient[MailingAddress] = None
 
     @property
     def order_id(self) -> int:
@@ -308,7 +328,7 @@ class Order(_Answer):
             "subtotal_price": rest_amount(subtotal.amount if subtotal else None),
             "landing_site": self.landing_page,
             "note_attributes": [{"name": attribute.key, "value": attribute.value}
-                                for attribute in self.custom_attributes],
+                                for attribute in self.custom_attributes if attribute is not None],
             "order_status_url": self.status_page_url,
             "customer": None if customer is None else {
                 "id": numeric_id(customer.id),

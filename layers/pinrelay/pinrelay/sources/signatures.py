@@ -33,23 +33,6 @@ def verify_base64_hmac(raw_body: bytes, signature: str | None, secrets: Iterable
 
 # -------------------------------------------------------------------------------- Stripe
 STRIPE_TOLERANCE_SECONDS = 300  # Stripe's libraries' default
-MIN_SECRET_CHARS = 32
-
-
-class SecretTooShort(ValueError):
-    """A configured signing secret is shorter than ``MIN_SECRET_CHARS``: guessable, so refused
-    as a whole; the message names the setting, never the value."""
-
-
-def long_enough(secrets: list[str], setting: str) -> list[str]:
-    """``secrets`` when every one has at least ``MIN_SECRET_CHARS`` characters, else SecretTooShort
-    naming ``setting``."""
-    if any(len(secret) < MIN_SECRET_CHARS for secret in secrets):
-        raise SecretTooShort(f"{setting}: a secret of fewer than {MIN_SECRET_CHARS} characters is refused "
-                             "(generate a long random one)")
-    return secrets
-
-
 def stripe_signature_header(raw_body: bytes, secret: str, timestamp: int) -> str:
     """``Stripe-Signature`` as Stripe writes it for ``raw_body`` (samples, stand-ins, tests)."""
     signed = str(timestamp).encode("ascii") + b"." + raw_body

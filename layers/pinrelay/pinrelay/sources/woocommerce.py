@@ -6,7 +6,9 @@
   not one that undoes or precedes payment (pending, failed, cancelled, refunded, draft, trash).
   An unpaid order (e.g. ``on-hold`` bank transfer, ``pending``) gives nothing to send (None).
 * event_id: a template, default ``{order_id}``; order.created and every later order.updated of
-  one order give the same id, so the dedup window answers them as duplicates.
+  one order give the same id, so the dedup window answers them as duplicates. A WooCommerce
+  order id is the site's own: when several shops share the ad account it is scoped by the site
+  (``<site>/<id>``, ``shop_scope``), and so is ``custom_data.order_id``.
 * an order paid longer ago than ``max_paid_age_seconds`` (default 24 h, the dedup window) gives
   nothing to send: WooCommerce sends order.updated for every later change (shipped, note,
   refund), and once the dedup entry has expired that would count the order a second time.
@@ -29,10 +31,21 @@ import re
 from decimal import Decimal
 from typing import Any, Literal
 
-from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template
+from pinrelay.consent import CONSENT_ATTRIBUTE, order_consent
+from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template, scoped_event_id
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
-from pinrelay.sources import UNMAPPABLE, Contents, add_address, decimal_or_none, not_understood
-from pinrelay.timestamps import epoch_seconds
+from pinrelay.sources import (
+    UNMAPPABLE,
+    Contents,
+    add_address,
+    currency_code,
+    decimal_or_none,
+    entries,
+    moment,
+    not_understood,
+    quantity,
+    section,
+)
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 PAID_STATUSES = frozenset({"processing", "completed"})
@@ -65,18 +78,20 @@ def is_paid(order: dict[str, Any]) -> bool:
     return status in PAID_STATUSES or bool(order.get("date_paid_gmt") or order.get("date_paid"))
 
 
-def _meta(order: dict[str, Any], *keys: str) -> str | None:
-    for item in order.get("meta_data") or []:
-        if isinstance(item, dict) and item.get("key") in keys and isinstance(item.get("value"), str) and item["value"]:
+def _meta(order: dict[str, Any], warnings: list[str], *keys: str) -> str | None:
+    for item in entries(order, "meta_data", warnings)[0]:
+        if item.get("key") in keys and isinstance(item.get("value"), str) and item["value"]:
             return item["value"]
     return None
 
 
 def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    billing = order.get("billing") or {}
-    shipping = order.get("shipping") or {}
-    country = address_country(billing.get("country"), shipping.get("country"))
+    """user_data of an order; an address that is not an object or a value that is not text
+    costs that part (a warning says which), never the order."""
     builder = UserDataBuilder()
+    billing = section(order, "billing", builder.warnings)
+    shipping = section(order, "shipping", builder.warnings)
+    country = address_country(billing.get("country"), shipping.get("country"))
     add_address(builder, billing, country, country_field="country", zip_field="postcode")
     add_address(builder, shipping, country, country_field="country", zip_field="postcode")
     customer_id = order.get("customer_id")
@@ -84,7 +99,7 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         builder.add("external_id", str(customer_id))
     builder.set_clear("client_ip_address", routable_ip(order.get("customer_ip_address")))
     builder.set_clear("client_user_agent", order.get("customer_user_agent") or None)
-    builder.set_clear("click_id", _meta(order, "_epik", "epik"))
+    builder.set_clear("click_id", _meta(order, builder.warnings, "_epik", "epik"))
     return builder.build(), builder.warnings
 
 
@@ -98,12 +113,15 @@ def _content_id(line: dict[str, Any], content_id_field: str) -> str | None:
     return str(value)
 
 
-def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str, Any]:
-    found = Contents()
+def order_custom_data(order: dict[str, Any], content_id_field: str, warnings: list[str] | None = None) -> dict[str, Any]:
+    """order_id, num_items, value, currency, content_ids and contents: linear in the lines, the
+    first ``MAX_CONTENTS`` of them sent (``pinrelay.sources.Contents``); a line's total that
+    cannot be read costs the value, its quantity the num_items."""
+    warnings = [] if warnings is None else warnings
+    lines, value_known = entries(order, "line_items", warnings)
+    found = Contents(all_lines_read=value_known)
     value = Decimal(0)
-    value_known = True
-    for line in order.get("line_items") or []:
-        quantity = int(line.get("quantity") or 0)
+    for line in lines:
         content_id = _content_id(line, content_id_field)
         details: dict[str, str] = {}
         price = decimal_or_none(line.get("price"))
@@ -111,18 +129,25 @@ def order_custom_data(order: dict[str, Any], content_id_field: str) -> dict[str,
             details["item_price"] = format(price, "f")
         if line.get("name"):
             details["item_name"] = html.unescape(str(line["name"]))
-        found.add(quantity, content_id, details)
+        found.add(quantity(line.get("quantity")), content_id, details)
         total = decimal_or_none(line.get("total"))
         if total is None:
             value_known = False
         else:
             value += total
-    custom_data: dict[str, Any] = {"order_id": str(order["id"]), "num_items": found.num_items}
+    warnings.extend(found.warnings())
+    lists = found.custom_data()
+    custom_data: dict[str, Any] = {"order_id": str(order["id"])}
+    if "num_items" in lists:
+        custom_data["num_items"] = lists.pop("num_items")
     if found.contents and value_known:
         custom_data["value"] = format(value, "f")
-    if order.get("currency"):
-        custom_data["currency"] = str(order["currency"]).upper()
-    return custom_data | found.lists()
+    elif found.contents:
+        warnings.append("line_items[].total: could not be read; value not sent")
+    currency = currency_code(order.get("currency"), "currency", warnings)
+    if currency:
+        custom_data["currency"] = currency
+    return custom_data | lists
 
 
 def order_to_event(
@@ -133,6 +158,7 @@ def order_to_event(
     content_id_field: ContentIdField = "product_id",
     event_id_template: str = "{order_id}",
     max_paid_age_seconds: int = DEFAULT_MAX_PAID_AGE_SECONDS,
+    shop_scope: str | None = None,
 ) -> PreparedEvent | None:
     """Map an ``order.created`` / ``order.updated`` body to a hashed ``checkout`` event.
 
@@ -145,35 +171,43 @@ def order_to_event(
         raise EventRejected("order: the body is not a WooCommerce order (no id)")
     if not is_paid(order):
         return None
-    paid_at = epoch_seconds(order.get("date_paid_gmt")) or epoch_seconds(order.get("date_created_gmt"))
+    warnings: list[str] = []
+    created_at = moment(order.get("date_created_gmt"), "date_created_gmt", warnings)
+    paid_at = moment(order.get("date_paid_gmt"), "date_paid_gmt", warnings) or created_at
     if paid_at is not None and paid_at < now - max_paid_age_seconds:
         return None
-    event_id = event_id_from_template(event_id_template, {
+    event_id = scoped_event_id(shop_scope, event_id_from_template(event_id_template, {
         "order_id": str(order["id"]),
         "order_number": str(order.get("number") or ""),
         "order_key": str(order.get("order_key") or ""),
-    })
-    user_data, warnings = order_user_data(order)
+    }))
+    user_data, user_data_warnings = order_user_data(order)
+    warnings += user_data_warnings
     event: dict[str, Any] = {
         "event_name": "checkout",
         "action_source": "offline" if order.get("created_via") == "pos" else "web",
         "event_id": event_id,
-        "event_time": epoch_seconds(order.get("date_created_gmt")) or paid_at or now,
+        "event_time": created_at or paid_at or now,
         "user_data": user_data,
-        "custom_data": order_custom_data(order, content_id_field),
+        "custom_data": order_custom_data(order, content_id_field, warnings),
     }
-    prepared = PreparedEvent(event=event, warnings=warnings)
+    event["custom_data"]["order_id"] = scoped_event_id(shop_scope, event["custom_data"]["order_id"])
+    # the shopper's choice, stored in the order's meta by web/woocommerce-consent.php (an unreadable
+    # meta_data was already reported once, by the click id's read)
+    consent, consent_warnings = order_consent(_meta(order, [], CONSENT_ATTRIBUTE), order.get("created_via"))
+    prepared = PreparedEvent(event=event, warnings=warnings + consent_warnings, consent=consent)
     check_deliverable(prepared, now)
     return prepared
 
 
 def woocommerce_event(topic: str, payload: Any, *, now: int, content_id_field: ContentIdField = "product_id",
-                      max_paid_age_seconds: int = DEFAULT_MAX_PAID_AGE_SECONDS) -> PreparedEvent | EventRejected | None:
+                      max_paid_age_seconds: int = DEFAULT_MAX_PAID_AGE_SECONDS,
+                      shop_scope: str | None = None) -> PreparedEvent | EventRejected | None:
     """``order_to_event`` for a webhook: the event, None when there is nothing to send, or the
     EventRejected saying why the order cannot be forwarded (a malformed body included)."""
     try:
         return order_to_event(payload, now=now, topic=topic, content_id_field=content_id_field,
-                              max_paid_age_seconds=max_paid_age_seconds)
+                              max_paid_age_seconds=max_paid_age_seconds, shop_scope=shop_scope)
     except EventRejected as rejected:
         return rejected
     except UNMAPPABLE as exc:  # a signed body that is not the order it should be: answer, don't crash
