@@ -22,8 +22,11 @@ The event source batches as deployed (template.yaml's SenderBatchSize and
 SenderBatchingWindowSeconds defaults). Phases: 1000 web events in one post; offline store sales in
 one post (the CSV import's shape); single posts of one web event (8 at a time); then a trickle of
 5 web events/s (the rate the bill is modeled at), one post each, measuring accept -> delivery
-latency at the stand-in. Each phase waits until every event reached the stand-in and the queue is
-empty, so the sender's writes and the event source's deletes are in its counts. Empty receives
+latency at the stand-in; then the same trickle of Stripe webhooks (each session's line items read
+from the Stripe stand-in) and of BigCommerce webhooks (each order fetched by the fetcher from the
+BigCommerce stand-in, its calls to the store and its invocations counted). Each phase waits until
+every event reached the stand-in and the queue is empty, so the sender's writes and the event
+source's deletes are in its counts. Empty receives
 (the poller's long polls while the queue is idle) are counted but not charged per event: they
 depend on time, not on traffic.
 """
@@ -241,6 +244,8 @@ def give_each_function_its_own_clients(stack: Any, counter: AwsCallCounter) -> d
     """Replace ``pinrelay.adapters.aws.client`` in every pinrelay and handler module that holds it
     by a ``FunctionClients`` recipe; drop the services and the secrets provider built before, so
     they are built again with their function's clients. Raises when the recipe is not there."""
+    from pinrelay_local.stack import FUNCTION_MODULES
+
     aws = sys.modules.get("pinrelay.adapters.aws")
     original = getattr(aws, "client", None)
     recipe = getattr(original, "__wrapped__", None)
@@ -250,11 +255,14 @@ def give_each_function_its_own_clients(stack: Any, counter: AwsCallCounter) -> d
     clients = FunctionClients(counter, recipe)
     patched = []
     for name, module in list(sys.modules.items()):
-        if (name.startswith("pinrelay.") or name in HANDLER_FUNCTIONS) and getattr(module, "client", None) is original:
+        in_function = name in HANDLER_FUNCTIONS or name in FUNCTION_MODULES  # a handler, or a module beside it
+        if (name.startswith("pinrelay.") or in_function) and getattr(module, "client", None) is original:
             module.client = clients.client
             patched.append(name)
-    for handler in (stack.ingest_handler, stack.sender_handler):
+    for handler in (stack.ingest_handler, stack.sender_handler, stack.bigcommerce_fetch_handler):
         getattr(handler.service, "cache_clear", lambda: None)()
+    platform_webhooks = sys.modules.get("platform_webhooks")
+    getattr(getattr(platform_webhooks, "fetch_queue", None), "cache_clear", lambda: None)()  # its SQS client
     secrets = sys.modules.get("pinrelay.adapters.secrets")
     getattr(getattr(secrets, "_provider", None), "cache_clear", lambda: None)()
     return {"patched_modules": sorted(patched), "clients": clients}
@@ -284,7 +292,7 @@ def phase_summary(events: int, posts: int, counts: dict[str, dict[str, float]], 
         return sum(v for k, v in units.items() if k.split(":", 1)[1] == name and (not roles or k.split(":", 1)[0] in roles))
 
     per = 1000 / events
-    functions = ("ingest", "sender", "other")
+    functions = ("ingest", "sender", "fetcher", "other")
     writes = units_of("writes", *functions)
     ingest_sqs = calls_of("ingest", "sqs", "SendMessageBatch", "SendMessage")
     receives = units_of("receives_with_messages", "poller")
@@ -304,6 +312,8 @@ def phase_summary(events: int, posts: int, counts: dict[str, dict[str, float]], 
             "sqs_poller_deletes": deletes * per,
             "sqs_poller_billable": units_of("sqs_billable", "poller") * per,
             "sqs_sender_requests": calls_of("sender", "sqs") * per,
+            "sqs_fetcher_requests": calls_of("fetcher", "sqs", "SendMessageBatch", "SendMessage") * per,
+            "sqs_fetcher_billable": units_of("sqs_billable", "fetcher") * per,
             "dynamodb_ingest_requests": calls_of("ingest", "dynamodb") * per,
             "dynamodb_write_requests": sum(calls_of(r, "dynamodb", "PutItem", "DeleteItem", "UpdateItem", "BatchWriteItem")
                                            for r in functions) * per,
@@ -342,12 +352,13 @@ def phase_summary(events: int, posts: int, counts: dict[str, dict[str, float]], 
 # ------------------------------------------------------------------------------------------
 
 
-def _post_json(url: str, body: bytes, api_key: str, timeout: float = 120.0) -> tuple[int, str, float]:
+def _post_json(url: str, body: bytes, api_key: str | None, timeout: float = 120.0,
+               headers: dict[str, str] | None = None) -> tuple[int, str, float]:
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"content-type": "application/json", "x-api-key": api_key})
+    sent = headers or {"content-type": "application/json", "x-api-key": api_key or ""}
+    request = urllib.request.Request(url, data=body, method="POST", headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - local URL
             text = response.read().decode("utf-8", "replace")
@@ -516,9 +527,82 @@ def measure_aws_calls(quick: bool, counter: ByteCounter, say: Callable[[str], No
             "sender_window_s": window_s,
         })
         results["trickle"] = trickle
+        results["stripe"] = _platform_trickle(stack, "stripe", summarise, snapshot, say, rate, trickle_seconds, nonce)
+        results["bigcommerce"] = _platform_trickle(stack, "bigcommerce", summarise, snapshot, say, rate, trickle_seconds,
+                                                   nonce)
         results["secret_ids_read"] = sum(len(ids) for ids in calls.secret_ids.values())
         results["secret_ids_read_by_function"] = {role: len(ids) for role, ids in calls.secret_ids.items()}
         results["clients_made"] = sorted(f"{function}:{service}" for function, service in wiring["clients"].made)
         results["ledger_items"] = ledger_items(stack)
         results["log_samples"] = {source: [text[:2000] for text in texts] for source, texts in counter.samples.items()}
     return results
+
+
+def _platform_trickle(stack: Any, platform: str, summarise: Callable[..., dict[str, Any]], snapshot: Callable[[], Any],
+                      say: Callable[[str], None], rate: float, seconds: float, nonce: str) -> dict[str, Any]:
+    """A trickle of Stripe or BigCommerce webhooks at ``rate``, one session or order each, signed as
+    the platform signs them: what the trickle counts, plus the calls to the platform's API and, for
+    BigCommerce, the fetcher's invocations and their local duration."""
+    import copy
+
+    from pinrelay_local.platform_standins import example_orders, rfc2822, stripe_line_item
+    from pinrelay_local.platforms import bigcommerce_webhook, stripe_webhook
+
+    count = int(seconds * rate)
+    say(f"[bench]   local: {platform} webhooks, {rate:g}/s for {seconds:g} s")
+    settings = {name: setting.value for name, setting in stack.settings.items()}
+    bodies: list[tuple[bytes, dict[str, str]]] = []
+    ids: set[str] = set()
+    if platform == "stripe":
+        template = json.loads((stack.repo_root / "events" / "webhooks" /
+                               "stripe_checkout_session_completed_stripe-ruby-mock.json").read_text(encoding="utf-8"))
+        for index in range(count):
+            event = copy.deepcopy(template)
+            session_id = f"cs_live_bench_{nonce}_{index}"
+            event.update(id=f"evt_bench_{nonce}_{index}", livemode=True)
+            event["data"]["object"].update(id=session_id, livemode=True)
+            stack.stripe_standin.add_session({"id": session_id}, [stripe_line_item(index, 3, 1000, "usd", "prod_bench", "T")])
+            bodies.append(stripe_webhook(event, settings["STRIPE_WEBHOOK_SECRET"]))
+            ids.add(session_id)
+        api = stack.stripe_standin
+    else:
+        store = settings["BIGCOMMERCE_STORE_HASH"]
+        notice = json.loads((stack.repo_root / "events" / "webhooks" / "bigcommerce_store_order_created_bcdocs.json").read_text(encoding="utf-8"))
+        paid = example_orders()[250]
+        first = 100_000 + int(nonce, 16) % 100_000 * 10
+        for index in range(count):
+            bundle = copy.deepcopy(paid)
+            bundle["order"].update(id=first + index, date_created=rfc2822(time.time()))
+            stack.bigcommerce_standin.put_order(store, bundle)
+            hook = {**notice, "data": {"type": "order", "id": first + index}}
+            bodies.append(bigcommerce_webhook(hook, store, settings["BIGCOMMERCE_WEBHOOK_SECRET"],
+                                              settings["BIGCOMMERCE_CLIENT_SECRET"]))
+            ids.add(f"{store}-{first + index}")
+        api = stack.bigcommerce_standin
+        # a store allowed this rate: 5 orders/s take 15 calls/s, a Standard plan allows 150 per 30 s
+        # (docs/sources.md), and its 429s would be retries, not what a fetch costs
+        api.quota = 1_000_000
+    url = f"{stack.url}/webhooks/{platform}"
+    api_before, fetches_before = len(api.requests), len(stack.fetch_batches)
+    before = snapshot()
+    post_ms: list[float] = []
+    start = time.monotonic()
+    for index, (body, headers) in enumerate(bodies):
+        delay = start + index / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        began = time.perf_counter()
+        status, text, _ = _post_json(url, body, None, headers=headers)
+        post_ms.append((time.perf_counter() - began) * 1e3)
+        if status != 200:
+            raise RuntimeError(f"POST /webhooks/{platform} answered {status}: {text[:300]}")
+    _wait_delivered(stack, ids, 90)
+    summary = summarise(before, count, count, len(bodies[0][0]), post_ms)
+    fetches = stack.fetch_batches[fetches_before:]
+    summary.update({
+        "platform_api_requests_per_event": (len(api.requests) - api_before) / count,
+        "fetcher_invocations_per_event": len(fetches) / count,
+        "fetcher_local_ms_per_invocation": (statistics.mean(b.duration_ms for b in fetches) if fetches else 0.0),
+        "jobs_per_fetcher_invocation": (sum(b.records for b in fetches) / len(fetches)) if fetches else 0.0,
+    })
+    return summary

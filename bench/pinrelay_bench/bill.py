@@ -5,6 +5,11 @@ date they were taken). What one million events use comes from the measurements:
 
 * requests: HTTP API requests (512 KB increments; none through a Lambda Function URL), ingest and
   sender invocations (events per sender invocation as measured in the trickle; 1000 for batches);
+* the Stripe and BigCommerce webhooks (``stripe_webhook``, ``bigcommerce_webhook``): the webhook's
+  usage as their own trickles counted it, plus the wait for Stripe's line items (ingest), and
+  BigCommerce's fetch: the fetcher's invocations, each its local duration (CPU and local I/O, an
+  upper bound of its CPU) plus two modeled waits for the store (the order, then its products and
+  shipping addresses at once), and its SendMessageBatch;
 * Lambda duration: CPU measured at full speed (handler CPU + the SDK's CPU per call) plus modeled
   I/O waits: ingest's SendMessageBatch calls (``ingest_queue_workers`` at a time), the sender's
   conditional UpdateItems (claim, mark ``sending`` for offline events, outcome: each a parallel
@@ -71,6 +76,8 @@ MODEL_ASSUMPTIONS: dict[str, Any] = {
         "sqs_send_message_batch": 8.0,  # one SendMessageBatch of up to 10
         "pinterest_request_base": 100.0,  # one POST to Pinterest: 100 ms + 0.15 ms per event (unmeasured guess)
         "pinterest_request_per_event": 0.15,
+        "stripe_line_items": 250.0,  # GET /v1/checkout/sessions/{id}/line_items from AWS (unmeasured guess)
+        "bigcommerce_get": 200.0,  # one Orders V2 GET from AWS (unmeasured guess); a fetch waits for two rounds
     },
     "ingest_queue_workers": 8,  # SqsEventQueue(max_workers=8): one request's SendMessageBatch calls, 8 at a time
     "sender_ledger_workers": 16,  # DynamoDeliveryLedger(max_workers=16): claims / marks / outcomes, 16 at a time
@@ -88,7 +95,10 @@ MODEL_ASSUMPTIONS: dict[str, Any] = {
 # $1.00 per million requests) and the opt-in Lambda Function URL (IngestFunctionUrl=Enabled)
 FRONT_DOORS = ("http_api", "function_url")
 # scenario -> (events per POST, the local-stack phase whose counts it uses)
-SCENARIOS = {"webhook": (1, "trickle"), "batch": (1000, "batch"), "offline_batch": (1000, "offline_batch")}
+SCENARIOS = {"webhook": (1, "trickle"), "batch": (1000, "batch"), "offline_batch": (1000, "offline_batch"),
+             "stripe_webhook": (1, "stripe"), "stripe_webhook_no_key": (1, "stripe"),
+             "bigcommerce_webhook": (1, "bigcommerce")}
+WEBHOOKS = ("webhook", "stripe_webhook", "stripe_webhook_no_key", "bigcommerce_webhook")  # one event a POST, at the trickle's rate
 
 
 # ------------------------------------------------------------------------------------------
@@ -113,6 +123,8 @@ class Usage:
     secrets_calls: float
     xray_traces: float
     memory_mb: int = 256
+    fetcher_invocations: float = 0.0  # BigCommerce's fetch
+    fetcher_billed_ms: float = 0.0
 
 
 def billed_ms(duration_ms: float) -> int:
@@ -186,10 +198,11 @@ def itemise(usage: Usage, split: dict[str, dict[str, float]], prices: dict[str, 
 
     add("http_api", "HTTP API requests", usage.http_requests, "requests",
         usage.http_requests / 1e6 * prices["http_api_per_million_requests"])
-    for cause, count in parts("lambda_requests", usage.ingest_invocations + usage.sender_invocations, "invocations").items():
+    invocations = usage.ingest_invocations + usage.sender_invocations + usage.fetcher_invocations
+    for cause, count in parts("lambda_requests", invocations, "invocations").items():
         add("lambda_requests", f"{cause} invocations", count, "requests", count / 1e6 * prices["lambda_per_million_requests"])
     total_ms = (usage.ingest_invocations * usage.ingest_billed_ms + usage.sender_invocations * usage.sender_billed_ms
-                + usage.init_billed_ms)
+                + usage.fetcher_invocations * usage.fetcher_billed_ms + usage.init_billed_ms)
     for cause, ms in parts("lambda_ms", total_ms, "duration").items():
         gb_seconds = ms / 1000 * gb
         add("lambda_duration", f"{cause} duration", gb_seconds, "GB-s", gb_seconds * prices["lambda_arm64_per_gb_second"])
@@ -342,7 +355,8 @@ def access_log_bytes(template: Path = TEMPLATE) -> int:
 # ------------------------------------------------------------------------------------------
 
 _LOG_SOURCES = {"ingest:log": "ingest log lines", "ingest:metrics": "ingest metrics (EMF)",
-                "sender:log": "sender log lines", "sender:metrics": "sender metrics (EMF)"}
+                "sender:log": "sender log lines", "sender:metrics": "sender metrics (EMF)",
+                "fetcher:log": "BigCommerce fetcher log lines", "fetcher:metrics": "BigCommerce fetcher metrics (EMF)"}
 
 
 def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.0,
@@ -361,7 +375,7 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
     local = results.get("local") or {}
     per_post, phase_name = SCENARIOS[scenario]
     phase = local.get(phase_name)
-    if not phase and scenario == "webhook":
+    if not phase and scenario == "webhook":  # the trickle did not run: the single posts' counts
         phase_name, phase = "singles", local.get("singles")
     if not phase:
         raise RuntimeError(f"the local stack section did not run the {phase_name!r} phase: no AWS call counts for the bill")
@@ -374,8 +388,10 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
     # ingest CPU is measured on web events; offline ones (no IP, user agent, URL or contents) take
     # less, so the web figure is an upper bound for them
     ingest = ingest_duration_ms(results, per_post, send_calls)
+    if scenario == "stripe_webhook":  # ingest waits for Stripe's line items while Stripe waits for it
+        ingest["io_ms"] += phase.get("platform_api_requests_per_event", 0.0) * a["io_ms"]["stripe_line_items"]
     ingest_ms = billed_ms(ingest["cpu_ms"] * cpu_scale + ingest["io_ms"])
-    if scenario == "webhook":
+    if scenario in WEBHOOKS:
         events_per_sender = max(1.0, phase.get("events_per_sender_invocation") or 1.0)
     else:
         events_per_sender = float(a["batch_events_per_sender_invocation"])
@@ -389,7 +405,14 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
     # SQS: ingest's sends as counted; the event source's receives and deletes as counted in the
     # trickle, or, for batches, one of each per 10 messages (Lambda reads a full queue 10 at a time)
     sqs_send = per_1000["sqs_ingest_billable"] * 1000
-    if scenario == "webhook":
+    fetcher_sends = per_1000.get("sqs_fetcher_billable", 0.0) * 1000  # BigCommerce: the fetched order's event
+    fetcher_invocations = 1e6 * phase.get("fetcher_invocations_per_event", 0.0)
+    fetcher_ms = 0
+    if fetcher_invocations:  # local duration (CPU + local I/O: an upper bound of its CPU) + the store's three GETs
+        # the order, then its products and shipping addresses at the same time: two waits
+        fetcher_ms = billed_ms(phase["fetcher_local_ms_per_invocation"] * cpu_scale + 2 * a["io_ms"]["bigcommerce_get"]
+                               + a["io_ms"]["sqs_send_message_batch"])
+    if scenario in WEBHOOKS:
         sqs_receive = per_1000["sqs_poller_receives_with_messages"] * 1000
         sqs_delete = per_1000["sqs_poller_deletes"] * 1000
     else:
@@ -447,7 +470,7 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
         sender_invocations=sender_invocations,
         sender_billed_ms=sender_ms,
         init_billed_ms=sum(init_ms.values()),
-        sqs_requests=sqs_send + sqs_receive + sqs_delete,
+        sqs_requests=sqs_send + fetcher_sends + sqs_receive + sqs_delete,
         dynamodb_wru=wru,
         dynamodb_rru=per_1000["dynamodb_rcu"] * 1000,
         log_bytes=log_bytes,
@@ -455,13 +478,16 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
                                                 a["seconds_per_month"]),
         xray_traces=xray,
         memory_mb=a["memory_mb"],
+        fetcher_invocations=fetcher_invocations,
+        fetcher_billed_ms=fetcher_ms,
     )
     split = {
-        "lambda_requests": {"ingest": posts, "sender": sender_invocations},
+        "lambda_requests": {"ingest": posts, "sender": sender_invocations, "BigCommerce fetcher": fetcher_invocations},
         "lambda_ms": {"ingest": posts * ingest_ms, "sender": sender_invocations * sender_ms,
+                      "BigCommerce fetcher": fetcher_invocations * fetcher_ms,
                       "INIT (ingest)": init_ms["ingest"], "INIT (sender)": init_ms["sender"]},
-        "sqs_requests": {"SendMessageBatch (ingest)": sqs_send, "ReceiveMessage (event source)": sqs_receive,
-                         "DeleteMessageBatch (event source)": sqs_delete},
+        "sqs_requests": {"SendMessageBatch (ingest)": sqs_send, "SendMessageBatch (BigCommerce fetcher)": fetcher_sends,
+                         "ReceiveMessage (event sources)": sqs_receive, "DeleteMessageBatch (event sources)": sqs_delete},
         "dynamodb_wru": wru_split,
         "log_bytes": log_split,
     }
@@ -483,6 +509,11 @@ BILL_SCENARIOS = (
     ("webhook_function_url", "webhook", "function_url", "1 event/request, Function URL"),
     ("batch", "batch", "http_api", "1000 events/request, HTTP API"),
     ("offline_batch", "offline_batch", "http_api", "1000 offline events/request, HTTP API"),
+    ("stripe_webhook_no_key", "stripe_webhook_no_key", "http_api", "Stripe webhook without line items, HTTP API"),
+    ("stripe_webhook", "stripe_webhook", "http_api", "Stripe webhook with line items, HTTP API"),
+    ("stripe_webhook_function_url", "stripe_webhook", "function_url", "Stripe webhook with line items, Function URL"),
+    ("bigcommerce_webhook", "bigcommerce_webhook", "http_api", "BigCommerce webhook + fetch, HTTP API"),
+    ("bigcommerce_webhook_function_url", "bigcommerce_webhook", "function_url", "BigCommerce webhook + fetch, Function URL"),
 )
 
 
@@ -495,7 +526,7 @@ def bill_section(results: dict[str, Any]) -> dict[str, Any]:
     slow = 1 / MODEL_ASSUMPTIONS["vcpu_fraction_at_memory"]
     local = results.get("local") or {}
     for name, scenario, front_door, label in BILL_SCENARIOS:
-        if scenario == "offline_batch" and not local.get("offline_batch"):
+        if scenario != "webhook" and not local.get(SCENARIOS[scenario][1]):  # a phase that did not run
             continue
         usage, detail = scenario_usage(results, scenario, front_door=front_door)
         slow_usage, _ = scenario_usage(results, scenario, cpu_scale=slow, front_door=front_door)

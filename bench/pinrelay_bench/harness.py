@@ -32,7 +32,7 @@ AD_ACCOUNT = "549755885175"
 BENCH_API_KEY = "bench-ingest-key-long-enough-to-resist-guessing"
 BENCH_WOO_SECRET = "bench woo secret, commas included, 50 characters.."
 BENCH_TOKEN = "bench-conversion-token"
-HANDLER_FUNCTIONS = {"ingest_handler": "ingest", "sender_handler": "sender"}
+HANDLER_FUNCTIONS = {"ingest_handler": "ingest", "sender_handler": "sender", "bigcommerce_fetch_handler": "fetcher"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def function_on_stack(skip: int = 1) -> str:
-    """``ingest`` or ``sender`` when a handler module of that function is on the calling thread's
+    """``ingest``, ``sender`` or ``fetcher`` when a handler module of that function is on the calling thread's
     stack - its own code, or a Powertools decorator wrapping its ``lambda_handler`` (the metrics
     decorator flushes after the handler has returned) - else ``other`` (worker threads of a pool
     show no handler frame)."""
@@ -200,6 +200,9 @@ def fresh_handler(name: str) -> Any:
     from pinrelay_local.stack import HANDLER_MODULES, import_module_from_path
 
     put_layer_on_path()
+    function_dir = str((REPO_ROOT / HANDLER_MODULES[name]).parent)  # /var/task on Lambda: the function's other modules
+    if function_dir not in sys.path:
+        sys.path.insert(0, function_dir)
     sys.modules.pop(name, None)
     with contextlib.suppress(Exception):
         from pinrelay import config

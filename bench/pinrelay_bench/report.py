@@ -27,6 +27,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     "bill_webhook_per_million": ("<=", 3.50),
     "bill_webhook_function_url_per_million": ("<=", 3.50),
     "bill_batch_per_million": ("<=", 2.50),
+    # a Stripe webhook is a webhook: the same target, without and with its line items read from Stripe
+    "bill_stripe_webhook_no_key_per_million": ("<=", 3.50),
+    "bill_stripe_webhook_per_million": ("<=", 3.50),
 }
 
 WEB_PHASES = ("batch", "singles", "trickle")
@@ -65,6 +68,8 @@ def target_values(results: dict[str, Any]) -> dict[str, Any]:
         "bill_webhook_per_million": _get(results, "bill", "webhook", "lines", "total"),
         "bill_webhook_function_url_per_million": _get(results, "bill", "webhook_function_url", "lines", "total"),
         "bill_batch_per_million": _get(results, "bill", "batch", "lines", "total"),
+        "bill_stripe_webhook_no_key_per_million": _get(results, "bill", "stripe_webhook_no_key", "lines", "total"),
+        "bill_stripe_webhook_per_million": _get(results, "bill", "stripe_webhook", "lines", "total"),
     }
 
 
@@ -114,9 +119,9 @@ def _log_line(phase: dict[str, Any] | None) -> str:
         return "n/a"
     by_source = phase.get("log_bytes_per_event_by_source") or {}
     parts = []
-    for function in ("ingest", "sender", "other"):
+    for function in ("ingest", "sender", "fetcher", "other"):
         log, metrics = by_source.get(f"{function}:log", 0.0), by_source.get(f"{function}:metrics", 0.0)
-        if function == "other" and not (log or metrics):
+        if function in ("other", "fetcher") and not (log or metrics):
             continue
         parts.append(f"{function} {log + metrics:,.0f}" + (f" (log {log:,.0f}, metrics {metrics:,.0f})" if log and metrics else
                                                            " (metrics)" if metrics else " (log)" if log else ""))
@@ -173,10 +178,18 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{_fmt(g('local', 'trickle', 'latency_p50_s'), 2)} / {_fmt(g('local', 'trickle', 'latency_p99_s'), 2)}",
                 "trickle_p99_s")
     for phase, label in (("batch", "1 post of 1000 web"), ("offline_batch", "1 post of offline"),
-                         ("singles", "single web posts"), ("trickle", "trickle 5/s")):
+                         ("singles", "single web posts"), ("trickle", "trickle 5/s"),
+                         ("stripe", "Stripe webhooks 5/s"), ("bigcommerce", "BigCommerce webhooks 5/s")):
         per = g("local", phase, "per_1000_events")
         if per is not None:
-            rows.append((f"AWS calls per 1000 events, {label}", _calls_line(per), "", ""))
+            line = _calls_line(per)
+            if phase in ("stripe", "bigcommerce"):
+                line += f"; {phase} API calls {_fmt(g('local', phase, 'platform_api_requests_per_event') * 1000, 0)}"
+            if phase == "bigcommerce":
+                line += (f"; fetcher: invocations {_fmt(g('local', phase, 'fetcher_invocations_per_event') * 1000, 0)} "
+                         f"({_fmt(g('local', phase, 'fetcher_local_ms_per_invocation'), 0)} ms each locally), "
+                         f"SQS {_fmt(per.get('sqs_fetcher_requests'), 0)}")
+            rows.append((f"AWS calls per 1000 events, {label}", line, "", ""))
     with_target("DynamoDB requests by ingest per 1000 events", _fmt(targets.get("ingest_dynamodb_requests_per_1000", {}).get("value"), 0),
                 "ingest_dynamodb_requests_per_1000")
     web_writes = ", ".join(f"{p} {_fmt(g('local', p, 'dynamodb_writes_per_event'), 2)}" for p in ("batch", "singles", "trickle")
@@ -195,11 +208,14 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows.append(("ledger items after the run: bytes median / max", f"{_fmt(g('local', 'ledger_items', 'item_bytes_median'), 0)} / "
                  f"{_fmt(g('local', 'ledger_items', 'item_bytes_max'), 0)} ({_fmt(g('local', 'ledger_items', 'wru_per_write_at_max'))} "
                  f"WRU a write at the largest)", "", ""))
-    for phase, label in (("trickle", "webhook (trickle)"), ("batch", "1000-event batch"), ("offline_batch", "offline batch")):
+    for phase, label in (("trickle", "webhook (trickle)"), ("batch", "1000-event batch"), ("offline_batch", "offline batch"),
+                         ("bigcommerce", "BigCommerce webhook + fetch")):
+        if phase == "bigcommerce" and g("local", phase) is None:
+            continue
         rows.append((f"log bytes per event (INFO, metrics on), {label}", _log_line(g("local", phase)), "", ""))
     for name, _, _, label in BILL_SCENARIOS:
         lines = g("bill", name, "lines")
-        if lines is None and name == "offline_batch":
+        if lines is None and f"bill_{name}_per_million" not in TARGETS:
             continue
         if lines is None:  # the bill did not run (no local section): the target shows n/a
             if f"bill_{name}_per_million" in TARGETS:

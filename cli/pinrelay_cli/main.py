@@ -171,3 +171,7 @@ from pinrelay_cli import account_map  # noqa: E402
 register("account-map", account_map.HELP, account_map.setup, account_map.run)
 from pinrelay_cli import status  # noqa: E402
 register("status", status.HELP, status.setup, status.run)
+from pinrelay_cli import reconcile_platforms  # noqa: E402
+register("reconcile-stripe", reconcile_platforms.STRIPE_HELP, reconcile_platforms.setup_stripe, reconcile_platforms.run_stripe)
+register("reconcile-bigcommerce", reconcile_platforms.BIGCOMMERCE_HELP, reconcile_platforms.setup_bigcommerce,
+         reconcile_platforms.run_bigcommerce)

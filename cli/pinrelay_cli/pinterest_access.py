@@ -94,7 +94,7 @@ def add_loopback_argument(parser: argparse.ArgumentParser, option: str) -> None:
     (pinrelay.endpoints)."""
     parser.add_argument(LOOPBACK_FLAG, action="store_true",
                         help=f"let {option} be plain http to 127.0.0.1 or localhost (the local stand-ins); "
-                             "never needed for Shopify or Pinterest themselves")
+                             "never needed for the platforms themselves")
 
 
 def checked_api_url(url: str, service: Service, option: str, allow_loopback_http: bool) -> str:

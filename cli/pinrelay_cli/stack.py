@@ -41,10 +41,12 @@ def read_stack(cloudformation: Any, name: str) -> Stack:
 
 def from_options_or_stack(given: dict[str, str | None], stack_name: str | None, cloudformation: Callable[[], Any], *,
                           outputs: dict[str, str] | None = None,
-                          parameters: dict[str, str] | None = None) -> dict[str, str | None]:
+                          parameters: dict[str, str] | None = None,
+                          optional_outputs: dict[str, str] | None = None) -> dict[str, str | None]:
     """``given`` (the options' values by name) with each missing one taken from the stack
     ``stack_name``, read only then: ``outputs`` / ``parameters`` name the output / parameter that
-    holds a value. An output named must exist; a parameter may be absent (the value stays None).
+    holds a value. An output named must exist; a parameter, or an output of ``optional_outputs``
+    (one a stack has only with some parameters), may be absent (the value stays None).
     Raises StackUnreadable."""
     values = dict(given)
     if not stack_name or all(values.values()):
@@ -57,4 +59,6 @@ def from_options_or_stack(given: dict[str, str | None], stack_name: str | None, 
             values[name] = stack.outputs[output]
     for name, parameter in (parameters or {}).items():
         values[name] = values.get(name) or stack.parameters.get(parameter) or None
+    for name, output in (optional_outputs or {}).items():
+        values[name] = values.get(name) or stack.outputs.get(output) or None
     return values

@@ -1,8 +1,10 @@
 """Ingest Lambda: HTTP API (payload 2.0) -> validate, normalise + hash -> dedup -> SQS.
 
 Routes: POST /events (x-api-key), POST /webhooks/shopify (X-Shopify-Hmac-Sha256),
-POST /webhooks/woocommerce (X-WC-Webhook-Signature). This module only speaks HTTP and picks the
-ad account; the work is in pinrelay.ingest, pinrelay.sources and pinrelay.accounts.
+POST /webhooks/woocommerce (X-WC-Webhook-Signature), POST /webhooks/stripe (Stripe-Signature) and
+POST /webhooks/bigcommerce (X-Pinrelay-Secret; the order is fetched later), the last two in
+platform_webhooks.py. This module only speaks HTTP and picks the ad account; the work is in
+pinrelay.ingest, pinrelay.sources and pinrelay.accounts.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pinrelay.accounts import (
     stored_key_digest,
 )
 from pinrelay.adapters.metrics import emit_filtered_metric, emit_ingest_metrics, emit_unlisted_shops_metric
-from pinrelay.adapters.secrets import InvalidSecret, SecretUnavailable, api_key_values, secret_value, secret_values
+from pinrelay.adapters.secrets import PLACEHOLDER, InvalidSecret, SecretUnavailable, api_key_values, secret_value, secret_values
 from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import IngestSettings, SecretRef, ingest_settings
 from pinrelay.events import EventFiltered, EventRejected, PreparedEvent, json_text_is_clean
@@ -38,6 +40,7 @@ from pinrelay.ingest import MAX_EVENTS_PER_REQUEST, IngestOutcome, IngestService
 from pinrelay.sources import shopify, woocommerce
 from pinrelay.sources.signatures import verify_base64_hmac
 from pinrelay.timestamps import parse_moment
+from platform_webhooks import PlatformRoutes
 from pydantic import SecretStr
 
 MAX_BODY_BYTES = 1_048_576
@@ -83,11 +86,13 @@ def account_map() -> AccountMap:
     config = settings()
     raw = secret_value(config.account_map_ref, config.secrets_max_age_seconds) if config.account_map_ref else ""
     default = DefaultAccount(shopify_shop_domains=config.shopify_shop_domains,
-                             woocommerce_sources=config.woocommerce_sources, ad_account_id=config.pinterest_ad_account_id)
+                             woocommerce_sources=config.woocommerce_sources, ad_account_id=config.pinterest_ad_account_id,
+                             bigcommerce_store_hash=config.bigcommerce_store_hash)
     try:
         accounts = check_account_map(raw, default, lambda: (
             _api_keys(), _secrets(config.shopify_secret_ref),
-            _secrets(config.woocommerce_secret_ref),
+            _secrets(config.woocommerce_secret_ref), _secrets(config.stripe_secret_ref),
+            _secrets(config.bigcommerce_secret_ref),
         ))
     except InvalidAccountMap as problem:
         logger.error("account map invalid: requests are answered 503 until it is fixed", extra={"error": str(problem)})
@@ -356,6 +361,31 @@ def post_woocommerce_webhook() -> Response:
     if event is None:
         return _json(200, {"message": "order not paid yet: nothing to send", "ignored": True})
     return _accept([event], WOOCOMMERCE.source, webhook.now, webhook.route, webhook=True, consent_known=False)
+
+
+def _platform_key(ref: SecretRef | None) -> str | None:
+    """An API key a platform issued (Stripe's restricted key), as stored: none when unset or the
+    stack's placeholder."""
+    value = secret_value(ref, settings().secrets_max_age_seconds) if ref else ""
+    return value if value and value != PLACEHOLDER else None
+
+
+platforms = PlatformRoutes(
+    answer=_json, read_json=_read_json, settings=settings, account_map=account_map, secrets=_secrets,
+    key=_platform_key, service=service,
+    accept=lambda prepared, source, now, route: _accept(prepared, source, now, route, webhook=True, consent_known=False),
+    filtered=_filtered,
+)
+
+
+@app.post("/webhooks/stripe")
+def post_stripe_webhook() -> Response:
+    return platforms.stripe(_raw_body(), _header, _time_left)
+
+
+@app.post("/webhooks/bigcommerce")
+def post_bigcommerce_webhook() -> Response:
+    return platforms.bigcommerce(_raw_body(), _header, _time_left)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)

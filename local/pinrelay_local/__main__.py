@@ -1,7 +1,8 @@
 """python -m pinrelay_local: run pinrelay locally, or post the sample events to it.
 
     python -m pinrelay_local run [--port 3000]          # what `make local` runs (the default)
-    python -m pinrelay_local post-samples [--url URL]   # POST events/webhooks/*.json and events/api/*.json
+    python -m pinrelay_local post-samples [--url URL]   # POST events/webhooks/*.json (Shopify, WooCommerce, Stripe,
+                                                        # BigCommerce, signed) and events/api/*.json
     python -m pinrelay_local drill NAME                 # play a failure: `make drill-NAME` (pinrelay_local.drills)
     python -m pinrelay_local lambda-events              # write events/lambda/*.json for `sam local invoke -e`
 
@@ -111,6 +112,10 @@ def samples(args: argparse.Namespace) -> int:
         or LOCAL_DEFAULTS["SHOPIFY_WEBHOOK_SECRET"],
         events_dir=args.events_dir,
         woocommerce_secret=os.environ.get("WOOCOMMERCE_WEBHOOK_SECRET") or LOCAL_DEFAULTS["WOOCOMMERCE_WEBHOOK_SECRET"],
+        # Stripe and BigCommerce: the same variables the local stack reads (make local)
+        **{argument: os.environ.get(variable) or LOCAL_DEFAULTS[variable] for argument, variable in (
+            ("stripe_secret", "STRIPE_WEBHOOK_SECRET"), ("bigcommerce_secret", "BIGCOMMERCE_WEBHOOK_SECRET"),
+            ("bigcommerce_client_secret", "BIGCOMMERCE_CLIENT_SECRET"), ("bigcommerce_store", "BIGCOMMERCE_STORE_HASH"))},
         shop_domain=args.shop_domain,
         out=_say,
     )

@@ -10,9 +10,13 @@
   (tests reach into them), or, with ``lambda_processes=True`` (``make local``), each in a process of
   its own (``lambda_process.LambdaWorker``, a warm container) killed at the template's Timeout
   with no clean-up, as Lambda does; the next invocation then starts a new process;
-* an HTTP API emulation (``HttpApiGateway``) for POST /events, POST /webhooks/shopify and
-  /webhooks/woocommerce, GET /healthz and GET /openapi.json (the committed document);
-* an SQS event source mapping emulation (``SqsEventSource``) feeding the sender.
+* an HTTP API emulation (``HttpApiGateway``) for POST /events, POST /webhooks/shopify,
+  /webhooks/woocommerce, /webhooks/stripe and /webhooks/bigcommerce, GET /healthz and GET
+  /openapi.json (the committed document);
+* an SQS event source mapping emulation (``SqsEventSource``) feeding the sender, and another
+  feeding the BigCommerce fetcher (functions/bigcommerce_fetch) from its fetch queue (+ DLQ);
+* the Stripe and BigCommerce API stand-ins (``platform_standins``), seeded by ``platforms`` with
+  the sessions of the Stripe samples and the orders of BigCommerce's documentation.
 
 Use it from tests as a context manager (``with LocalStack(port=0) as stack: ...``) or from the
 CLI (``python -m pinrelay_local run``). ``stop()`` restores ``os.environ``, ``sys.path`` and the
@@ -44,6 +48,17 @@ from typing import Any
 
 from pinrelay_local.console import batch_line, batch_report, dead_letter_line, log_line
 from pinrelay_local.http_gateway import HttpApiGateway, health_handler
+from pinrelay_local.platforms import (
+    FETCH_DLQ_NAME,
+    FETCH_QUEUE_NAME,
+    LOCAL_PLATFORM_DEFAULTS,
+    PLATFORM_SECRET_NAMES,
+    bigcommerce_webhook,
+    fetch_event_source,
+    start_bigcommerce,
+    start_stripe,
+    stripe_webhook,
+)
 from pinrelay_local.sqs_event_source import BatchSummary, SqsEventSource
 
 REGION = "us-east-1"
@@ -59,6 +74,7 @@ LOCAL_DEFAULTS: dict[str, str] = {
     "WOOCOMMERCE_WEBHOOK_SECRET": 'QE=<8F8bwtMZ[aaW2ezT+[(^ K3oB^NI20JGRp.epf(,Wh$ ;)',
     "PINTEREST_CONVERSION_TOKEN": "local-conversion-token",
     "PINTEREST_AD_ACCOUNT_ID": "549755885175",
+    **LOCAL_PLATFORM_DEFAULTS,
 }
 DEFAULT_PORT = 3000
 DEFAULT_SHOP_DOMAIN = "pinrelay-dev.myshopify.com"
@@ -71,12 +87,15 @@ SECRET_NAMES = {
     "SHOPIFY_WEBHOOK_SECRET": "pinrelay/local/shopify-webhook-secret",
     "WOOCOMMERCE_WEBHOOK_SECRET": "pinrelay/local/woocommerce-webhook-secret",
     "PINTEREST_CONVERSION_TOKEN": "pinrelay/local/pinterest-conversion-token",
+    **PLATFORM_SECRET_NAMES,
 }
 HANDLER_MODULES = {
     "ingest_handler": "functions/ingest/ingest_handler.py",
     "sender_handler": "functions/sender/sender_handler.py",
+    "bigcommerce_fetch_handler": "functions/bigcommerce_fetch/bigcommerce_fetch_handler.py",
 }
-FUNCTIONS = {"ingest_handler": "IngestFunction", "sender_handler": "SenderFunction"}  # their logical ids
+FUNCTIONS = {"ingest_handler": "IngestFunction", "sender_handler": "SenderFunction",
+             "bigcommerce_fetch_handler": "BigCommerceFetchFunction"}  # their logical ids
 OPENAPI_PATH = REPO_ROOT / "functions" / "ingest" / "openapi.json"  # the committed document (pinrelay_tools.openapi)
 
 
@@ -103,8 +122,13 @@ def openapi_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 Printer = Callable[[str], None]
 
 
+# every module of a function's code directory (a handler and what it imports beside it, such as
+# functions/ingest/platform_webhooks.py): fresh in each stack, as in a new container
+FUNCTION_MODULES = frozenset(path.stem for path in (REPO_ROOT / "functions").glob("*/*.py"))
+
+
 def _is_handler_module(name: str) -> bool:
-    return name == "pinrelay" or name.startswith("pinrelay.") or name in HANDLER_MODULES
+    return name == "pinrelay" or name.startswith("pinrelay.") or name in HANDLER_MODULES or name in FUNCTION_MODULES
 
 
 def aws_client(service: str, endpoint_url: str, region: str = REGION) -> Any:
@@ -207,6 +231,7 @@ class LocalStack:
             "WOOCOMMERCE_WEBHOOK_SECRET": self._pick("WOOCOMMERCE_WEBHOOK_SECRET", None),
             "PINTEREST_CONVERSION_TOKEN": self._pick("PINTEREST_CONVERSION_TOKEN", pinterest_conversion_token),
             "PINTEREST_AD_ACCOUNT_ID": self._pick("PINTEREST_AD_ACCOUNT_ID", ad_account_id),
+            **{name: self._pick(name, None) for name in LOCAL_PLATFORM_DEFAULTS},
         }
         external = pinterest_api_url if pinterest_api_url is not None else env.get("PINTEREST_API_URL") or None
         self.external_pinterest_url: str | None = external.rstrip("/") if external else None
@@ -237,6 +262,13 @@ class LocalStack:
         self.shopify_admin: Any = None  # the Shopify Admin stand-in of the local shop (reconcile)
         self.ingest_handler: ModuleType | None = None
         self.sender_handler: ModuleType | None = None
+        self.bigcommerce_fetch_handler: ModuleType | None = None
+        self.stripe_standin: Any = None  # platform_standins.StripeStandIn
+        self.bigcommerce_standin: Any = None  # platform_standins.BigCommerceStandIn
+        self.fetch_queue_url = ""
+        self.fetch_dlq_url = ""
+        self.fetch_source: SqsEventSource | None = None
+        self.fetch_batches: list[BatchSummary] = []
         self.gateway: HttpApiGateway | None = None
         self.event_source: SqsEventSource | None = None
         self.batches: list[BatchSummary] = []
@@ -294,6 +326,7 @@ class LocalStack:
             self._start_moto()
             self._create_resources()
             self._start_pinterest()
+            self._start_platforms()
             self._start_shopify_admin()
             self._set_environment()
             if self.lambda_processes:
@@ -317,6 +350,12 @@ class LocalStack:
         if self.event_source is not None:
             self.event_source.stop()
             self.event_source = None
+        if self.fetch_source is not None:
+            self.fetch_source.stop()
+            self.fetch_source = None
+        for platform in (self.stripe_standin, self.bigcommerce_standin):
+            if platform is not None:
+                platform.stop()  # kept, as .standin is, so tests can read .requests afterwards
         for worker in self.workers.values():
             worker.close()
         self.workers = {}
@@ -384,6 +423,15 @@ class LocalStack:
             },
         )["QueueUrl"]
 
+        fetch_dlq_url = self.sqs.create_queue(
+            QueueName=FETCH_DLQ_NAME + suffix, Attributes={"MessageRetentionPeriod": str(14 * 86400)})["QueueUrl"]
+        fetch_dlq_arn = self.sqs.get_queue_attributes(QueueUrl=fetch_dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.fetch_dlq_url = fetch_dlq_url
+        self.fetch_queue_url = self.sqs.create_queue(QueueName=FETCH_QUEUE_NAME + suffix, Attributes={
+            "VisibilityTimeout": str(self.visibility_timeout_s), "MessageRetentionPeriod": str(4 * 86400),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": fetch_dlq_arn, "maxReceiveCount": str(self.max_receive_count)}),
+        })["QueueUrl"]
+
         self.table_name = TABLE_NAME + suffix
         self.dynamodb.create_table(
             TableName=self.table_name,
@@ -429,6 +477,11 @@ class LocalStack:
         self.standin = PinterestStandIn(host="127.0.0.1", port=0, token=self.pinterest_conversion_token)
         self.standin.start()
         self.pinterest_url = self.standin.base_url
+
+    def _start_platforms(self) -> None:
+        self.stripe_standin = start_stripe(self.repo_root / "events", key=self.settings["STRIPE_API_KEY"].value)
+        self.bigcommerce_standin = start_bigcommerce(self.settings["BIGCOMMERCE_STORE_HASH"].value,
+                                                     self.settings["BIGCOMMERCE_API_TOKEN"].value)
 
     def _start_shopify_admin(self) -> None:
         """The local shop's Admin API, for `pinrelay reconcile`: no orders until some are added
@@ -484,6 +537,17 @@ class LocalStack:
             # EMF metric blobs on stdout would drown the one-line-per-batch output locally
             "POWERTOOLS_METRICS_DISABLED": src.get("POWERTOOLS_METRICS_DISABLED") or "true",
             "LOG_LEVEL": src.get("LOG_LEVEL") or "WARNING",
+            # Stripe and BigCommerce (platforms.py): their stand-ins, the fetch queue, the secrets
+            "STRIPE_API_URL": self.stripe_standin.base_url,
+            "ALLOW_LOOPBACK_HTTP": "true",  # the stand-ins are plain http on this machine (pinrelay.endpoints)
+            "STRIPE_WEBHOOK_SECRET_NAME": self.secret_names["STRIPE_WEBHOOK_SECRET"],
+            "STRIPE_API_KEY_SECRET_NAME": self.secret_names["STRIPE_API_KEY"],
+            "BIGCOMMERCE_API_URL": self.bigcommerce_standin.base_url,
+            "BIGCOMMERCE_STORE_HASH": self.settings["BIGCOMMERCE_STORE_HASH"].value,
+            "BIGCOMMERCE_WEBHOOK_SECRET_NAME": self.secret_names["BIGCOMMERCE_WEBHOOK_SECRET"],
+            "BIGCOMMERCE_CLIENT_SECRET_NAME": self.secret_names["BIGCOMMERCE_CLIENT_SECRET"],
+            "BIGCOMMERCE_API_TOKEN_SECRET_NAME": self.secret_names["BIGCOMMERCE_API_TOKEN"],
+            "BIGCOMMERCE_FETCH_QUEUE_URL": self.fetch_queue_url,
         }
         env.update(self.handler_env)
         self._all_handler_logs = bool(src.get("LOG_LEVEL") or self.handler_env.get("LOG_LEVEL"))
@@ -521,6 +585,8 @@ class LocalStack:
         root = self.repo_root
         self.ingest_handler = import_module_from_path("ingest_handler", root / HANDLER_MODULES["ingest_handler"])
         self.sender_handler = import_module_from_path("sender_handler", root / HANDLER_MODULES["sender_handler"])
+        self.bigcommerce_fetch_handler = import_module_from_path(
+            "bigcommerce_fetch_handler", root / HANDLER_MODULES["bigcommerce_fetch_handler"])
 
     def _start_workers(self) -> None:
         """One warm Lambda container per function: a process serving one invocation at a time,
@@ -595,14 +661,19 @@ class LocalStack:
         except Exception:  # noqa: BLE001
             return None
 
+    def _run_function(self, module: str, event: dict[str, Any], context: Any) -> Any:
+        """One invocation of a function fed by an event source: in its worker process, or in this one."""
+        if self.lambda_processes:
+            return self._worker_handler(module)(event, context)
+        handler = getattr(self, module)
+        assert handler is not None
+        return handler.lambda_handler(event, context)
+
     def _sender(self, event: dict[str, Any], context: Any) -> Any:
         self._last_report = None
         before = self._standin_request_count()
         try:
-            if self.lambda_processes:
-                return self._worker_handler("sender_handler")(event, context)
-            assert self.sender_handler is not None
-            return self.sender_handler.lambda_handler(event, context)
+            return self._run_function("sender_handler", event, context)
         finally:
             _clear_disabled_metrics(self.sender_handler)
             after = self._standin_request_count()
@@ -637,6 +708,7 @@ class LocalStack:
 
         self.gateway = HttpApiGateway(
             {("POST", "/events"): ingest, ("POST", "/webhooks/shopify"): ingest, ("POST", "/webhooks/woocommerce"): ingest,
+             ("POST", "/webhooks/stripe"): ingest, ("POST", "/webhooks/bigcommerce"): ingest,
              ("GET", "/healthz"): health_handler, ("GET", "/openapi.json"): openapi_handler},
             host=self.host,
             port=self.port,
@@ -660,6 +732,19 @@ class LocalStack:
             function_name="pinrelay-sender",
         )
         self.event_source.start()
+        fetch_batch, fetch_window_s = fetch_event_source(self.repo_root / "template.yaml")  # as deployed
+        self.fetch_source = SqsEventSource(
+            self.sqs, self.fetch_queue_url, self._fetcher, function_timeout_s=self.timeouts["BigCommerceFetchFunction"],
+            batch_size=fetch_batch, batching_window_s=fetch_window_s, visibility_timeout_s=self.visibility_timeout_s,
+            on_batch=self.fetch_batches.append, function_name="pinrelay-bigcommerce-fetch",
+        )
+        self.fetch_source.start()
+
+    def _fetcher(self, event: dict[str, Any], context: Any) -> Any:
+        try:
+            return self._run_function("bigcommerce_fetch_handler", event, context)
+        finally:
+            _clear_disabled_metrics(self.bigcommerce_fetch_handler)
 
     # -- output ----------------------------------------------------------------------------
     def _print_configuration(self) -> None:
@@ -682,6 +767,7 @@ class LocalStack:
             " LOCAL_VISIBILITY_TIMEOUT_S)",
             f"  SQS dead-letter queue     {self.dlq_url}  (maxReceiveCount {self.max_receive_count})",
             f"  DynamoDB dedup table      {self.table_name}  (pk S, TTL on expires_at)",
+            f"  BigCommerce fetch queue   {self.fetch_queue_url}  (DLQ {self.fetch_dlq_url})",
             f"  ingest API key            {shown('INGEST_API_KEY', True)}  secret {names['INGEST_API_KEY']}",
             f"  Shopify webhook secret    {shown('SHOPIFY_WEBHOOK_SECRET', True)}"
             f"  secret {names['SHOPIFY_WEBHOOK_SECRET']}",
@@ -701,6 +787,9 @@ class LocalStack:
             f"  routes                    POST {self.url}/events  (header x-api-key: {key_hint})",
             f"                            POST {self.url}/webhooks/shopify  (X-Shopify-Hmac-Sha256)",
             f"                            POST {self.url}/webhooks/woocommerce  (X-WC-Webhook-Signature)",
+            f"                            POST {self.url}/webhooks/stripe  (Stripe-Signature; line items from {self.stripe_standin.base_url})",
+            f"                            POST {self.url}/webhooks/bigcommerce  (X-Pinrelay-Secret, webhook-signature; store "
+            f"{self.settings['BIGCOMMERCE_STORE_HASH'].value} at {self.bigcommerce_standin.base_url})",
             f"                            GET  {self.url}/healthz",
         ]
         if self.shopify_admin is not None:
@@ -875,8 +964,13 @@ def post_samples(
     out: Printer | None = print,
     timeout: float = 15.0,
     woocommerce_secret: str = LOCAL_DEFAULTS["WOOCOMMERCE_WEBHOOK_SECRET"],
+    stripe_secret: str = LOCAL_DEFAULTS["STRIPE_WEBHOOK_SECRET"],
+    bigcommerce_secret: str = LOCAL_DEFAULTS["BIGCOMMERCE_WEBHOOK_SECRET"],
+    bigcommerce_client_secret: str | None = LOCAL_DEFAULTS["BIGCOMMERCE_CLIENT_SECRET"],
+    bigcommerce_store: str = LOCAL_DEFAULTS["BIGCOMMERCE_STORE_HASH"],
 ) -> list[SampleResult]:
-    """POST every sample in events/webhooks/ (Shopify and WooCommerce, signed) and events/api/ (x-api-key)."""
+    """POST every sample in events/webhooks/ (Shopify, WooCommerce, Stripe and BigCommerce, signed as
+    each platform signs) and events/api/ (x-api-key)."""
     events_dir = Path(events_dir) if events_dir is not None else REPO_ROOT / "events"
     base_url = base_url.rstrip("/")
     results: list[SampleResult] = []
@@ -891,6 +985,19 @@ def post_samples(
         return results
 
     for file in webhook_files:
+        platform = file.name.split("_", 1)[0]
+        if platform in ("stripe", "bigcommerce"):
+            sample = json.loads(file.read_text(encoding="utf-8"))
+            if platform == "stripe":
+                raw, headers = stripe_webhook(sample, stripe_secret)
+                kind = sample.get("type")
+            else:
+                raw, headers = bigcommerce_webhook(sample, bigcommerce_store, bigcommerce_secret, bigcommerce_client_secret)
+                kind = sample.get("scope")
+            status, body = _post(f"{base_url}/webhooks/{platform}", raw, headers, timeout)
+            results.append(SampleResult(file, f"/webhooks/{platform}", status, body))
+            say(f"{file.relative_to(events_dir)} [{kind}] -> {status or 'ERROR'} {body.strip()}")
+            continue
         woo_topic = woocommerce_topic_from_filename(file.name)
         if woo_topic is not None:
             payload = refresh_woocommerce_timestamps(json.loads(file.read_text(encoding="utf-8")))

@@ -35,7 +35,8 @@ def test_it_is_valid_openapi_with_the_three_routes_and_the_api_key_scheme():
     document = json.loads(OPENAPI_PATH.read_text())
     validate(document)
     assert document["openapi"].startswith("3.1")
-    assert set(document["paths"]) == {"/events", "/webhooks/shopify", "/webhooks/woocommerce"}
+    assert set(document["paths"]) == {"/events", "/webhooks/shopify", "/webhooks/woocommerce", "/webhooks/stripe",
+                                     "/webhooks/bigcommerce"}
     assert document["components"]["securitySchemes"]["ApiKey"] == {
         **document["components"]["securitySchemes"]["ApiKey"],
         "type": "apiKey",

@@ -55,6 +55,8 @@ HANDLERS = {
     "ingest": ("functions/ingest/ingest_handler.py:lambda_handler", "IngestFunction"),
     "sender": ("functions/sender/sender_handler.py:lambda_handler", "SenderFunction"),
     "offline_import": ("functions/offline_import/offline_import_handler.py:lambda_handler", "OfflineImportFunction"),
+    "bigcommerce_fetch": ("functions/bigcommerce_fetch/bigcommerce_fetch_handler.py:lambda_handler",
+                          "BigCommerceFetchFunction"),
 }
 
 
@@ -129,6 +131,7 @@ class World:
     invocations: list[Invocation] = field(default_factory=list)
     clock_offset: float = 0.0
     outcome: dict[str, str] = field(default_factory=dict)  # what the test found, for the results table
+    pids: dict[str, int] = field(default_factory=dict)  # caller -> its process (a kill outside AWS calls)
     _callers: int = 0
 
     # -- invocations -----------------------------------------------------------------------
@@ -144,7 +147,7 @@ class World:
         result = invoke(
             handler, event, env=self.env, timeout_s=TIMEOUTS[function], function_name=logical,
             python_paths=[str(REPO / Path(handler.split(":")[0]).parent), str(REPO / "layers" / "pinrelay")],
-            caller_id=caller, on_start=lambda pid: self.proxy.register_process(caller, pid),
+            caller_id=caller, on_start=lambda pid: (self.proxy.register_process(caller, pid), self.pids.__setitem__(caller, pid)),
             clock_offset_s=self.clock_offset if clock_offset is None else clock_offset,
         )
         invocation = Invocation(caller, function, result, list(self.standin.received[before:]))
@@ -176,20 +179,21 @@ class World:
         raise AssertionError(f"{path}: no 2xx after {attempts} attempts: {[t.result for t in tries]}")
 
     # -- the event source -------------------------------------------------------------------
-    def receive(self, visibility: int = 1) -> list[dict[str, Any]]:
+    def receive(self, visibility: int = 1, queue_url: str | None = None) -> list[dict[str, Any]]:
         """Every visible message, each received once, then invisible for ``visibility`` seconds.
         The pass receives for 60 s and shortens that at the end: with 1 s, a pass slower than a
         second (moto scans the whole queue on each call; a loaded CI host) received the first
         messages again, and the extra receives sent them to the DLQ after maxReceiveCount."""
         sqs = self.aws["sqs"]
+        queue_url = queue_url or self.queue_url
         messages: dict[str, dict[str, Any]] = {}
         for _ in range(20):
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60,
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60,
                                       AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
             if not got:
                 break
             messages.update({m["MessageId"]: m for m in got})
-        make_visible(sqs, self.queue_url, [m["ReceiptHandle"] for m in messages.values()], after_seconds=visibility)
+        make_visible(sqs, queue_url, [m["ReceiptHandle"] for m in messages.values()], after_seconds=visibility)
         return list(messages.values())
 
     @staticmethod
@@ -201,14 +205,16 @@ class World:
             "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:pinrelay-events", "awsRegion": "us-east-1",
         } for m in messages]}
 
-    def deliver_batch(self, messages: list[dict[str, Any]], caller: str | None = None) -> Invocation:
-        """One sender invocation with ``messages``; delete what it did not return (Lambda's event source)."""
-        invocation = self.invoke("sender", self.sqs_event(messages), caller=caller)
+    def deliver_batch(self, messages: list[dict[str, Any]], caller: str | None = None, function: str = "sender",
+                      queue_url: str | None = None) -> Invocation:
+        """One invocation of ``function`` (the sender) with ``messages`` of ``queue_url`` (the events
+        queue); delete what it did not return (Lambda's event source)."""
+        invocation = self.invoke(function, self.sqs_event(messages), caller=caller)
         if invocation.status == "ok":
             failed = {f["itemIdentifier"] for f in invocation.result.response.get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
             for start in range(0, len(done), 10):
-                self.aws["sqs"].delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                self.aws["sqs"].delete_message_batch(QueueUrl=queue_url or self.queue_url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start:start + 10])])
         return invocation
 

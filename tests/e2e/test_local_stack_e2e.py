@@ -37,18 +37,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def local_stack(tmp_path):
+def start_local_stack(**variables: str) -> tuple[subprocess.Popen, str, str, list[str]]:
+    """`python -m pinrelay_local run` (what `make local` runs) on a free port with ``variables``:
+    (its process, its URL, the Pinterest stand-in's URL, what it printed up to "listening on")."""
     port = free_port()
-    env = {**os.environ, "LOCAL_PORT": str(port), "SHOPIFY_WEBHOOK_SECRET": SECRET, "INGEST_API_KEY": "e2e-key-long-enough-to-resist-guessing",
-           "PINTEREST_TEST_MODE": "false", "LOCAL_SENDER_WINDOW_S": "0.5", "PYTHONUNBUFFERED": "1",
-           "PINRELAY_LOCAL_PROFILE": str(tmp_path / "pinrelay-local.json")}  # a developer's own stays as it is
+    env = {**os.environ, "LOCAL_PORT": str(port), "PINTEREST_TEST_MODE": "false", "LOCAL_SENDER_WINDOW_S": "0.5",
+           "PYTHONUNBUFFERED": "1", **variables}
     env.pop("PINTEREST_API_URL", None)
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "pinrelay_local", "run"], cwd=REPO, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     pinterest = None
     while time.monotonic() < deadline:
         line = process.stdout.readline()
@@ -60,14 +60,27 @@ def local_stack(tmp_path):
             pinterest = match.group(2)
             break
     assert pinterest, "local stack did not start:\n" + "".join(lines)
-    yield {"url": f"http://127.0.0.1:{port}", "pinterest": pinterest.removesuffix("/v5"), "process": process, "lines": lines}
+    return process, f"http://127.0.0.1:{port}", pinterest.removesuffix("/v5"), lines
+
+
+def stop_local_stack(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
+
+
+@pytest.fixture
+def local_stack(tmp_path):
+    # a profile of its own: a developer's own .pinrelay-local.json stays as it is
+    process, url, pinterest, lines = start_local_stack(SHOPIFY_WEBHOOK_SECRET=SECRET,
+                                                       INGEST_API_KEY="e2e-key-long-enough-to-resist-guessing",
+                                                       PINRELAY_LOCAL_PROFILE=str(tmp_path / "pinrelay-local.json"))
+    yield {"url": url, "pinterest": pinterest, "process": process, "lines": lines}
+    stop_local_stack(process)
 
 
 def post_order(url: str, body: bytes):

@@ -3,7 +3,8 @@
 The whole pipeline runs in-process (LocalStack: moto server, the real handlers, the SQS event
 source, the Pinterest stand-in) with LOG_LEVEL=DEBUG, EMF metrics on and every Python logger at
 DEBUG too. It is fed what the end-to-end suite posts (the real Shopify and WooCommerce orders of
-tests/fixtures, the samples of events/webhooks and events/api) plus events built to be refused or
+tests/fixtures, the samples of events/webhooks and events/api, Stripe's sessions and the BigCommerce
+orders the fetcher reads from its stand-in) plus events built to be refused or
 trimmed (stale, unparseable phone, e-mail without @, unknown field), through faults: Pinterest
 answers 503 for a while so messages are retried and some go to the DLQ (maxReceiveCount 2), and
 two poison messages are put on the queue. Then every log line (stdout, stderr, log records),
@@ -36,11 +37,14 @@ from typing import Any
 
 import phonenumbers
 import pytest
+from pinrelay_local.platform_standins import example_orders
+from pinrelay_local.platforms import bigcommerce_webhook, stripe_webhook
 from pinrelay_local.stack import REPO_ROOT, refresh_event_times, refresh_shopify_timestamps, shopify_topic_from_filename
 
 from tests.security.conftest import (
     API_KEY,
     Answer,
+    post,
     post_events,
     post_shopify,
     post_woocommerce,
@@ -52,12 +56,15 @@ pytestmark = pytest.mark.e2e
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
 SHOPIFY_FILES = sorted((FIXTURES / "shopify").glob("*.json")) + sorted(
-    (REPO_ROOT / "events" / "webhooks").glob("*.json")
+    (REPO_ROOT / "events" / "webhooks").glob("shopify_*.json")
 )
+STRIPE_FILES = sorted((REPO_ROOT / "events" / "webhooks").glob("stripe_*.json"))
+BIGCOMMERCE_FILES = sorted((REPO_ROOT / "events" / "webhooks").glob("bigcommerce_*.json"))
 WOO_FILES = sorted((FIXTURES / "woocommerce").glob("*.json"))
 API_FILES = sorted((REPO_ROOT / "events" / "api").glob("*.json"))
 
-ADDRESS_OBJECTS = {"customer", "default_address", "billing_address", "shipping_address", "billing", "shipping"}
+ADDRESS_OBJECTS = {"customer", "default_address", "billing_address", "shipping_address", "billing", "shipping",
+                   "shipping_addresses", "customer_details"}
 PERSONAL_FIELDS = {
     "email",
     "contact_email",
@@ -324,8 +331,11 @@ def test_no_personal_value_in_logs_answers_queues_table_or_at_pinterest(capfd):
     shopify_docs = [json.loads(p.read_text()) for p in SHOPIFY_FILES]
     woo_docs = [woo_order(p) for p in WOO_FILES]
     api_docs = [refresh_event_times(json.loads(p.read_text())) for p in API_FILES]
+    stripe_docs = [json.loads(p.read_text()) for p in STRIPE_FILES]
+    bigcommerce_orders = list(example_orders().values())  # what the fetcher reads from the store
     inputs = personal_values(
-        shopify_docs + woo_docs, [e["user_data"] for d in api_docs for e in d["data"]] + [OURS, REFUSED, TRIMMED]
+        shopify_docs + woo_docs + stripe_docs + bigcommerce_orders,
+        [e["user_data"] for d in api_docs for e in d["data"]] + [OURS, REFUSED, TRIMMED],
     )
     poison = personal_values([], [POISON])
     assert len(inputs) > 60 and not inputs & poison
@@ -360,6 +370,14 @@ def test_no_personal_value_in_logs_answers_queues_table_or_at_pinterest(capfd):
             body = json.dumps(refresh_shopify_timestamps(order)).encode()
             answers.append((path.name, post_shopify(stack, body, topic=topic)))
         answers.append(("ours", post_events(stack, api_event(f"{prefix}-ours", OURS))))
+        for path, event in zip(STRIPE_FILES, stripe_docs, strict=True):
+            raw, headers = stripe_webhook(event, stack.settings["STRIPE_WEBHOOK_SECRET"].value)
+            answers.append((path.name, post(stack, "/webhooks/stripe", raw, headers)))
+        for path in BIGCOMMERCE_FILES:
+            raw, headers = bigcommerce_webhook(json.loads(path.read_text()), stack.settings["BIGCOMMERCE_STORE_HASH"].value,
+                                               stack.settings["BIGCOMMERCE_WEBHOOK_SECRET"].value,
+                                               stack.settings["BIGCOMMERCE_CLIENT_SECRET"].value)
+            answers.append((path.name, post(stack, "/webhooks/bigcommerce", raw, headers)))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and stack.queue_depth(stack.dlq_url)[0] < 2:
             time.sleep(0.2)
@@ -436,6 +454,9 @@ def test_no_personal_value_in_logs_answers_queues_table_or_at_pinterest(capfd):
     assert by_name["refused"].status == 422 and by_name["wrong key"].status == 401
     assert by_name["trimmed"].status == 202 and by_name["trimmed"].json["events"][0]["warnings"]
     assert by_name["unknown field"].status == 422 and by_name["wrong type"].status == 422
+    assert all(by_name[path.name].status == 200 for path in STRIPE_FILES + BIGCOMMERCE_FILES)
+    assert stack.bigcommerce_standin.paths(), "the fetcher never read the BigCommerce order"
+    assert {"janedoe@email.com", "stripe@example.com"} <= {value.lower() for value in inputs}
     assert all(a.status < 500 for _, a in answers), answers
     assert len(dead) >= 2 and items and [r for r in received if r["status"] == 200]
     assert '"_aws"' in out, "EMF metrics were not printed (POWERTOOLS_METRICS_DISABLED=false)"

@@ -50,3 +50,24 @@ def effective_resources(template: dict[str, Any], **overrides: str) -> dict[str,
     """The resources CloudFormation would create with these parameter values."""
     return {name: r for name, r in template["Resources"].items()
             if "Condition" not in r or condition_holds(template, r["Condition"], overrides)}
+
+
+def resolve_ifs(template: dict[str, Any], node: Any, **overrides: str) -> Any:
+    """``node`` with every ``Fn::If`` replaced by the branch CloudFormation would take with these
+    parameter values, and ``AWS::NoValue`` dropped from lists and objects."""
+    no_value = object()
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, dict):
+            if set(item) == {"Fn::If"}:
+                name, when_true, when_false = item["Fn::If"]
+                return walk(when_true if condition_holds(template, name, overrides) else when_false)
+            if item == {"Ref": "AWS::NoValue"}:
+                return no_value
+            walked = {key: walk(value) for key, value in item.items()}
+            return {key: value for key, value in walked.items() if value is not no_value}
+        if isinstance(item, list):
+            return [value for value in (walk(element) for element in item) if value is not no_value]
+        return item
+
+    return walk(node)

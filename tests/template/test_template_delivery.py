@@ -12,13 +12,14 @@ import pytest
 
 from pinrelay.ingest import MAX_MESSAGE_BYTES
 from pinrelay.windows import EVENT_LIFETIME_SECONDS
-from tests.template.cloudformation import rule_passes
+from tests.template.cloudformation import resolve_ifs, rule_passes
 
 
 
-def role_actions(translated: dict[str, Any], function: str) -> set[str]:
-    """Every action the function's role allows (inline policies and SAM's generated ones)."""
-    role = translated["Resources"][f"{function}Role"]["Properties"]
+def role_actions(translated: dict[str, Any], function: str, **parameters: str) -> set[str]:
+    """Every action the function's role allows (inline policies and SAM's generated ones) with
+    these parameter values (defaults otherwise)."""
+    role = resolve_ifs(translated, translated["Resources"][f"{function}Role"]["Properties"], **parameters)
     actions: set[str] = set()
     for policy in role.get("Policies", []):
         for statement in policy["PolicyDocument"]["Statement"]:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pinrelay_tools.template import REPO_ROOT
-from tests.template.cloudformation import condition_holds, effective_resources
+from tests.template.cloudformation import condition_holds, effective_resources, resolve_ifs
 
 QUALITY = {"AdsReadTokenSecretName": "pinrelay/pinterest-ads-read-token"}
 ALARMS = {"EventQualityStatusAlarm", "CheckoutOverlapAlarm", "EventQualityCheckErrorsAlarm"}
@@ -61,7 +61,7 @@ def test_the_function_runs_hourly_with_its_settings(sam, translated):
 
 
 def role_statements(translated: dict[str, Any], function: str) -> list[dict[str, Any]]:
-    role = translated["Resources"][f"{function}Role"]["Properties"]
+    role = resolve_ifs(translated, translated["Resources"][f"{function}Role"]["Properties"])
     return [statement for policy in role.get("Policies", []) for statement in policy["PolicyDocument"]["Statement"]]
 
 
@@ -97,14 +97,14 @@ def test_the_alarms(sam):
     assert status["TreatMissingData"] == overlap["TreatMissingData"] == "ignore"  # one value an hour
 
 
-def rendered_dashboard(sam: dict[str, Any], quality: bool) -> dict[str, Any]:
+def rendered_dashboard(sam: dict[str, Any], quality: bool, bigcommerce: bool = False) -> dict[str, Any]:
     """The dashboard as CloudFormation writes it: Fn::Sub's variables from the branch of their Fn::If,
     parameters at their defaults, other references (${Alarm.Arn}, ${AWS::Region}) kept as names."""
     body, variables = sam["Resources"]["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    holds = {"HasAdsReadToken": quality, "BigCommerceEnabled": bigcommerce}
     for name, value in variables.items():
         condition, when_true, when_false = value["Fn::If"]
-        assert condition == "HasAdsReadToken"
-        chosen = when_true if quality else when_false
+        chosen = when_true if holds[condition] else when_false
         body = body.replace("${" + name + "}", chosen["Fn::Sub"] if isinstance(chosen, dict) else chosen)
     for name, parameter in sam["Parameters"].items():
         body = body.replace("${" + name + "}", str(parameter.get("Default", "")))

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.template.cloudformation import resolve_ifs
 
-
-ROUTING = {"IngestApiKeySecret", "ShopifyWebhookSecret", "WooCommerceWebhookSecret", "AccountMapSecret"}
+ROUTING = {"IngestApiKeySecret", "ShopifyWebhookSecret", "WooCommerceWebhookSecret", "AccountMapSecret",
+           "StripeWebhookSecret"}
 TOKENS = {"ConversionTokenSecret", "AccountTokensSecret"}
 
 
 
-def readable_secrets(translated: dict[str, Any], function: str) -> set[str]:
-    """The secrets (logical ids) the function's role may read."""
-    role = translated["Resources"][f"{function}Role"]["Properties"]
+def readable_secrets(translated: dict[str, Any], function: str, **parameters: str) -> set[str]:
+    """The secrets (logical ids) the function's role may read with these parameter values."""
+    role = resolve_ifs(translated, translated["Resources"][f"{function}Role"]["Properties"], **parameters)
     secrets = set()
     for policy in role.get("Policies", []):
         for statement in policy["PolicyDocument"]["Statement"]:

@@ -280,6 +280,48 @@ def build_openapi() -> dict[str, Any]:
                     "responses": _webhook_responses(),
                 }
             },
+            "/webhooks/stripe": {
+                "post": {
+                    "operationId": "postStripeWebhook",
+                    "summary": "Stripe webhook (checkout.session.completed, checkout.session.async_payment_succeeded)",
+                    "security": [],
+                    "parameters": [
+                        _header("Stripe-Signature", "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\"> with "
+                                "the endpoint's signing secret (whsec_...); a t more than 300 s away is refused."),
+                    ],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "additionalProperties": True,
+                        "description": "A Stripe event, exactly as signed; other event types are answered 200 and ignored."}}}},
+                    "responses": {**_webhook_responses(),
+                                  "503": _json_response("AWS, or Stripe's API for the line items, could not answer now; "
+                                                        "Stripe delivers the event again.", "Unavailable")},
+                }
+            },
+            "/webhooks/bigcommerce": {
+                "post": {
+                    "operationId": "postBigCommerceWebhook",
+                    "summary": "BigCommerce webhook (store/order/created, statusUpdated, updated): queued for the "
+                               "fetcher, which reads the order",
+                    "security": [],
+                    "parameters": [
+                        _header("X-Pinrelay-Secret", "The secret the webhook was created with in its headers "
+                                "(at least 32 characters), checked against the store the body names."),
+                        _header("webhook-id", "Standard Webhooks message id (required with BIGCOMMERCE_CLIENT_SECRET).",
+                                False),
+                        _header("webhook-timestamp", "Standard Webhooks timestamp (unix seconds).", False),
+                        _header("webhook-signature", "Standard Webhooks signature(s): v1,<base64 HMAC-SHA256 of "
+                                "\"<id>.<timestamp>.<raw body>\"> with the client secret.", False),
+                    ],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "additionalProperties": True,
+                        "description": 'BigCommerce\'s thin payload: {"scope", "store_id", "producer": "stores/<hash>", '
+                                       '"data": {"type": "order", "id"}, "hash", "created_at"}.'}}}},
+                    "responses": {**_webhook_responses(),
+                                  "404": _json_response("BigCommerce is not set up in this deployment.", "Error"),
+                                  "503": _json_response("The fetch job could not be queued now; BigCommerce retries.",
+                                                        "Unavailable")},
+                }
+            },
         },
         "components": {
             "schemas": schemas,

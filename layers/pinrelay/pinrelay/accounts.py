@@ -13,7 +13,15 @@ secrets let it serve several, split by who needs what:
                      "shopify_shop_domains": ["eu-shop.myshopify.com", "shop.example.eu"],
                      "shopify_webhook_secrets": ["..."],
                      "woocommerce_sources": ["https://eu-shop.example"],
-                     "woocommerce_webhook_secrets": ["..."]}]}
+                     "woocommerce_webhook_secrets": ["..."],
+                     "stripe_webhook_secrets": ["whsec_..."], "stripe_api_key": "rk_live_...",
+                     "bigcommerce_store_hashes": ["abc123"], "bigcommerce_webhook_secrets": ["..."]}]}
+
+  A Stripe account is known by the endpoint secret that signed its webhook (the body names no
+  account); a BigCommerce store by the store hash its webhook names (``producer``), then checked
+  with that entry's secret. The BigCommerce stores' API tokens are the fetcher's
+  (``BIGCOMMERCE_STORE_TOKENS``), not in this map; the Stripe restricted key (line items, read by
+  ingest itself) is.
 
 * the tokens map (``ACCOUNT_TOKENS_SECRET_NAME``, ``ACCOUNT_TOKENS`` locally), read by the sender
   only: ``{"549755885176": "pina_...", ...}``. The default account keeps its own token.
@@ -59,6 +67,8 @@ from pydantic import (
 )
 
 from pinrelay.secret_text import PLACEHOLDER, InvalidSecret, check_secret
+from pinrelay.sources.bigcommerce import STORE_HASH
+from pinrelay.sources.bigcommerce import store_hash as valid_store_hash
 
 AD_ACCOUNT_ID = re.compile(r"^\d{1,18}$")
 AdAccountId = Annotated[str, Field(pattern=AD_ACCOUNT_ID.pattern)]
@@ -226,12 +236,18 @@ class DefaultAccount:
     api_key_digests: tuple[bytes, ...] = field(default=(), repr=False)
     shopify_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     woocommerce_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    bigcommerce_store_hash: str | None = None  # BIGCOMMERCE_STORE_HASH: the only store it takes webhooks from
+    stripe_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    bigcommerce_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def with_credentials(self, api_key_digests: Iterable[bytes], shopify_webhook_secrets: Iterable[str],
-                         woocommerce_webhook_secrets: Iterable[str]) -> DefaultAccount:
+                         woocommerce_webhook_secrets: Iterable[str], stripe_webhook_secrets: Iterable[str] = (),
+                         bigcommerce_webhook_secrets: Iterable[str] = ()) -> DefaultAccount:
         return replace(self, api_key_digests=tuple(api_key_digests),
                        shopify_webhook_secrets=tuple(shopify_webhook_secrets),
-                       woocommerce_webhook_secrets=tuple(woocommerce_webhook_secrets))
+                       woocommerce_webhook_secrets=tuple(woocommerce_webhook_secrets),
+                       stripe_webhook_secrets=tuple(stripe_webhook_secrets),
+                       bigcommerce_webhook_secrets=tuple(bigcommerce_webhook_secrets))
 
 
 class DefaultShopsSeen:
@@ -269,6 +285,10 @@ def _long_enough(secret: SecretStr) -> SecretStr:
 ShopDomain = Annotated[str, AfterValidator(shop_domain)]
 WebhookSecret = Annotated[SecretStr, AfterValidator(_long_enough)]
 WooCommerceSource = Annotated[str, AfterValidator(woocommerce_source)]
+BigCommerceStore = Annotated[str, AfterValidator(valid_store_hash)]
+# the entry fields holding webhook secrets: no secret may be in two entries, or be the default account's
+WEBHOOK_SECRET_FIELDS = ("shopify_webhook_secrets", "woocommerce_webhook_secrets", "stripe_webhook_secrets",
+                         "bigcommerce_webhook_secrets")
 
 
 class AccountRoute(BaseModel):
@@ -285,6 +305,13 @@ class AccountRoute(BaseModel):
     shopify_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
     woocommerce_sources: list[WooCommerceSource] = Field(default_factory=list)
     woocommerce_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
+    # Stripe: the account's endpoint signing secrets (they identify it) and its restricted key
+    # (Checkout Sessions: read) for line items, optional
+    stripe_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
+    stripe_api_key: SecretStr | None = None
+    # BigCommerce: the stores' hashes and the secrets their webhooks send back in a header
+    bigcommerce_store_hashes: list[BigCommerceStore] = Field(default_factory=list)
+    bigcommerce_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -303,11 +330,18 @@ class AccountRoute(BaseModel):
                 raise ValueError("each entry must be the SHA-256 hex digest of an API key")
         return cleaned
 
-    @field_validator("shopify_webhook_secrets", "woocommerce_webhook_secrets")
+    @field_validator(*WEBHOOK_SECRET_FIELDS)
     @classmethod
     def _usable_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
         """The stack's placeholder is no secret: an entry with only that lets nobody in."""
         return [secret for secret in secrets if secret.get_secret_value() != PLACEHOLDER]
+
+    @field_validator("stripe_api_key")
+    @classmethod
+    def _usable_key(cls, key: SecretStr | None) -> SecretStr | None:
+        """A blank key or the stack's placeholder is no key: the entry's sessions go without contents."""
+        value = key.get_secret_value().strip() if key is not None else ""
+        return SecretStr(value) if value and value != PLACEHOLDER else None
 
     @property
     def api_key_digests(self) -> list[bytes]:
@@ -315,8 +349,7 @@ class AccountRoute(BaseModel):
 
     def webhook_secrets(self) -> dict[str, str]:
         """Every webhook secret of the entry -> the field it is in."""
-        return {secret.get_secret_value(): name for name in ("shopify_webhook_secrets", "woocommerce_webhook_secrets")
-                for secret in getattr(self, name)}
+        return {secret.get_secret_value(): name for name in WEBHOOK_SECRET_FIELDS for secret in getattr(self, name)}
 
 
 class AccountMap(BaseModel):
@@ -352,6 +385,13 @@ class AccountMap(BaseModel):
     def for_woocommerce_source(self, source: str | None) -> AccountRoute | None:
         url = _header_source(source)
         return next((r for r in self.accounts if url and url in r.woocommerce_sources), None)
+
+    def for_bigcommerce_store(self, store: str | None) -> AccountRoute | None:
+        return next((r for r in self.accounts if store and store in r.bigcommerce_store_hashes), None)
+
+    def stripe_secrets(self) -> list[tuple[AccountRoute, str]]:
+        """Every mapped Stripe signing secret with its entry: the one that verifies a webhook routes it."""
+        return [(route, secret.get_secret_value()) for route in self.accounts for secret in route.stripe_webhook_secrets]
 
     # -- checking it against what the signed body says ----------------------------------------
     def shopify_shop_mismatch(self, route: AccountRoute | None, shop_domain: str | None, payload: Any) -> str | None:
@@ -472,6 +512,8 @@ def _conflicts(routes: list[AccountRoute], default: DefaultAccount) -> list[str]
         problems.append(f"shop domain {domain} is in {_entries(routes, indexes)}: a shop goes to one ad account")
     for source, indexes in _shared(routes, lambda r: r.woocommerce_sources):
         problems.append(f"WooCommerce source {source} is in {_entries(routes, indexes)}: a shop goes to one ad account")
+    for store, indexes in _shared(routes, lambda r: r.bigcommerce_store_hashes):
+        problems.append(f"BigCommerce store {store} is in {_entries(routes, indexes)}: a store goes to one ad account")
     for _digest, indexes in _shared(routes, lambda r: r.api_key_sha256):
         problems.append(f"{_entries(routes, indexes)} list the same api_key_sha256: an API key goes to one ad account")
     for _secret, indexes in _shared(routes, lambda r: r.webhook_secrets()):
@@ -479,6 +521,8 @@ def _conflicts(routes: list[AccountRoute], default: DefaultAccount) -> list[str]
                         "of its own, or one shop could send its orders to the other's ad account")
     default_secrets = {secret: "Shopify" for secret in default.shopify_webhook_secrets}
     default_secrets |= {secret: "WooCommerce" for secret in default.woocommerce_webhook_secrets}
+    default_secrets |= {secret: "Stripe" for secret in default.stripe_webhook_secrets}
+    default_secrets |= {secret: "BigCommerce" for secret in default.bigcommerce_webhook_secrets}
     for index, route in enumerate(routes):
         entry = _entry(index, route.name)
         for secret, name in route.webhook_secrets().items():
@@ -494,6 +538,9 @@ def _conflicts(routes: list[AccountRoute], default: DefaultAccount) -> list[str]
         for source in sorted(set(route.woocommerce_sources) & set(default.woocommerce_sources)):
             problems.append(f"{entry}: WooCommerce source {source} is also in WOOCOMMERCE_SOURCES "
                             "(the default account's shops)")
+        if default.bigcommerce_store_hash and default.bigcommerce_store_hash in route.bigcommerce_store_hashes:
+            problems.append(f"{entry}: BigCommerce store {default.bigcommerce_store_hash} is BIGCOMMERCE_STORE_HASH "
+                            "(the default account's store)")
     return list(dict.fromkeys(problems))
 
 
@@ -540,23 +587,56 @@ def parse_account_map(raw: str, default: DefaultAccount = DefaultAccount()) -> A
 
 
 def check_account_map(raw: str, default: DefaultAccount,
-                      default_credentials: Callable[[], tuple[Iterable[str], Iterable[str], Iterable[str]]]) -> AccountMap:
+                      default_credentials: Callable[[], tuple[Iterable[str], ...]]) -> AccountMap:
     """The account map as ingest takes it: checked against the default account's shop lists and,
     when the map has entries, against its API keys (as stored: ``sha256:<hex>``, or plain locally)
     and its Shopify and WooCommerce webhook secrets, which ``default_credentials`` returns and is
-    called only then (they are secrets to read). The ingest handler and ``pinrelay account-map``
+    called only then (they are secrets to read; after those three, the Stripe and BigCommerce
+    webhook secrets when it returns them). The ingest handler and ``pinrelay account-map``
     both check a map here. Raises InvalidAccountMap naming every problem found."""
     accounts = parse_account_map(raw, default)
     if accounts.accounts:  # no entry may reuse a key or webhook secret of the default account
-        api_keys, shopify_secrets, woocommerce_secrets = default_credentials()
+        api_keys, shopify_secrets, woocommerce_secrets, *more = default_credentials()
+        stripe_secrets, bigcommerce_secrets = (*more, (), ())[:2]
         accounts = parse_account_map(raw, default.with_credentials(
             api_key_digests=[stored_key_digest(key) for key in api_keys],
             shopify_webhook_secrets=shopify_secrets, woocommerce_webhook_secrets=woocommerce_secrets,
+            stripe_webhook_secrets=stripe_secrets, bigcommerce_webhook_secrets=bigcommerce_secrets,
         ))
     return accounts
 
 
 # -------------------------------------------------------------------------------- the tokens map
+def token_map(data: Any, shape: str, key_ok: Callable[[str], bool], keys_are: str, key_is: str) -> dict[str, str]:
+    """A ``{"<key>": "<token>"}`` map checked: ValueError saying what is wrong (starting with
+    ``shape``), naming keys, never a token, and never a key ``key_ok`` refuses (it may be a token
+    written the wrong way round). Blanks and the stack's placeholder are no token: left out."""
+    if not isinstance(data, dict):
+        raise ValueError(shape)
+    not_keys = [key for key in data if not key_ok(key)]
+    if not_keys:
+        raise ValueError(f"{shape}; {len(not_keys)} key(s) are not {keys_are}")
+    not_text = sorted(key for key, token in data.items() if not isinstance(token, str))
+    if not_text:
+        raise ValueError(f"{shape}; the token of {key_is} {', '.join(not_text)} is not a string")
+    return {key: token for key, token in data.items() if token.strip() and token.strip() != PLACEHOLDER}
+
+
+class InvalidStoreTokens(ValueError):
+    """The BigCommerce store tokens map cannot be used; the message names store hashes, never tokens."""
+
+
+def parse_store_tokens(raw: str) -> dict[str, str]:
+    """``BIGCOMMERCE_STORE_TOKENS``: ``{"<store hash>": "<API token>"}`` for every store of the
+    account map (empty text: none), read by the fetcher only; each token as stored."""
+    data = _json_document(raw, "store tokens map", InvalidStoreTokens)
+    shape = 'it must be a JSON object {"<store hash>": "<API token>", ...}'
+    try:
+        return token_map(data, shape, lambda key: bool(STORE_HASH.match(key)), "store hashes", "store")
+    except ValueError as problem:
+        raise InvalidStoreTokens(f"store tokens map: {problem}") from None
+
+
 class AccountTokens(RootModel[dict[str, SecretStr]]):
     """The tokens map: ``{"<ad_account_id>": "<conversion token>"}``, read by the sender only."""
 
@@ -566,18 +646,11 @@ class AccountTokens(RootModel[dict[str, SecretStr]]):
     @classmethod
     def _ad_account_ids_to_tokens(cls, data: Any) -> Any:
         shape = 'it must be a JSON object {"<ad_account_id>": "<conversion token>", ...}'
-        if not isinstance(data, dict):
-            raise ValueError(shape)
-        if "accounts" in data:
+        if isinstance(data, dict) and "accounts" in data:
             raise ValueError(f"{shape}; this looks like the account map, which belongs in its own secret")
-        not_ids = [key for key in data if not AD_ACCOUNT_ID.match(key)]
-        if not_ids:  # never named: a key may be a token written the wrong way round
-            raise ValueError(f"{shape}; {len(not_ids)} key(s) are not ad account ids (1 to 18 digits)")
-        not_text = sorted(key for key, token in data.items() if not isinstance(token, str))
-        if not_text:
-            raise ValueError(f"{shape}; the token of ad account {', '.join(not_text)} is not a string")
-        # blanks and the stack's placeholder are no token: such an account has none
-        return {key: token.strip() for key, token in data.items() if token.strip() and token.strip() != PLACEHOLDER}
+        tokens = token_map(data, shape, lambda key: bool(AD_ACCOUNT_ID.match(key)), "ad account ids (1 to 18 digits)",
+                           "ad account")
+        return {key: token.strip() for key, token in tokens.items()}
 
     def token_for(self, ad_account_id: str) -> str | None:
         token = self.root.get(ad_account_id)

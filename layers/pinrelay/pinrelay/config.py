@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pinrelay.accounts import shop_domain, woocommerce_source
 from pinrelay.consent import ConsentPolicy
 from pinrelay.endpoints import LOOPBACK_SETTING, EndpointRefused, Service, api_url, myshopify_domain
-from pinrelay.sources import woocommerce
+from pinrelay.sources import bigcommerce, stripe, woocommerce
 from pinrelay.sources.shopify import OrderPolicy, ShopifyOptions, validate_event_id_template
 from pinrelay.windows import EVENT_LIFETIME_SECONDS
 
@@ -123,7 +123,56 @@ class ShopifyMapping(ConsentSetting):
                               consent=self.consent_policy)
 
 
-class IngestSettings(ShopifyMapping):
+class StripeMapping(_EnvModel):
+    """How a Stripe Checkout Session becomes an event (ingest, and reconcile as ingest would)."""
+
+    stripe_test_sessions: Literal["test", "skip"] = "test"
+    stripe_client_reference_id: Literal["ignore", "event_id"] = "ignore"
+    stripe_content_id_field: stripe.ContentIdField = "product"
+
+    def stripe_options(self, max_paid_age_seconds: int) -> stripe.StripeOptions:
+        return stripe.StripeOptions(test_sessions=self.stripe_test_sessions,
+                                    client_reference_id=self.stripe_client_reference_id,
+                                    content_id_field=self.stripe_content_id_field,
+                                    max_paid_age_seconds=max_paid_age_seconds)
+
+
+def _store_hash(value: object) -> object:
+    return bigcommerce.store_hash(value) if isinstance(value, str) else value
+
+
+class BigCommerceMapping(_EnvModel):
+    """How a BigCommerce order becomes an event (the fetcher, and reconcile as the fetcher would)."""
+
+    bigcommerce_event_id_template: str = "{store_hash}-{order_id}"
+    bigcommerce_content_id_field: bigcommerce.ContentIdField = "product_id"
+    bigcommerce_paid_status_ids: tuple[int, ...] = bigcommerce.DEFAULT_PAID_STATUS_IDS
+    bigcommerce_skip_order_sources: tuple[str, ...] = ()
+
+    @field_validator("bigcommerce_event_id_template")
+    @classmethod
+    def _fillable_bigcommerce_template(cls, template: str) -> str:
+        return bigcommerce.validate_event_id_template(template)
+
+    @field_validator("bigcommerce_paid_status_ids", mode="before")
+    @classmethod
+    def _status_ids(cls, value: object) -> object:
+        return comma_separated(value)
+
+    @field_validator("bigcommerce_skip_order_sources", mode="before")
+    @classmethod
+    def _order_sources(cls, value: object) -> object:
+        values = comma_separated(value)
+        return tuple(v.lower() for v in values) if isinstance(values, list) else values
+
+    def bigcommerce_options(self, max_paid_age_seconds: int) -> bigcommerce.BigCommerceOptions:
+        return bigcommerce.BigCommerceOptions(
+            event_id_template=self.bigcommerce_event_id_template, content_id_field=self.bigcommerce_content_id_field,
+            paid_status_ids=frozenset(self.bigcommerce_paid_status_ids),
+            skip_order_sources=frozenset(self.bigcommerce_skip_order_sources), max_paid_age_seconds=max_paid_age_seconds)
+
+
+class IngestSettings(ShopifyMapping, StripeMapping):
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
     queue_url: str
     # the sender's dedup window for web and app events: WooCommerce orders paid longer ago are
@@ -145,6 +194,24 @@ class IngestSettings(ShopifyMapping):
     woocommerce_sources: tuple[str, ...] = ()
     webhook_max_age_seconds: int = Field(default=18_000, ge=60)  # Shopify retries for 4 h
     secrets_max_age_seconds: int = 300
+    # Stripe: the endpoint's signing secret(s) (whsec_...), and an optional restricted key
+    # (Checkout Sessions: read) for the sessions' line items
+    stripe_webhook_secret_name: str | None = None
+    stripe_webhook_secret: str | None = Field(default=None, repr=False)
+    stripe_api_key_secret_name: str | None = None
+    stripe_api_key: str | None = Field(default=None, repr=False)
+    stripe_api_url: str = "https://api.stripe.com"
+    allow_loopback_http: bool = False  # the stand-ins: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
+    # BigCommerce: the default account's store, the secret its webhooks send back in a header, the
+    # app's client secret (Standard Webhooks signatures, optional) and the fetch jobs' queue
+    bigcommerce_store_hash: str | None = None
+    bigcommerce_webhook_secret_name: str | None = None
+    bigcommerce_webhook_secret: str | None = Field(default=None, repr=False)
+    bigcommerce_client_secret_name: str | None = None
+    bigcommerce_client_secret: str | None = Field(default=None, repr=False)
+    bigcommerce_fetch_queue_url: str | None = None
+
+    _bigcommerce_store = field_validator("bigcommerce_store_hash", mode="before")(_store_hash)
 
     @field_validator("shopify_shop_domains", mode="before")
     @classmethod
@@ -161,6 +228,7 @@ class IngestSettings(ShopifyMapping):
     @model_validator(mode="after")
     def _secrets_given(self):
         self.ingest_api_key_ref  # noqa: B018 - raises when neither is set
+        _checked_api_url("STRIPE_API_URL", self.stripe_api_url, "stripe", self.allow_loopback_http)
         return self
 
     @property
@@ -178,6 +246,22 @@ class IngestSettings(ShopifyMapping):
     @property
     def account_map_ref(self) -> SecretRef | None:
         return _ref(self, "account_map_secret_name", "account_map")
+
+    @property
+    def stripe_secret_ref(self) -> SecretRef | None:
+        return _ref(self, "stripe_webhook_secret_name", "stripe_webhook_secret")
+
+    @property
+    def stripe_api_key_ref(self) -> SecretRef | None:
+        return _ref(self, "stripe_api_key_secret_name", "stripe_api_key")
+
+    @property
+    def bigcommerce_secret_ref(self) -> SecretRef | None:
+        return _ref(self, "bigcommerce_webhook_secret_name", "bigcommerce_webhook_secret")
+
+    @property
+    def bigcommerce_client_secret_ref(self) -> SecretRef | None:
+        return _ref(self, "bigcommerce_client_secret_name", "bigcommerce_client_secret")
 
 
 class SenderSettings(_EnvModel):
@@ -257,6 +341,45 @@ class ReconcileSettings(ShopifyMapping):
     @property
     def admin_token_ref(self) -> SecretRef:
         return _required_ref(self, "shopify_admin_token_secret_name", "shopify_admin_token")
+
+
+class BigCommerceFetchSettings(BigCommerceMapping, ConsentSetting):
+    """The BigCommerce fetcher (functions/bigcommerce_fetch): reads orders with each store's API
+    token and queues their events on the events queue, as ingest does."""
+
+    pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
+    queue_url: str
+    dedup_window_seconds: int = Field(default=EVENT_LIFETIME_SECONDS, ge=EVENT_LIFETIME_SECONDS)
+    bigcommerce_api_url: str = "https://api.bigcommerce.com"
+    allow_loopback_http: bool = False  # the stand-in: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
+    # the default account's store and its token; every other store's token in the store tokens
+    # map {"<store hash>": "<token>"} (the fetcher reads both, ingest neither)
+    bigcommerce_store_hash: str | None = None
+    bigcommerce_api_token_secret_name: str | None = None
+    bigcommerce_api_token: str | None = Field(default=None, repr=False)
+    bigcommerce_store_tokens_secret_name: str | None = None
+    bigcommerce_store_tokens: str | None = Field(default=None, repr=False)
+    secrets_max_age_seconds: int = 300
+
+    _bigcommerce_store = field_validator("bigcommerce_store_hash", mode="before")(_store_hash)
+
+    @model_validator(mode="after")
+    def _store_api_checked(self):
+        _checked_api_url("BIGCOMMERCE_API_URL", self.bigcommerce_api_url, "bigcommerce", self.allow_loopback_http)
+        return self
+
+    @property
+    def api_token_ref(self) -> SecretRef | None:
+        return _ref(self, "bigcommerce_api_token_secret_name", "bigcommerce_api_token")
+
+    @property
+    def store_tokens_ref(self) -> SecretRef | None:
+        return _ref(self, "bigcommerce_store_tokens_secret_name", "bigcommerce_store_tokens")
+
+
+@cache
+def bigcommerce_fetch_settings() -> BigCommerceFetchSettings:
+    return BigCommerceFetchSettings.from_env()
 
 
 @cache

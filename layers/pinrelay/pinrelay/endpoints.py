@@ -1,9 +1,10 @@
-"""Where pinrelay sends a token it reads with: the addresses it accepts for Shopify's Admin API and
-for Pinterest's API (the commands, the scheduled quality and reconcile functions). No I/O.
+"""Where pinrelay sends a token it reads with: the addresses it accepts for Shopify's Admin API,
+Pinterest's API (the commands, the scheduled quality and reconcile functions), Stripe's API (ingest's
+line items, ``pinrelay reconcile-stripe``) and BigCommerce's (the fetcher). No I/O.
 
 A token goes only over https, to Shopify's own host names for shops (``<shop>.myshopify.com``:
-every shop has one, whatever its own domain) or to Pinterest's (``pinterest.com`` and its
-subdomains), in an address without a user name, password, query or fragment. Plain http only to
+every shop has one, whatever its own domain), to Pinterest's (``pinterest.com`` and its
+subdomains), Stripe's (``*.stripe.com``) or BigCommerce's (``*.bigcommerce.com``), in an address without a user name, password, query or fragment. Plain http only to
 this machine (127.0.0.0/8, ::1, ``localhost``: the local stand-ins), and only when the operator
 says so: ``--allow-loopback-http`` (the commands), ``ALLOW_LOOPBACK_HTTP=true`` (the functions).
 """
@@ -18,11 +19,13 @@ from pinrelay.accounts import shop_domain
 
 LOOPBACK_FLAG = "--allow-loopback-http"
 LOOPBACK_SETTING = "ALLOW_LOOPBACK_HTTP"
-Service = Literal["shopify", "pinterest"]
+Service = Literal["shopify", "pinterest", "stripe", "bigcommerce"]
 # the host names a token may go to (the name itself or a subdomain of it), and an example address
 _HOSTS: dict[Service, tuple[str, str]] = {
     "shopify": ("myshopify.com", "https://<shop>.myshopify.com"),
     "pinterest": ("pinterest.com", "https://api.pinterest.com/v5"),
+    "stripe": ("stripe.com", "https://api.stripe.com"),
+    "bigcommerce": ("bigcommerce.com", "https://api.bigcommerce.com"),
 }
 
 

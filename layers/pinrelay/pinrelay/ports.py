@@ -152,3 +152,26 @@ class PinterestApi(Protocol):
 
     def forget_token(self, ad_account_id: str) -> None:
         """Drop a cached token (after 401/403) so the next request reads the secret again."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedOrder:
+    """A BigCommerce order as its store's API gave it: the order, its products, its shipping addresses."""
+
+    order: dict[str, Any]
+    products: list[dict[str, Any]]
+    shipping_addresses: list[dict[str, Any]]
+
+
+class OrderUnavailable(RuntimeError):
+    """A store's API did not give the order now (timeout, 5xx, 429, a refused token): the fetch job
+    goes back to its queue. The message names the store and the cause, never the order's data."""
+
+
+class StoreOrders(Protocol):
+    """One BigCommerce store's orders (adapters.bigcommerce_api). No call is started when
+    ``time_left`` could not cover its worst case."""
+
+    def fetch(self, order_id: int, time_left: Deadline) -> FetchedOrder | None:
+        """The order with its products and shipping addresses; None when the store has no such
+        order (404). Raises OrderUnavailable."""

@@ -38,6 +38,10 @@ older orders "missing" may mean "forgotten", which ``OrderVerdict.detail`` says.
 
 No AWS here: the ledger, the dead-letter queue and the shop are ports (``LedgerReader``,
 ``DeadLetters``, ``OrderSource``), with adapters in ``pinrelay.adapters``.
+
+Stripe and BigCommerce are reconciled the same way, with their own mapper (``reconcile(mapper=...)``):
+a Checkout Session as its ``checkout.session.completed`` was mapped (``map_stripe_session``), a
+BigCommerce order as the fetcher maps it, in its current status (``map_bigcommerce_order``).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from typing import Any, Protocol
 
 from pinrelay.consent import decide_for_event
 from pinrelay.events import EventFiltered, EventRejected, dedup_key, scoped_event_id
-from pinrelay.sources import UNMAPPABLE, not_understood
+from pinrelay.sources import UNMAPPABLE, bigcommerce, not_understood, stripe
 from pinrelay.sources.shopify import SHOPIFY_TOPICS, ShopifyOptions, order_action_source, unique_across_shops
 from pinrelay.windows import EVENT_LIFETIME_SECONDS, MAX_EVENT_AGE_SECONDS
 
@@ -206,6 +210,33 @@ def ledger_keys(ad_account_id: str, shop: str, mapped: _Mapped, rules: ShopifyOp
     return [dedup_key(ad_account_id, "checkout", event_id, mapped.offline) for event_id in ids]
 
 
+def map_stripe_session(order: ShopOrder, options: stripe.StripeOptions) -> _Mapped:
+    """A Checkout Session (``webhook_body``) as its ``checkout.session.completed`` was mapped, at its
+    creation time; its line items are not needed for the verdict."""
+    checkout = stripe.StripeCheckout("checkout.session.completed", order.webhook_body, order.created_at)
+    try:
+        skip = stripe.reason_to_skip(checkout, order.created_at, options)
+        if skip is not None:
+            return _Mapped(skip.event_id, filtered=skip.reason)
+        prepared = stripe.stripe_event(checkout, now=order.created_at, options=options)
+    except UNMAPPABLE as exc:
+        return _Mapped(None, rejected=not_understood("checkout.session.completed", "a Checkout Session", exc).reason)
+    if isinstance(prepared, EventRejected):
+        return _Mapped(prepared.event_id, rejected=prepared.reason)
+    return _Mapped(prepared.event_id)
+
+
+def map_bigcommerce_order(order: ShopOrder, store: str, options: bigcommerce.BigCommerceOptions) -> _Mapped:
+    """A BigCommerce order (``webhook_body``: the Orders V2 order) as the fetcher maps it, in the
+    status it has now, at its creation time (a paid order of last week is not "too old")."""
+    found = bigcommerce.bigcommerce_event(order.webhook_body, [], [], store=store, now=order.created_at, options=options)
+    if isinstance(found, EventFiltered):
+        return _Mapped(found.event_id, filtered=found.reason)
+    if isinstance(found, EventRejected):
+        return _Mapped(found.event_id, rejected=found.reason)
+    return _Mapped(found.event_id)
+
+
 def classify(order: ShopOrder, mapped: _Mapped, ledger_item: dict[str, Any] | None, in_dead_letter_queue: bool,
              now: int, ledger_key: str | None = None) -> OrderVerdict:
     def verdict(order_class: OrderClass, detail: str = "") -> OrderVerdict:
@@ -300,14 +331,21 @@ def reconcile(
     rules: ShopifyOptions = ShopifyOptions(),
     clock: Callable[[], float],
     batch_size: int = 100,
+    mapper: Callable[[ShopOrder], _Mapped] | None = None,
 ) -> ReconcileReport:
     """Read the shop's orders of [since, until), look each up (100 keys per ledger read), and
     classify them. The dead-letter queue is read once, after the orders, so that an event moved
-    there while the orders were read is seen."""
+    there while the orders were read is seen. ``mapper``: how an order becomes its verdict
+    (default: a Shopify order, with ``rules``, looked up under its shop-scoped key too)."""
     mapped_orders: list[tuple[ShopOrder, _Mapped, list[str]]] = []
     for order in source.orders(since, until):
-        mapped = map_as_webhook(order, rules)
-        mapped_orders.append((order, mapped, ledger_keys(ad_account_id, shop, mapped, rules)))
+        if mapper is None:
+            mapped = map_as_webhook(order, rules)
+            candidates = ledger_keys(ad_account_id, shop, mapped, rules)
+        else:
+            mapped = mapper(order)
+            candidates = [dedup_key(ad_account_id, "checkout", mapped.event_id, mapped.offline)] if mapped.event_id else []
+        mapped_orders.append((order, mapped, candidates))
     keys = sorted({key for _, _, candidates in mapped_orders for key in candidates})
     items: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), batch_size):

@@ -142,9 +142,15 @@ NOT_CLAIMED = ("not in the delivery ledger: no sender has claimed it. It may sti
                "to another ad account or under another event_name, or its record ended with its dedup window")
 
 
-def status_line(entry: LedgerEntry | None, *, in_dead_letters: bool, now: int) -> tuple[bool, str]:
-    """(delivered, one line saying where the event is and what to do) for ``pinrelay status``."""
+def status_line(entry: LedgerEntry | None, *, in_dead_letters: bool, now: int,
+                in_fetch_dead_letters: bool = False) -> tuple[bool, str]:
+    """(delivered, one line saying where the event is and what to do) for ``pinrelay status``;
+    ``in_fetch_dead_letters``: a BigCommerce order whose fetch job is in the fetch DLQ."""
     if entry is None:
+        if in_fetch_dead_letters:
+            return False, ("its BigCommerce fetch job is in the fetch dead-letter queue: the store's API did not "
+                           "answer or refused the token (see the fetcher's log); redrive "
+                           "BigCommerceFetchDeadLetterQueue to BigCommerceFetchQueue once it is fixed")
         if in_dead_letters:
             return False, ("in the dead-letter queue, never claimed: `pinrelay redrive` puts it back "
                            "(the sender claims each event first, so nothing is sent twice)")

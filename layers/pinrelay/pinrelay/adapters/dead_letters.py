@@ -4,7 +4,8 @@ SQS has no "peek": the messages are received with a short visibility timeout, re
 visible again at once (ChangeMessageVisibility to 0), as ``pinrelay redrive --dry-run`` does. Only
 ReceiveMessage and ChangeMessageVisibility are needed (the reconcile function's role has nothing
 else on the queue). Each message body is a queued event (``pinrelay.ingest.queued_message_body``:
-JSON with ``dedup_key``); one that is not is counted in ``unreadable`` and skipped.
+JSON with ``dedup_key``); one that is not is counted in ``unreadable`` and skipped. Another queue's
+messages are read with their own ``key_of`` (the BigCommerce fetch jobs: ``fetch_job_key``).
 
 While they are received the messages are invisible for at most ``visibility_timeout`` seconds:
 a ``pinrelay redrive`` running at that moment leaves them for its next run.
@@ -13,6 +14,7 @@ a ``pinrelay redrive`` running at that moment leaves them for its next run.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 MAX_MESSAGES = 10_000  # a dead-letter queue that holds more is an incident of its own: its alarm fired
@@ -20,8 +22,9 @@ MAX_MESSAGES = 10_000  # a dead-letter queue that holds more is an incident of i
 
 class SqsDeadLetters:
     def __init__(self, sqs: Any, queue_url: str, *, visibility_timeout: int = 30, wait_seconds: int = 1,
-                 max_messages: int = MAX_MESSAGES) -> None:
+                 max_messages: int = MAX_MESSAGES, key_of: Callable[[str | None], str | None] | None = None) -> None:
         self.sqs = sqs
+        self.key_of = key_of or _dedup_key
         self.queue_url = queue_url
         self.visibility_timeout = visibility_timeout
         self.wait_seconds = wait_seconds
@@ -44,7 +47,7 @@ class SqsDeadLetters:
                 if not new:
                     break
                 for message in new:
-                    key = _dedup_key(message.get("Body"))
+                    key = self.key_of(message.get("Body"))
                     if key is None:
                         self.unreadable += 1
                     else:
@@ -74,3 +77,21 @@ def _dedup_key(body: str | None) -> str | None:
         return None
     key = message.get("dedup_key") if isinstance(message, dict) else None
     return key if isinstance(key, str) and key else None
+
+
+def fetch_job_key(event_id_template: str) -> Callable[[str | None], str | None]:
+    """``key_of`` for the BigCommerce fetch jobs' DLQ: the ledger key of the order a job names,
+    with the fetcher's event_id template."""
+    from pinrelay.events import dedup_key
+    from pinrelay.sources.bigcommerce import FetchJob, event_id_of, BigCommerceOptions
+
+    options = BigCommerceOptions(event_id_template=event_id_template)
+
+    def key_of(body: str | None) -> str | None:
+        try:
+            job = FetchJob.model_validate_json(body or "")
+        except ValueError:
+            return None
+        return dedup_key(job.ad_account_id, "checkout", event_id_of({"id": job.order_id}, job.store_hash, options))
+
+    return key_of

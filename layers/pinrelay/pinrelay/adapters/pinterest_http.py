@@ -21,12 +21,12 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from pinrelay import __version__
 from pinrelay.adapters.bounded_http import AnswerTooLarge, bounded_request
+from pinrelay.adapters.http_json import USER_AGENT
 from pinrelay.ports import HttpAnswer
 from pinrelay.sender import parse_retry_after
 
-USER_AGENT = f"pinrelay/{__version__}"
+__all__ = ["USER_AGENT", "RequestsPinterestApi"]
 
 
 def _unreadable_token(exc: Exception) -> str:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from pinrelay.events import EventRejected
 from pinrelay.models import MAX_CONTENTS
+from pinrelay.normalise import UserDataBuilder, address_country
 from pinrelay.timestamps import epoch_seconds
 
 T = TypeVar("T")
@@ -119,6 +120,35 @@ def quantity(value: Any) -> int | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return number
+
+
+def decimal_or_none(value: Any) -> Decimal | None:
+    """A platform's amount (a decimal string or a number) as a finite Decimal; None when it is
+    absent or cannot be read (it then costs its field, never the order)."""
+    if value is None or isinstance(value, bool) or value == "":
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def add_address(builder: UserDataBuilder, address: dict[str, Any], fallback_country: str | None, *,
+                country_field: str, zip_field: str) -> None:
+    """An address that carries its e-mail and phone (WooCommerce's billing and shipping,
+    BigCommerce's billing and shipping addresses), its country in ``country_field`` (ISO alpha-2)
+    and its postal code in ``zip_field``; ``country`` only when the address names one."""
+    country = address_country(address.get(country_field)) or fallback_country
+    builder.add("em", address.get("email"))
+    builder.add("ph", address.get("phone"), country)
+    builder.add("fn", address.get("first_name"))
+    builder.add("ln", address.get("last_name"))
+    builder.add("ct", address.get("city"))
+    builder.add("st", address.get("state"))
+    builder.add("zp", address.get(zip_field), country)
+    if address_country(address.get(country_field)):
+        builder.add("country", country)
 
 
 class Contents:

@@ -28,13 +28,24 @@ from __future__ import annotations
 
 import html
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from pinrelay.consent import CONSENT_ATTRIBUTE, order_consent
 from pinrelay.events import EventRejected, PreparedEvent, check_deliverable, event_id_from_template, scoped_event_id
 from pinrelay.normalise import UserDataBuilder, address_country, routable_ip
-from pinrelay.sources import UNMAPPABLE, Contents, currency_code, entries, moment, not_understood, quantity, section
+from pinrelay.sources import (
+    UNMAPPABLE,
+    Contents,
+    add_address,
+    currency_code,
+    decimal_or_none,
+    entries,
+    moment,
+    not_understood,
+    quantity,
+    section,
+)
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated"})
 PAID_STATUSES = frozenset({"processing", "completed"})
@@ -67,19 +78,6 @@ def is_paid(order: dict[str, Any]) -> bool:
     return status in PAID_STATUSES or bool(order.get("date_paid_gmt") or order.get("date_paid"))
 
 
-def _add_address(builder: UserDataBuilder, address: dict[str, Any], fallback_country: str | None) -> None:
-    country = address_country(address.get("country")) or fallback_country
-    builder.add("em", address.get("email"))
-    builder.add("ph", address.get("phone"), country)
-    builder.add("fn", address.get("first_name"))
-    builder.add("ln", address.get("last_name"))
-    builder.add("ct", address.get("city"))
-    builder.add("st", address.get("state"))
-    builder.add("zp", address.get("postcode"), country)
-    if address_country(address.get("country")):
-        builder.add("country", country)
-
-
 def _meta(order: dict[str, Any], warnings: list[str], *keys: str) -> str | None:
     for item in entries(order, "meta_data", warnings)[0]:
         if item.get("key") in keys and isinstance(item.get("value"), str) and item["value"]:
@@ -94,8 +92,8 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     billing = section(order, "billing", builder.warnings)
     shipping = section(order, "shipping", builder.warnings)
     country = address_country(billing.get("country"), shipping.get("country"))
-    _add_address(builder, billing, country)
-    _add_address(builder, shipping, country)
+    add_address(builder, billing, country, country_field="country", zip_field="postcode")
+    add_address(builder, shipping, country, country_field="country", zip_field="postcode")
     customer_id = order.get("customer_id")
     if customer_id not in (None, 0, "0", ""):
         builder.add("external_id", str(customer_id))
@@ -103,16 +101,6 @@ def order_user_data(order: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     builder.set_clear("client_user_agent", order.get("customer_user_agent") or None)
     builder.set_clear("click_id", _meta(order, builder.warnings, "_epik", "epik"))
     return builder.build(), builder.warnings
-
-
-def _money(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool) or value == "":
-        return None
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
 
 
 def _content_id(line: dict[str, Any], content_id_field: str) -> str | None:
@@ -136,13 +124,13 @@ def order_custom_data(order: dict[str, Any], content_id_field: str, warnings: li
     for line in lines:
         content_id = _content_id(line, content_id_field)
         details: dict[str, str] = {}
-        price = _money(line.get("price"))
+        price = decimal_or_none(line.get("price"))
         if price is not None:
             details["item_price"] = format(price, "f")
         if line.get("name"):
             details["item_name"] = html.unescape(str(line["name"]))
         found.add(quantity(line.get("quantity")), content_id, details)
-        total = _money(line.get("total"))
+        total = decimal_or_none(line.get("total"))
         if total is None:
             value_known = False
         else:

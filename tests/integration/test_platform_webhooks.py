@@ -1,0 +1,481 @@
+"""POST /webhooks/stripe and /webhooks/bigcommerce through the real ingest handler, the real
+BigCommerce fetcher and the real sender, against moto server, the Stripe and BigCommerce stand-ins
+and the Pinterest stand-in: signatures, the paid-only rules, one conversion per session or order
+whatever arrives, line items, the fetch and its failures, the account map."""
+
+from __future__ import annotations
+
+import base64
+import re
+import importlib
+import json
+import time
+import uuid
+
+import pytest
+
+from pinrelay import config
+from pinrelay.sources.signatures import standard_webhook_signature, stripe_signature_header
+from pinrelay_local.http_gateway import LambdaContext, build_http_api_event
+from pinrelay_local.platform_standins import (
+    BigCommerceStandIn,
+    StripeStandIn,
+    example_orders,
+    stripe_line_item,
+)
+from pinrelay_local.sqs_event_source import message_attributes_to_lambda
+from pinrelay_local.stack import REPO_ROOT
+
+from tests.integration.handler_stack import AD_ACCOUNT, EU_ACCOUNT, call_ingest, drain
+
+STRIPE_SECRET = "whsec_integration_stripe_secret_00000001"
+STRIPE_KEY = "rk_test_integration_key_0001"
+EU_STRIPE_SECRET = "whsec_integration_eu_stripe_secret_0002"
+EU_STRIPE_KEY = "rk_test_integration_eu_key_0002"
+STORE = "intstore1"
+EU_STORE = "eustore7"
+STORE_TOKEN = "bigcommerce-integration-token-0001"
+EU_STORE_TOKEN = "bigcommerce-integration-eu-token-0002"
+HEADER_SECRET = "bigcommerce-integration-header-secret-0001"
+EU_HEADER_SECRET = "bigcommerce-integration-eu-header-secret-02"
+CLIENT_SECRET = "bigcommerce-integration-client-secret-0001"
+SAMPLE = REPO_ROOT / "events" / "webhooks" / "stripe_checkout_session_completed_stripe-ruby-mock.json"
+EU_ENTRY = {**EU_ACCOUNT, "stripe_webhook_secrets": [EU_STRIPE_SECRET], "stripe_api_key": EU_STRIPE_KEY,
+            "bigcommerce_store_hashes": [EU_STORE], "bigcommerce_webhook_secrets": [EU_HEADER_SECRET]}
+
+
+@pytest.fixture
+def platforms(stack, aws, monkeypatch):
+    """The handler stack with Stripe and BigCommerce set up as the template sets them."""
+    with StripeStandIn(key=STRIPE_KEY) as stripe, BigCommerceStandIn({STORE: STORE_TOKEN, EU_STORE: EU_STORE_TOKEN}) as store:
+        stripe_eu = StripeStandIn(key=EU_STRIPE_KEY).start()
+        fetch_queue = aws["sqs"].create_queue(QueueName=f"fetch-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        env = {
+            "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET, "STRIPE_API_KEY": STRIPE_KEY, "STRIPE_API_URL": stripe.base_url, "ALLOW_LOOPBACK_HTTP": "true",
+            "BIGCOMMERCE_STORE_HASH": STORE, "BIGCOMMERCE_WEBHOOK_SECRET": HEADER_SECRET,
+            "BIGCOMMERCE_FETCH_QUEUE_URL": fetch_queue, "BIGCOMMERCE_API_URL": store.base_url,
+            "BIGCOMMERCE_API_TOKEN": STORE_TOKEN, "BIGCOMMERCE_STORE_TOKENS": json.dumps({EU_STORE: EU_STORE_TOKEN}),
+            "ACCOUNT_MAP": json.dumps({"accounts": [EU_ENTRY]}),
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        for cached in (config.ingest_settings, config.bigcommerce_fetch_settings, stack["ingest"].service,
+                       stack["ingest"].shopify_options):
+            cached.cache_clear()
+        fetcher = importlib.import_module("bigcommerce_fetch_handler")
+        fetcher.service.cache_clear()
+        for bundle in example_orders().values():
+            store.put_order(STORE, bundle)
+            store.put_order(EU_STORE, bundle)
+        yield {**stack, "stripe": stripe, "stripe_eu": stripe_eu, "store": store, "fetch_queue": fetch_queue,
+               "fetcher": fetcher}
+        stripe_eu.stop()
+    config.bigcommerce_fetch_settings.cache_clear()
+
+
+# -- Stripe -------------------------------------------------------------------------------------
+
+
+def stripe_event(event_type: str = "checkout.session.completed", created: int | None = None, event_id: str = "evt_1",
+                 **session) -> dict:
+    """The real sample as a live-mode event of ``event_type``, its session changed by ``session``."""
+    event = json.loads(SAMPLE.read_text())
+    event.update(id=event_id, type=event_type, created=int(time.time()) if created is None else created, livemode=True)
+    event["data"]["object"].update({"livemode": True, **session})
+    return event
+
+
+def post_stripe(stack, event: dict, secret: str = STRIPE_SECRET, signed_at: int | None = None, base64_body=False):
+    raw = json.dumps(event, indent=2).encode()
+    header = stripe_signature_header(raw, secret, int(time.time()) if signed_at is None else signed_at)
+    if not base64_body:
+        return call_ingest(stack, "/webhooks/stripe", raw, {"stripe-signature": header, "content-type": "application/json"})
+    request = build_http_api_event(method="POST", raw_path="/webhooks/stripe", raw_query="", body=raw,
+                                   header_pairs=[("stripe-signature", header), ("content-type", "application/json")],
+                                   source_ip="127.0.0.1", route_key="POST /webhooks/stripe")
+    request["body"], request["isBase64Encoded"] = base64.b64encode(raw).decode(), True
+    answer = stack["ingest"].lambda_handler(request, LambdaContext("IngestFunction"))
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def delivered(stack) -> list[dict]:
+    return [event for request in stack["standin"].received if request.get("body") and request.get("status") == 200
+            for event in request["body"].get("data", [])]
+
+
+def test_a_paid_session_is_delivered_once_with_its_line_items_whatever_stripe_sends_again(platforms):
+    session_id = "cs_live_once"
+    platforms["stripe"].add_session({"id": session_id}, [stripe_line_item(1, 3, 1000, "usd", "prod_tee", "T-shirt")])
+    event = stripe_event(id=session_id)
+    for _ in range(2):  # Stripe delivers the same event twice
+        status, answer = post_stripe(platforms, event)
+        assert status == 200 and answer["accepted"] == 1
+    drain(platforms)
+    (sent,) = [e for e in delivered(platforms) if e["event_id"] == session_id]
+    assert sent["custom_data"]["value"] == "30.00" and sent["custom_data"]["content_ids"] == ["prod_tee"]
+    assert sent["custom_data"]["contents"] == [{"quantity": 3, "id": "prod_tee", "item_price": "10.00", "item_name": "T-shirt"}]
+    assert platforms["stripe"].paths() == [f"/v1/checkout/sessions/{session_id}/line_items"] * 2
+
+
+def test_a_delayed_payment_counts_once_when_it_arrives_whatever_the_order_of_events(platforms):
+    session = {"id": "cs_live_delayed"}
+    status, unpaid = post_stripe(platforms, stripe_event(**session, payment_status="unpaid"))
+    assert status == 200 and unpaid["filtered"] == "unpaid" and unpaid["event_id"] == "cs_live_delayed"
+    paid = stripe_event("checkout.session.async_payment_succeeded", **session, payment_status="paid")
+    assert post_stripe(platforms, paid)[1]["accepted"] == 1
+    # out of order and again: the completed event arrives once more, now saying paid
+    assert post_stripe(platforms, stripe_event(**session, payment_status="paid"))[1]["accepted"] == 1
+    drain(platforms)
+    assert [e["event_id"] for e in delivered(platforms)].count("cs_live_delayed") == 1
+
+
+def test_the_body_is_verified_as_received_when_api_gateway_hands_it_base64_encoded(platforms):
+    status, answer = post_stripe(platforms, stripe_event(id="cs_live_b64"), base64_body=True)
+    assert status == 200 and answer["accepted"] == 1
+
+
+@pytest.mark.parametrize("change", ["secret", "stale", "body"])
+def test_a_wrong_secret_a_stale_timestamp_or_a_changed_body_gets_401(platforms, change):
+    event = stripe_event(id="cs_live_refused")
+    if change == "body":
+        raw = json.dumps(event).encode()
+        header = stripe_signature_header(raw, STRIPE_SECRET, int(time.time()))
+        status, answer = call_ingest(platforms, "/webhooks/stripe", raw.replace(b"3000", b"9000"), {"stripe-signature": header})
+    else:
+        kwargs = {"secret": "whsec_" + "z" * 40} if change == "secret" else {"signed_at": int(time.time()) - 301}
+        status, answer = post_stripe(platforms, event, **kwargs)
+    assert (status, answer) == (401, {"message": "unauthorized"})
+
+
+def test_an_account_map_entry_is_known_by_its_secret_and_reads_line_items_with_its_own_key(platforms):
+    platforms["stripe"].add_session({"id": "cs_live_eu"}, [stripe_line_item(1, 1, 3000, "usd", "prod_default", "x")])
+    platforms["stripe_eu"].add_session({"id": "cs_live_eu"}, [stripe_line_item(1, 1, 3000, "usd", "prod_eu", "x")])
+    # the entry's key works only at its own Stripe account (a stand-in of its own)
+    platforms["ingest"].platforms  # noqa: B018 - the routes are built
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STRIPE_API_URL", platforms["stripe_eu"].base_url)
+        config.ingest_settings.cache_clear()
+        status, answer = post_stripe(platforms, stripe_event(id="cs_live_eu"), secret=EU_STRIPE_SECRET)
+    config.ingest_settings.cache_clear()
+    assert status == 200 and answer["accepted"] == 1
+    (message,) = platforms["aws"]["sqs"].receive_message(QueueUrl=platforms["queue_url"]).get("Messages", [])
+    queued = json.loads(message["Body"])
+    assert queued["ad_account_id"] == EU_ACCOUNT["ad_account_id"]
+    assert queued["event"]["custom_data"]["content_ids"] == ["prod_eu"]
+    assert platforms["stripe_eu"].paths() == ["/v1/checkout/sessions/cs_live_eu/line_items"]
+    assert platforms["stripe"].requests == []  # never the deployment's key for another account
+
+
+def test_stripe_slow_or_down_answers_503_so_stripe_delivers_again_and_nothing_is_queued(platforms):
+    platforms["stripe"].add_session({"id": "cs_live_later"}, [stripe_line_item(1, 1, 3000, "usd", "prod_tee", "T")])
+    platforms["stripe"].set_fault("status", status=503, count=2)
+    status, answer = post_stripe(platforms, stripe_event(id="cs_live_later"))
+    assert status == 503 and "again" in answer["message"]
+    records, _ = drain(platforms)
+    assert records == []
+    assert post_stripe(platforms, stripe_event(id="cs_live_later"))[1]["accepted"] == 1  # Stripe's retry
+
+
+def test_a_refused_key_or_an_unknown_session_sends_the_conversion_without_contents(platforms, monkeypatch):
+    monkeypatch.setenv("STRIPE_API_KEY", "rk_test_wrong_key")
+    config.ingest_settings.cache_clear()
+    status, answer = post_stripe(platforms, stripe_event(id="cs_live_nokey"))
+    assert status == 200 and answer["accepted"] == 1
+    drain(platforms)
+    (sent,) = [e for e in delivered(platforms) if e["event_id"] == "cs_live_nokey"]
+    assert "contents" not in sent["custom_data"] and sent["custom_data"]["value"] == "30.00"
+
+
+def test_without_a_key_no_call_is_made(platforms, monkeypatch):
+    monkeypatch.delenv("STRIPE_API_KEY")
+    config.ingest_settings.cache_clear()
+    assert post_stripe(platforms, stripe_event(id="cs_live_plain"))[1]["accepted"] == 1
+    assert platforms["stripe"].requests == []
+
+
+def test_a_signing_secret_under_32_characters_is_refused_and_named(platforms, monkeypatch, caplog):
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_short_secret")
+    config.ingest_settings.cache_clear()
+    status, _ = post_stripe(platforms, stripe_event(), secret="whsec_short_secret")
+    logged = " ".join(str(record.__dict__) for record in caplog.records)
+    assert status == 503 and "STRIPE_WEBHOOK_SECRET: shorter than 32 characters" in logged
+    assert "whsec_short_secret" not in logged
+
+
+def test_a_rotation_given_as_a_json_array_accepts_both_secrets(platforms, monkeypatch):
+    old, new = "whsec_rotation_old_secret_00000000001", "whsec_rotation_new_secret_00000000002"
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", json.dumps([old, new]))
+    config.ingest_settings.cache_clear()
+    for secret in (old, new):
+        assert post_stripe(platforms, stripe_event(), secret=secret)[0] == 200
+
+
+def test_during_an_endpoint_secret_roll_stripe_signs_with_both_and_either_verifies(platforms):
+    event = stripe_event(id="cs_live_roll")
+    raw = json.dumps(event).encode()
+    now = int(time.time())
+    old = stripe_signature_header(raw, "whsec_" + "o" * 40, now)
+    new = stripe_signature_header(raw, STRIPE_SECRET, now).split(",")[1]
+    status, answer = call_ingest(platforms, "/webhooks/stripe", raw, {"stripe-signature": f"{old},{new}"})
+    assert status == 200 and answer["accepted"] == 1
+
+
+@pytest.mark.parametrize("event_type", ["checkout.session.expired", "invoice.paid"])
+def test_other_event_types_are_answered_200_and_ignored(platforms, event_type):
+    assert post_stripe(platforms, stripe_event(event_type)) == (200, {"message": f"event type '{event_type}' is not forwarded",
+                                                                     "ignored": True})
+
+
+# -- BigCommerce ----------------------------------------------------------------------------------
+
+
+def bigcommerce_webhook(order_id: int = 250, scope: str = "store/order/created", store: str = STORE) -> dict:
+    return {"scope": scope, "store_id": "1025646", "data": {"type": "order", "id": order_id},
+            "hash": uuid.uuid4().hex[:40], "created_at": int(time.time()), "producer": f"stores/{store}"}
+
+
+def post_bigcommerce(stack, payload: dict, secret: str | None = HEADER_SECRET, **headers):
+    raw = json.dumps(payload).encode()
+    sent = {"content-type": "application/json", **headers}
+    if secret is not None:
+        sent["x-pinrelay-secret"] = secret
+    return call_ingest(stack, "/webhooks/bigcommerce", raw, sent)
+
+
+def fetch_jobs(stack, handler: bool = True) -> tuple[list[dict], dict | None]:
+    """Receive the fetch queue and, with ``handler``, run the fetcher on it as the event source would."""
+    sqs = stack["aws"]["sqs"]
+    messages = sqs.receive_message(QueueUrl=stack["fetch_queue"], MaxNumberOfMessages=10, AttributeNames=["All"],
+                                   MessageAttributeNames=["All"]).get("Messages", [])
+    if not handler or not messages:
+        return messages, None
+    event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                          "attributes": m["Attributes"], "messageAttributes": message_attributes_to_lambda(m.get("MessageAttributes")),
+                          "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:f",
+                          "awsRegion": "us-east-1"} for m in messages]}
+    answer = stack["fetcher"].lambda_handler(event, LambdaContext("BigCommerceFetchFunction", timeout_s=90))
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=stack["fetch_queue"], ReceiptHandle=message["ReceiptHandle"])
+    return messages, answer
+
+
+def test_a_webhook_is_answered_at_once_with_a_fetch_job_that_carries_no_personal_data(platforms):
+    status, answer = post_bigcommerce(platforms, bigcommerce_webhook())
+    assert status == 200 and (answer["store_hash"], answer["order_id"]) == (STORE, 250)
+    assert platforms["store"].requests == []  # nothing read from the store while BigCommerce waits
+    (message,), _ = fetch_jobs(platforms, handler=False)
+    assert json.loads(message["Body"]) == {"v": 1, "store_hash": STORE, "order_id": 250, "scope": "store/order/created",
+                                           "ad_account_id": AD_ACCOUNT, "received_at": json.loads(message["Body"])["received_at"]}
+
+
+def test_every_webhook_of_one_order_gives_one_conversion(platforms):
+    for scope in ("store/order/created", "store/order/statusUpdated", "store/order/updated", "store/order/created"):
+        assert post_bigcommerce(platforms, bigcommerce_webhook(scope=scope))[0] == 200
+    messages, answer = fetch_jobs(platforms)
+    assert len(messages) == 4 and answer == {"batchItemFailures": []}
+    records, _ = drain(platforms)
+    assert len(records) == 1  # the copies in one batch are dropped before the queue, later ones by the sender
+    post_bigcommerce(platforms, bigcommerce_webhook(scope="store/order/updated"))  # a redelivery, later
+    fetch_jobs(platforms)
+    assert len(drain(platforms)[0]) == 1
+    (sent,) = [e for e in delivered(platforms) if e["event_id"] == f"{STORE}-250"]  # Pinterest got it once
+    assert sent["custom_data"]["value"] == "924.47" and sent["user_data"]["client_ip_address"] == "70.112.53.67"
+
+
+def test_an_unpaid_order_is_sent_when_a_status_change_finds_it_paid(platforms):
+    post_bigcommerce(platforms, bigcommerce_webhook(218))  # Awaiting Payment
+    _, answer = fetch_jobs(platforms)
+    assert answer == {"batchItemFailures": []}
+    assert drain(platforms)[0] == []  # filtered: nothing queued
+    platforms["store"].set_status(STORE, 218, 11)
+    post_bigcommerce(platforms, bigcommerce_webhook(218, "store/order/statusUpdated"))
+    fetch_jobs(platforms)
+    drain(platforms)
+    assert [e["event_id"] for e in delivered(platforms)] == [f"{STORE}-218"]
+
+
+def test_a_store_that_is_down_gets_the_job_back_until_it_answers(platforms):
+    post_bigcommerce(platforms, bigcommerce_webhook())
+    platforms["store"].set_fault("status", status=503, count=2)  # both attempts of the first call
+    messages, answer = fetch_jobs(platforms)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    platforms["aws"]["sqs"].change_message_visibility(QueueUrl=platforms["fetch_queue"],
+                                                      ReceiptHandle=messages[0]["ReceiptHandle"], VisibilityTimeout=0)
+    _, answer = fetch_jobs(platforms)
+    assert answer == {"batchItemFailures": []}
+    drain(platforms)
+    assert [e["event_id"] for e in delivered(platforms)] == [f"{STORE}-250"]
+
+
+def test_a_refused_token_keeps_the_job_for_the_dead_letter_queue(platforms, monkeypatch):
+    monkeypatch.setenv("BIGCOMMERCE_API_TOKEN", "a-revoked-token-0000000000000000")
+    config.bigcommerce_fetch_settings.cache_clear()
+    post_bigcommerce(platforms, bigcommerce_webhook())
+    messages, answer = fetch_jobs(platforms)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+
+
+def test_a_deleted_order_is_done_with_and_nothing_is_sent(platforms):
+    platforms["store"].delete_order(STORE, 250)
+    post_bigcommerce(platforms, bigcommerce_webhook())
+    assert fetch_jobs(platforms)[1] == {"batchItemFailures": []}
+    assert drain(platforms)[0] == []
+
+
+@pytest.mark.parametrize("case", ["no header", "wrong secret", "unknown store", "no store", "another store's secret",
+                                  "not json"])
+def test_a_webhook_that_is_not_the_stores_gets_401_and_queues_nothing(platforms, case):
+    payload, secret = bigcommerce_webhook(), HEADER_SECRET
+    if case == "no header":
+        secret = None
+    elif case == "wrong secret":
+        secret = HEADER_SECRET[:-1] + "x"
+    elif case == "unknown store":
+        payload = bigcommerce_webhook(store="nobody99")
+    elif case == "no store":
+        del payload["producer"]
+    elif case == "another store's secret":
+        payload = bigcommerce_webhook(store=EU_STORE)
+    if case == "not json":
+        status, answer = call_ingest(platforms, "/webhooks/bigcommerce", b"{oops", {"x-pinrelay-secret": HEADER_SECRET})
+    else:
+        status, answer = post_bigcommerce(platforms, payload, secret)
+    assert (status, answer) == (401, {"message": "unauthorized"})
+    assert fetch_jobs(platforms, handler=False)[0] == []
+
+
+def test_a_mapped_store_uses_its_own_secret_and_token_and_goes_to_its_ad_account(platforms):
+    assert post_bigcommerce(platforms, bigcommerce_webhook(store=EU_STORE), EU_HEADER_SECRET)[0] == 200
+    fetch_jobs(platforms)
+    records, _ = drain(platforms)
+    assert json.loads(records[0]["Body"])["ad_account_id"] == EU_ACCOUNT["ad_account_id"]
+    assert platforms["store"].paths()[0] == f"/stores/{EU_STORE}/v2/orders/250"
+
+
+def test_with_a_client_secret_the_standard_webhooks_signature_must_verify_too(platforms, monkeypatch):
+    monkeypatch.setenv("BIGCOMMERCE_CLIENT_SECRET", CLIENT_SECRET)
+    config.ingest_settings.cache_clear()
+    payload = bigcommerce_webhook()
+    assert post_bigcommerce(platforms, payload)[0] == 401  # no signature
+    raw = json.dumps(payload).encode()
+    now = int(time.time())
+    signature = standard_webhook_signature(raw, "msg_1", now, CLIENT_SECRET.encode())
+    headers = {"x-pinrelay-secret": HEADER_SECRET, "webhook-id": "msg_1", "webhook-timestamp": str(now)}
+    assert call_ingest(platforms, "/webhooks/bigcommerce", raw, {**headers, "webhook-signature": signature})[0] == 200
+    forged = standard_webhook_signature(raw, "msg_1", now, b"another-secret")
+    assert call_ingest(platforms, "/webhooks/bigcommerce", raw, {**headers, "webhook-signature": forged})[0] == 401
+
+
+def test_when_the_fetch_queue_does_not_take_the_job_bigcommerce_is_told_to_deliver_again(platforms, monkeypatch):
+    monkeypatch.setenv("BIGCOMMERCE_FETCH_QUEUE_URL", platforms["fetch_queue"] + "-missing")
+    config.ingest_settings.cache_clear()
+    status, answer = post_bigcommerce(platforms, bigcommerce_webhook())
+    assert status == 503 and "again" in answer["message"]
+
+
+def test_without_bigcommerce_set_up_the_route_says_so(platforms, monkeypatch):
+    monkeypatch.delenv("BIGCOMMERCE_FETCH_QUEUE_URL")
+    config.ingest_settings.cache_clear()
+    status, answer = post_bigcommerce(platforms, bigcommerce_webhook())
+    assert status == 404 and "BigCommerceStoreHash" in answer["message"]
+
+
+@pytest.mark.parametrize("scope", ["store/product/updated", "store/order/archived"])
+def test_other_scopes_are_answered_200_and_ignored(platforms, scope):
+    status, answer = post_bigcommerce(platforms, bigcommerce_webhook(scope=scope))
+    assert status == 200 and answer == {"message": f"scope '{scope}' is not forwarded", "ignored": True}
+
+
+# -- pinrelay status -------------------------------------------------------------------------------
+
+
+def test_pinrelay_status_finds_orders_by_their_bigcommerce_ids_and_says_when_the_fetch_job_is_dead(platforms):
+    import io
+
+    from pinrelay_cli.main import build_parser
+    from pinrelay_cli.status import EXIT_NOT_DELIVERED
+
+    post_bigcommerce(platforms, bigcommerce_webhook(250))
+    fetch_jobs(platforms)
+    drain(platforms)
+    fetch_dlq = platforms["aws"]["sqs"].create_queue(QueueName=f"fetch-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    post_bigcommerce(platforms, bigcommerce_webhook(218))  # its job ends in the fetch DLQ (moved here as SQS would)
+    (job,), _ = fetch_jobs(platforms, handler=False)
+    platforms["aws"]["sqs"].send_message(QueueUrl=fetch_dlq, MessageBody=job["Body"])
+    args = build_parser().parse_args(["status", "250", "218", "--bigcommerce-store", STORE, "--table", platforms["table"],
+                                      "--ad-account", AD_ACCOUNT, "--fetch-dlq-url", fetch_dlq])
+    out = io.StringIO()
+    code = args._run(args, dynamodb=platforms["aws"]["dynamodb"], sqs=platforms["aws"]["sqs"], out=out, err=out)
+    lines = dict(line.split(": ", 1) for line in out.getvalue().splitlines() if line.startswith(AD_ACCOUNT))
+    assert code == EXIT_NOT_DELIVERED
+    assert lines[f"{AD_ACCOUNT}#checkout#{STORE}-250"].startswith("delivered: Pinterest processed it")
+    assert lines[f"{AD_ACCOUNT}#checkout#{STORE}-218"].startswith("its BigCommerce fetch job is in the fetch dead-letter queue")
+
+
+# -- pinrelay reconcile-stripe / reconcile-bigcommerce -----------------------------------------------
+
+
+def reconcile_cli(platforms, tmp_path, *argv):
+    import io
+
+    from pinrelay_cli.main import build_parser
+
+    args = build_parser().parse_args([*argv, "--since", time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400)),
+                                      "--table", platforms["table"], "--dlq-url", platforms["queue_url"],
+                                      "--ad-account", AD_ACCOUNT, "--report", str(tmp_path / "report.html"),
+                                      "--allow-loopback-http"])  # the stand-ins are plain http on this machine
+    out = io.StringIO()
+    code = args._run(args, out=out, err=out)
+    return code, out.getvalue()
+
+
+def test_reconcile_bigcommerce_accounts_for_every_order_of_the_store(platforms, tmp_path, monkeypatch):
+    post_bigcommerce(platforms, bigcommerce_webhook(250))
+    fetch_jobs(platforms)
+    drain(platforms)
+    never_posted = example_orders(created=time.time() - 1200)[250]  # older than the 15 minutes a queue may take
+    never_posted["order"]["id"] = 300  # paid, but its webhook never came
+    platforms["store"].put_order(STORE, never_posted)
+    monkeypatch.setenv("BIGCOMMERCE_API_TOKEN", STORE_TOKEN)
+    code, output = reconcile_cli(platforms, tmp_path, "reconcile-bigcommerce", "--store", STORE,
+                                 "--bigcommerce-api-url", platforms["store"].base_url)
+    assert code == 1, output
+    assert re.search(r"total\s+delivered 1\s+rejected by Pinterest 0 .* filtered 1 .* missing 1", output), output
+    assert "missing (1): #300" in output and (tmp_path / "report.html").is_file()
+
+
+def test_the_platform_commands_send_a_token_to_the_platforms_own_hosts_only(platforms, tmp_path, monkeypatch):
+    """https on *.stripe.com / *.bigcommerce.com; plain http only to this machine and only with
+    --allow-loopback-http (pinrelay.endpoints), as for Shopify and Pinterest."""
+    import io
+
+    from pinrelay_cli.main import build_parser
+
+    monkeypatch.setenv("STRIPE_API_KEY", "rk_live_" + "k" * 40)
+    monkeypatch.setenv("BIGCOMMERCE_API_TOKEN", STORE_TOKEN)
+    for argv in (["reconcile-stripe", "--stripe-api-url", "https://api.stripe.com.evil.example"],
+                 ["reconcile-stripe", "--stripe-api-url", platforms["stripe"].base_url],  # http without the switch
+                 ["reconcile-bigcommerce", "--store", STORE, "--bigcommerce-api-url", "http://api.bigcommerce.com"]):
+        args = build_parser().parse_args([*argv, "--since", "2026-01-01", "--table", platforms["table"],
+                                          "--ad-account", AD_ACCOUNT, "--report", str(tmp_path / "r.html")])
+        out = io.StringIO()
+        assert args._run(args, out=out, err=out) == 2, out.getvalue()
+        assert "must be https://api." in out.getvalue(), out.getvalue()
+    assert platforms["stripe"].requests == []
+
+
+def test_reconcile_stripe_accounts_for_every_completed_session(platforms, tmp_path, monkeypatch):
+    now = int(time.time())
+    delivered_session = {**stripe_event(id="cs_live_rec1")["data"]["object"], "created": now - 1200, "status": "complete"}
+    post_stripe(platforms, stripe_event(id="cs_live_rec1"))
+    drain(platforms)
+    platforms["stripe"].add_session(delivered_session)
+    platforms["stripe"].add_session({**delivered_session, "id": "cs_live_rec2", "payment_status": "unpaid"})
+    platforms["stripe"].add_session({**delivered_session, "id": "cs_live_rec3"})  # paid, never posted
+    platforms["stripe"].add_session({**delivered_session, "id": "cs_live_open", "status": "open"})  # not an order
+    code, output = reconcile_cli(platforms, tmp_path, "reconcile-stripe", "--stripe-api-url", platforms["stripe"].base_url)
+    assert code == 1, output
+    assert "stripe: 3 order(s)" in output and "missing (1): cs_live_rec3" in output
+    assert re.search(r"total\s+delivered 1 .* filtered 1 .* missing 1", output), output
