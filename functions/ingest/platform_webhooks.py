@@ -92,10 +92,6 @@ class PlatformRoutes:
             except LineItemsRefused as problem:
                 logger.warning("stripe line items refused: the conversion goes without contents",
                                extra={"error": str(problem)})
-        # CONSENT POLICY (issue 20), Stripe's one call site: the session says whether the customer
-        # agreed to promotional e-mails (``checkout.session["consent"]["promotions"]``) and where
-        # they live (customer_details.address country / state); apply the policy to ``event`` here.
-        # Until then it is queued with consent_known=False (LDP_POLICY decides), as Shopify's are.
         event = stripe.stripe_event(checkout, now=now, options=options, line_items=line_items)
         return self.accept([event], stripe.SOURCE, now, route)
 

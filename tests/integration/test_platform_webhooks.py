@@ -414,6 +414,87 @@ def test_pinrelay_status_finds_orders_by_their_bigcommerce_ids_and_says_when_the
     assert lines[f"{AD_ACCOUNT}#checkout#{STORE}-218"].startswith("its BigCommerce fetch job is in the fetch dead-letter queue")
 
 
+# -- consent (pinrelay.consent, docs/privacy.md) ----------------------------------------------------
+
+
+def set_consent_policy(platforms, monkeypatch, policy: str) -> None:
+    monkeypatch.setenv("CONSENT_POLICY", policy)
+    for cached in (config.ingest_settings, config.bigcommerce_fetch_settings, platforms["ingest"].service,
+                   platforms["fetcher"].service):
+        cached.cache_clear()
+
+
+def ledger(platforms, event_id: str) -> dict:
+    return platforms["aws"]["dynamodb"].get_item(TableName=platforms["table"], ConsistentRead=True,
+                                                 Key={"pk": {"S": f"{AD_ACCOUNT}#checkout#{event_id}"}})["Item"]
+
+
+EU_CUSTOMER = {"email": "kunde@example.de", "address": {"country": "DE", "postal_code": "10115", "city": "Berlin"}}
+
+
+@pytest.mark.parametrize(("policy", "metadata", "expected"), [
+    ("strict", {}, "withheld"),  # an EU customer, no recorded choice
+    ("strict", {"pinrelay_consent_marketing": "yes"}, "accepted"),
+    ("respect", {"pinrelay_consent_marketing": "no"}, "withheld"),
+    ("respect", {}, "accepted"),
+    ("strict; stripe=respect", {}, "accepted"),  # the source's own exception
+    ("strict", {"pinrelay_consent_marketing": "maybe"}, "withheld"),  # unreadable: costs that value, never guessed yes
+])
+def test_a_stripe_session_passes_the_consent_policy_with_what_the_shops_server_recorded(platforms, monkeypatch,
+                                                                                     policy, metadata, expected):
+    set_consent_policy(platforms, monkeypatch, policy)
+    session_id = f"cs_live_consent_{uuid.uuid4().hex[:8]}"
+    event = stripe_event(id=session_id, customer_details=EU_CUSTOMER, metadata=metadata)
+    status, answer = post_stripe(platforms, event)
+    (result,) = answer["events"]
+    assert status == 200 and result["status"] == expected, answer
+    if "maybe" in metadata.values():
+        assert any("pinrelay_consent_marketing" in warning for warning in result["warnings"])
+    drain(platforms)
+    sent = [e for e in delivered(platforms) if e["event_id"] == session_id]
+    item = ledger(platforms, session_id)
+    if expected == "withheld":
+        assert result["reason"].startswith("not sent (consent): ") and sent == []
+        assert (item["state"]["S"], item["reason"]["S"]) == ("not_sent", "consent")
+    else:
+        assert len(sent) == 1 and item["state"]["S"] == "delivered"
+
+
+def test_a_stripe_customers_refusal_is_named_in_the_reason(platforms, monkeypatch):
+    set_consent_policy(platforms, monkeypatch, "respect")
+    event = stripe_event(id="cs_live_refused_consent", metadata={"pinrelay_consent_marketing": "no"})
+    (result,) = post_stripe(platforms, event)[1]["events"]
+    assert result["reason"] == ("not sent (consent): the shopper refused marketing "
+                                "(the Checkout Session's pinrelay_consent_marketing metadata)")
+
+
+@pytest.mark.parametrize(("policy", "country", "expected"), [
+    ("strict", "DE", "not_sent"),  # an EU order: BigCommerce records no choice on the order
+    ("strict", "US", "delivered"),
+    ("respect", "DE", "delivered"),
+    ("strict; channel:manual=respect", "DE", "delivered"),  # the order's order_source selects the exception
+])
+def test_a_bigcommerce_order_passes_the_consent_policy_and_its_fetch_job_is_done_with(platforms, monkeypatch,
+                                                                                     policy, country, expected):
+    set_consent_policy(platforms, monkeypatch, policy)
+    bundle = example_orders()[250]
+    bundle["order"]["billing_address"]["country_iso2"] = country
+    bundle["order"]["order_source"] = "manual"
+    for address in bundle["shipping_addresses"]:
+        address["country_iso2"] = country
+    platforms["store"].put_order(STORE, bundle)
+    post_bigcommerce(platforms, bigcommerce_webhook(250))
+    _, answer = fetch_jobs(platforms)
+    assert answer == {"batchItemFailures": []}  # a withheld order's job is done with, never retried to the DLQ
+    assert fetch_jobs(platforms, handler=False)[0] == []
+    drain(platforms)
+    item = ledger(platforms, f"{STORE}-250")
+    sent = [e for e in delivered(platforms) if e["event_id"] == f"{STORE}-250"]
+    assert item["state"]["S"] == expected and len(sent) == (expected == "delivered")
+    if expected == "not_sent":
+        assert item["reason"]["S"] == "consent"
+
+
 # -- pinrelay reconcile-stripe / reconcile-bigcommerce -----------------------------------------------
 
 

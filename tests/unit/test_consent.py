@@ -13,6 +13,7 @@ from pinrelay.consent import (
     ConsentUnreadable,
     OrderConsent,
     RecordedConsent,
+    metadata_consent,
     order_consent,
     read_recorded_consent,
 )
@@ -270,3 +271,24 @@ def test_without_a_recorded_choice_respect_changes_nothing(now):
                   consent_policy=ConsentPolicy(mode="off")).ingest_api_events(json.loads(json.dumps(events)))
     IngestService(ad_account_id="1", queue=after, clock=lambda: now).ingest_api_events(events)
     assert before.bodies == after.bodies and len(after.bodies) == 2
+
+
+@pytest.mark.parametrize(("metadata", "recorded", "warned"), [
+    ({}, None, False),
+    (None, None, False),
+    ({"pinrelay_consent_marketing": "yes", "pinrelay_consent_region": "de"},
+     RecordedConsent(via="stripe", marketing=True, region="DE"), False),
+    ({"pinrelay_consent_marketing": " No ", "pinrelay_consent_sale_of_data": "no"},
+     RecordedConsent(via="stripe", marketing=False, sale_of_data=False), False),
+    ({"pinrelay_consent_sale_of_data": "false"}, RecordedConsent(via="stripe", sale_of_data=False), False),
+    ({"pinrelay_consent_marketing": ""}, None, False),
+    # a value that cannot be read costs that value, with a warning; the other still counts
+    ({"pinrelay_consent_marketing": "oui", "pinrelay_consent_sale_of_data": "no"},
+     RecordedConsent(via="stripe", sale_of_data=False), True),
+    ({"pinrelay_consent_region": "ÄÖ"}, None, False),  # not an ISO code: no region
+])
+def test_metadata_consent_reads_what_a_shops_server_stated(metadata, recorded, warned):
+    consent, warnings = metadata_consent(metadata, "stripe")
+    assert (consent.recorded if consent else None) == recorded
+    assert bool(warnings) is warned
+    assert all("oui" not in warning for warning in warnings)  # names the key, never the value

@@ -11,7 +11,8 @@ order carries none) and the order's channel and tags, which the merchant's excep
 on. Where the shopper is comes from the event itself: the countries of its addresses
 (``user_data.country``, hashed) and the region the capture recorded. A new source (Stripe,
 BigCommerce...) builds an ``OrderConsent`` from what its order says and adds its name to
-``SOURCES``; nothing else changes.
+``SOURCES``; nothing else changes. Stripe's comes from the Checkout Session's metadata
+(``metadata_consent``); BigCommerce's orders carry no recorded choice, only their channel.
 
 What the policy decides
 =======================
@@ -82,7 +83,7 @@ Mode = Literal["off", "respect", "strict"]
 MODES: tuple[Mode, ...] = ("off", "respect", "strict")
 LDP_POLICIES: tuple[LdpPolicy, ...] = ("never", "california", "always")
 # the sources whose events pass through ingest (the metrics' ``source`` dimension); a new source adds its name
-SOURCES = frozenset({"api", "shopify", "woocommerce", "offline_csv"})
+SOURCES = frozenset({"api", "shopify", "woocommerce", "offline_csv", "stripe", "bigcommerce"})
 # the Shopify cart attribute (an order's note_attributes) and the WooCommerce order meta key
 CONSENT_ATTRIBUTE = "_pinrelay_consent"
 # the reason code of an order not sent for consent: EventsFiltered's reason, QueuedEvent.withheld
@@ -251,7 +252,8 @@ class ConsentPolicy:
 
 # where a recorded choice came from, as a withheld event's reason names it
 VIA_NAMES = {"shopify": "Shopify Customer Privacy API", "wp-consent-api": "WP Consent API",
-             "api": "the event's consent field", "offline_csv": "the consent_marketing column"}
+             "api": "the event's consent field", "offline_csv": "the consent_marketing column",
+             "stripe": "the Checkout Session's pinrelay_consent_marketing metadata"}
 
 
 def _mode(value: str, where: str) -> Mode:
@@ -345,10 +347,40 @@ def _from_wp_consent_api(record: dict[str, Any]) -> RecordedConsent:
 def recorded_from_flags(via: str, marketing: bool | None, sale_of_data: bool | None,
                         region: str | None = None) -> RecordedConsent | None:
     """A choice stated by an API client or a CSV row; None when it states nothing."""
-    country = region.strip()[:2].upper() if region and region.strip()[:2].isalpha() else None
+    code = region.strip()[:2] if region else ""
+    country = code.upper() if len(code) == 2 and code.isascii() and code.isalpha() else None
     if marketing is None and sale_of_data is None and country is None:
         return None
     return RecordedConsent(via=via, marketing=marketing, sale_of_data=sale_of_data, region=country)
+
+
+# flat key-value consent, as a shop's server writes it into an order's metadata (Stripe's Checkout
+# Session metadata: string values, keys up to 40 characters): docs/privacy.md, "Stripe"
+METADATA_KEYS = {"marketing": "pinrelay_consent_marketing", "sale_of_data": "pinrelay_consent_sale_of_data",
+                 "region": "pinrelay_consent_region"}
+_METADATA_CHOICES = {"yes": True, "true": True, "no": False, "false": False, "": None}
+
+
+def metadata_consent(metadata: Any, via: str) -> tuple[OrderConsent | None, list[str]]:
+    """The choice a shop's server stated in an order's metadata (``METADATA_KEYS``: ``yes``/``no``,
+    empty or absent for no recorded choice, and an ISO region); None when it states none. A value
+    that cannot be read costs that value (no recorded choice for it), with a warning: the platform
+    cannot be asked again, and a choice is never guessed either way."""
+    if not isinstance(metadata, dict):
+        return None, []
+    warnings: list[str] = []
+    choices: dict[str, bool | None] = {}
+    for name in ("marketing", "sale_of_data"):
+        value = metadata.get(METADATA_KEYS[name])
+        text = value.strip().lower() if isinstance(value, str) else None
+        if value is not None and text not in _METADATA_CHOICES:
+            warnings.append(f"metadata.{METADATA_KEYS[name]}: not yes or no; the order is treated as one "
+                            "without a recorded choice for it")
+        choices[name] = _METADATA_CHOICES.get(text or "")
+    region = metadata.get(METADATA_KEYS["region"])
+    recorded = recorded_from_flags(via, choices["marketing"], choices["sale_of_data"],
+                                   region if isinstance(region, str) else None)
+    return (OrderConsent(recorded=recorded) if recorded else None), warnings
 
 
 def order_consent(record: Any, channel: Any = "", tags: Iterable[str] = ()) -> tuple[OrderConsent, list[str]]:

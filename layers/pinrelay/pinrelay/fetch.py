@@ -8,7 +8,8 @@ hashed user data) and queued on the events queue by ``IngestService.accept``, as
 any other event: the sender then claims and delivers it, and drops the repeats of one order
 (every webhook of an order gives the same event_id).
 
-A job ends as ``queued`` (or a copy of another job of the same batch), ``filtered`` (not paid,
+A job ends as ``queued`` (or a copy of another job of the same batch, or the marker of an order the
+merchant's consent policy withholds: ``pinrelay.consent``), ``filtered`` (not paid,
 not a conversion by the merchant's rules, or no longer in the store), ``rejected`` (the order
 cannot be sent, e.g. nothing Pinterest can match on) or ``retry``: the store's API did not answer
 in time, refused the token, or the events queue did not take the event. A retried job goes back
@@ -126,10 +127,6 @@ class BigCommerceFetchService:
         if isinstance(mapped, EventRejected):
             outcome.status, outcome.reason, outcome.event_id = "rejected", mapped.reason, mapped.event_id
             return _Mapped(job, outcome)
-        # CONSENT POLICY (issue 20), BigCommerce's one call site: the order says whether the shopper
-        # opted in (``fetched.order["is_email_opt_in"]``) and where they live (billing_address
-        # country_iso2 / state); apply the policy to ``mapped`` here. Until then the events are
-        # queued with consent_known=False (LDP_POLICY decides), as Shopify's and WooCommerce's are.
         outcome.event_id = mapped.event_id
         return _Mapped(job, outcome, mapped)
 
@@ -140,10 +137,12 @@ class BigCommerceFetchService:
             by_account.setdefault(item.job.ad_account_id, []).append(item)
         for ad_account_id, items in by_account.items():
             answer = self.ingest.accept([item.event for item in items], source=SOURCE, ad_account_id=ad_account_id,
-                                        consent_known=False, time_left=time_left)
+                                        time_left=time_left)
             for item, result in zip(items, answer.results):
                 if result.status in ("accepted", "duplicate"):
                     item.outcome.status, item.outcome.reason = "queued", None
+                elif result.status == "withheld":  # not sent for consent: its marker is queued, the ledger says why
+                    item.outcome.status, item.outcome.reason, item.outcome.code = "queued", result.reason, result.withheld
                 elif result.status == "rejected":
                     item.outcome.status, item.outcome.reason = "rejected", result.reason
                 else:

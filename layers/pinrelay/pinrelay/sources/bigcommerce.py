@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pinrelay.consent import OrderConsent
 from pinrelay.events import (
     EventFiltered,
     EventRejected,
@@ -271,7 +272,11 @@ def order_to_event(order: dict[str, Any], products: list[dict[str, Any]], shippi
     locale = order.get("customer_locale")
     if isinstance(locale, str) and len(locale) >= 2 and locale[:2].isascii() and locale[:2].isalpha():
         event["language"] = locale[:2].lower()
-    prepared = PreparedEvent(event=event, warnings=warnings)
+    # BigCommerce keeps the storefront's cookie-consent choice in the browser, not on the order: no
+    # recorded choice; the policy judges by the order's countries, and ``channel:<order_source>``
+    # (www, manual, external, ...) selects an exception (docs/privacy.md)
+    consent = OrderConsent(channel=str(order.get("order_source") or "").strip().lower())
+    prepared = PreparedEvent(event=event, warnings=warnings, consent=consent)
     check_deliverable(prepared, now)
     return prepared
 

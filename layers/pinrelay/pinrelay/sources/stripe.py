@@ -30,6 +30,12 @@ discounts, before tax and shipping, like Shopify's and WooCommerce's). Line item
 webhook: ``checkout_event`` takes them from the caller (``GET /v1/checkout/sessions/{id}/line_items``
 with a restricted key, optional) and sends the conversion without contents when there are none.
 
+The shopper's consent: what the shop's server put in the session's metadata when it created it
+(``pinrelay_consent_marketing``, ``pinrelay_consent_sale_of_data``: ``yes``/``no``;
+``pinrelay_consent_region``; ``pinrelay.consent.metadata_consent``), judged by the merchant's
+``CONSENT_POLICY`` like every source's. The session's own ``consent.promotions`` is the customer's
+answer to the merchant's promotional e-mails, not to ads measurement, and is not read as one.
+
 ``livemode: false`` (a test-mode session): sent with Pinterest's ``test=true`` in a request of its
 own, or not at all with ``STRIPE_TEST_SESSIONS=skip``. Plain Python, no AWS, no HTTP.
 """
@@ -40,6 +46,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from pinrelay.consent import metadata_consent
 from pinrelay.events import EventFiltered, EventRejected, PreparedEvent, check_deliverable
 from pinrelay.normalise import UserDataBuilder, address_country
 from pinrelay.sources import UNMAPPABLE, Contents, not_understood
@@ -284,7 +291,9 @@ def checkout_event(checkout: StripeCheckout, *, now: int, options: StripeOptions
     locale = _text(session.get("locale"))
     if locale and locale[:2].isalpha() and locale[:2].isascii():
         event["language"] = locale[:2].lower()
-    prepared = PreparedEvent(event=event, warnings=warnings, test=session.get("livemode") is False)
+    consent, consent_warnings = metadata_consent(session.get("metadata"), SOURCE)
+    prepared = PreparedEvent(event=event, warnings=warnings + consent_warnings, consent=consent,
+                             test=session.get("livemode") is False)
     check_deliverable(prepared, now)
     return prepared
 
