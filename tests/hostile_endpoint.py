@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pinrelay_local.servers import SHUTDOWN_POLL_S
+
 
 @dataclass(frozen=True)
 class Seen:
@@ -110,7 +112,8 @@ class HostileEndpoint:
         self._server.endpoint = self  # type: ignore[attr-defined]
 
     def __enter__(self) -> HostileEndpoint:
-        threading.Thread(target=self._server.serve_forever, name="hostile-endpoint", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S}, name="hostile-endpoint",
+                         daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -88,6 +88,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from pinrelay_local.servers import SHUTDOWN_POLL_S
+
 # -- fault actions --------------------------------------------------------------------------------
 
 
@@ -649,7 +651,7 @@ class AwsFaultProxy:
         self._server = ThreadingHTTPServer((self.host, self._port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="aws-fault-proxy", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S}, name="aws-fault-proxy", daemon=True
         )
         self._thread.start()
         return self

@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from pinrelay_local.servers import SHUTDOWN_POLL_S
+
 Handler = Callable[[dict[str, Any], Any], Any]
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # HTTP API payload limit
@@ -486,7 +488,7 @@ class HttpApiGateway:
             raise RuntimeError("gateway already started")
         self._server = _GatewayServer((self.host, self._requested_port), self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="http-gateway", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S}, name="http-gateway", daemon=True
         )
         self._thread.start()
         return self

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pinrelay_local.servers import SHUTDOWN_POLL_S
+
 # the JSON protocol names the operation in this header: X-Amz-Target: DynamoDB_20120810.UpdateItem
 _DYNAMODB_TARGET_PREFIX = "DynamoDB_"
 
@@ -55,7 +57,8 @@ class MotoServer:
 
         app = DynamoDbCallsOneAtATime(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(ip_address, port, app, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S},
+                                        name="moto-server", daemon=True)
 
     @property
     def url(self) -> str:

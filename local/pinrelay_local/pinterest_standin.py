@@ -58,6 +58,8 @@ from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from pinrelay_local.servers import SHUTDOWN_POLL_S
+
 __all__ = [
     "ConversionEventsValidator",
     "DEFAULT_ADS_READ_TOKEN",
@@ -559,7 +561,7 @@ class PinterestStandIn:
         self.port = server.server_address[1]
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.1},
+            kwargs={"poll_interval": SHUTDOWN_POLL_S},
             name=f"pinterest-standin:{self.port}",
             daemon=True,
         )

@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pinrelay_local.servers import SHUTDOWN_POLL_S
+
 HERE = Path(__file__).resolve().parent
 STRIPE_KEY = "rk_test_pinrelay_local_standin_key_0123456789"
 BIGCOMMERCE_TOKEN = "pinrelay-local-bigcommerce-token-0123456789"
@@ -108,7 +110,8 @@ class _StandIn:
         self._server = ThreadingHTTPServer((self._host, self._port), _Handler)
         self._server.daemon_threads = True
         self._server.standin = self  # type: ignore[attr-defined]
-        threading.Thread(target=self._server.serve_forever, name=self.name, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S}, name=self.name,
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -44,6 +44,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from pinrelay_local.servers import SHUTDOWN_POLL_S
+
 DEFAULT_TOKEN = "shpat_local_standin_token"
 DEFAULT_SHOP = "pinrelay-dev.myshopify.com"
 INVALID_TOKEN = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
@@ -262,7 +264,8 @@ class ShopifyAdminStandIn:
     def start(self) -> ShopifyAdminStandIn:
         self._server = ThreadingHTTPServer((self._host, self._port), _Handler)
         self._server.standin = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="shopify-admin-standin", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S},
+                                        name="shopify-admin-standin", daemon=True)
         self._thread.start()
         return self
 

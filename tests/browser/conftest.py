@@ -20,6 +20,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
+from pinrelay_local.servers import SHUTDOWN_POLL_S
+
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "web"
 HARNESS = Path(__file__).parent / "harness"
@@ -226,7 +228,7 @@ PIXEL_PAGE = """<!doctype html>
 def _server():
     shop = Shop()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(shop))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_S}, daemon=True)
     thread.start()
     shop.base_url = f"http://127.0.0.1:{server.server_address[1]}"
     yield shop
