@@ -42,3 +42,17 @@ def test_a_short_soak_loses_nothing_and_sends_nothing_twice_unexplained():
     assert {"503", "429", "closed"} <= set(ledger.pinterest_requests), report
     assert ledger.sender_failed_batches > 0, report
     assert ledger.ingest_5xx > 0 and sum(ledger.aws_injected.values()) > 0, report
+
+
+def test_a_spell_is_met_only_by_its_own_fault():
+    """The fault player holds a spell until a request meets it; a request of the spell before (a
+    slow answer recorded 2 s later) must not count, or the close spell ends having met nothing."""
+    from pinrelay_bench.soak import _met_spell
+
+    slow = {"fault": "slow", "status": 200}
+    closed = {"fault": "close", "status": 0}
+    unavailable = {"fault": "status", "status": 503}
+    assert not _met_spell(slow, "close") and _met_spell(closed, "close")
+    assert _met_spell(slow, "slow") and not _met_spell(closed, "slow")
+    assert _met_spell(unavailable, "503") and not _met_spell(unavailable, "429")
+    assert not _met_spell({"fault": None, "status": 200}, "503")
