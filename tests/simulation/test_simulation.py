@@ -1,5 +1,5 @@
 """The delivery simulation (tests/simulation/world.py) in CI: as many random seeds as fit in a fixed
-budget (SIM_BUDGET_SECONDS, default 45), every invariant after every step; a failing seed is
+budget (SIM_BUDGET_SECONDS, default 90), every invariant after every step; a failing seed is
 printed with the command that replays it. And the simulation shows it can fail: each deliberate
 defect of tests/simulation/defects.py put into the code is caught."""
 
@@ -12,8 +12,8 @@ import pytest
 from tests.simulation.defects import DEFECTS, applied
 from tests.simulation.world import Violation, run
 
-BUDGET_SECONDS = float(os.environ.get("SIM_BUDGET_SECONDS", "45"))
-MIN_RUNS = 300  # fewer in the budget means a machine too loaded for the run to say much
+BUDGET_SECONDS = float(os.environ.get("SIM_BUDGET_SECONDS", "90"))
+MIN_RUNS = 600  # fewer in the budget means a machine too loaded for the run to say much
 DEFECT_SEEDS = 3000  # each defect must be caught within these (it is, far sooner: docs/delivery-guarantees.md)
 
 
