@@ -19,7 +19,6 @@ the line-items dead-letter queue (alarmed): a conversion is never lost because S
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,8 +31,6 @@ from pinrelay.events import PreparedEvent
 from pinrelay.ingest import IngestService
 from pinrelay.ports import Deadline, LineItemsRefused, LineItemsUnavailable, SessionLineItems
 from pinrelay.sources.stripe import SOURCE, ContentIdField, LineItemsJob
-
-logger = logging.getLogger(__name__)
 
 JobStatus = Literal["queued", "rejected", "retry"]
 # whose key a job names: ("deployment", None, None) or ("account_map", ad account, entry name)

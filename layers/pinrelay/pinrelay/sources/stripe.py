@@ -321,7 +321,7 @@ def stripe_event(checkout: StripeCheckout, *, now: int, options: StripeOptions =
 
 # -------------------------------------------------------------------------------- line-items jobs
 LINE_ITEMS_JOB_VERSION = 1
-KeyOwner = Literal["deployment", "account_map"]
+KeyKind = Literal["deployment", "account_map"]
 
 
 class LineItemsJob(BaseModel):
@@ -336,7 +336,7 @@ class LineItemsJob(BaseModel):
 
     v: Literal[1] = LINE_ITEMS_JOB_VERSION
     session_id: str = Field(min_length=1, max_length=255)
-    key: KeyOwner
+    key: KeyKind
     route_name: str | None = None
     ad_account_id: str = Field(pattern=r"^\d{1,18}$")
     received_at: int
@@ -354,7 +354,7 @@ class LineItemsJob(BaseModel):
         return PreparedEvent(event=event, warnings=list(self.warnings), test=self.test, consent=consent)
 
 
-def line_items_job_body(checkout: StripeCheckout, event: PreparedEvent, *, key: KeyOwner, route_name: str | None,
+def line_items_job_body(checkout: StripeCheckout, event: PreparedEvent, *, key: KeyKind, route_name: str | None,
                         ad_account_id: str, received_at: int) -> str:
     """The SQS message of one line-items job (``LineItemsJob``)."""
     metadata = checkout.session.get("metadata")
