@@ -23,8 +23,9 @@ SenderBatchingWindowSeconds defaults). Phases: 1000 web events in one post; offl
 one post (the CSV import's shape); single posts of one web event (8 at a time); then a trickle of
 5 web events/s (the rate the bill is modeled at), one post each, measuring accept -> delivery
 latency at the stand-in; then the same trickle of Stripe webhooks (each session's line items read
-from the Stripe stand-in) and of BigCommerce webhooks (each order fetched by the fetcher from the
-BigCommerce stand-in, its calls to the store and its invocations counted). Each phase waits until
+by the line-items fetcher from the Stripe stand-in) and of BigCommerce webhooks (each order
+fetched by the fetcher from the BigCommerce stand-in); the fetchers' calls to the platform's API
+and their invocations are counted. Each phase waits until
 every event reached the stand-in and the queue is empty, so the sender's writes and the event
 source's deletes are in its counts. Empty receives
 (the poller's long polls while the queue is idle) are counted but not charged per event: they
@@ -48,6 +49,8 @@ from typing import Any
 
 from pinrelay_bench.bill import MODEL_ASSUMPTIONS, sqs_billable_requests, template_parameter_default
 from pinrelay_bench.harness import HANDLER_FUNCTIONS, ByteCounter, function_on_stack, percentile
+
+LINE_ITEMS_QUEUE_MARK = "pinrelay-stripe-line-items"  # in the local stack's line-items queue URL (pinrelay_local.platforms)
 from pinrelay_bench.workload import make_events, make_offline_events, request_body
 
 DYNAMODB_WRITE_UNIT_BYTES = 1024
@@ -137,11 +140,19 @@ class AwsCallCounter:
             return {}
         return parsed if isinstance(parsed, dict) else {}
 
-    def _before(self, role: str, model: Any, params: dict[str, Any], **_: Any) -> None:
+    def _before(self, role: str, model: Any, params: dict[str, Any], context: dict[str, Any] | None = None,
+                **_: Any) -> None:
         service = model.service_model.endpoint_prefix
         op = model.name
         body = self._body(params)
         units: Counter[str] = Counter()
+        if role == "poller" and LINE_ITEMS_QUEUE_MARK in str(body.get("QueueUrl") or ""):
+            # the Stripe line-items queue's event source: counted apart too, so that the bill can
+            # tell the webhooks with a key (a job, the fetcher) from those without one
+            if context is not None:
+                context["pinrelay_line_items_queue"] = True
+            if op in ("DeleteMessageBatch", "DeleteMessage"):
+                units["line_items_deletes"] += 1
         if service == "dynamodb":
             if op == "PutItem":
                 units["wru"] += max(1, math.ceil(dynamodb_item_size(body.get("Item") or {}) / DYNAMODB_WRITE_UNIT_BYTES))
@@ -190,7 +201,8 @@ class AwsCallCounter:
             for name, value in units.items():
                 self.units[f"{role}:{name}"] += value
 
-    def _after(self, role: str, model: Any, parsed: dict[str, Any], **_: Any) -> None:
+    def _after(self, role: str, model: Any, parsed: dict[str, Any], context: dict[str, Any] | None = None,
+               **_: Any) -> None:
         error = ((parsed or {}).get("Error") or {}).get("Code")
         with self._lock:
             if error:
@@ -205,6 +217,8 @@ class AwsCallCounter:
                 self.units[f"{role}:sqs_billable"] += sqs_billable_requests(payload)
                 self.units[f"{role}:receives_with_messages"] += 1
                 self.units[f"{role}:messages_received"] += len(messages)
+                if (context or {}).get("pinrelay_line_items_queue"):
+                    self.units[f"{role}:line_items_receives_with_messages"] += 1
             else:
                 self.units[f"{role}:sqs_billable"] += 1
                 self.units[f"{role}:receives_empty"] += 1
@@ -259,7 +273,8 @@ def give_each_function_its_own_clients(stack: Any, counter: AwsCallCounter) -> d
         if (name.startswith("pinrelay.") or in_function) and getattr(module, "client", None) is original:
             module.client = clients.client
             patched.append(name)
-    for handler in (stack.ingest_handler, stack.sender_handler, stack.bigcommerce_fetch_handler):
+    for handler in (stack.ingest_handler, stack.sender_handler, stack.bigcommerce_fetch_handler,
+                    stack.stripe_line_items_handler):
         getattr(handler.service, "cache_clear", lambda: None)()
     platform_webhooks = sys.modules.get("platform_webhooks")
     getattr(getattr(platform_webhooks, "fetch_queue", None), "cache_clear", lambda: None)()  # its SQS client
@@ -310,6 +325,9 @@ def phase_summary(events: int, posts: int, counts: dict[str, dict[str, float]], 
             "sqs_poller_receives_with_messages": receives * per,
             "sqs_poller_receives_empty": units_of("receives_empty", "poller") * per,
             "sqs_poller_deletes": deletes * per,
+            # of which the Stripe line-items queue's (a Stripe webhook with a key: its job)
+            "sqs_poller_line_items_receives_with_messages": units_of("line_items_receives_with_messages", "poller") * per,
+            "sqs_poller_line_items_deletes": units_of("line_items_deletes", "poller") * per,
             "sqs_poller_billable": units_of("sqs_billable", "poller") * per,
             "sqs_sender_requests": calls_of("sender", "sqs") * per,
             "sqs_fetcher_requests": calls_of("fetcher", "sqs", "SendMessageBatch", "SendMessage") * per,
@@ -541,8 +559,8 @@ def measure_aws_calls(quick: bool, counter: ByteCounter, say: Callable[[str], No
 def _platform_trickle(stack: Any, platform: str, summarise: Callable[..., dict[str, Any]], snapshot: Callable[[], Any],
                       say: Callable[[str], None], rate: float, seconds: float, nonce: str) -> dict[str, Any]:
     """A trickle of Stripe or BigCommerce webhooks at ``rate``, one session or order each, signed as
-    the platform signs them: what the trickle counts, plus the calls to the platform's API and, for
-    BigCommerce, the fetcher's invocations and their local duration."""
+    the platform signs them: what the trickle counts, plus the calls to the platform's API and the
+    fetcher's invocations (Stripe's line-items fetcher, BigCommerce's) and their local duration."""
     import copy
 
     from pinrelay_local.platform_standins import example_orders, rfc2822, stripe_line_item
@@ -583,7 +601,8 @@ def _platform_trickle(stack: Any, platform: str, summarise: Callable[..., dict[s
         # (docs/sources.md), and its 429s would be retries, not what a fetch costs
         api.quota = 1_000_000
     url = f"{stack.url}/webhooks/{platform}"
-    api_before, fetches_before = len(api.requests), len(stack.fetch_batches)
+    batches = stack.line_items_batches if platform == "stripe" else stack.fetch_batches  # the fetcher's invocations
+    api_before, fetches_before = len(api.requests), len(batches)
     before = snapshot()
     post_ms: list[float] = []
     start = time.monotonic()
@@ -598,7 +617,7 @@ def _platform_trickle(stack: Any, platform: str, summarise: Callable[..., dict[s
             raise RuntimeError(f"POST /webhooks/{platform} answered {status}: {text[:300]}")
     _wait_delivered(stack, ids, 90)
     summary = summarise(before, count, count, len(bodies[0][0]), post_ms)
-    fetches = stack.fetch_batches[fetches_before:]
+    fetches = batches[fetches_before:]
     summary.update({
         "platform_api_requests_per_event": (len(api.requests) - api_before) / count,
         "fetcher_invocations_per_event": len(fetches) / count,

@@ -6,10 +6,12 @@ date they were taken). What one million events use comes from the measurements:
 * requests: HTTP API requests (512 KB increments; none through a Lambda Function URL), ingest and
   sender invocations (events per sender invocation as measured in the trickle; 1000 for batches);
 * the Stripe and BigCommerce webhooks (``stripe_webhook``, ``bigcommerce_webhook``): the webhook's
-  usage as their own trickles counted it, plus the wait for Stripe's line items (ingest), and
-  BigCommerce's fetch: the fetcher's invocations, each its local duration (CPU and local I/O, an
-  upper bound of its CPU) plus two modeled waits for the store (the order, then its products and
-  shipping addresses at once), and its SendMessageBatch;
+  usage as their own trickles counted it, the job ingest queues and the fetcher that reads it:
+  the fetcher's invocations, each its local duration (CPU and local I/O, an upper bound of its
+  CPU) plus its modeled waits (Stripe: one ``stripe_line_items`` wait for a batch of up to ten
+  sessions read side by side; BigCommerce: two for the store, the order, then its products and
+  shipping addresses at once) and its SendMessageBatch. ``stripe_webhook_no_key``: without a
+  key ingest queues the event itself, one a webhook, as any webhook: the trickle's counts;
 * Lambda duration: CPU measured at full speed (handler CPU + the SDK's CPU per call) plus modeled
   I/O waits: ingest's SendMessageBatch calls (``ingest_queue_workers`` at a time), the sender's
   conditional UpdateItems (claim, mark ``sending`` for offline events, outcome: each a parallel
@@ -76,7 +78,9 @@ MODEL_ASSUMPTIONS: dict[str, Any] = {
         "sqs_send_message_batch": 8.0,  # one SendMessageBatch of up to 10
         "pinterest_request_base": 100.0,  # one POST to Pinterest: 100 ms + 0.15 ms per event (unmeasured guess)
         "pinterest_request_per_event": 0.15,
-        "stripe_line_items": 250.0,  # GET /v1/checkout/sessions/{id}/line_items from AWS (unmeasured guess)
+        # GET /v1/checkout/sessions/{id}/line_items from AWS (unmeasured guess); the line-items fetcher
+        # reads a batch's sessions side by side: one such wait per invocation
+        "stripe_line_items": 250.0,
         "bigcommerce_get": 200.0,  # one Orders V2 GET from AWS (unmeasured guess); a fetch waits for two rounds
     },
     "ingest_queue_workers": 8,  # SqsEventQueue(max_workers=8): one request's SendMessageBatch calls, 8 at a time
@@ -96,7 +100,7 @@ MODEL_ASSUMPTIONS: dict[str, Any] = {
 FRONT_DOORS = ("http_api", "function_url")
 # scenario -> (events per POST, the local-stack phase whose counts it uses)
 SCENARIOS = {"webhook": (1, "trickle"), "batch": (1000, "batch"), "offline_batch": (1000, "offline_batch"),
-             "stripe_webhook": (1, "stripe"), "stripe_webhook_no_key": (1, "stripe"),
+             "stripe_webhook": (1, "stripe"), "stripe_webhook_no_key": (1, "trickle"),
              "bigcommerce_webhook": (1, "bigcommerce")}
 WEBHOOKS = ("webhook", "stripe_webhook", "stripe_webhook_no_key", "bigcommerce_webhook")  # one event a POST, at the trickle's rate
 
@@ -123,7 +127,7 @@ class Usage:
     secrets_calls: float
     xray_traces: float
     memory_mb: int = 256
-    fetcher_invocations: float = 0.0  # BigCommerce's fetch
+    fetcher_invocations: float = 0.0  # the fetcher of the webhook's jobs (Stripe's line items, BigCommerce's orders)
     fetcher_billed_ms: float = 0.0
 
 
@@ -356,7 +360,9 @@ def access_log_bytes(template: Path = TEMPLATE) -> int:
 
 _LOG_SOURCES = {"ingest:log": "ingest log lines", "ingest:metrics": "ingest metrics (EMF)",
                 "sender:log": "sender log lines", "sender:metrics": "sender metrics (EMF)",
-                "fetcher:log": "BigCommerce fetcher log lines", "fetcher:metrics": "BigCommerce fetcher metrics (EMF)"}
+                "fetcher:log": "fetcher log lines", "fetcher:metrics": "fetcher metrics (EMF)"}
+# the function that reads a platform scenario's jobs
+FETCHERS = {"stripe_webhook": "Stripe line-items fetcher", "bigcommerce_webhook": "BigCommerce fetcher"}
 
 
 def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.0,
@@ -387,9 +393,7 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
     send_calls = per_1000.get("sqs_ingest_requests", per_1000["sqs_ingest_billable"]) * per_post / 1000
     # ingest CPU is measured on web events; offline ones (no IP, user agent, URL or contents) take
     # less, so the web figure is an upper bound for them
-    ingest = ingest_duration_ms(results, per_post, send_calls)
-    if scenario == "stripe_webhook":  # ingest waits for Stripe's line items while Stripe waits for it
-        ingest["io_ms"] += phase.get("platform_api_requests_per_event", 0.0) * a["io_ms"]["stripe_line_items"]
+    ingest = ingest_duration_ms(results, per_post, send_calls)  # Stripe: the fetcher reads the line items, not ingest
     ingest_ms = billed_ms(ingest["cpu_ms"] * cpu_scale + ingest["io_ms"])
     if scenario in WEBHOOKS:
         events_per_sender = max(1.0, phase.get("events_per_sender_invocation") or 1.0)
@@ -404,13 +408,16 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
 
     # SQS: ingest's sends as counted; the event source's receives and deletes as counted in the
     # trickle, or, for batches, one of each per 10 messages (Lambda reads a full queue 10 at a time)
-    sqs_send = per_1000["sqs_ingest_billable"] * 1000
-    fetcher_sends = per_1000.get("sqs_fetcher_billable", 0.0) * 1000  # BigCommerce: the fetched order's event
+    sqs_send = per_1000["sqs_ingest_billable"] * 1000  # Stripe with a key: the job; BigCommerce: the fetch job
+    fetcher_sends = per_1000.get("sqs_fetcher_billable", 0.0) * 1000  # the job's event
     fetcher_invocations = 1e6 * phase.get("fetcher_invocations_per_event", 0.0)
     fetcher_ms = 0
-    if fetcher_invocations:  # local duration (CPU + local I/O: an upper bound of its CPU) + the store's three GETs
-        # the order, then its products and shipping addresses at the same time: two waits
-        fetcher_ms = billed_ms(phase["fetcher_local_ms_per_invocation"] * cpu_scale + 2 * a["io_ms"]["bigcommerce_get"]
+    if fetcher_invocations:  # local duration (CPU + local I/O: an upper bound of its CPU) + the platform's waits
+        if scenario == "stripe_webhook":  # the batch's sessions read side by side: one wait
+            waits = a["io_ms"]["stripe_line_items"]
+        else:  # the order, then its products and shipping addresses at the same time: two waits
+            waits = 2 * a["io_ms"]["bigcommerce_get"]
+        fetcher_ms = billed_ms(phase["fetcher_local_ms_per_invocation"] * cpu_scale + waits
                                + a["io_ms"]["sqs_send_message_batch"])
     if scenario in WEBHOOKS:
         sqs_receive = per_1000["sqs_poller_receives_with_messages"] * 1000
@@ -437,8 +444,9 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
     if http_api:
         log_split[f"HTTP API access log ({access_log_bytes()} bytes a request)"] = access_bytes
     lines_by_source = phase.get("log_lines_by_source") or {}
+    fetcher_name = FETCHERS.get(scenario, "fetcher")
     for source, per_event in (phase.get("log_bytes_per_event_by_source") or {}).items():
-        label = _LOG_SOURCES.get(source, f"{source} lines")
+        label = _LOG_SOURCES.get(source, f"{source} lines").replace("fetcher", fetcher_name, 1)
         lines = lines_by_source.get(source)
         if lines and phase.get("events"):
             label += f" ({per_event * phase['events'] / lines:,.0f} bytes a line, {lines / phase['events'] * 1000:,.0f} lines per 1000 events)"
@@ -482,11 +490,11 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
         fetcher_billed_ms=fetcher_ms,
     )
     split = {
-        "lambda_requests": {"ingest": posts, "sender": sender_invocations, "BigCommerce fetcher": fetcher_invocations},
+        "lambda_requests": {"ingest": posts, "sender": sender_invocations, fetcher_name: fetcher_invocations},
         "lambda_ms": {"ingest": posts * ingest_ms, "sender": sender_invocations * sender_ms,
-                      "BigCommerce fetcher": fetcher_invocations * fetcher_ms,
+                      fetcher_name: fetcher_invocations * fetcher_ms,
                       "INIT (ingest)": init_ms["ingest"], "INIT (sender)": init_ms["sender"]},
-        "sqs_requests": {"SendMessageBatch (ingest)": sqs_send, "SendMessageBatch (BigCommerce fetcher)": fetcher_sends,
+        "sqs_requests": {"SendMessageBatch (ingest)": sqs_send, f"SendMessageBatch ({fetcher_name})": fetcher_sends,
                          "ReceiveMessage (event sources)": sqs_receive, "DeleteMessageBatch (event sources)": sqs_delete},
         "dynamodb_wru": wru_split,
         "log_bytes": log_split,
@@ -495,7 +503,7 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
         "front_door": front_door, "events_per_post": per_post, "body_bytes": body_bytes, "measured_in_phase": phase_name,
         "ingest_duration": ingest, "ingest_billed_ms": ingest_ms, "sender_duration": sender, "sender_billed_ms": sender_ms,
         "events_per_sender_invocation": events_per_sender, "ledger_writes_per_event": writes_per_event,
-        "log_bytes_app_per_event": phase["log_bytes_per_event"], "log_bytes_platform": sum(platform_bytes.values()),
+        "log_bytes_app_per_event": phase["log_bytes_per_event"], "fetcher_billed_ms": fetcher_ms, "log_bytes_platform": sum(platform_bytes.values()),
         "log_bytes_access": access_bytes, "secrets": secrets,
         "xray_fraction_ingest": ingest_traced, "xray_fraction_sender": sender_traced, "template": observe,
         "split": split,

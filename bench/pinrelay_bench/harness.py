@@ -32,7 +32,8 @@ AD_ACCOUNT = "549755885175"
 BENCH_API_KEY = "bench-ingest-key-long-enough-to-resist-guessing"
 BENCH_WOO_SECRET = "bench woo secret, commas included, 50 characters.."
 BENCH_TOKEN = "bench-conversion-token"
-HANDLER_FUNCTIONS = {"ingest_handler": "ingest", "sender_handler": "sender", "bigcommerce_fetch_handler": "fetcher"}
+HANDLER_FUNCTIONS = {"ingest_handler": "ingest", "sender_handler": "sender", "bigcommerce_fetch_handler": "fetcher",
+                     "stripe_line_items_handler": "fetcher"}  # one platform's fetcher runs in a phase
 
 
 # ------------------------------------------------------------------------------------------

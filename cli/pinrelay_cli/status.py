@@ -22,8 +22,9 @@ templates say otherwise; offline rows use their ``event_id`` column; a Stripe se
 session id (``cs_live_...``) unless the shop gave the browser's; a BigCommerce order's is
 ``<store hash>-<order id>`` (``--bigcommerce-store`` makes it from the order ids, with
 ``BIGCOMMERCE_EVENT_ID_TEMPLATE`` when it is set). An order not in the ledger whose fetch job is
-in the BigCommerce fetch dead-letter queue (``--fetch-dlq-url``, or the stack's output) is said
-to be there.
+in the BigCommerce fetch dead-letter queue (``--fetch-dlq-url``, or the stack's output), or a
+Stripe session whose line-items job is in the line-items dead-letter queue (``--line-items-dlq-url``,
+or the stack's output), is said to be there.
 
 Exit status: 0 every event delivered; 1 at least one not (the lines say why); 2 the lookup could
 not run.
@@ -37,7 +38,7 @@ import time
 from typing import Any, TextIO
 
 from pinrelay.accounts import shop_domain, shopify_shop_key, woocommerce_shop_key, woocommerce_source
-from pinrelay.adapters.dead_letters import SqsDeadLetters, fetch_job_key
+from pinrelay.adapters.dead_letters import SqsDeadLetters, fetch_job_key, line_items_job_key
 from pinrelay.config import BigCommerceMapping, comma_separated
 from pinrelay.events import dedup_key, event_id_from_template, scoped_event_id
 from pinrelay.verify import status_line
@@ -68,6 +69,8 @@ def setup(parser: argparse.ArgumentParser) -> None:
                         help="the EVENT_IDs are order ids of this BigCommerce store (their event_ids are made "
                              "from the store and the order: BIGCOMMERCE_EVENT_ID_TEMPLATE, default {store_hash}-{order_id})")
     parser.add_argument("--fetch-dlq-url", help="the BigCommerce fetch jobs' dead-letter queue instead of the stack's")
+    parser.add_argument("--line-items-dlq-url",
+                        help="the Stripe line-items jobs' dead-letter queue instead of the stack's")
     parser.add_argument("--region", help="AWS region (default: the usual boto3 configuration)")
 
 
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, dynamodb: Any =
         out: TextIO | None = None, err: TextIO | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        table, dlq_url, ad_account, shops, fetch_dlq_url = _targets(args, cloudformation)
+        table, dlq_url, ad_account, shops, fetch_dlq_url, line_items_dlq_url = _targets(args, cloudformation)
         dynamodb = dynamodb or aws_client("dynamodb", args.region)
         template = BigCommerceMapping.from_env().bigcommerce_event_id_template
         event_ids = ([event_id_from_template(template, {"store_hash": args.bigcommerce_store, "order_id": order_id})
@@ -87,21 +90,27 @@ def run(args: argparse.Namespace, *, cloudformation: Any = None, dynamodb: Any =
         return problem.exit_status
     dead_letters: set[str] = set()
     fetch_dead_letters: set[str] = set()
-    if (dlq_url or fetch_dlq_url) and any(entry is None or entry.state != "delivered" for entry in found.values()):
+    line_items_dead_letters: set[str] = set()
+    if (dlq_url or fetch_dlq_url or line_items_dlq_url) and any(entry is None or entry.state != "delivered"
+                                                                for entry in found.values()):
         sqs = sqs or aws_client("sqs", args.region)
         if dlq_url:
             dead_letters = SqsDeadLetters(sqs, dlq_url).dedup_keys()
         if fetch_dlq_url:
             fetch_dead_letters = SqsDeadLetters(sqs, fetch_dlq_url, key_of=fetch_job_key(template)).dedup_keys()
+        if line_items_dlq_url:
+            line_items_dead_letters = SqsDeadLetters(sqs, line_items_dlq_url, key_of=line_items_job_key).dedup_keys()
     entries = {}
+    in_some_dlq = dead_letters | fetch_dead_letters | line_items_dead_letters
     for keys in candidates.values():  # each key the ledger or a DLQ knows; else the id's own key
-        known = [key for key in keys if found[key] is not None or key in dead_letters or key in fetch_dead_letters]
+        known = [key for key in keys if found[key] is not None or key in in_some_dlq]
         entries |= {key: found[key] for key in known or keys[:1]}
     now = int(time.time())
     all_delivered = True
     for key, entry in entries.items():
         delivered, line = status_line(entry, in_dead_letters=key in dead_letters, now=now,
-                                      in_fetch_dead_letters=key in fetch_dead_letters)
+                                      in_fetch_dead_letters=key in fetch_dead_letters,
+                                      in_line_items_dead_letters=key in line_items_dead_letters)
         all_delivered = all_delivered and delivered
         print(f"{printable(key)}: {printable(line)}", file=out)
     if not dlq_url:
@@ -128,17 +137,20 @@ def _shop_keys(shopify_domains: list[str], woocommerce_sources: list[str]) -> li
     return list(dict.fromkeys(keys))
 
 
-def _targets(args: argparse.Namespace, cloudformation: Any) -> tuple[str, str | None, str, list[str], str | None]:
+def _targets(args: argparse.Namespace,
+             cloudformation: Any) -> tuple[str, str | None, str, list[str], str | None, str | None]:
     """(ledger table, dead-letter queue URL or None, ad account, shop scopes, BigCommerce fetch DLQ
-    URL or None) from the options, else the stack."""
+    URL or None, Stripe line-items DLQ URL or None) from the options, else the stack."""
     found = from_options_or_stack(
         {"table": args.table, "dlq_url": args.dlq_url, "ad_account": args.ad_account, "shopify_shops": None,
-         "woocommerce_sources": None, "fetch_dlq_url": args.fetch_dlq_url}, args.stack_name,
+         "woocommerce_sources": None, "fetch_dlq_url": args.fetch_dlq_url,
+         "line_items_dlq_url": getattr(args, "line_items_dlq_url", None)}, args.stack_name,
         lambda: cloudformation or aws_client("cloudformation", args.region),
         outputs={"table": "DedupTableName", "dlq_url": "DeadLetterQueueUrl"},
         parameters={"ad_account": "PinterestAdAccountId", "shopify_shops": "ShopifyShopDomains",
                     "woocommerce_sources": "WooCommerceSources"},
-        optional_outputs={"fetch_dlq_url": "BigCommerceFetchDeadLetterQueueUrl"},
+        optional_outputs={"fetch_dlq_url": "BigCommerceFetchDeadLetterQueueUrl",
+                          "line_items_dlq_url": "StripeLineItemsDeadLetterQueueUrl"},
     )
     table, dlq_url, ad_account = found["table"], found["dlq_url"], found["ad_account"]
     if not table:
@@ -147,4 +159,4 @@ def _targets(args: argparse.Namespace, cloudformation: Any) -> tuple[str, str | 
     shopify_domains = [shop for shop in given if "://" not in shop] + comma_separated(found["shopify_shops"] or "")
     woocommerce_sources = [shop for shop in given if "://" in shop] + comma_separated(found["woocommerce_sources"] or "")
     return (table, dlq_url, ad_account_id(ad_account, "--ad-account, --stack-name or PINTEREST_AD_ACCOUNT_ID"),
-            _shop_keys(shopify_domains, woocommerce_sources), found["fetch_dlq_url"])
+            _shop_keys(shopify_domains, woocommerce_sources), found["fetch_dlq_url"], found["line_items_dlq_url"])

@@ -32,7 +32,7 @@ from pinrelay.accounts import (
     stored_key_digest,
 )
 from pinrelay.adapters.metrics import emit_filtered_metric, emit_ingest_metrics, emit_unlisted_shops_metric
-from pinrelay.adapters.secrets import PLACEHOLDER, InvalidSecret, SecretUnavailable, api_key_values, secret_value, secret_values
+from pinrelay.adapters.secrets import InvalidSecret, SecretUnavailable, api_key_values, secret_value, secret_values
 from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import IngestSettings, SecretRef, ingest_settings
 from pinrelay.events import EventFiltered, EventRejected, PreparedEvent, json_text_is_clean
@@ -363,16 +363,9 @@ def post_woocommerce_webhook() -> Response:
     return _accept([event], WOOCOMMERCE.source, webhook.now, webhook.route, webhook=True, consent_known=False)
 
 
-def _platform_key(ref: SecretRef | None) -> str | None:
-    """An API key a platform issued (Stripe's restricted key), as stored: none when unset or the
-    stack's placeholder."""
-    value = secret_value(ref, settings().secrets_max_age_seconds) if ref else ""
-    return value if value and value != PLACEHOLDER else None
-
-
 platforms = PlatformRoutes(
     answer=_json, read_json=_read_json, settings=settings, account_map=account_map, secrets=_secrets,
-    key=_platform_key, service=service,
+    service=service,
     accept=lambda prepared, source, now, route: _accept(prepared, source, now, route, webhook=True, consent_known=False),
     filtered=_filtered,
 )

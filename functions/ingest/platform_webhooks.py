@@ -7,8 +7,11 @@ both routes answer, count and log exactly as the Shopify and WooCommerce ones do
 
 * ``POST /webhooks/stripe``: ``Stripe-Signature`` checked against every Stripe signing secret
   (the deployment's and the account map's: the one that verifies says whose account it is), the
-  paid-only rule, the session's line items read from Stripe when the account has a restricted
-  key, the event queued.
+  paid-only rule and the consent policy, the session mapped to its hashed event; when the account
+  has a restricted key (STRIPE_API_KEY_SECRET_NAME, or the account map entry's ``stripe_api_key``)
+  the event goes in a line-items job on the line-items queue and the webhook is answered at once
+  (the fetcher, functions/stripe_line_items, reads the line items and queues the event); without
+  one the event is queued as it is.
 * ``POST /webhooks/bigcommerce``: the store the body names (``producer``) picks the secret its
   webhooks send back in ``X-Pinrelay-Secret`` (and, with BIGCOMMERCE_CLIENT_SECRET set, the
   Standard Webhooks signature must verify too); then a fetch job naming the order is queued on the
@@ -29,10 +32,11 @@ from pinrelay.accounts import AccountMap, AccountRoute
 from pinrelay.adapters.aws import client, worst_call_seconds
 from pinrelay.adapters.secrets import SecretUnavailable
 from pinrelay.adapters.sqs import SqsEventQueue
-from pinrelay.adapters.stripe_api import LineItemsRefused, LineItemsUnavailable, StripeLineItems
 from pinrelay.config import IngestSettings, SecretRef
+from pinrelay.consent import decide_for_event
 from pinrelay.events import EventFiltered, EventRejected, PreparedEvent
-from pinrelay.ingest import IngestService
+from pinrelay.ingest import EventResult, IngestOutcome, IngestService
+from pinrelay.privacy import match_keys
 from pinrelay.sources import bigcommerce, stripe
 from pinrelay.sources.signatures import header_secret_matches, verify_standard_webhook, verify_stripe_signature
 
@@ -52,7 +56,6 @@ class PlatformRoutes:
     settings: Callable[[], IngestSettings]
     account_map: Callable[[], AccountMap]
     secrets: Callable[[SecretRef | None], list[str]]  # signing secrets: each 32 characters or more
-    key: Callable[[SecretRef | None], str | None]  # an API key the platform issued, as it is (None: not set)
     service: Callable[[], IngestService]
     accept: Callable[[list[PreparedEvent | EventRejected], str, int, AccountRoute | None], Response]
     filtered: Callable[[EventFiltered, str], Response]
@@ -81,19 +84,31 @@ class PlatformRoutes:
         skip = stripe.reason_to_skip(checkout, now, options)
         if skip is not None:
             return self.filtered(skip, stripe.SOURCE)
-        key = _route_key(route) if route is not None else self.key(config.stripe_api_key_ref)
-        line_items = None
-        if key:
-            try:
-                line_items = line_items_source(key, config.stripe_api_url).line_items(checkout.session_id, time_left)
-            except LineItemsUnavailable as problem:  # Stripe delivers the webhook again later
-                logger.warning("stripe line items unavailable: answered 503", extra={"error": str(problem)})
-                return self.answer(503, {"message": "Stripe's API did not answer in time; deliver the webhook again"})
-            except LineItemsRefused as problem:
-                logger.warning("stripe line items refused: the conversion goes without contents",
-                               extra={"error": str(problem)})
-        event = stripe.stripe_event(checkout, now=now, options=options, line_items=line_items)
-        return self.accept([event], stripe.SOURCE, now, route)
+        event = stripe.stripe_event(checkout, now=now, options=options)
+        wanted = route.stripe_api_key is not None if route is not None else config.stripe_api_key_ref is not None
+        if not wanted or isinstance(event, EventRejected):
+            return self.accept([event], stripe.SOURCE, now, route)
+        if not config.stripe_line_items_queue_url:
+            logger.warning("stripe line items not read: STRIPE_LINE_ITEMS_QUEUE_URL is not set; the conversion goes "
+                           "without contents")
+            return self.accept([event], stripe.SOURCE, now, route)
+        service = self.service()
+        if not decide_for_event(service.consent_policy, event.event, event.consent, stripe.SOURCE).send:
+            return self.accept([event], stripe.SOURCE, now, route)  # withheld: its marker, no line items needed
+        ad_account_id = route.ad_account_id if route is not None else config.pinterest_ad_account_id
+        job = stripe.line_items_job_body(checkout, event, key="account_map" if route is not None else "deployment",
+                                         route_name=route.name if route is not None else None,
+                                         ad_account_id=ad_account_id, received_at=now)
+        refusals = fetch_queue(config.stripe_line_items_queue_url).send([job], time_left)
+        if refusals:
+            logger.warning("line-items job not queued: answered 503", extra={"reason": refusals[0].reason})
+            return self.answer(503, {"message": "the session could not be queued; deliver the webhook again"})
+        outcome = IngestOutcome(results=[EventResult(index=0, status="accepted", event_id=event.event_id,
+                                                     event_name=event.event_name,
+                                                     match_keys=match_keys(event.event["user_data"]),
+                                                     warnings=event.warnings or None)])
+        return self.answer(200, {"message": "queued: the line items are read from Stripe, then the event is sent",
+                                 **outcome.as_json()})
 
     # -- BigCommerce ---------------------------------------------------------------------------
     def bigcommerce(self, raw: bytes, header: Callable[[str], str | None], time_left: Callable[[], float]) -> Response:
@@ -144,17 +159,7 @@ def _shown_type(payload: Any) -> str:
         else "(not an event type)"
 
 
-def _route_key(route: AccountRoute) -> str | None:
-    """A mapped Stripe account's own restricted key (never the deployment's: that reads another account)."""
-    return route.stripe_api_key.get_secret_value() if route.stripe_api_key is not None else None
-
-
-@cache
-def line_items_source(api_key: str, base_url: str) -> StripeLineItems:
-    """One client per key and API (its connection pool kept warm between invocations)."""
-    return StripeLineItems(api_key, base_url)
-
-
 @cache
 def fetch_queue(queue_url: str) -> SqsEventQueue:
+    """The BigCommerce fetch queue or the Stripe line-items queue: jobs, one a webhook."""
     return SqsEventQueue(queue_url, client("sqs"), worst_call_seconds=worst_call_seconds("sqs"))

@@ -13,8 +13,9 @@
 * an HTTP API emulation (``HttpApiGateway``) for POST /events, POST /webhooks/shopify,
   /webhooks/woocommerce, /webhooks/stripe and /webhooks/bigcommerce, GET /healthz and GET
   /openapi.json (the committed document);
-* an SQS event source mapping emulation (``SqsEventSource``) feeding the sender, and another
-  feeding the BigCommerce fetcher (functions/bigcommerce_fetch) from its fetch queue (+ DLQ);
+* an SQS event source mapping emulation (``SqsEventSource``) feeding the sender, another feeding
+  the BigCommerce fetcher (functions/bigcommerce_fetch) from its fetch queue (+ DLQ), and a third
+  feeding the Stripe line-items fetcher (functions/stripe_line_items) from its queue (+ DLQ);
 * the Stripe and BigCommerce API stand-ins (``platform_standins``), seeded by ``platforms`` with
   the sessions of the Stripe samples and the orders of BigCommerce's documentation.
 
@@ -51,6 +52,9 @@ from pinrelay_local.http_gateway import HttpApiGateway, health_handler
 from pinrelay_local.platforms import (
     FETCH_DLQ_NAME,
     FETCH_QUEUE_NAME,
+    LINE_ITEMS_DLQ_NAME,
+    LINE_ITEMS_MAPPING,
+    LINE_ITEMS_QUEUE_NAME,
     LOCAL_PLATFORM_DEFAULTS,
     PLATFORM_SECRET_NAMES,
     bigcommerce_webhook,
@@ -93,9 +97,11 @@ HANDLER_MODULES = {
     "ingest_handler": "functions/ingest/ingest_handler.py",
     "sender_handler": "functions/sender/sender_handler.py",
     "bigcommerce_fetch_handler": "functions/bigcommerce_fetch/bigcommerce_fetch_handler.py",
+    "stripe_line_items_handler": "functions/stripe_line_items/stripe_line_items_handler.py",
 }
 FUNCTIONS = {"ingest_handler": "IngestFunction", "sender_handler": "SenderFunction",
-             "bigcommerce_fetch_handler": "BigCommerceFetchFunction"}  # their logical ids
+             "bigcommerce_fetch_handler": "BigCommerceFetchFunction",
+             "stripe_line_items_handler": "StripeLineItemsFunction"}  # their logical ids
 OPENAPI_PATH = REPO_ROOT / "functions" / "ingest" / "openapi.json"  # the committed document (pinrelay_tools.openapi)
 
 
@@ -269,6 +275,11 @@ class LocalStack:
         self.fetch_dlq_url = ""
         self.fetch_source: SqsEventSource | None = None
         self.fetch_batches: list[BatchSummary] = []
+        self.stripe_line_items_handler: ModuleType | None = None
+        self.line_items_queue_url = ""
+        self.line_items_dlq_url = ""
+        self.line_items_source: SqsEventSource | None = None
+        self.line_items_batches: list[BatchSummary] = []
         self.gateway: HttpApiGateway | None = None
         self.event_source: SqsEventSource | None = None
         self.batches: list[BatchSummary] = []
@@ -353,6 +364,9 @@ class LocalStack:
         if self.fetch_source is not None:
             self.fetch_source.stop()
             self.fetch_source = None
+        if self.line_items_source is not None:
+            self.line_items_source.stop()
+            self.line_items_source = None
         for platform in (self.stripe_standin, self.bigcommerce_standin):
             if platform is not None:
                 platform.stop()  # kept, as .standin is, so tests can read .requests afterwards
@@ -430,6 +444,16 @@ class LocalStack:
         self.fetch_queue_url = self.sqs.create_queue(QueueName=FETCH_QUEUE_NAME + suffix, Attributes={
             "VisibilityTimeout": str(self.visibility_timeout_s), "MessageRetentionPeriod": str(4 * 86400),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": fetch_dlq_arn, "maxReceiveCount": str(self.max_receive_count)}),
+        })["QueueUrl"]
+        line_items_dlq_url = self.sqs.create_queue(
+            QueueName=LINE_ITEMS_DLQ_NAME + suffix, Attributes={"MessageRetentionPeriod": str(14 * 86400)})["QueueUrl"]
+        line_items_dlq_arn = self.sqs.get_queue_attributes(
+            QueueUrl=line_items_dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.line_items_dlq_url = line_items_dlq_url
+        self.line_items_queue_url = self.sqs.create_queue(QueueName=LINE_ITEMS_QUEUE_NAME + suffix, Attributes={
+            "VisibilityTimeout": str(self.visibility_timeout_s), "MessageRetentionPeriod": str(4 * 86400),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": line_items_dlq_arn,
+                                         "maxReceiveCount": str(self.max_receive_count)}),
         })["QueueUrl"]
 
         self.table_name = TABLE_NAME + suffix
@@ -548,6 +572,7 @@ class LocalStack:
             "BIGCOMMERCE_CLIENT_SECRET_NAME": self.secret_names["BIGCOMMERCE_CLIENT_SECRET"],
             "BIGCOMMERCE_API_TOKEN_SECRET_NAME": self.secret_names["BIGCOMMERCE_API_TOKEN"],
             "BIGCOMMERCE_FETCH_QUEUE_URL": self.fetch_queue_url,
+            "STRIPE_LINE_ITEMS_QUEUE_URL": self.line_items_queue_url,
         }
         env.update(self.handler_env)
         self._all_handler_logs = bool(src.get("LOG_LEVEL") or self.handler_env.get("LOG_LEVEL"))
@@ -587,6 +612,8 @@ class LocalStack:
         self.sender_handler = import_module_from_path("sender_handler", root / HANDLER_MODULES["sender_handler"])
         self.bigcommerce_fetch_handler = import_module_from_path(
             "bigcommerce_fetch_handler", root / HANDLER_MODULES["bigcommerce_fetch_handler"])
+        self.stripe_line_items_handler = import_module_from_path(
+            "stripe_line_items_handler", root / HANDLER_MODULES["stripe_line_items_handler"])
 
     def _start_workers(self) -> None:
         """One warm Lambda container per function: a process serving one invocation at a time,
@@ -739,12 +766,26 @@ class LocalStack:
             on_batch=self.fetch_batches.append, function_name="pinrelay-bigcommerce-fetch",
         )
         self.fetch_source.start()
+        items_batch, items_window_s = fetch_event_source(self.repo_root / "template.yaml", LINE_ITEMS_MAPPING)
+        self.line_items_source = SqsEventSource(
+            self.sqs, self.line_items_queue_url, self._line_items_fetcher,
+            function_timeout_s=self.timeouts["StripeLineItemsFunction"], batch_size=items_batch,
+            batching_window_s=items_window_s, visibility_timeout_s=self.visibility_timeout_s,
+            on_batch=self.line_items_batches.append, function_name="pinrelay-stripe-line-items",
+        )
+        self.line_items_source.start()
 
     def _fetcher(self, event: dict[str, Any], context: Any) -> Any:
         try:
             return self._run_function("bigcommerce_fetch_handler", event, context)
         finally:
             _clear_disabled_metrics(self.bigcommerce_fetch_handler)
+
+    def _line_items_fetcher(self, event: dict[str, Any], context: Any) -> Any:
+        try:
+            return self._run_function("stripe_line_items_handler", event, context)
+        finally:
+            _clear_disabled_metrics(self.stripe_line_items_handler)
 
     # -- output ----------------------------------------------------------------------------
     def _print_configuration(self) -> None:
@@ -768,6 +809,7 @@ class LocalStack:
             f"  SQS dead-letter queue     {self.dlq_url}  (maxReceiveCount {self.max_receive_count})",
             f"  DynamoDB dedup table      {self.table_name}  (pk S, TTL on expires_at)",
             f"  BigCommerce fetch queue   {self.fetch_queue_url}  (DLQ {self.fetch_dlq_url})",
+            f"  Stripe line-items queue   {self.line_items_queue_url}  (DLQ {self.line_items_dlq_url})",
             f"  ingest API key            {shown('INGEST_API_KEY', True)}  secret {names['INGEST_API_KEY']}",
             f"  Shopify webhook secret    {shown('SHOPIFY_WEBHOOK_SECRET', True)}"
             f"  secret {names['SHOPIFY_WEBHOOK_SECRET']}",

@@ -33,7 +33,7 @@ SOURCES = sorted([*SHIPPED, *(REPO_ROOT / "cli").rglob("*.py"), *(REPO_ROOT / "l
 METRIC_MODULES = {
     "functions/sender/sender_handler.py", "functions/reconcile/reconcile_handler.py",
     "functions/quality/quality_handler.py", "functions/ingest/ingest_handler.py",
-    "functions/bigcommerce_fetch/bigcommerce_fetch_handler.py",
+    "functions/bigcommerce_fetch/bigcommerce_fetch_handler.py", "functions/stripe_line_items/stripe_line_items_handler.py",
     "layers/pinrelay/pinrelay/adapters/metrics.py", "layers/pinrelay/pinrelay/adapters/quality_metrics.py",
     "layers/pinrelay/pinrelay/sender.py", "layers/pinrelay/pinrelay/reconcile.py", "layers/pinrelay/pinrelay/quality.py",
 }

@@ -57,6 +57,8 @@ HANDLERS = {
     "offline_import": ("functions/offline_import/offline_import_handler.py:lambda_handler", "OfflineImportFunction"),
     "bigcommerce_fetch": ("functions/bigcommerce_fetch/bigcommerce_fetch_handler.py:lambda_handler",
                           "BigCommerceFetchFunction"),
+    "stripe_line_items": ("functions/stripe_line_items/stripe_line_items_handler.py:lambda_handler",
+                          "StripeLineItemsFunction"),
 }
 
 

@@ -3,12 +3,12 @@ killed while it waits for the platform's API (Stripe's line items, the store's o
 
 The same world as test_crash_points.py (moto server behind the fault proxy, each invocation a
 process of its own with the template's Timeout, the Pinterest stand-in as the ledger), plus the
-Stripe and BigCommerce stand-ins and the BigCommerce fetch queue with its DLQ. The platforms
-behave as documented: Stripe and BigCommerce deliver a webhook again until they get a 2xx; SQS
-brings back a fetch job its fetcher did not finish, after the visibility timeout. Judged as in
-test_crash_points.py: every paid session and order reaches Pinterest, once unless a dead sender
-had sent it (I1, I3), no invocation runs into its timeout, nothing ends in a DLQ (I5), the fetch
-DLQ included.
+Stripe and BigCommerce stand-ins, the Stripe line-items queue and the BigCommerce fetch queue,
+each with its DLQ. The platforms behave as documented: Stripe and BigCommerce deliver a webhook
+again until they get a 2xx; SQS brings back a job its fetcher did not finish, after the
+visibility timeout. Judged as in test_crash_points.py: every paid session and order reaches
+Pinterest, once unless a dead sender had sent it (I1, I3), no invocation runs into its timeout,
+nothing ends in a DLQ (I5), the jobs' DLQs included.
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ CLIENT_SECRET = "crash-bigcommerce-client-secret-0000000001"
 SESSION = "cs_live_crash_session"
 ORDER_EVENT_ID = f"{STORE}-250"
 
-# one Stripe webhook: the account map, the Stripe signing secret, the restricted key (then the
-# line items from Stripe's API, not an AWS call), one SendMessageBatch
-STRIPE_CALLS = ["secretsmanager.GetSecretValue"] * 3 + ["sqs.SendMessageBatch"]
+# one Stripe webhook: the account map, the Stripe signing secret, the line-items job
+STRIPE_CALLS = ["secretsmanager.GetSecretValue"] * 2 + ["sqs.SendMessageBatch"]
+# one line-items job: the restricted key (then the line items from Stripe's API, not an AWS call),
+# the event on the events queue
+LINE_ITEMS_CALLS = ["secretsmanager.GetSecretValue", "sqs.SendMessageBatch"]
 # one BigCommerce webhook: the account map, the header secret, the client secret, the fetch job
 BIGCOMMERCE_CALLS = ["secretsmanager.GetSecretValue"] * 3 + ["sqs.SendMessageBatch"]
 # one fetch job: the store's API token (then the order, and its products and shipping addresses at
@@ -68,6 +70,10 @@ def platform_world(world: World, stripe: StripeStandIn, store: BigCommerceStandI
     dlq_arn = sqs.get_queue_attributes(QueueUrl=fetch_dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     fetch_queue = sqs.create_queue(QueueName=f"crash-fetch-{suffix}", Attributes={
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})["QueueUrl"]
+    line_items_dlq = sqs.create_queue(QueueName=f"crash-line-items-dlq-{suffix}")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=line_items_dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    line_items_queue = sqs.create_queue(QueueName=f"crash-line-items-{suffix}", Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})["QueueUrl"]
     names = {}
     for name, value in (("stripe", STRIPE_SECRET), ("stripe-key", STRIPE_KEY), ("bigcommerce", HEADER_SECRET),
                         ("bigcommerce-client", CLIENT_SECRET), ("bigcommerce-token", STORE_TOKEN)):
@@ -78,9 +84,10 @@ def platform_world(world: World, stripe: StripeStandIn, store: BigCommerceStandI
         "STRIPE_API_URL": stripe.base_url, "ALLOW_LOOPBACK_HTTP": "true", "BIGCOMMERCE_STORE_HASH": STORE,
         "BIGCOMMERCE_WEBHOOK_SECRET_NAME": names["bigcommerce"], "BIGCOMMERCE_CLIENT_SECRET_NAME": names["bigcommerce-client"],
         "BIGCOMMERCE_FETCH_QUEUE_URL": fetch_queue, "BIGCOMMERCE_API_URL": store.base_url,
-        "BIGCOMMERCE_API_TOKEN_SECRET_NAME": names["bigcommerce-token"],
+        "BIGCOMMERCE_API_TOKEN_SECRET_NAME": names["bigcommerce-token"], "STRIPE_LINE_ITEMS_QUEUE_URL": line_items_queue,
     })
     world.fetch_queue, world.fetch_dlq = fetch_queue, fetch_dlq  # type: ignore[attr-defined]
+    world.line_items_queue, world.line_items_dlq = line_items_queue, line_items_dlq  # type: ignore[attr-defined]
     stripe.clear()
     stripe.add_session({"id": SESSION}, [stripe_line_item(1, 3, 1000, "usd", "prod_crash", "T-shirt")])
     store.clear()
@@ -124,41 +131,58 @@ def kill_when(standin: StripeStandIn | BigCommerceStandIn, world: World, caller:
     standin.on_request = on_request
 
 
-def drain_fetch_jobs(world: World, rounds: int = 8) -> None:
-    """The fetch queue's event source: invoke the fetcher until the queue is empty, each round after
+def drain_fetch_jobs(world: World, rounds: int = 8, function: str = "bigcommerce_fetch") -> None:
+    """A job queue's event source (the BigCommerce fetch queue, or the Stripe line-items queue with
+    ``function="stripe_line_items"``): invoke its fetcher until the queue is empty, each round after
     the first as SQS brings back what an invocation did not delete (after the visibility timeout)."""
+    queue_url = world.line_items_queue if function == "stripe_line_items" else world.fetch_queue
     for _ in range(rounds):
-        messages = world.receive(queue_url=world.fetch_queue)
+        messages = world.receive(queue_url=queue_url)
         if not messages:
             time.sleep(1.1)
-            messages = world.receive(queue_url=world.fetch_queue)
+            messages = world.receive(queue_url=queue_url)
             if not messages:
                 return
-        world.deliver_batch(messages, function="bigcommerce_fetch", queue_url=world.fetch_queue)
+        world.deliver_batch(messages, function=function, queue_url=queue_url)
         world.clock_offset += 800
-    raise AssertionError(f"the fetch queue did not drain in {rounds} rounds")
+    raise AssertionError(f"the {function} queue did not drain in {rounds} rounds")
 
 
-def fetch_dlq_depth(world: World) -> int:
+def drain_line_items_jobs(world: World) -> None:
+    drain_fetch_jobs(world, function="stripe_line_items")
+
+
+def dlq_depth(world: World, queue_url: str) -> int:
     attributes = world.aws["sqs"].get_queue_attributes(
-        QueueUrl=world.fetch_dlq, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])
     return sum(int(value) for value in attributes["Attributes"].values())
 
 
 def judged(world: World, event_id: str) -> dict[str, str]:
-    assert fetch_dlq_depth(world) == 0, "a fetch job ended in the fetch DLQ"
+    assert dlq_depth(world, world.fetch_dlq) == 0, "a fetch job ended in the fetch DLQ"
+    assert dlq_depth(world, world.line_items_dlq) == 0, "a line-items job ended in the line-items DLQ"
     return judge(world, [{"event_id": event_id, "action_source": "web"}])
 
 
 # -- the call lists are what the handlers really do ---------------------------------------------
 
 
-def test_the_stripe_path_makes_these_aws_calls(platform_world: World):
+def test_the_stripe_and_line_items_paths_make_these_aws_calls(platform_world: World, stripe: StripeStandIn):
     (attempt,) = platform_world.client_post("/webhooks/stripe", *stripe_webhook(), first_caller="stripe-rec")
     assert attempt.result.response["statusCode"] == 200
     assert platform_world.proxy.operations_of("stripe-rec") == STRIPE_CALLS
+    assert stripe.paths() == []  # nothing read from Stripe while Stripe waits
+    read = platform_world.deliver_batch(platform_world.receive(queue_url=platform_world.line_items_queue),
+                                        caller="items-rec", function="stripe_line_items",
+                                        queue_url=platform_world.line_items_queue)
+    assert read.status == "ok" and read.result.response == {"batchItemFailures": []}
+    assert platform_world.proxy.operations_of("items-rec") == LINE_ITEMS_CALLS
+    assert stripe.paths() == [f"/v1/checkout/sessions/{SESSION}/line_items"]
     platform_world.drain()
     assert set(judged(platform_world, SESSION).values()) == {"delivered, processed 1x"}
+    (sent,) = [e for r in platform_world.standin.received if r.get("body") for e in r["body"].get("data", [])
+               if e["event_id"] == SESSION]
+    assert sent["custom_data"]["content_ids"] == ["prod_crash"]
 
 
 def test_the_bigcommerce_and_fetch_paths_make_these_aws_calls(platform_world: World, store: BigCommerceStandIn):
@@ -183,6 +207,21 @@ def test_stripe_fault(platform_world: World, point: FaultPoint):
     platform_world.proxy.add_rule(rule_for(point, point.action))
     tries = platform_world.client_post("/webhooks/stripe", *stripe_webhook(), first_caller="stripe-1")
     assert json.loads(tries[-1].result.response["body"])["accepted"] == 1  # Stripe's retry is taken
+    drain_line_items_jobs(platform_world)
+    platform_world.drain()
+    assert set(judged(platform_world, SESSION).values()) == {"delivered, processed 1x"}
+
+
+@pytest.mark.parametrize("point", points("items-1", LINE_ITEMS_CALLS), ids=str)
+def test_line_items_fault(platform_world: World, point: FaultPoint):
+    platform_world.client_post("/webhooks/stripe", *stripe_webhook())
+    platform_world.proxy.add_rule(rule_for(point, point.action))
+    first = platform_world.deliver_batch(platform_world.receive(queue_url=platform_world.line_items_queue),
+                                         caller="items-1", function="stripe_line_items",
+                                         queue_url=platform_world.line_items_queue)
+    assert first.status == ("killed" if point.action.kills else "ok"), first.result
+    platform_world.clock_offset += 800
+    drain_line_items_jobs(platform_world)
     platform_world.drain()
     assert set(judged(platform_world, SESSION).values()) == {"delivered, processed 1x"}
 
@@ -212,11 +251,26 @@ def test_fetch_fault(platform_world: World, point: FaultPoint):
 # -- killed while waiting for the platform's API --------------------------------------------------
 
 
-def test_ingest_killed_while_stripe_answers_the_line_items(platform_world: World, stripe: StripeStandIn):
-    kill_when(stripe, platform_world, "stripe-1", "/line_items")
-    tries = platform_world.client_post("/webhooks/stripe", *stripe_webhook(), first_caller="stripe-1")
-    assert tries[0].status == "killed" and len(tries) == 2  # Stripe saw no answer and delivered again
+def test_the_fetcher_killed_while_stripe_answers_the_line_items(platform_world: World, stripe: StripeStandIn):
+    platform_world.client_post("/webhooks/stripe", *stripe_webhook())
+    kill_when(stripe, platform_world, "items-1", "/line_items")
+    first = platform_world.deliver_batch(platform_world.receive(queue_url=platform_world.line_items_queue),
+                                         caller="items-1", function="stripe_line_items",
+                                         queue_url=platform_world.line_items_queue)
+    assert first.status == "killed"
+    platform_world.clock_offset += 800
+    drain_line_items_jobs(platform_world)
     platform_world.drain()
+    assert set(judged(platform_world, SESSION).values()) == {"delivered, processed 1x"}
+
+
+def test_stripe_down_for_a_while_only_delays_the_session(platform_world: World, stripe: StripeStandIn):
+    platform_world.client_post("/webhooks/stripe", *stripe_webhook())
+    stripe.set_fault("status", status=503, count=4)  # two reads, each trying twice
+    drain_line_items_jobs(platform_world)
+    platform_world.drain()
+    retried = [i for i in platform_world.invocations if i.function == "stripe_line_items"]
+    assert len(retried) == 3 and not platform_world.timed_out()
     assert set(judged(platform_world, SESSION).values()) == {"delivered, processed 1x"}
 
 

@@ -1,7 +1,8 @@
 """POST /webhooks/stripe and /webhooks/bigcommerce through the real ingest handler, the real
-BigCommerce fetcher and the real sender, against moto server, the Stripe and BigCommerce stand-ins
-and the Pinterest stand-in: signatures, the paid-only rules, one conversion per session or order
-whatever arrives, line items, the fetch and its failures, the account map."""
+Stripe line-items and BigCommerce fetchers and the real sender, against moto server, the Stripe
+and BigCommerce stand-ins and the Pinterest stand-in: signatures, the paid-only rules, one
+conversion per session or order whatever arrives, line items and their failures, the fetch and
+its failures, the account map."""
 
 from __future__ import annotations
 
@@ -50,7 +51,9 @@ def platforms(stack, aws, monkeypatch):
     with StripeStandIn(key=STRIPE_KEY) as stripe, BigCommerceStandIn({STORE: STORE_TOKEN, EU_STORE: EU_STORE_TOKEN}) as store:
         stripe_eu = StripeStandIn(key=EU_STRIPE_KEY).start()
         fetch_queue = aws["sqs"].create_queue(QueueName=f"fetch-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        line_items_queue = aws["sqs"].create_queue(QueueName=f"line-items-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         env = {
+            "STRIPE_LINE_ITEMS_QUEUE_URL": line_items_queue,
             "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET, "STRIPE_API_KEY": STRIPE_KEY, "STRIPE_API_URL": stripe.base_url, "ALLOW_LOOPBACK_HTTP": "true",
             "BIGCOMMERCE_STORE_HASH": STORE, "BIGCOMMERCE_WEBHOOK_SECRET": HEADER_SECRET,
             "BIGCOMMERCE_FETCH_QUEUE_URL": fetch_queue, "BIGCOMMERCE_API_URL": store.base_url,
@@ -59,18 +62,21 @@ def platforms(stack, aws, monkeypatch):
         }
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        for cached in (config.ingest_settings, config.bigcommerce_fetch_settings, stack["ingest"].service,
-                       stack["ingest"].shopify_options):
+        for cached in (config.ingest_settings, config.bigcommerce_fetch_settings, config.stripe_line_items_settings,
+                       stack["ingest"].service, stack["ingest"].shopify_options):
             cached.cache_clear()
         fetcher = importlib.import_module("bigcommerce_fetch_handler")
         fetcher.service.cache_clear()
+        line_items = importlib.import_module("stripe_line_items_handler")
+        line_items.service.cache_clear()
         for bundle in example_orders().values():
             store.put_order(STORE, bundle)
             store.put_order(EU_STORE, bundle)
         yield {**stack, "stripe": stripe, "stripe_eu": stripe_eu, "store": store, "fetch_queue": fetch_queue,
-               "fetcher": fetcher}
+               "fetcher": fetcher, "line_items_queue": line_items_queue, "line_items": line_items}
         stripe_eu.stop()
     config.bigcommerce_fetch_settings.cache_clear()
+    config.stripe_line_items_settings.cache_clear()
 
 
 # -- Stripe -------------------------------------------------------------------------------------
@@ -98,6 +104,39 @@ def post_stripe(stack, event: dict, secret: str = STRIPE_SECRET, signed_at: int 
     return answer["statusCode"], json.loads(answer["body"])
 
 
+def run_jobs(stack, queue_url: str, handler, function: str, timeout_s: float) -> tuple[list[dict], dict | None]:
+    """Receive a job queue and, with ``handler``, run its fetcher on it as the event source would:
+    the jobs it did not return as failures are deleted."""
+    sqs = stack["aws"]["sqs"]
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                   MessageAttributeNames=["All"]).get("Messages", [])
+    if handler is None or not messages:
+        return messages, None
+    event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                          "attributes": m["Attributes"], "messageAttributes": message_attributes_to_lambda(m.get("MessageAttributes")),
+                          "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:f",
+                          "awsRegion": "us-east-1"} for m in messages]}
+    answer = handler.lambda_handler(event, LambdaContext(function, timeout_s=timeout_s))
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return messages, answer
+
+
+def line_items_jobs(stack, handler: bool = True) -> tuple[list[dict], dict | None]:
+    """Receive the line-items queue and, with ``handler``, run the line-items fetcher on it."""
+    return run_jobs(stack, stack["line_items_queue"], stack["line_items"] if handler else None,
+                    "StripeLineItemsFunction", 60)
+
+
+def drain_stripe(stack):
+    """The line-items fetcher on its queue until it is empty, then the sender on the events queue."""
+    while line_items_jobs(stack)[0]:
+        pass
+    return drain(stack)
+
+
 def delivered(stack) -> list[dict]:
     return [event for request in stack["standin"].received if request.get("body") and request.get("status") == 200
             for event in request["body"].get("data", [])]
@@ -110,7 +149,8 @@ def test_a_paid_session_is_delivered_once_with_its_line_items_whatever_stripe_se
     for _ in range(2):  # Stripe delivers the same event twice
         status, answer = post_stripe(platforms, event)
         assert status == 200 and answer["accepted"] == 1
-    drain(platforms)
+    assert platforms["stripe"].requests == []  # nothing read from Stripe while Stripe waits for the answer
+    drain_stripe(platforms)
     (sent,) = [e for e in delivered(platforms) if e["event_id"] == session_id]
     assert sent["custom_data"]["value"] == "30.00" and sent["custom_data"]["content_ids"] == ["prod_tee"]
     assert sent["custom_data"]["contents"] == [{"quantity": 3, "id": "prod_tee", "item_price": "10.00", "item_name": "T-shirt"}]
@@ -125,7 +165,7 @@ def test_a_delayed_payment_counts_once_when_it_arrives_whatever_the_order_of_eve
     assert post_stripe(platforms, paid)[1]["accepted"] == 1
     # out of order and again: the completed event arrives once more, now saying paid
     assert post_stripe(platforms, stripe_event(**session, payment_status="paid"))[1]["accepted"] == 1
-    drain(platforms)
+    drain_stripe(platforms)
     assert [e["event_id"] for e in delivered(platforms)].count("cs_live_delayed") == 1
 
 
@@ -150,14 +190,20 @@ def test_a_wrong_secret_a_stale_timestamp_or_a_changed_body_gets_401(platforms, 
 def test_an_account_map_entry_is_known_by_its_secret_and_reads_line_items_with_its_own_key(platforms):
     platforms["stripe"].add_session({"id": "cs_live_eu"}, [stripe_line_item(1, 1, 3000, "usd", "prod_default", "x")])
     platforms["stripe_eu"].add_session({"id": "cs_live_eu"}, [stripe_line_item(1, 1, 3000, "usd", "prod_eu", "x")])
+    status, answer = post_stripe(platforms, stripe_event(id="cs_live_eu"), secret=EU_STRIPE_SECRET)
+    assert status == 200 and answer["accepted"] == 1
+    (job,), _ = line_items_jobs(platforms, handler=False)
+    assert EU_STRIPE_KEY not in job["Body"] and STRIPE_KEY not in job["Body"]  # whose key, never the key
+    assert {k: json.loads(job["Body"])[k] for k in ("key", "route_name", "ad_account_id")} == {
+        "key": "account_map", "route_name": "eu", "ad_account_id": EU_ACCOUNT["ad_account_id"]}
     # the entry's key works only at its own Stripe account (a stand-in of its own)
-    platforms["ingest"].platforms  # noqa: B018 - the routes are built
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STRIPE_API_URL", platforms["stripe_eu"].base_url)
-        config.ingest_settings.cache_clear()
-        status, answer = post_stripe(platforms, stripe_event(id="cs_live_eu"), secret=EU_STRIPE_SECRET)
-    config.ingest_settings.cache_clear()
-    assert status == 200 and answer["accepted"] == 1
+        config.stripe_line_items_settings.cache_clear()
+        platforms["aws"]["sqs"].change_message_visibility(QueueUrl=platforms["line_items_queue"],
+                                                          ReceiptHandle=job["ReceiptHandle"], VisibilityTimeout=0)
+        assert line_items_jobs(platforms)[1] == {"batchItemFailures": []}
+    config.stripe_line_items_settings.cache_clear()
     (message,) = platforms["aws"]["sqs"].receive_message(QueueUrl=platforms["queue_url"]).get("Messages", [])
     queued = json.loads(message["Body"])
     assert queued["ad_account_id"] == EU_ACCOUNT["ad_account_id"]
@@ -166,31 +212,86 @@ def test_an_account_map_entry_is_known_by_its_secret_and_reads_line_items_with_i
     assert platforms["stripe"].requests == []  # never the deployment's key for another account
 
 
-def test_stripe_slow_or_down_answers_503_so_stripe_delivers_again_and_nothing_is_queued(platforms):
+def test_stripe_slow_or_down_gets_the_job_back_until_it_answers(platforms):
     platforms["stripe"].add_session({"id": "cs_live_later"}, [stripe_line_item(1, 1, 3000, "usd", "prod_tee", "T")])
-    platforms["stripe"].set_fault("status", status=503, count=2)
+    platforms["stripe"].set_fault("status", status=503, count=2)  # both attempts of the first read
     status, answer = post_stripe(platforms, stripe_event(id="cs_live_later"))
-    assert status == 503 and "again" in answer["message"]
-    records, _ = drain(platforms)
-    assert records == []
-    assert post_stripe(platforms, stripe_event(id="cs_live_later"))[1]["accepted"] == 1  # Stripe's retry
+    assert status == 200 and answer["accepted"] == 1  # answered at once: Stripe's API is the fetcher's
+    messages, answer = line_items_jobs(platforms)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    assert drain(platforms)[0] == []  # nothing queued yet: the event waits for its line items
+    platforms["aws"]["sqs"].change_message_visibility(QueueUrl=platforms["line_items_queue"],
+                                                      ReceiptHandle=messages[0]["ReceiptHandle"], VisibilityTimeout=0)
+    assert line_items_jobs(platforms)[1] == {"batchItemFailures": []}
+    drain(platforms)
+    (sent,) = [e for e in delivered(platforms) if e["event_id"] == "cs_live_later"]
+    assert sent["custom_data"]["content_ids"] == ["prod_tee"]
+
+
+def test_stripe_down_for_good_keeps_the_job_for_the_dead_letter_queue(platforms):
+    sqs = platforms["aws"]["sqs"]
+    dlq = sqs.create_queue(QueueName=f"line-items-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=platforms["line_items_queue"], Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})})
+    platforms["stripe"].set_fault("status", status=503)
+    post_stripe(platforms, stripe_event(id="cs_live_dead"))
+    for _ in range(2):  # maxReceiveCount: both reads fail, SQS moves the job to the DLQ
+        messages, answer = line_items_jobs(platforms)
+        assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+        sqs.change_message_visibility(QueueUrl=platforms["line_items_queue"], ReceiptHandle=messages[0]["ReceiptHandle"],
+                                      VisibilityTimeout=0)
+    assert line_items_jobs(platforms, handler=False)[0] == []
+    assert drain(platforms)[0] == []
+    # pinrelay status finds the session there (and leaves the job for the redrive)
+    import io
+
+    from pinrelay_cli.main import build_parser
+
+    args = build_parser().parse_args(["status", "cs_live_dead", "--table", platforms["table"], "--ad-account", AD_ACCOUNT,
+                                      "--line-items-dlq-url", dlq])
+    out = io.StringIO()
+    args._run(args, dynamodb=platforms["aws"]["dynamodb"], sqs=sqs, out=out, err=out)
+    assert f"{AD_ACCOUNT}#checkout#cs_live_dead: its Stripe line-items job is in the line-items dead-letter queue" \
+        in out.getvalue(), out.getvalue()
+    (kept,) = sqs.receive_message(QueueUrl=dlq).get("Messages", [])
+    assert json.loads(kept["Body"])["session_id"] == "cs_live_dead"
+    # the redrive: Stripe answers again, the job is read and its event delivered with its contents
+    platforms["stripe"].set_fault(None)
+    platforms["stripe"].add_session({"id": "cs_live_dead"}, [stripe_line_item(1, 1, 3000, "usd", "prod_tee", "T")])
+    sqs.send_message(QueueUrl=platforms["line_items_queue"], MessageBody=kept["Body"])
+    sqs.delete_message(QueueUrl=dlq, ReceiptHandle=kept["ReceiptHandle"])
+    drain_stripe(platforms)
+    (sent,) = [e for e in delivered(platforms) if e["event_id"] == "cs_live_dead"]
+    assert sent["custom_data"]["content_ids"] == ["prod_tee"]
 
 
 def test_a_refused_key_or_an_unknown_session_sends_the_conversion_without_contents(platforms, monkeypatch):
     monkeypatch.setenv("STRIPE_API_KEY", "rk_test_wrong_key")
-    config.ingest_settings.cache_clear()
+    config.stripe_line_items_settings.cache_clear()
     status, answer = post_stripe(platforms, stripe_event(id="cs_live_nokey"))
     assert status == 200 and answer["accepted"] == 1
+    assert line_items_jobs(platforms)[1] == {"batchItemFailures": []}  # not retried: asking again would not help
     drain(platforms)
     (sent,) = [e for e in delivered(platforms) if e["event_id"] == "cs_live_nokey"]
     assert "contents" not in sent["custom_data"] and sent["custom_data"]["value"] == "30.00"
 
 
-def test_without_a_key_no_call_is_made(platforms, monkeypatch):
+def test_without_a_key_no_call_is_made_and_no_job_queued(platforms, monkeypatch):
     monkeypatch.delenv("STRIPE_API_KEY")
     config.ingest_settings.cache_clear()
     assert post_stripe(platforms, stripe_event(id="cs_live_plain"))[1]["accepted"] == 1
+    assert line_items_jobs(platforms, handler=False)[0] == []
+    assert [json.loads(m["Body"])["event"]["event_id"] for m in drain(platforms)[0]] == ["cs_live_plain"]
     assert platforms["stripe"].requests == []
+
+
+def test_when_the_line_items_queue_does_not_take_the_job_stripe_is_told_to_deliver_again(platforms, monkeypatch):
+    monkeypatch.setenv("STRIPE_LINE_ITEMS_QUEUE_URL", platforms["line_items_queue"] + "-missing")
+    config.ingest_settings.cache_clear()
+    status, answer = post_stripe(platforms, stripe_event(id="cs_live_noqueue"))
+    assert status == 503 and "again" in answer["message"]
+    assert drain(platforms)[0] == []
 
 
 def test_a_signing_secret_under_32_characters_is_refused_and_named(platforms, monkeypatch, caplog):
@@ -244,21 +345,7 @@ def post_bigcommerce(stack, payload: dict, secret: str | None = HEADER_SECRET, *
 
 def fetch_jobs(stack, handler: bool = True) -> tuple[list[dict], dict | None]:
     """Receive the fetch queue and, with ``handler``, run the fetcher on it as the event source would."""
-    sqs = stack["aws"]["sqs"]
-    messages = sqs.receive_message(QueueUrl=stack["fetch_queue"], MaxNumberOfMessages=10, AttributeNames=["All"],
-                                   MessageAttributeNames=["All"]).get("Messages", [])
-    if not handler or not messages:
-        return messages, None
-    event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                          "attributes": m["Attributes"], "messageAttributes": message_attributes_to_lambda(m.get("MessageAttributes")),
-                          "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:f",
-                          "awsRegion": "us-east-1"} for m in messages]}
-    answer = stack["fetcher"].lambda_handler(event, LambdaContext("BigCommerceFetchFunction", timeout_s=90))
-    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
-    for message in messages:
-        if message["MessageId"] not in failed:
-            sqs.delete_message(QueueUrl=stack["fetch_queue"], ReceiptHandle=message["ReceiptHandle"])
-    return messages, answer
+    return run_jobs(stack, stack["fetch_queue"], stack["fetcher"] if handler else None, "BigCommerceFetchFunction", 90)
 
 
 def test_a_webhook_is_answered_at_once_with_a_fetch_job_that_carries_no_personal_data(platforms):
@@ -419,8 +506,8 @@ def test_pinrelay_status_finds_orders_by_their_bigcommerce_ids_and_says_when_the
 
 def set_consent_policy(platforms, monkeypatch, policy: str) -> None:
     monkeypatch.setenv("CONSENT_POLICY", policy)
-    for cached in (config.ingest_settings, config.bigcommerce_fetch_settings, platforms["ingest"].service,
-                   platforms["fetcher"].service):
+    for cached in (config.ingest_settings, config.bigcommerce_fetch_settings, config.stripe_line_items_settings,
+                   platforms["ingest"].service, platforms["fetcher"].service, platforms["line_items"].service):
         cached.cache_clear()
 
 
@@ -450,7 +537,7 @@ def test_a_stripe_session_passes_the_consent_policy_with_what_the_shops_server_r
     assert status == 200 and result["status"] == expected, answer
     if "maybe" in metadata.values():
         assert any("pinrelay_consent_marketing" in warning for warning in result["warnings"])
-    drain(platforms)
+    drain_stripe(platforms)
     sent = [e for e in delivered(platforms) if e["event_id"] == session_id]
     item = ledger(platforms, session_id)
     if expected == "withheld":
@@ -551,7 +638,7 @@ def test_reconcile_stripe_accounts_for_every_completed_session(platforms, tmp_pa
     now = int(time.time())
     delivered_session = {**stripe_event(id="cs_live_rec1")["data"]["object"], "created": now - 1200, "status": "complete"}
     post_stripe(platforms, stripe_event(id="cs_live_rec1"))
-    drain(platforms)
+    drain_stripe(platforms)
     platforms["stripe"].add_session(delivered_session)
     platforms["stripe"].add_session({**delivered_session, "id": "cs_live_rec2", "payment_status": "unpaid"})
     platforms["stripe"].add_session({**delivered_session, "id": "cs_live_rec3"})  # paid, never posted

@@ -1,7 +1,8 @@
 """template.yaml for Stripe and BigCommerce: the routes, the secrets each function may read (ingest
-the webhook secrets and the Stripe key, the fetcher the store tokens, nobody else), nothing of
-BigCommerce without a store hash, the fetch queue's sizes against the fetcher's timeout and its
-dead-letter alarm, and every variable the settings read. Read from the SAM template and from
+the webhook secrets, the line-items fetcher the Stripe key and the account map, the BigCommerce
+fetcher the store tokens, nobody else), nothing of BigCommerce without a store hash, the fetch
+queues' sizes against their fetchers' timeouts and their dead-letter alarms, and every variable
+the settings read. Read from the SAM template and from
 SAM's offline translation (what `make lint` and `make security` check)."""
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import pytest
 
 from pinrelay.adapters.aws import worst_call_seconds
 from pinrelay.adapters.bigcommerce_api import worst_fetch_seconds
-from pinrelay.adapters.stripe_api import STRIPE_CALL
-from pinrelay.config import BigCommerceFetchSettings, IngestSettings
+from pinrelay.adapters.stripe_api import worst_line_items_seconds
+from pinrelay.config import BigCommerceFetchSettings, IngestSettings, StripeLineItemsSettings
 from pinrelay.fetch import BigCommerceFetchService
+from pinrelay.stripe_fetch import StripeLineItemsService
 from tests.template.cloudformation import condition_holds, effective_resources, resolve_ifs
 from tests.template.test_template_delivery import role_actions
 from tests.template.test_template_secrets import readable_secrets
@@ -52,13 +54,23 @@ def test_nothing_of_bigcommerce_without_a_store_hash(request, which):
     assert "BigCommerceClientSecret" not in effective_resources(template, BigCommerceClientSecretName="pinrelay/bc-client")
 
 
-def test_ingest_reads_the_webhook_secrets_and_the_stripe_key_and_no_store_token(translated):
+def test_ingest_reads_the_webhook_secrets_and_neither_the_stripe_key_nor_a_store_token(translated):
     default = readable_secrets(translated, "IngestFunction")
     assert {"StripeWebhookSecret"} <= default and not {s for s in default if s.startswith("BigCommerce")}
     everything = readable_secrets(translated, "IngestFunction", **BIGCOMMERCE, StripeApiKeySecretName="pinrelay/stripe-key",
                                   BigCommerceClientSecretName="pinrelay/bc-client")
-    assert everything - default == {"StripeApiKeySecret", "BigCommerceWebhookSecret", "BigCommerceClientSecret"}
+    assert everything - default == {"BigCommerceWebhookSecret", "BigCommerceClientSecret"}
     assert "sqs:SendMessage*" in role_actions(translated, "IngestFunction", **BIGCOMMERCE)
+
+
+def test_the_line_items_fetcher_reads_the_stripe_key_and_the_account_map_and_writes_the_events_queue_only(translated):
+    assert readable_secrets(translated, "StripeLineItemsFunction") == {"AccountMapSecret"}
+    assert readable_secrets(translated, "StripeLineItemsFunction", StripeApiKeySecretName="pinrelay/stripe-key") == {
+        "AccountMapSecret", "StripeApiKeySecret"}
+    actions = role_actions(translated, "StripeLineItemsFunction")
+    assert not {a for a in actions if a.startswith("dynamodb:")}
+    for function in ("IngestFunction", "SenderFunction", "OfflineImportFunction"):
+        assert "StripeApiKeySecret" not in readable_secrets(translated, function, StripeApiKeySecretName="x")
 
 
 def test_the_fetcher_reads_the_store_tokens_only_and_writes_nothing_but_the_events_queue(translated):
@@ -88,14 +100,27 @@ def test_a_fetch_fits_the_fetchers_timeout_and_the_queue_gives_it_six_times_that
     assert alarm["Threshold"] == 0 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
-def test_the_line_items_call_and_queueing_fit_the_ingest_timeout(sam):
-    timeout = sam["Resources"]["IngestFunction"]["Properties"]["Timeout"]
-    assert STRIPE_CALL.worst_call_seconds + worst_call_seconds("sqs") + 1 < timeout
+def test_a_line_items_read_fits_the_fetchers_timeout_and_the_queue_gives_it_six_times_that(sam):
+    resources = sam["Resources"]
+    timeout = resources["StripeLineItemsFunction"]["Properties"]["Timeout"]
+    assert worst_line_items_seconds() + worst_call_seconds("sqs") + 1 < timeout
+    queue = resources["StripeLineItemsQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["StripeLineItemsDeadLetterQueue", "Arn"]}
+    mapping = resources["StripeLineItemsEventSourceMapping"]["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] <= inspect.signature(StripeLineItemsService).parameters["workers"].default
+    alarm = resources["StripeLineItemsDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["StripeLineItemsDeadLetterQueue", "QueueName"]}
+    assert alarm["Threshold"] == 0 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    ingest = variables(sam, "IngestFunction")
+    assert ingest["STRIPE_LINE_ITEMS_QUEUE_URL"] == {"Ref": "StripeLineItemsQueue"}
 
 
 def test_every_variable_the_template_sets_is_a_setting(sam):
     for function, model, parameters in (("IngestFunction", IngestSettings, {}),
-                                        ("BigCommerceFetchFunction", BigCommerceFetchSettings, BIGCOMMERCE)):
+                                        ("BigCommerceFetchFunction", BigCommerceFetchSettings, BIGCOMMERCE),
+                                        ("StripeLineItemsFunction", StripeLineItemsSettings, {})):
         names = {name for name in variables(sam, function, **parameters)}
         names |= {name for name in sam["Globals"]["Function"]["Environment"]["Variables"]}
         known = {field.upper() for field in model.model_fields}

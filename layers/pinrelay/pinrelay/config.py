@@ -201,6 +201,8 @@ class IngestSettings(ShopifyMapping, StripeMapping):
     stripe_api_key_secret_name: str | None = None
     stripe_api_key: str | None = Field(default=None, repr=False)
     stripe_api_url: str = "https://api.stripe.com"
+    # where a paid session's line-items job goes when its account has a key (the fetcher reads them)
+    stripe_line_items_queue_url: str | None = None
     allow_loopback_http: bool = False  # the stand-ins: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
     # BigCommerce: the default account's store, the secret its webhooks send back in a header, the
     # app's client secret (Standard Webhooks signatures, optional) and the fetch jobs' queue
@@ -375,6 +377,40 @@ class BigCommerceFetchSettings(BigCommerceMapping, ConsentSetting):
     @property
     def store_tokens_ref(self) -> SecretRef | None:
         return _ref(self, "bigcommerce_store_tokens_secret_name", "bigcommerce_store_tokens")
+
+
+class StripeLineItemsSettings(StripeMapping, ConsentSetting):
+    """The Stripe line-items fetcher (functions/stripe_line_items): reads each queued session's
+    line items with the deployment's restricted key or its account map entry's, and queues the
+    event on the events queue, as ingest does."""
+
+    pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
+    queue_url: str
+    stripe_api_url: str = "https://api.stripe.com"
+    allow_loopback_http: bool = False  # the stand-in: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
+    stripe_api_key_secret_name: str | None = None
+    stripe_api_key: str | None = Field(default=None, repr=False)
+    account_map_secret_name: str | None = None
+    account_map: str | None = Field(default=None, repr=False)
+    secrets_max_age_seconds: int = 300
+
+    @model_validator(mode="after")
+    def _stripe_api_checked(self):
+        _checked_api_url("STRIPE_API_URL", self.stripe_api_url, "stripe", self.allow_loopback_http)
+        return self
+
+    @property
+    def stripe_api_key_ref(self) -> SecretRef | None:
+        return _ref(self, "stripe_api_key_secret_name", "stripe_api_key")
+
+    @property
+    def account_map_ref(self) -> SecretRef | None:
+        return _ref(self, "account_map_secret_name", "account_map")
+
+
+@cache
+def stripe_line_items_settings() -> StripeLineItemsSettings:
+    return StripeLineItemsSettings.from_env()
 
 
 @cache

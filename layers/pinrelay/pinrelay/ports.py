@@ -168,6 +168,23 @@ class OrderUnavailable(RuntimeError):
     goes back to its queue. The message names the store and the cause, never the order's data."""
 
 
+class LineItemsUnavailable(RuntimeError):
+    """Stripe gave no usable answer in time (timeout, 429, 5xx) or the key could not be read now:
+    the line-items job goes back to its queue and is tried again later."""
+
+
+class LineItemsRefused(RuntimeError):
+    """Stripe refused the request (key, permission, session): asking again would not help, so the
+    conversion goes without contents."""
+
+
+class SessionLineItems(Protocol):
+    """A Checkout Session's line items from Stripe's API (``adapters.stripe_api.StripeLineItems``)."""
+
+    def line_items(self, session_id: str, time_left: Deadline) -> list[dict[str, Any]]:
+        """Raise LineItemsUnavailable or LineItemsRefused when they cannot be had."""
+
+
 class StoreOrders(Protocol):
     """One BigCommerce store's orders (adapters.bigcommerce_api). No call is started when
     ``time_left`` could not cover its worst case."""

@@ -143,10 +143,15 @@ NOT_CLAIMED = ("not in the delivery ledger: no sender has claimed it. It may sti
 
 
 def status_line(entry: LedgerEntry | None, *, in_dead_letters: bool, now: int,
-                in_fetch_dead_letters: bool = False) -> tuple[bool, str]:
+                in_fetch_dead_letters: bool = False, in_line_items_dead_letters: bool = False) -> tuple[bool, str]:
     """(delivered, one line saying where the event is and what to do) for ``pinrelay status``;
-    ``in_fetch_dead_letters``: a BigCommerce order whose fetch job is in the fetch DLQ."""
+    ``in_fetch_dead_letters``: a BigCommerce order whose fetch job is in the fetch DLQ;
+    ``in_line_items_dead_letters``: a Stripe session whose line-items job is in the line-items DLQ."""
     if entry is None:
+        if in_line_items_dead_letters:
+            return False, ("its Stripe line-items job is in the line-items dead-letter queue: Stripe's API did not "
+                           "answer or the key could not be read (see the line-items fetcher's log); redrive "
+                           "StripeLineItemsDeadLetterQueue to StripeLineItemsQueue once it is fixed")
         if in_fetch_dead_letters:
             return False, ("its BigCommerce fetch job is in the fetch dead-letter queue: the store's API did not "
                            "answer or refused the token (see the fetcher's log); redrive "

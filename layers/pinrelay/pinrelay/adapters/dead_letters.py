@@ -5,7 +5,8 @@ visible again at once (ChangeMessageVisibility to 0), as ``pinrelay redrive --dr
 ReceiveMessage and ChangeMessageVisibility are needed (the reconcile function's role has nothing
 else on the queue). Each message body is a queued event (``pinrelay.ingest.queued_message_body``:
 JSON with ``dedup_key``); one that is not is counted in ``unreadable`` and skipped. Another queue's
-messages are read with their own ``key_of`` (the BigCommerce fetch jobs: ``fetch_job_key``).
+messages are read with their own ``key_of`` (the BigCommerce fetch jobs: ``fetch_job_key``; the
+Stripe line-items jobs: ``line_items_job_key``).
 
 While they are received the messages are invisible for at most ``visibility_timeout`` seconds:
 a ``pinrelay redrive`` running at that moment leaves them for its next run.
@@ -95,3 +96,16 @@ def fetch_job_key(event_id_template: str) -> Callable[[str | None], str | None]:
         return dedup_key(job.ad_account_id, "checkout", event_id_of({"id": job.order_id}, job.store_hash, options))
 
     return key_of
+
+
+def line_items_job_key(body: str | None) -> str | None:
+    """``key_of`` for the Stripe line-items jobs' DLQ: the ledger key of the event a job carries."""
+    from pinrelay.events import OFFLINE, dedup_key
+    from pinrelay.sources.stripe import LineItemsJob
+
+    try:
+        job = LineItemsJob.model_validate_json(body or "")
+        name, event_id = job.event["event_name"], job.event["event_id"]
+    except (ValueError, KeyError):
+        return None
+    return dedup_key(job.ad_account_id, name, event_id, job.event.get("action_source") == OFFLINE)

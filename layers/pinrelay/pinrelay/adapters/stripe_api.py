@@ -1,13 +1,14 @@
 """A Checkout Session's line items from Stripe's API (``GET /v1/checkout/sessions/{id}/line_items``).
 
-Called by ingest while Stripe waits for the webhook's answer, so it is short: one page of up to
+Called by the Stripe line-items fetcher (functions/stripe_line_items, ``pinrelay.stripe_fetch``)
+for the jobs ingest queues, in a batch of up to ten sessions read side by side: one page of up to
 100 items a call (``limit=100``, then ``starting_after`` while ``has_more``), each call bounded by
 ``STRIPE_CALL`` and started only when it and the queueing after it fit in the time left. The key
 is a restricted key with read access to Checkout Sessions (``rk_live_...``), sent as a Bearer
 token, never logged.
 
-``LineItemsUnavailable`` (Stripe did not answer in time, 429, 5xx: the webhook is answered 503 and
-Stripe delivers it again later) is told apart from ``LineItemsRefused`` (the key is refused or
+``LineItemsUnavailable`` (Stripe did not answer in time, 429, 5xx: the job goes back to its queue
+and is tried again later) is told apart from ``LineItemsRefused`` (the key is refused or
 lacks the permission, the session is not in that account or mode: asking again would not help, so
 the conversion goes without contents).
 """
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pinrelay.adapters.http_json import HttpLimits, HttpUnavailable, get_json
-from pinrelay.ports import Deadline
+from pinrelay.ports import Deadline, LineItemsRefused, LineItemsUnavailable
 
 if TYPE_CHECKING:
     import requests
@@ -34,14 +35,6 @@ STRIPE_LISTING = HttpLimits(connect_timeout=3.0, read_timeout=20.0, max_attempts
                             longest_wait_seconds=5.0)
 PAGE_SIZE = 100
 MAX_PAGES = 10  # 1000 items: Pinterest's contents are bounded the same way (models.MAX_CONTENTS)
-
-
-class LineItemsUnavailable(RuntimeError):
-    """Stripe gave no usable answer in time: the webhook should be delivered again later."""
-
-
-class LineItemsRefused(RuntimeError):
-    """Stripe refused the request (key, permission, session): the conversion goes without contents."""
 
 
 class StripeLineItems:
@@ -129,3 +122,8 @@ class StripeCheckoutSessions:
             created = session.get("created")
             yield ShopOrder(order_id=session["id"], name=session["id"], webhook_body=session,
                             created_at=created if isinstance(created, int) and not isinstance(created, bool) else 0)
+
+
+def worst_line_items_seconds(limits: HttpLimits = STRIPE_CALL) -> float:
+    """The longest ``line_items`` takes for a session of one page of items (up to 100)."""
+    return limits.worst_call_seconds

@@ -27,8 +27,10 @@ Amounts are integers in the currency's minor unit, as Stripe defines it (``from_
 two decimals, except Stripe's zero-decimal currencies (JPY, KRW, ...) and three-decimal ones
 (KWD, BHD, ...). value = ``amount_subtotal`` - ``total_details.amount_discount`` (after
 discounts, before tax and shipping, like Shopify's and WooCommerce's). Line items are not in the
-webhook: ``checkout_event`` takes them from the caller (``GET /v1/checkout/sessions/{id}/line_items``
-with a restricted key, optional) and sends the conversion without contents when there are none.
+webhook: with a restricted key (optional), ingest queues a ``LineItemsJob`` (the mapped, hashed
+event and the session id) and the line-items fetcher (``pinrelay.stripe_fetch``) reads them
+(``GET /v1/checkout/sessions/{id}/line_items``) and adds them with ``add_line_items``; without
+one, or when Stripe refuses, the conversion goes without contents.
 
 The shopper's consent: what the shop's server put in the session's metadata when it created it
 (``pinrelay_consent_marketing``, ``pinrelay_consent_sale_of_data``: ``yes``/``no``;
@@ -46,7 +48,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from pinrelay.consent import metadata_consent
+from pydantic import BaseModel, ConfigDict, Field
+
+from pinrelay.consent import METADATA_KEYS, metadata_consent
 from pinrelay.events import EventFiltered, EventRejected, PreparedEvent, check_deliverable
 from pinrelay.normalise import UserDataBuilder, address_country
 from pinrelay.sources import UNMAPPABLE, Contents, not_understood
@@ -270,8 +274,14 @@ def session_custom_data(session: dict[str, Any], line_items: list[dict[str, Any]
     if currency:
         custom_data["currency"] = currency
     if line_items:
-        custom_data.update(line_item_contents(line_items, currency, field))
+        add_line_items(custom_data, line_items, field)
     return custom_data
+
+
+def add_line_items(custom_data: dict[str, Any], line_items: list[dict[str, Any]], field: ContentIdField) -> None:
+    """Put the line items' ``num_items``, ``content_ids`` and ``contents`` in a session's
+    ``custom_data`` (its ``currency`` prices the items that name none)."""
+    custom_data.update(line_item_contents(line_items, _currency(custom_data.get("currency")), field))
 
 
 def checkout_event(checkout: StripeCheckout, *, now: int, options: StripeOptions = StripeOptions(),
@@ -307,3 +317,50 @@ def stripe_event(checkout: StripeCheckout, *, now: int, options: StripeOptions =
         return rejected
     except UNMAPPABLE as exc:
         return not_understood(checkout.event_type, "a Checkout Session", exc)
+
+
+# -------------------------------------------------------------------------------- line-items jobs
+LINE_ITEMS_JOB_VERSION = 1
+KeyKind = Literal["deployment", "account_map"]
+
+
+class LineItemsJob(BaseModel):
+    """What ingest queues for the line-items fetcher when the account has a restricted key: the
+    session's event as ingest mapped it (normalised and hashed, as the events queue carries it),
+    the session to read, and whose key reads it: ``deployment`` (STRIPE_API_KEY_SECRET_NAME) or
+    ``account_map`` (the entry of ``ad_account_id`` and ``route_name``), never the key itself.
+    ``consent_metadata``: the session's ``pinrelay_consent_*`` values (yes/no and a region code),
+    from which the fetcher reads the shopper's choice again for the consent policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = LINE_ITEMS_JOB_VERSION
+    session_id: str = Field(min_length=1, max_length=255)
+    key: KeyKind
+    route_name: str | None = None
+    ad_account_id: str = Field(pattern=r"^\d{1,18}$")
+    received_at: int
+    event: dict[str, Any]
+    warnings: list[str] = Field(default_factory=list)
+    test: bool = False
+    consent_metadata: dict[str, str] = Field(default_factory=dict)
+
+    def prepared(self, line_items: list[dict[str, Any]] | None, field: ContentIdField) -> PreparedEvent:
+        """The job's event, with the line items' contents when there are any, ready for ``IngestService.accept``."""
+        event = {**self.event, "custom_data": dict(self.event.get("custom_data") or {})}
+        if line_items:
+            add_line_items(event["custom_data"], line_items, field)
+        consent, _ = metadata_consent(self.consent_metadata, SOURCE)  # its warnings are in self.warnings already
+        return PreparedEvent(event=event, warnings=list(self.warnings), test=self.test, consent=consent)
+
+
+def line_items_job_body(checkout: StripeCheckout, event: PreparedEvent, *, key: KeyKind, route_name: str | None,
+                        ad_account_id: str, received_at: int) -> str:
+    """The SQS message of one line-items job (``LineItemsJob``)."""
+    metadata = checkout.session.get("metadata")
+    consent = {name: value[:64] for name in METADATA_KEYS.values()
+               if isinstance(metadata, dict) and isinstance(value := metadata.get(name), str)}
+    job = LineItemsJob(session_id=checkout.session_id, key=key, route_name=route_name, ad_account_id=ad_account_id,
+                       received_at=received_at, event=event.event, warnings=event.warnings, test=event.test,
+                       consent_metadata=consent)
+    return job.model_dump_json()
