@@ -30,7 +30,6 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from pinrelay.accounts import AccountMap, AccountRoute
 from pinrelay.adapters.aws import client, worst_call_seconds
-from pinrelay.adapters.secrets import SecretUnavailable
 from pinrelay.adapters.sqs import SqsEventQueue
 from pinrelay.config import IngestSettings, SecretRef
 from pinrelay.consent import decide_for_event
