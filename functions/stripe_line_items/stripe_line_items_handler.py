@@ -4,9 +4,11 @@ response.
 
 A job whose line items Stripe did not give in time, whose key could not be read, or whose event
 the events queue did not take is returned as a batch item failure: SQS brings it back after the
-visibility timeout, up to the queue's maxReceiveCount, then the line-items dead-letter queue
-(alarmed) keeps it. Line items Stripe refuses (the key, the session) are not retried: the event
-goes without contents.
+visibility timeout. From the CONTENTS_TRIES-th receive (ApproximateReceiveCount) line items that
+still cannot be read cost the contents, not the conversion: the event goes without them. A job the
+events queue keeps refusing reaches the queue's maxReceiveCount and the line-items dead-letter
+queue (alarmed). Line items Stripe refuses (the key, the session) are not retried: the event goes
+without contents.
 """
 
 from __future__ import annotations
@@ -70,8 +72,10 @@ def service() -> StripeLineItemsService:
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
-    jobs = [(record.message_id, record.body) for record in SQSEvent(event).records]
-    outcomes = service().process(jobs, time_left=seconds_left(context))
+    records = list(SQSEvent(event).records)
+    jobs = [(record.message_id, record.body) for record in records]
+    receive_counts = {record.message_id: int(record.attributes.approximate_receive_count) for record in records}
+    outcomes = service().process(jobs, time_left=seconds_left(context), receive_counts=receive_counts)
     counts = {status: sum(1 for o in outcomes if o.status == status) for status in ("queued", "rejected", "retry")}
     without = sum(1 for o in outcomes if o.status == "queued" and o.code == "without_contents")
     for name, value in (("LineItemsQueued", counts["queued"]), ("LineItemsWithoutContents", without),

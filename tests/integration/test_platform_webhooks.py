@@ -17,6 +17,7 @@ import pytest
 
 from pinrelay import config
 from pinrelay.sources.signatures import standard_webhook_signature, stripe_signature_header
+from pinrelay.stripe_fetch import CONTENTS_TRIES
 from pinrelay_local.http_gateway import LambdaContext, build_http_api_event
 from pinrelay_local.platform_standins import (
     BigCommerceStandIn,
@@ -228,7 +229,30 @@ def test_stripe_slow_or_down_gets_the_job_back_until_it_answers(platforms):
     assert sent["custom_data"]["content_ids"] == ["prod_tee"]
 
 
-def test_stripe_down_for_good_keeps_the_job_for_the_dead_letter_queue(platforms):
+def test_stripe_silent_until_the_fourth_receive_costs_the_contents_not_the_conversion(platforms):
+    sqs = platforms["aws"]["sqs"]
+    dlq = sqs.create_queue(QueueName=f"line-items-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=platforms["line_items_queue"], Attributes={  # template.yaml's
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})})
+    platforms["stripe"].set_fault("status", status=503)
+    platforms["stripe"].add_session({"id": "cs_live_silent"}, [stripe_line_item(1, 1, 3000, "usd", "prod_tee", "T")])
+    post_stripe(platforms, stripe_event(id="cs_live_silent"))
+    for receive in range(1, CONTENTS_TRIES):  # SQS's ApproximateReceiveCount 1, 2, 3: tried again later
+        messages, answer = line_items_jobs(platforms)
+        assert messages[0]["Attributes"]["ApproximateReceiveCount"] == str(receive)
+        assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+        assert drain(platforms)[0] == []
+        sqs.change_message_visibility(QueueUrl=platforms["line_items_queue"], ReceiptHandle=messages[0]["ReceiptHandle"],
+                                      VisibilityTimeout=0)
+    assert line_items_jobs(platforms)[1] == {"batchItemFailures": []}  # the 4th: sent without its contents
+    drain(platforms)
+    (sent,) = [e for e in delivered(platforms) if e["event_id"] == "cs_live_silent"]
+    assert sent["custom_data"]["value"] == "30.00" and "contents" not in sent["custom_data"]
+    assert sqs.receive_message(QueueUrl=dlq).get("Messages", []) == []
+
+
+def test_a_job_in_the_line_items_dead_letter_queue_is_found_by_status_and_delivered_after_a_redrive(platforms):
     sqs = platforms["aws"]["sqs"]
     dlq = sqs.create_queue(QueueName=f"line-items-dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -236,7 +260,7 @@ def test_stripe_down_for_good_keeps_the_job_for_the_dead_letter_queue(platforms)
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})})
     platforms["stripe"].set_fault("status", status=503)
     post_stripe(platforms, stripe_event(id="cs_live_dead"))
-    for _ in range(2):  # maxReceiveCount: both reads fail, SQS moves the job to the DLQ
+    for _ in range(2):  # maxReceiveCount 2 here (5 deployed, past CONTENTS_TRIES): both reads fail, on to the DLQ
         messages, answer = line_items_jobs(platforms)
         assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
         sqs.change_message_visibility(QueueUrl=platforms["line_items_queue"], ReceiptHandle=messages[0]["ReceiptHandle"],

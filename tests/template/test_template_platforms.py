@@ -17,7 +17,7 @@ from pinrelay.adapters.bigcommerce_api import worst_fetch_seconds
 from pinrelay.adapters.stripe_api import worst_line_items_seconds
 from pinrelay.config import BigCommerceFetchSettings, IngestSettings, StripeLineItemsSettings
 from pinrelay.fetch import BigCommerceFetchService
-from pinrelay.stripe_fetch import StripeLineItemsService
+from pinrelay.stripe_fetch import CONTENTS_TRIES, StripeLineItemsService
 from tests.template.cloudformation import condition_holds, effective_resources, resolve_ifs
 from tests.template.test_template_delivery import role_actions
 from tests.template.test_template_secrets import readable_secrets
@@ -107,6 +107,8 @@ def test_a_line_items_read_fits_the_fetchers_timeout_and_the_queue_gives_it_six_
     queue = resources["StripeLineItemsQueue"]["Properties"]
     assert queue["VisibilityTimeout"] >= 6 * timeout
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["StripeLineItemsDeadLetterQueue", "Arn"]}
+    # the receive that sends a session without its contents comes before the DLQ, with one to spare
+    assert int(queue["RedrivePolicy"]["maxReceiveCount"]) == CONTENTS_TRIES + 1
     mapping = resources["StripeLineItemsEventSourceMapping"]["Properties"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BatchSize"] <= inspect.signature(StripeLineItemsService).parameters["workers"].default

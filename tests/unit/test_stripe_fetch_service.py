@@ -12,7 +12,7 @@ from pinrelay.accounts import parse_account_map
 from pinrelay.ingest import IngestService
 from pinrelay.ports import LineItemsRefused, LineItemsUnavailable
 from pinrelay.sources import stripe
-from pinrelay.stripe_fetch import StripeLineItemsService, mapped_key, owner_of
+from pinrelay.stripe_fetch import CONTENTS_TRIES, StripeLineItemsService, mapped_key, owner_of
 
 from tests.fakes import ListQueue
 from tests.unit.test_stripe import checkout, line_item
@@ -83,6 +83,26 @@ def test_refused_line_items_send_the_event_without_contents_and_unavailable_ones
     assert (down.status, down.reason) == ("retry", "Stripe's line items did not come (503)")
     (message,) = queued(queue)
     assert message["event"]["event_id"] == "cs_live_refused" and "contents" not in message["event"]["custom_data"]
+
+
+def test_from_the_fourth_receive_line_items_that_cannot_be_read_cost_the_contents_not_the_conversion(now):
+    reader = FakeStripe({"cs_live_down": LineItemsUnavailable("Stripe's line items did not come (503)")})
+
+    def readers(owner):
+        if owner[0] == "deployment":
+            return reader
+        raise LineItemsUnavailable("secret pinrelay/account-map could not be read")
+
+    fetcher, queue = service(readers)
+    jobs = [("m1", job(now, "cs_live_down")), ("m2", job(now, "cs_live_b", key="account_map", ad_account=EU_ACCOUNT))]
+    earlier = fetcher.process(jobs, time_left=lambda: 60, receive_counts={"m1": CONTENTS_TRIES - 1, "m2": CONTENTS_TRIES - 1})
+    assert [o.status for o in earlier] == ["retry", "retry"] and queue.bodies == []
+    down, unread = fetcher.process(jobs, time_left=lambda: 60, receive_counts={"m1": CONTENTS_TRIES, "m2": CONTENTS_TRIES + 1})
+    assert (down.status, down.code) == ("queued", "without_contents")
+    assert down.reason == "no line items in 4 tries, sent without contents: Stripe's line items did not come (503)"
+    assert (unread.status, unread.code) == ("queued", "without_contents")
+    events = {m["event"]["event_id"]: m["event"] for m in queued(queue)}
+    assert set(events) == {"cs_live_down", "cs_live_b"} and all("contents" not in e["custom_data"] for e in events.values())
 
 
 def test_a_key_that_cannot_be_read_retries_and_no_key_goes_without_contents(now):

@@ -13,13 +13,16 @@ session, or no key is set any more; or as the marker of an event the consent pol
 ``rejected`` (the event cannot be sent, e.g. too large once the contents are in) or ``retry``:
 Stripe did not answer in time (timeout, 429, 5xx), the key could not be read, the events queue did
 not take the event, or too little time was left in the invocation. A retried job goes back to
-its queue and comes again after the visibility timeout, up to its maxReceiveCount, then lands in
-the line-items dead-letter queue (alarmed): a conversion is never lost because Stripe was slow.
+its queue and comes again after the visibility timeout. From its ``CONTENTS_TRIES``-th receive
+on, line items that still cannot be read cost the contents, never the conversion: the event goes
+without them (code ``without_contents``), while Pinterest still takes it. Only a job the events
+queue keeps refusing (or one that cannot be read) reaches the queue's maxReceiveCount and the
+line-items dead-letter queue (alarmed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -33,6 +36,10 @@ from pinrelay.ports import Deadline, LineItemsRefused, LineItemsUnavailable, Ses
 from pinrelay.sources.stripe import SOURCE, ContentIdField, LineItemsJob
 
 JobStatus = Literal["queued", "rejected", "retry"]
+# the receive from which Stripe's silence costs the contents, not the conversion: the 4th, about
+# 18 minutes after the webhook (visibility timeout 6 min), one receive before the queue's
+# maxReceiveCount (5, template.yaml) so that the events queue has a try of its own
+CONTENTS_TRIES = 4
 # whose key a job names: ("deployment", None, None) or ("account_map", ad account, entry name)
 KeyOwner = tuple[str, str | None, str | None]
 
@@ -82,8 +89,11 @@ class StripeLineItemsService:
         self.workers = workers
         self.answer_margin_seconds = answer_margin_seconds
 
-    def process(self, jobs: list[tuple[str, str]], time_left: Deadline) -> list[LineItemsOutcome]:
-        """Each ``(message id, body)`` job's outcome, in order."""
+    def process(self, jobs: list[tuple[str, str]], time_left: Deadline,
+                receive_counts: Mapping[str, int] | None = None) -> list[LineItemsOutcome]:
+        """Each ``(message id, body)`` job's outcome, in order. ``receive_counts``: how many times
+        SQS has handed each message out (ApproximateReceiveCount; 1 when not given)."""
+        counts = receive_counts or {}
         parsed: list[tuple[str, LineItemsJob | None]] = []
         for message_id, body in jobs:
             try:
@@ -94,7 +104,8 @@ class StripeLineItemsService:
         readers = self._readers_of({owner_of(job) for _, job in readable})
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(readable)))) as pool:
             read = dict(zip((m for m, _ in readable),
-                            pool.map(lambda item: self._read(item[0], item[1], readers[owner_of(item[1])], time_left),
+                            pool.map(lambda item: self._read(item[0], item[1], readers[owner_of(item[1])], time_left,
+                                                             counts.get(item[0], 1)),
                                      readable)))
         self._queue([r for r in read.values() if r.event is not None], time_left)
         return [read[message_id].outcome if job is not None
@@ -113,7 +124,7 @@ class StripeLineItemsService:
         return readers
 
     def _read(self, message_id: str, job: LineItemsJob, reader: SessionLineItems | Exception | None,
-              time_left: Deadline) -> _Read:
+              time_left: Deadline, receive_count: int) -> _Read:
         outcome = LineItemsOutcome(message_id, "retry", event_id=str(job.event.get("event_id")), session_id=job.session_id)
         if time_left() < self.fetch_worst_seconds + self.queue_worst_seconds + self.answer_margin_seconds:
             outcome.reason = "no time left in this invocation"
@@ -127,8 +138,11 @@ class StripeLineItemsService:
             else:
                 line_items = reader.line_items(job.session_id, time_left)
         except LineItemsUnavailable as problem:
-            outcome.reason = str(problem)
-            return _Read(job, outcome)
+            if receive_count < CONTENTS_TRIES:
+                outcome.reason = str(problem)
+                return _Read(job, outcome)
+            outcome.code = "without_contents"
+            outcome.reason = f"no line items in {receive_count} tries, sent without contents: {problem}"
         except LineItemsRefused as problem:
             outcome.code, outcome.reason = "without_contents", str(problem)
         return _Read(job, outcome, job.prepared(line_items, self.content_id_field))
