@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import ValidationError
-
 from pinrelay.events import EventFiltered, EventRejected, PreparedEvent
 from pinrelay.ingest import IngestService
+from pinrelay.job_batches import parse_jobs, queue_by_account, side_by_side
 from pinrelay.ports import Deadline, OrderUnavailable, StoreOrders
 from pinrelay.sources.bigcommerce import SOURCE, BigCommerceOptions, FetchJob, bigcommerce_event
 
@@ -73,19 +71,14 @@ class BigCommerceFetchService:
 
     def process(self, jobs: list[tuple[str, str]], time_left: Deadline) -> list[JobOutcome]:
         """Each ``(message id, body)`` job's outcome, in order."""
-        parsed: list[tuple[str, FetchJob | None]] = []
-        for message_id, body in jobs:
-            try:
-                parsed.append((message_id, FetchJob.model_validate_json(body)))
-            except ValidationError:
-                parsed.append((message_id, None))
+        parsed = parse_jobs(jobs, FetchJob)
         readable = [(message_id, job) for message_id, job in parsed if job is not None]
         stores = self._stores_of({job.store_hash for _, job in readable})
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(readable)))) as pool:
-            mapped = dict(zip((m for m, _ in readable),
-                              pool.map(lambda item: self._fetch_and_map(item[0], item[1], stores[item[1].store_hash],
-                                                                        time_left), readable)))
-        self._queue([m for m in mapped.values() if m.event is not None], time_left)
+        mapped = dict(zip((m for m, _ in readable), side_by_side(
+            lambda item: self._fetch_and_map(item[0], item[1], stores[item[1].store_hash], time_left),
+            readable, self.workers)))
+        queue_by_account(self.ingest, [m for m in mapped.values() if m.event is not None], source=SOURCE,
+                         time_left=time_left)
         return [mapped[message_id].outcome if job is not None
                 else JobOutcome(message_id, "retry", "unreadable fetch job")  # a poison message: on to the DLQ
                 for message_id, job in parsed]
@@ -129,21 +122,3 @@ class BigCommerceFetchService:
             return _Mapped(job, outcome)
         outcome.event_id = mapped.event_id
         return _Mapped(job, outcome, mapped)
-
-    def _queue(self, ready: list[_Mapped], time_left: Deadline) -> None:
-        """Queue the events, one ``accept`` per ad account, and put each answer on its job."""
-        by_account: dict[str, list[_Mapped]] = {}
-        for item in ready:
-            by_account.setdefault(item.job.ad_account_id, []).append(item)
-        for ad_account_id, items in by_account.items():
-            answer = self.ingest.accept([item.event for item in items], source=SOURCE, ad_account_id=ad_account_id,
-                                        time_left=time_left)
-            for item, result in zip(items, answer.results):
-                if result.status in ("accepted", "duplicate"):
-                    item.outcome.status, item.outcome.reason = "queued", None
-                elif result.status == "withheld":  # not sent for consent: its marker is queued, the ledger says why
-                    item.outcome.status, item.outcome.reason, item.outcome.code = "queued", result.reason, result.withheld
-                elif result.status == "rejected":
-                    item.outcome.status, item.outcome.reason = "rejected", result.reason
-                else:
-                    item.outcome.reason = result.cause or "not queued"

@@ -23,15 +23,13 @@ line-items dead-letter queue (alarmed).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
-
-from pydantic import ValidationError
 
 from pinrelay.accounts import AccountMap
 from pinrelay.events import PreparedEvent
 from pinrelay.ingest import IngestService
+from pinrelay.job_batches import parse_jobs, queue_by_account, side_by_side
 from pinrelay.ports import Deadline, LineItemsRefused, LineItemsUnavailable, SessionLineItems
 from pinrelay.sources.stripe import SOURCE, ContentIdField, LineItemsJob
 
@@ -94,20 +92,15 @@ class StripeLineItemsService:
         """Each ``(message id, body)`` job's outcome, in order. ``receive_counts``: how many times
         SQS has handed each message out (ApproximateReceiveCount; 1 when not given)."""
         counts = receive_counts or {}
-        parsed: list[tuple[str, LineItemsJob | None]] = []
-        for message_id, body in jobs:
-            try:
-                parsed.append((message_id, LineItemsJob.model_validate_json(body)))
-            except ValidationError:
-                parsed.append((message_id, None))
+        parsed = parse_jobs(jobs, LineItemsJob)
         readable = [(message_id, job) for message_id, job in parsed if job is not None]
         readers = self._readers_of({owner_of(job) for _, job in readable})
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(readable)))) as pool:
-            read = dict(zip((m for m, _ in readable),
-                            pool.map(lambda item: self._read(item[0], item[1], readers[owner_of(item[1])], time_left,
-                                                             counts.get(item[0], 1)),
-                                     readable)))
-        self._queue([r for r in read.values() if r.event is not None], time_left)
+        read = dict(zip((m for m, _ in readable), side_by_side(
+            lambda item: self._read(item[0], item[1], readers[owner_of(item[1])], time_left, counts.get(item[0], 1)),
+            readable, self.workers)))
+        # consent_known=False: a webhook's event carries no opt_out of Pinterest's (as in ingest)
+        queue_by_account(self.ingest, [r for r in read.values() if r.event is not None], source=SOURCE,
+                         time_left=time_left, consent_known=False)
         return [read[message_id].outcome if job is not None
                 else LineItemsOutcome(message_id, "retry", "unreadable line-items job")  # poison: on to the DLQ
                 for message_id, job in parsed]
@@ -146,24 +139,3 @@ class StripeLineItemsService:
         except LineItemsRefused as problem:
             outcome.code, outcome.reason = "without_contents", str(problem)
         return _Read(job, outcome, job.prepared(line_items, self.content_id_field))
-
-    def _queue(self, ready: list[_Read], time_left: Deadline) -> None:
-        """Queue the events, one ``accept`` per ad account, and put each answer on its job."""
-        by_account: dict[str, list[_Read]] = {}
-        for item in ready:
-            by_account.setdefault(item.job.ad_account_id, []).append(item)
-        for ad_account_id, items in by_account.items():
-            # consent_known=False: a webhook's event carries no opt_out of Pinterest's (as in ingest)
-            answer = self.ingest.accept([item.event for item in items], source=SOURCE, ad_account_id=ad_account_id,
-                                        consent_known=False, time_left=time_left)
-            for item, result in zip(items, answer.results):
-                if result.status in ("accepted", "duplicate"):
-                    item.outcome.status = "queued"
-                    if item.outcome.code is None:
-                        item.outcome.reason = None
-                elif result.status == "withheld":  # not sent for consent: its marker is queued, the ledger says why
-                    item.outcome.status, item.outcome.reason, item.outcome.code = "queued", result.reason, result.withheld
-                elif result.status == "rejected":
-                    item.outcome.status, item.outcome.reason = "rejected", result.reason
-                else:
-                    item.outcome.reason = result.cause or "not queued"
