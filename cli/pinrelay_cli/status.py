@@ -144,7 +144,7 @@ def _targets(args: argparse.Namespace,
     found = from_options_or_stack(
         {"table": args.table, "dlq_url": args.dlq_url, "ad_account": args.ad_account, "shopify_shops": None,
          "woocommerce_sources": None, "fetch_dlq_url": args.fetch_dlq_url,
-         "line_items_dlq_url": getattr(args, "line_items_dlq_url", None)}, args.stack_name,
+         "line_items_dlq_url": args.line_items_dlq_url}, args.stack_name,
         lambda: cloudformation or aws_client("cloudformation", args.region),
         outputs={"table": "DedupTableName", "dlq_url": "DeadLetterQueueUrl"},
         parameters={"ad_account": "PinterestAdAccountId", "shopify_shops": "ShopifyShopDomains",

@@ -149,9 +149,9 @@ def status_line(entry: LedgerEntry | None, *, in_dead_letters: bool, now: int,
     ``in_line_items_dead_letters``: a Stripe session whose line-items job is in the line-items DLQ."""
     if entry is None:
         if in_line_items_dead_letters:
-            return False, ("its Stripe line-items job is in the line-items dead-letter queue: Stripe's API did not "
-                           "answer or the key could not be read (see the line-items fetcher's log); redrive "
-                           "StripeLineItemsDeadLetterQueue to StripeLineItemsQueue once it is fixed")
+            return False, ("its Stripe line-items job is in the line-items dead-letter queue: the events queue did "
+                           "not take its event, or the job could not be read (see the line-items fetcher's log); "
+                           "redrive StripeLineItemsDeadLetterQueue to StripeLineItemsQueue once it is fixed")
         if in_fetch_dead_letters:
             return False, ("its BigCommerce fetch job is in the fetch dead-letter queue: the store's API did not "
                            "answer or refused the token (see the fetcher's log); redrive "
