@@ -52,6 +52,8 @@ class LocalProfile:
     shop: str | None = None
     shopify_admin_url: str | None = None
     pinterest_standin_url: str | None = None  # the stand-in's control API (/_standin/...), for the drills
+    fetch_dlq_url: str | None = None  # BigCommerce fetch jobs' DLQ, for `status`
+    line_items_dlq_url: str | None = None  # Stripe line-items jobs' DLQ, for `status`
     visibility_timeout_s: int = 30
     max_receive_count: int = 5
     path: Path | None = None  # where it was read from
@@ -65,6 +67,8 @@ class LocalProfile:
         }
         if self.shop:
             defaults.update(shop=self.shop, shopify_api_url=self.shopify_admin_url)
+        defaults |= {name: url for name, url in (("fetch_dlq_url", self.fetch_dlq_url),
+                                                  ("line_items_dlq_url", self.line_items_dlq_url)) if url}
         return defaults
 
     def environment(self) -> dict[str, str]:

@@ -534,6 +534,7 @@ class LocalStack:
             secrets=secrets, shop=DEFAULT_SHOP_DOMAIN if self.shopify_admin is not None else None,
             shopify_admin_url=self.shopify_admin.base_url if self.shopify_admin is not None else None,
             pinterest_standin_url=self.standin.root_url if self.standin is not None else None,
+            fetch_dlq_url=self.fetch_dlq_url or None, line_items_dlq_url=self.line_items_dlq_url or None,
             visibility_timeout_s=self.visibility_timeout_s, max_receive_count=self.max_receive_count,
         )
 

@@ -169,3 +169,32 @@ def test_post_samples_with_no_stack_says_the_address_it_tried(tmp_path):
     assert result.stdout == ""
     assert result.stderr == ("pinrelay-local post-samples: nothing answers at http://127.0.0.1:9: start the stack with "
                              "`make local` in another shell (it listens on $LOCAL_PORT, default 3000), or give --url\n")
+
+
+def test_local_status_looks_in_the_job_queues_dead_letter_queues_of_the_running_stack(tmp_path, monkeypatch):
+    """`pinrelay --local status` finds a BigCommerce order or a Stripe session whose job waits in its
+    DLQ, as it does against a deployed stack (whose outputs name those queues)."""
+    import os
+
+    from pinrelay_cli import local_profile
+    from pinrelay_cli.main import parse
+
+    path = tmp_path / "profile.json"
+    profile = dict(pid=os.getpid(), region="us-east-1", aws_endpoint_url="http://127.0.0.1:9",
+                   aws_access_key_id="testing", aws_secret_access_key="testing", ingest_url="http://127.0.0.1:9",
+                   queue_url="q", dlq_url="d", table="t", ad_account="549755885175", api_key="k",
+                   pinterest_api_url="http://127.0.0.1:9/v5")
+    local_profile.write(path, local_profile.LocalProfile(**profile, fetch_dlq_url="fetch-dlq",
+                                                         line_items_dlq_url="line-items-dlq"))
+    monkeypatch.setenv("PINRELAY_LOCAL_PROFILE", str(path))
+    # --local points this process's environment at the profile's stack: monkeypatch puts each back
+    touched = [*local_profile.LocalProfile(**profile).environment(), "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+               "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"]
+    for name in touched:
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    args = parse(["--local", "status", "cs_live_1"])
+    assert (args.dlq_url, args.fetch_dlq_url, args.line_items_dlq_url) == ("d", "fetch-dlq", "line-items-dlq")
+    # a profile without them (a stack written before they were): the options stay unset
+    local_profile.write(path, local_profile.LocalProfile(**profile))
+    args = parse(["--local", "status", "cs_live_1"])
+    assert args.fetch_dlq_url is None and args.line_items_dlq_url is None
