@@ -1,11 +1,13 @@
-"""Stripe line-items fetcher Lambda: line-items jobs (SQS batch) -> each session's line items read
-from Stripe -> its event on the events queue (pinrelay.stripe_fetch has the work) -> partial batch
-response.
+"""Stripe line-items fetcher Lambda: run once a minute (EventBridge schedule), it drains the
+line-items queue itself (pinrelay.job_drain), ten jobs a round: each session's line items read
+from Stripe, its event on the events queue (pinrelay.stripe_fetch has the work), the done jobs
+deleted. Drained once a minute, one ReceiveMessage takes ten jobs; Lambda's event source would
+take one a receive at webhook rates (docs/cost-and-speed.md).
 
 A job whose line items Stripe did not give in time, whose key could not be read, or whose event
-the events queue did not take is returned as a batch item failure: SQS brings it back after the
-visibility timeout. From the CONTENTS_TRIES-th receive (ApproximateReceiveCount) line items that
-still cannot be read cost the contents, not the conversion: the event goes without them. A job the
+the events queue did not take is left on the queue: SQS hands it out again after the visibility
+timeout. From the CONTENTS_TRIES-th receive (ApproximateReceiveCount) line items that still
+cannot be read cost the contents, not the conversion: the event goes without them. A job the
 events queue keeps refusing reaches the queue's maxReceiveCount and the line-items dead-letter
 queue (alarmed). Line items Stripe refuses (the key, the session) are not retried: the event goes
 without contents.
@@ -17,13 +19,14 @@ from functools import cache
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from pinrelay.accounts import PLACEHOLDER, InvalidAccountMap, parse_account_map
-from pinrelay.adapters.aws import seconds_left, worst_call_seconds
+from pinrelay.adapters.aws import client, seconds_left, worst_call_seconds
 from pinrelay.adapters.secrets import SecretUnavailable, secret_value
+from pinrelay.adapters.sqs import SqsJobQueue
 from pinrelay.adapters.stripe_api import StripeLineItems, worst_line_items_seconds
 from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import stripe_line_items_settings
+from pinrelay.job_drain import drain
 from pinrelay.ports import LineItemsUnavailable
 from pinrelay.stripe_fetch import KeyOwner, StripeLineItemsService, mapped_key
 
@@ -69,13 +72,23 @@ def service() -> StripeLineItemsService:
                                   queue_worst_seconds=worst_call_seconds("sqs"))
 
 
+@cache
+def job_queue() -> SqsJobQueue:
+    return SqsJobQueue(stripe_line_items_settings().stripe_line_items_queue_url, client("sqs"))
+
+
+def round_worst_seconds() -> float:
+    """The longest one round can take: the receive, the key read (Secrets Manager), the sessions
+    read side by side, their events queued, the jobs deleted, and a second to answer."""
+    return 3 * worst_call_seconds("sqs") + worst_call_seconds("secretsmanager") + worst_line_items_seconds() + 1.0
+
+
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
-    records = list(SQSEvent(event).records)
-    jobs = [(record.message_id, record.body) for record in records]
-    receive_counts = {record.message_id: int(record.attributes.approximate_receive_count) for record in records}
-    outcomes = service().process(jobs, time_left=seconds_left(context), receive_counts=receive_counts)
+    report = drain(job_queue(), service().process, time_left=seconds_left(context),
+                   round_worst_seconds=round_worst_seconds())
+    outcomes = report.outcomes
     counts = {status: sum(1 for o in outcomes if o.status == status) for status in ("queued", "rejected", "retry")}
     without = sum(1 for o in outcomes if o.status == "queued" and o.code == "without_contents")
     for name, value in (("LineItemsQueued", counts["queued"]), ("LineItemsWithoutContents", without),
@@ -83,8 +96,11 @@ def lambda_handler(event: dict, context) -> dict:
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     # session ids, event ids and reasons only: never the event's data
-    log = logger.info if counts["retry"] or counts["rejected"] or without else logger.debug
-    log("line-items jobs done", extra={**counts, "without_contents": without, "jobs": [
+    summary = {"received": report.received, **counts, "without_contents": without, "rounds": report.rounds,
+               "stopped": report.stopped,
+               "problem": report.problem, "not_deleted": len(report.not_deleted)}
+    troubled = counts["retry"] or counts["rejected"] or without or report.problem or report.not_deleted
+    (logger.info if troubled else logger.debug)("line-items jobs done", extra={**summary, "jobs": [
         {"session_id": o.session_id, "status": o.status, "event_id": o.event_id, "code": o.code, "reason": o.reason}
         for o in outcomes if o.status != "queued" or o.code][:20]})
-    return {"batchItemFailures": [{"itemIdentifier": o.message_id} for o in outcomes if o.status == "retry"]}
+    return summary

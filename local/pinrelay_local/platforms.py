@@ -45,7 +45,6 @@ FETCH_QUEUE_NAME = "pinrelay-bigcommerce-fetch"
 FETCH_MAPPING = "BigCommerceFetchEventSourceMapping"
 FETCH_DLQ_NAME = "pinrelay-bigcommerce-fetch-dlq"
 LINE_ITEMS_QUEUE_NAME = "pinrelay-stripe-line-items"
-LINE_ITEMS_MAPPING = "StripeLineItemsEventSourceMapping"
 LINE_ITEMS_DLQ_NAME = "pinrelay-stripe-line-items-dlq"
 BIGCOMMERCE_SECRET_HEADER = "X-Pinrelay-Secret"
 
@@ -107,8 +106,8 @@ def bigcommerce_webhook(notice: dict[str, Any], store: str, secret: str, client_
 
 
 def fetch_event_source(template: Path, mapping: str = FETCH_MAPPING) -> tuple[int, float]:
-    """(batch size, batching window in seconds) of a job queue's event source (the BigCommerce fetch
-    queue's, or ``LINE_ITEMS_MAPPING``), as template.yaml sets them."""
+    """(batch size, batching window in seconds) of the BigCommerce fetch queue's event source, as
+    template.yaml sets them."""
     from pinrelay_tools.template import load_template
 
     properties = load_template(template)["Resources"][mapping]["Properties"]

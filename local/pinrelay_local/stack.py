@@ -14,8 +14,10 @@
   /webhooks/woocommerce, /webhooks/stripe and /webhooks/bigcommerce, GET /healthz and GET
   /openapi.json (the committed document);
 * an SQS event source mapping emulation (``SqsEventSource``) feeding the sender, another feeding
-  the BigCommerce fetcher (functions/bigcommerce_fetch) from its fetch queue (+ DLQ), and a third
-  feeding the Stripe line-items fetcher (functions/stripe_line_items) from its queue (+ DLQ);
+  the BigCommerce fetcher (functions/bigcommerce_fetch) from its fetch queue (+ DLQ);
+* the Stripe line-items fetcher (functions/stripe_line_items) on a schedule (``ScheduledFunction``),
+  draining its queue (+ DLQ) itself: every ``line_items_every_s`` seconds (2 s, or
+  LOCAL_LINE_ITEMS_EVERY_S; deployed, template.yaml's rate(1 minute));
 * the Stripe and BigCommerce API stand-ins (``platform_standins``), seeded by ``platforms`` with
   the sessions of the Stripe samples and the orders of BigCommerce's documentation.
 
@@ -53,7 +55,6 @@ from pinrelay_local.platforms import (
     FETCH_DLQ_NAME,
     FETCH_QUEUE_NAME,
     LINE_ITEMS_DLQ_NAME,
-    LINE_ITEMS_MAPPING,
     LINE_ITEMS_QUEUE_NAME,
     LOCAL_PLATFORM_DEFAULTS,
     PLATFORM_SECRET_NAMES,
@@ -63,6 +64,7 @@ from pinrelay_local.platforms import (
     start_stripe,
     stripe_webhook,
 )
+from pinrelay_local.schedule import RunSummary, ScheduledFunction
 from pinrelay_local.sqs_event_source import BatchSummary, SqsEventSource
 
 REGION = "us-east-1"
@@ -207,6 +209,7 @@ class LocalStack:
         test_mode: bool | None = None,
         sender_batch_size: int | None = None,
         sender_window_s: float | None = None,
+        line_items_every_s: float | None = None,
         visibility_timeout_s: int | None = None,
         max_receive_count: int = 5,
         handler_env: Mapping[str, str] | None = None,
@@ -251,6 +254,11 @@ class LocalStack:
         self.sender_window_s = float(
             sender_window_s if sender_window_s is not None else env.get("LOCAL_SENDER_WINDOW_S") or 1.0
         )
+        # the Stripe line-items fetcher's schedule: deployed once a minute; here every 2 s, so that
+        # a Stripe sample reaches the stand-in in seconds (the bench runs it at the template's rate)
+        self.line_items_every_s = float(
+            line_items_every_s if line_items_every_s is not None else env.get("LOCAL_LINE_ITEMS_EVERY_S") or 2.0
+        )
 
         # set by start()
         self.moto: Any = None
@@ -278,8 +286,8 @@ class LocalStack:
         self.stripe_line_items_handler: ModuleType | None = None
         self.line_items_queue_url = ""
         self.line_items_dlq_url = ""
-        self.line_items_source: SqsEventSource | None = None
-        self.line_items_batches: list[BatchSummary] = []
+        self.line_items_schedule: ScheduledFunction | None = None
+        self.line_items_batches: list[RunSummary] = []  # the line-items fetcher's runs
         self.gateway: HttpApiGateway | None = None
         self.event_source: SqsEventSource | None = None
         self.batches: list[BatchSummary] = []
@@ -364,9 +372,9 @@ class LocalStack:
         if self.fetch_source is not None:
             self.fetch_source.stop()
             self.fetch_source = None
-        if self.line_items_source is not None:
-            self.line_items_source.stop()
-            self.line_items_source = None
+        if self.line_items_schedule is not None:
+            self.line_items_schedule.stop()
+            self.line_items_schedule = None
         for platform in (self.stripe_standin, self.bigcommerce_standin):
             if platform is not None:
                 platform.stop()  # kept, as .standin is, so tests can read .requests afterwards
@@ -767,14 +775,10 @@ class LocalStack:
             on_batch=self.fetch_batches.append, function_name="pinrelay-bigcommerce-fetch",
         )
         self.fetch_source.start()
-        items_batch, items_window_s = fetch_event_source(self.repo_root / "template.yaml", LINE_ITEMS_MAPPING)
-        self.line_items_source = SqsEventSource(
-            self.sqs, self.line_items_queue_url, self._line_items_fetcher,
-            function_timeout_s=self.timeouts["StripeLineItemsFunction"], batch_size=items_batch,
-            batching_window_s=items_window_s, visibility_timeout_s=self.visibility_timeout_s,
-            on_batch=self.line_items_batches.append, function_name="pinrelay-stripe-line-items",
-        )
-        self.line_items_source.start()
+        self.line_items_schedule = ScheduledFunction(
+            self._line_items_fetcher, every_s=self.line_items_every_s, function_name="pinrelay-stripe-line-items",
+            function_timeout_s=self.timeouts["StripeLineItemsFunction"], on_run=self.line_items_batches.append)
+        self.line_items_schedule.start()
 
     def _fetcher(self, event: dict[str, Any], context: Any) -> Any:
         try:

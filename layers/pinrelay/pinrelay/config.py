@@ -382,10 +382,12 @@ class BigCommerceFetchSettings(BigCommerceMapping, ConsentSetting):
 class StripeLineItemsSettings(StripeMapping, ConsentSetting):
     """The Stripe line-items fetcher (functions/stripe_line_items): reads each queued session's
     line items with the deployment's restricted key or its account map entry's, and queues the
-    event on the events queue, as ingest does."""
+    event on the events queue, as ingest does. It drains the line-items queue itself, once a
+    minute (pinrelay.job_drain)."""
 
     pinterest_ad_account_id: str = Field(pattern=AD_ACCOUNT_PATTERN)
-    queue_url: str
+    queue_url: str  # the events queue
+    stripe_line_items_queue_url: str  # the jobs it drains
     stripe_api_url: str = "https://api.stripe.com"
     allow_loopback_http: bool = False  # the stand-in: plain http to 127.0.0.1 / localhost (pinrelay.endpoints)
     stripe_api_key_secret_name: str | None = None

@@ -127,6 +127,33 @@ class EventQueue(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ReceivedJob:
+    """A message a fetcher took from its job queue itself: its body, the handle that deletes it,
+    and ``receive_count``, how many times SQS has handed it out (ApproximateReceiveCount)."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+
+
+class JobQueueUnavailable(RuntimeError):
+    """The job queue did not answer a receive or a delete (after the SDK's retries). What was not
+    deleted comes back after the visibility timeout."""
+
+
+class JobQueue(Protocol):
+    """A queue of jobs its fetcher drains itself (``adapters.sqs.SqsJobQueue``)."""
+
+    def receive(self, max_jobs: int) -> list[ReceivedJob]:
+        """Up to ``max_jobs`` jobs, each now invisible to other receivers for the visibility
+        timeout; an empty list when the queue has none. Raises JobQueueUnavailable."""
+
+    def delete(self, jobs: list[ReceivedJob]) -> list[str]:
+        """Delete the jobs; return the message ids SQS did not delete. Raises JobQueueUnavailable."""
+
+
+@dataclass(frozen=True, slots=True)
 class HttpAnswer:
     """What came back from one Pinterest call; ``status`` is None when no answer came.
 

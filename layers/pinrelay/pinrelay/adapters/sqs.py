@@ -1,6 +1,7 @@
-"""EventQueue on SQS: SendMessageBatch, at most 10 messages and 1 MiB a call.
+"""SQS: EventQueue (SendMessageBatch, at most 10 messages and 1 MiB a call) and JobQueue (a
+fetcher draining its own job queue: ReceiveMessage, DeleteMessageBatch; at the end of this file).
 
-Reports exactly which bodies were not queued: the entries SQS lists as ``Failed`` (with its
+EventQueue reports exactly which bodies were not queued: the entries SQS lists as ``Failed`` (with its
 ``SenderFault``: True means SQS refused that message itself, e.g. too large, so a retry cannot
 help), and the entries of every call that raised (throttling, 5xx, network after botocore's
 retries) or that was not started because the invocation had no time left for it.
@@ -16,7 +17,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pinrelay.ports import Deadline, QueueRefusal
+from pinrelay.ports import Deadline, JobQueueUnavailable, QueueRefusal, ReceivedJob
 
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 1_048_576  # the sum of the bodies of one SendMessageBatch
@@ -99,3 +100,41 @@ class SqsEventQueue:
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(batches))) as pool:
             answers = list(pool.map(lambda positions: self._send_batch(bodies, positions, time_left), batches))
         return sorted((refusal for answer in answers for refusal in answer), key=lambda refusal: refusal.position)
+
+
+class SqsJobQueue:
+    """JobQueue on SQS for a fetcher that drains its queue itself (``pinrelay.job_drain``).
+
+    ``receive``: one ReceiveMessage of up to 10, long-polled for ``wait_seconds`` (1 s: a long
+    poll asks every SQS server, where a short one samples some and may answer empty while jobs
+    wait), with each message's ApproximateReceiveCount; the messages stay invisible for the
+    queue's visibility timeout. ``delete``: DeleteMessageBatch, 10 a call. Errors after botocore's
+    retries are JobQueueUnavailable."""
+
+    def __init__(self, queue_url: str, client: Any, wait_seconds: int = 1) -> None:
+        self.queue_url = queue_url
+        self.client = client
+        self.wait_seconds = wait_seconds
+
+    def receive(self, max_jobs: int) -> list[ReceivedJob]:
+        try:
+            answer = self.client.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=min(max_jobs, MAX_BATCH_ENTRIES),
+                WaitTimeSeconds=self.wait_seconds, MessageSystemAttributeNames=["ApproximateReceiveCount"])
+        except Exception as exc:  # noqa: BLE001 - the drain stops; the jobs wait for the next run
+            raise JobQueueUnavailable(f"ReceiveMessage failed: {type(exc).__name__}") from None
+        return [ReceivedJob(message["MessageId"], message["ReceiptHandle"], message.get("Body") or "",
+                            int((message.get("Attributes") or {}).get("ApproximateReceiveCount", 1)))
+                for message in answer.get("Messages", [])]
+
+    def delete(self, jobs: list[ReceivedJob]) -> list[str]:
+        not_deleted: list[str] = []
+        for start in range(0, len(jobs), MAX_BATCH_ENTRIES):
+            chunk = jobs[start:start + MAX_BATCH_ENTRIES]
+            try:
+                answer = self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                    {"Id": str(index), "ReceiptHandle": job.receipt_handle} for index, job in enumerate(chunk)])
+            except Exception as exc:  # noqa: BLE001 - what was not deleted comes back: done again, deduplicated
+                raise JobQueueUnavailable(f"DeleteMessageBatch failed: {type(exc).__name__}") from None
+            not_deleted += [chunk[int(entry["Id"])].message_id for entry in answer.get("Failed", [])]
+        return not_deleted
