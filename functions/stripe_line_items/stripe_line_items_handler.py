@@ -23,7 +23,7 @@ from pinrelay.accounts import PLACEHOLDER, InvalidAccountMap, parse_account_map
 from pinrelay.adapters.aws import client, seconds_left, worst_call_seconds
 from pinrelay.adapters.secrets import SecretUnavailable, secret_value
 from pinrelay.adapters.sqs import SqsJobQueue
-from pinrelay.adapters.stripe_api import StripeLineItems, worst_line_items_seconds
+from pinrelay.adapters.stripe_api import StripeLineItems, worst_drain_round_seconds, worst_line_items_seconds
 from pinrelay.adapters.wiring import aws_ingest_service
 from pinrelay.config import stripe_line_items_settings
 from pinrelay.job_drain import drain
@@ -77,17 +77,11 @@ def job_queue() -> SqsJobQueue:
     return SqsJobQueue(stripe_line_items_settings().stripe_line_items_queue_url, client("sqs"))
 
 
-def round_worst_seconds() -> float:
-    """The longest one round can take: the receive, the key read (Secrets Manager), the sessions
-    read side by side, their events queued, the jobs deleted, and a second to answer."""
-    return 3 * worst_call_seconds("sqs") + worst_call_seconds("secretsmanager") + worst_line_items_seconds() + 1.0
-
-
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     report = drain(job_queue(), service().process, time_left=seconds_left(context),
-                   round_worst_seconds=round_worst_seconds())
+                   round_worst_seconds=worst_drain_round_seconds())
     outcomes = report.outcomes
     counts = {status: sum(1 for o in outcomes if o.status == status) for status in ("queued", "rejected", "retry")}
     without = sum(1 for o in outcomes if o.status == "queued" and o.code == "without_contents")

@@ -1,7 +1,8 @@
 """template.yaml for Stripe and BigCommerce: the routes, the secrets each function may read (ingest
 the webhook secrets, the line-items fetcher the Stripe key and the account map, the BigCommerce
 fetcher the store tokens, nobody else), nothing of BigCommerce without a store hash, the fetch
-queues' sizes against their fetchers' timeouts and their dead-letter alarms, and every variable
+queues' sizes against their fetchers' timeouts and their dead-letter alarms, the line-items
+fetcher's schedule (it drains its queue itself, no event source mapping), and every variable
 the settings read. Read from the SAM template and from
 SAM's offline translation (what `make lint` and `make security` check)."""
 
@@ -14,9 +15,10 @@ import pytest
 
 from pinrelay.adapters.aws import worst_call_seconds
 from pinrelay.adapters.bigcommerce_api import worst_fetch_seconds
-from pinrelay.adapters.stripe_api import worst_line_items_seconds
+from pinrelay.adapters.stripe_api import worst_drain_round_seconds
 from pinrelay.config import BigCommerceFetchSettings, IngestSettings, StripeLineItemsSettings
 from pinrelay.fetch import BigCommerceFetchService
+from pinrelay.job_drain import drain
 from pinrelay.stripe_fetch import CONTENTS_TRIES, StripeLineItemsService
 from tests.template.cloudformation import condition_holds, effective_resources, resolve_ifs
 from tests.template.test_template_delivery import role_actions
@@ -100,23 +102,40 @@ def test_a_fetch_fits_the_fetchers_timeout_and_the_queue_gives_it_six_times_that
     assert alarm["Threshold"] == 0 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
-def test_a_line_items_read_fits_the_fetchers_timeout_and_the_queue_gives_it_six_times_that(sam):
+def test_the_line_items_fetcher_drains_its_queue_once_a_minute_in_rounds_that_fit_its_timeout(sam):
     resources = sam["Resources"]
-    timeout = resources["StripeLineItemsFunction"]["Properties"]["Timeout"]
-    assert worst_line_items_seconds() + worst_call_seconds("sqs") + 1 < timeout
+    function = resources["StripeLineItemsFunction"]["Properties"]
+    timeout = function["Timeout"]
+    # a round starts only when its worst case fits; the Timeout leaves room for more than one
+    assert 2 * worst_drain_round_seconds() < timeout
+    (schedule,) = [event for event in function["Events"].values() if event["Type"] == "Schedule"]
+    assert schedule["Properties"]["Schedule"] == "rate(1 minute)"
+    assert function["EventInvokeConfig"]["MaximumRetryAttempts"] == 0  # the next minute's run is the retry
+    assert variables(sam, "StripeLineItemsFunction")["STRIPE_LINE_ITEMS_QUEUE_URL"] == {"Ref": "StripeLineItemsQueue"}
+    # no event source mapping: its long polls would receive one job a billed request
+    mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+                and r["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["StripeLineItemsQueue", "Arn"]}]
+    assert mappings == []
     queue = resources["StripeLineItemsQueue"]["Properties"]
-    assert queue["VisibilityTimeout"] >= 6 * timeout
+    # a job received is not handed out again while its run could still be doing it
+    assert queue["VisibilityTimeout"] >= timeout
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["StripeLineItemsDeadLetterQueue", "Arn"]}
     # the receive that sends a session without its contents comes before the DLQ, with one to spare
     assert int(queue["RedrivePolicy"]["maxReceiveCount"]) == CONTENTS_TRIES + 1
-    mapping = resources["StripeLineItemsEventSourceMapping"]["Properties"]
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["BatchSize"] <= inspect.signature(StripeLineItemsService).parameters["workers"].default
+    # a round's sessions are read side by side: every job of it within the worst case of one
+    assert inspect.signature(drain).parameters["max_jobs"].default <= \
+        inspect.signature(StripeLineItemsService).parameters["workers"].default
     alarm = resources["StripeLineItemsDeadLetterAlarm"]["Properties"]
     assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["StripeLineItemsDeadLetterQueue", "QueueName"]}
     assert alarm["Threshold"] == 0 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     ingest = variables(sam, "IngestFunction")
     assert ingest["STRIPE_LINE_ITEMS_QUEUE_URL"] == {"Ref": "StripeLineItemsQueue"}
+
+
+def test_the_line_items_fetcher_may_receive_and_delete_its_jobs_and_nothing_else_of_that_queue(translated):
+    actions = role_actions(translated, "StripeLineItemsFunction")
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions
+    assert not {"sqs:ChangeMessageVisibility", "sqs:PurgeQueue", "sqs:SetQueueAttributes"} & actions
 
 
 def test_every_variable_the_template_sets_is_a_setting(sam):

@@ -127,3 +127,12 @@ class StripeCheckoutSessions:
 def worst_line_items_seconds(limits: HttpLimits = STRIPE_CALL) -> float:
     """The longest ``line_items`` takes for a session of one page of items (up to 100)."""
     return limits.worst_call_seconds
+
+
+def worst_drain_round_seconds() -> float:
+    """The longest one round of the line-items fetcher's drain (pinrelay.job_drain) can take:
+    ReceiveMessage, the key read from Secrets Manager, the sessions' line items read side by side,
+    SendMessageBatch of their events, DeleteMessageBatch of the jobs, and a second to answer."""
+    from pinrelay.adapters.aws import worst_call_seconds
+
+    return 3 * worst_call_seconds("sqs") + worst_call_seconds("secretsmanager") + worst_line_items_seconds() + 1.0
