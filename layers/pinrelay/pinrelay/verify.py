@@ -137,7 +137,8 @@ def not_delivered_line(timeout_seconds: float, entry: LedgerEntry | None, ad_acc
 # --------------------------------------------------------------------------------------------
 # ``pinrelay status``: one event's fate, from its ledger item and the dead-letter queue
 # --------------------------------------------------------------------------------------------
-NOT_CLAIMED = ("not in the delivery ledger: no sender has claimed it. It may still wait in the queue (EventsQueueAgeAlarm), "
+NOT_CLAIMED = ("not in the delivery ledger: no sender has claimed it. It may still wait in the queue (EventsQueueAgeAlarm; "
+               "a Stripe session with line items first waits up to a minute in the line-items queue), "
                "ingest may have refused or filtered it (its answer gave the reason; neither is stored), it may have gone "
                "to another ad account or under another event_name, or its record ended with its dedup window")
 
