@@ -2,7 +2,8 @@
 Stripe line-items and BigCommerce fetchers and the real sender, against moto server, the Stripe
 and BigCommerce stand-ins and the Pinterest stand-in: signatures, the paid-only rules, one
 conversion per session or order whatever arrives, line items and their failures, the fetch and
-its failures, the account map."""
+its failures, the account map. The line-items fetcher is run as its schedule runs it: it drains
+its queue itself, and the tests read its summary and what it left on the queue."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from pinrelay_local.platform_standins import (
     example_orders,
     stripe_line_item,
 )
+from pinrelay_local.schedule import scheduled_event
 from pinrelay_local.sqs_event_source import message_attributes_to_lambda
-from pinrelay_local.stack import REPO_ROOT
+from pinrelay_local.stack import REPO_ROOT, function_timeouts
 
 from tests.integration.handler_stack import AD_ACCOUNT, EU_ACCOUNT, call_ingest, drain
 
@@ -70,11 +72,15 @@ def platforms(stack, aws, monkeypatch):
         fetcher.service.cache_clear()
         line_items = importlib.import_module("stripe_line_items_handler")
         line_items.service.cache_clear()
+        line_items.job_queue.cache_clear()  # it drains this test's line-items queue
+        receives = LineItemsReceives(line_items.job_queue().client)
         for bundle in example_orders().values():
             store.put_order(STORE, bundle)
             store.put_order(EU_STORE, bundle)
         yield {**stack, "stripe": stripe, "stripe_eu": stripe_eu, "store": store, "fetch_queue": fetch_queue,
-               "fetcher": fetcher, "line_items_queue": line_items_queue, "line_items": line_items}
+               "fetcher": fetcher, "line_items_queue": line_items_queue, "line_items": line_items,
+               "line_items_receives": receives}
+        receives.close()
         stripe_eu.stop()
     config.bigcommerce_fetch_settings.cache_clear()
     config.stripe_line_items_settings.cache_clear()
@@ -125,17 +131,65 @@ def run_jobs(stack, queue_url: str, handler, function: str, timeout_s: float) ->
     return messages, answer
 
 
-def line_items_jobs(stack, handler: bool = True) -> tuple[list[dict], dict | None]:
-    """Receive the line-items queue and, with ``handler``, run the line-items fetcher on it."""
-    return run_jobs(stack, stack["line_items_queue"], stack["line_items"] if handler else None,
-                    "StripeLineItemsFunction", 60)
+LINE_ITEMS_TIMEOUT_S = function_timeouts()["StripeLineItemsFunction"]  # template.yaml's Timeout (120 s)
+LINE_ITEMS_RULE = "arn:aws:events:us-east-1:123456789012:rule/pinrelay-stripe-line-items-schedule"
 
 
-def drain_stripe(stack):
-    """The line-items fetcher on its queue until it is empty, then the sender on the events queue."""
-    while line_items_jobs(stack)[0]:
-        pass
-    return drain(stack)
+class LineItemsReceives:
+    """What each ReceiveMessage of the line-items fetcher brought, recorded by a botocore hook on
+    the client it drains its queue with: the messages with their receipt handles (a test makes a
+    job visible again with one, as the visibility timeout passing would) and their
+    ApproximateReceiveCount."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.answers: list[list[dict]] = []
+        self._id = f"line-items-receives-{uuid.uuid4().hex}"
+        client.meta.events.register("after-call.sqs.ReceiveMessage", self._record, unique_id=self._id)
+
+    def _record(self, parsed, **_) -> None:
+        self.answers.append(parsed.get("Messages", []))
+
+    def close(self) -> None:
+        self.client.meta.events.unregister("after-call.sqs.ReceiveMessage", unique_id=self._id)
+
+    def received(self) -> list[dict]:
+        """Every message received, in order."""
+        return [message for answer in self.answers for message in answer]
+
+
+def run_line_items(stack, timeout_s: float = LINE_ITEMS_TIMEOUT_S) -> dict:
+    """One run of the line-items fetcher as its schedule starts it (EventBridge's event, a context
+    with the function's Timeout): it drains the line-items queue itself and answers a summary."""
+    return stack["line_items"].lambda_handler(scheduled_event(LINE_ITEMS_RULE),
+                                              LambdaContext("StripeLineItemsFunction", timeout_s=timeout_s))
+
+
+def summary(**counts) -> dict:
+    """The fetcher's answer for a run that drained its queue: zeros, but for ``counts``."""
+    return {"received": 0, "queued": 0, "rejected": 0, "retry": 0, "without_contents": 0, "rounds": 0,
+            "stopped": "drained", "problem": None, "not_deleted": 0, **counts}
+
+
+def on_queue(stack, queue_url: str) -> tuple[int, int]:
+    """(visible, in flight) on a queue, as SQS counts them; nothing is received."""
+    attributes = stack["aws"]["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def visible_again(stack, messages: list[dict]) -> None:
+    """The visibility timeout passes for ``messages`` (received from the line-items queue)."""
+    for message in messages:
+        stack["aws"]["sqs"].change_message_visibility(QueueUrl=stack["line_items_queue"],
+                                                      ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+
+
+def drain_stripe(stack) -> tuple[dict, list[dict]]:
+    """One scheduled run of the line-items fetcher, then the sender on the events queue: the run's
+    summary and the events it queued."""
+    answer = run_line_items(stack)
+    return answer, drain(stack)[0]
 
 
 def delivered(stack) -> list[dict]:
@@ -151,7 +205,10 @@ def test_a_paid_session_is_delivered_once_with_its_line_items_whatever_stripe_se
         status, answer = post_stripe(platforms, event)
         assert status == 200 and answer["accepted"] == 1
     assert platforms["stripe"].requests == []  # nothing read from Stripe while Stripe waits for the answer
-    drain_stripe(platforms)
+    assert on_queue(platforms, platforms["line_items_queue"]) == (2, 0)  # a job for each delivery
+    answer, _ = drain_stripe(platforms)
+    assert answer == summary(received=2, queued=2, rounds=1)  # both jobs done in one round, and deleted
+    assert on_queue(platforms, platforms["line_items_queue"]) == (0, 0)
     (sent,) = [e for e in delivered(platforms) if e["event_id"] == session_id]
     assert sent["custom_data"]["value"] == "30.00" and sent["custom_data"]["content_ids"] == ["prod_tee"]
     assert sent["custom_data"]["contents"] == [{"quantity": 3, "id": "prod_tee", "item_price": "10.00", "item_name": "T-shirt"}]
@@ -193,7 +250,8 @@ def test_an_account_map_entry_is_known_by_its_secret_and_reads_line_items_with_i
     platforms["stripe_eu"].add_session({"id": "cs_live_eu"}, [stripe_line_item(1, 1, 3000, "usd", "prod_eu", "x")])
     status, answer = post_stripe(platforms, stripe_event(id="cs_live_eu"), secret=EU_STRIPE_SECRET)
     assert status == 200 and answer["accepted"] == 1
-    (job,), _ = line_items_jobs(platforms, handler=False)
+    sqs = platforms["aws"]["sqs"]
+    (job,) = sqs.receive_message(QueueUrl=platforms["line_items_queue"]).get("Messages", [])
     assert EU_STRIPE_KEY not in job["Body"] and STRIPE_KEY not in job["Body"]  # whose key, never the key
     assert {k: json.loads(job["Body"])[k] for k in ("key", "route_name", "ad_account_id")} == {
         "key": "account_map", "route_name": "eu", "ad_account_id": EU_ACCOUNT["ad_account_id"]}
@@ -201,11 +259,11 @@ def test_an_account_map_entry_is_known_by_its_secret_and_reads_line_items_with_i
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STRIPE_API_URL", platforms["stripe_eu"].base_url)
         config.stripe_line_items_settings.cache_clear()
-        platforms["aws"]["sqs"].change_message_visibility(QueueUrl=platforms["line_items_queue"],
-                                                          ReceiptHandle=job["ReceiptHandle"], VisibilityTimeout=0)
-        assert line_items_jobs(platforms)[1] == {"batchItemFailures": []}
+        visible_again(platforms, [job])
+        assert run_line_items(platforms) == summary(received=1, queued=1, rounds=1)
     config.stripe_line_items_settings.cache_clear()
-    (message,) = platforms["aws"]["sqs"].receive_message(QueueUrl=platforms["queue_url"]).get("Messages", [])
+    assert on_queue(platforms, platforms["line_items_queue"]) == (0, 0)
+    (message,) = sqs.receive_message(QueueUrl=platforms["queue_url"]).get("Messages", [])
     queued = json.loads(message["Body"])
     assert queued["ad_account_id"] == EU_ACCOUNT["ad_account_id"]
     assert queued["event"]["custom_data"]["content_ids"] == ["prod_eu"]
@@ -218,12 +276,14 @@ def test_stripe_slow_or_down_gets_the_job_back_until_it_answers(platforms):
     platforms["stripe"].set_fault("status", status=503, count=2)  # both attempts of the first read
     status, answer = post_stripe(platforms, stripe_event(id="cs_live_later"))
     assert status == 200 and answer["accepted"] == 1  # answered at once: Stripe's API is the fetcher's
-    messages, answer = line_items_jobs(platforms)
-    assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    assert run_line_items(platforms) == summary(received=1, retry=1, rounds=1)
+    assert on_queue(platforms, platforms["line_items_queue"]) == (0, 1)  # left on its queue, invisible for now
     assert drain(platforms)[0] == []  # nothing queued yet: the event waits for its line items
-    platforms["aws"]["sqs"].change_message_visibility(QueueUrl=platforms["line_items_queue"],
-                                                      ReceiptHandle=messages[0]["ReceiptHandle"], VisibilityTimeout=0)
-    assert line_items_jobs(platforms)[1] == {"batchItemFailures": []}
+    receives = platforms["line_items_receives"]
+    visible_again(platforms, receives.answers[-1])
+    assert run_line_items(platforms) == summary(received=1, queued=1, rounds=1)
+    assert [m["Attributes"]["ApproximateReceiveCount"] for m in receives.received()] == ["1", "2"]  # the same job
+    assert on_queue(platforms, platforms["line_items_queue"]) == (0, 0)
     drain(platforms)
     (sent,) = [e for e in delivered(platforms) if e["event_id"] == "cs_live_later"]
     assert sent["custom_data"]["content_ids"] == ["prod_tee"]
@@ -238,14 +298,18 @@ def test_stripe_silent_until_the_fourth_receive_costs_the_contents_not_the_conve
     platforms["stripe"].set_fault("status", status=503)
     platforms["stripe"].add_session({"id": "cs_live_silent"}, [stripe_line_item(1, 1, 3000, "usd", "prod_tee", "T")])
     post_stripe(platforms, stripe_event(id="cs_live_silent"))
+    receives = platforms["line_items_receives"]
     for receive in range(1, CONTENTS_TRIES):  # SQS's ApproximateReceiveCount 1, 2, 3: tried again later
-        messages, answer = line_items_jobs(platforms)
-        assert messages[0]["Attributes"]["ApproximateReceiveCount"] == str(receive)
-        assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+        assert run_line_items(platforms) == summary(received=1, retry=1, rounds=1)
+        (message,) = receives.answers[-1]
+        assert message["Attributes"]["ApproximateReceiveCount"] == str(receive)
+        assert on_queue(platforms, platforms["line_items_queue"]) == (0, 1)
         assert drain(platforms)[0] == []
-        sqs.change_message_visibility(QueueUrl=platforms["line_items_queue"], ReceiptHandle=messages[0]["ReceiptHandle"],
-                                      VisibilityTimeout=0)
-    assert line_items_jobs(platforms)[1] == {"batchItemFailures": []}  # the 4th: sent without its contents
+        visible_again(platforms, [message])
+    # the 4th: sent without its contents, and the job deleted
+    assert run_line_items(platforms) == summary(received=1, queued=1, without_contents=1, rounds=1)
+    assert receives.answers[-1][0]["Attributes"]["ApproximateReceiveCount"] == str(CONTENTS_TRIES)
+    assert on_queue(platforms, platforms["line_items_queue"]) == (0, 0)
     drain(platforms)
     (sent,) = [e for e in delivered(platforms) if e["event_id"] == "cs_live_silent"]
     assert sent["custom_data"]["value"] == "30.00" and "contents" not in sent["custom_data"]
@@ -260,12 +324,13 @@ def test_a_job_in_the_line_items_dead_letter_queue_is_found_by_status_and_delive
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})})
     platforms["stripe"].set_fault("status", status=503)
     post_stripe(platforms, stripe_event(id="cs_live_dead"))
+    receives = platforms["line_items_receives"]
     for _ in range(2):  # maxReceiveCount 2 here (5 deployed, past CONTENTS_TRIES): both reads fail, on to the DLQ
-        messages, answer = line_items_jobs(platforms)
-        assert answer == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
-        sqs.change_message_visibility(QueueUrl=platforms["line_items_queue"], ReceiptHandle=messages[0]["ReceiptHandle"],
-                                      VisibilityTimeout=0)
-    assert line_items_jobs(platforms, handler=False)[0] == []
+        assert run_line_items(platforms) == summary(received=1, retry=1, rounds=1)
+        visible_again(platforms, receives.answers[-1])
+    assert run_line_items(platforms) == summary()  # SQS moved it to the DLQ instead of a 3rd receive
+    assert on_queue(platforms, platforms["line_items_queue"]) == (0, 0)
+    assert on_queue(platforms, dlq) == (1, 0)
     assert drain(platforms)[0] == []
     # pinrelay status finds the session there (and leaves the job for the redrive)
     import io
@@ -285,9 +350,40 @@ def test_a_job_in_the_line_items_dead_letter_queue_is_found_by_status_and_delive
     platforms["stripe"].add_session({"id": "cs_live_dead"}, [stripe_line_item(1, 1, 3000, "usd", "prod_tee", "T")])
     sqs.send_message(QueueUrl=platforms["line_items_queue"], MessageBody=kept["Body"])
     sqs.delete_message(QueueUrl=dlq, ReceiptHandle=kept["ReceiptHandle"])
-    drain_stripe(platforms)
+    answer, _ = drain_stripe(platforms)
+    assert answer == summary(received=1, queued=1, rounds=1)
     (sent,) = [e for e in delivered(platforms) if e["event_id"] == "cs_live_dead"]
     assert sent["custom_data"]["content_ids"] == ["prod_tee"]
+
+
+def test_one_run_takes_a_backlog_of_25_jobs_in_receives_of_10_10_and_5_and_queues_every_event(platforms):
+    sessions = [f"cs_live_backlog_{n:02d}" for n in range(25)]
+    for session_id in sessions:
+        platforms["stripe"].add_session({"id": session_id}, [stripe_line_item(1, 1, 3000, "usd", "prod_tee", "T")])
+        assert post_stripe(platforms, stripe_event(id=session_id))[1]["accepted"] == 1
+    assert on_queue(platforms, platforms["line_items_queue"]) == (25, 0)
+    answer, records = drain_stripe(platforms)
+    # three ReceiveMessage calls: the third brought fewer than ten, so the queue was drained
+    assert [len(messages) for messages in platforms["line_items_receives"].answers] == [10, 10, 5]
+    assert answer == summary(received=25, queued=25, rounds=3)
+    assert on_queue(platforms, platforms["line_items_queue"]) == (0, 0)
+    assert sorted(json.loads(record["Body"])["event"]["event_id"] for record in records) == sessions
+    assert sorted(e["event_id"] for e in delivered(platforms)) == sessions
+
+
+def test_a_run_without_time_for_a_worst_case_round_receives_nothing(platforms):
+    for session_id in ("cs_live_late_1", "cs_live_late_2", "cs_live_late_3"):
+        platforms["stripe"].add_session({"id": session_id}, [stripe_line_item(1, 1, 3000, "usd", "prod_tee", "T")])
+        assert post_stripe(platforms, stripe_event(id=session_id))[1]["accepted"] == 1
+    worst = platforms["line_items"].round_worst_seconds()
+    assert run_line_items(platforms, timeout_s=worst - 1) == summary(stopped="no time left")
+    receives = platforms["line_items_receives"]
+    assert receives.answers == []  # no ReceiveMessage: a job received now could be killed with the run
+    assert on_queue(platforms, platforms["line_items_queue"]) == (3, 0)  # still visible, for the next run
+    assert platforms["stripe"].requests == [] and drain(platforms)[0] == []
+    # the next run, with the template's Timeout, is the first to receive them
+    assert run_line_items(platforms) == summary(received=3, queued=3, rounds=1)
+    assert [m["Attributes"]["ApproximateReceiveCount"] for m in receives.received()] == ["1", "1", "1"]
 
 
 def test_a_refused_key_or_an_unknown_session_sends_the_conversion_without_contents(platforms, monkeypatch):
@@ -295,7 +391,9 @@ def test_a_refused_key_or_an_unknown_session_sends_the_conversion_without_conten
     config.stripe_line_items_settings.cache_clear()
     status, answer = post_stripe(platforms, stripe_event(id="cs_live_nokey"))
     assert status == 200 and answer["accepted"] == 1
-    assert line_items_jobs(platforms)[1] == {"batchItemFailures": []}  # not retried: asking again would not help
+    # not retried: asking again would not help; the job is deleted
+    assert run_line_items(platforms) == summary(received=1, queued=1, without_contents=1, rounds=1)
+    assert on_queue(platforms, platforms["line_items_queue"]) == (0, 0)
     drain(platforms)
     (sent,) = [e for e in delivered(platforms) if e["event_id"] == "cs_live_nokey"]
     assert "contents" not in sent["custom_data"] and sent["custom_data"]["value"] == "30.00"
@@ -305,7 +403,7 @@ def test_without_a_key_no_call_is_made_and_no_job_queued(platforms, monkeypatch)
     monkeypatch.delenv("STRIPE_API_KEY")
     config.ingest_settings.cache_clear()
     assert post_stripe(platforms, stripe_event(id="cs_live_plain"))[1]["accepted"] == 1
-    assert line_items_jobs(platforms, handler=False)[0] == []
+    assert on_queue(platforms, platforms["line_items_queue"]) == (0, 0)  # no job
     assert [json.loads(m["Body"])["event"]["event_id"] for m in drain(platforms)[0]] == ["cs_live_plain"]
     assert platforms["stripe"].requests == []
 
