@@ -1,12 +1,13 @@
-"""DynamoDeliveryLedger and SqsEventQueue against moto server."""
+"""DynamoDeliveryLedger, SqsEventQueue and SqsJobQueue against moto server."""
 
 import json
+import time
 
 import pytest
 
 from pinrelay.adapters.dynamodb import DynamoDeliveryLedger
-from pinrelay.adapters.sqs import SqsEventQueue, batches_by_size
-from pinrelay.ports import ClaimRequest, Outcome, Settlement
+from pinrelay.adapters.sqs import SqsEventQueue, SqsJobQueue, batches_by_size
+from pinrelay.ports import ClaimRequest, JobQueueUnavailable, Outcome, ReceivedJob, Settlement
 
 NOW = 1_000_000
 WINDOW = 7 * 86400 + 300
@@ -233,3 +234,80 @@ def test_an_outcome_dynamodb_refuses_for_a_moment_is_written_on_a_later_round(aw
     DynamoDeliveryLedger(dedup_table, aws["dynamodb"], worst_call_seconds=12).claim([request("b")], "inv-1", NOW, plenty)
     late = DynamoDeliveryLedger(dedup_table, FlakyClient(aws["dynamodb"]), worst_call_seconds=12, sleep=sleeps.append)
     assert late.record([Outcome("b", "delivered", NOW + 1)], "inv-1", lambda: 13.5) == ["b"]
+
+
+# -- SqsJobQueue: a fetcher draining its own job queue (pinrelay.job_drain) -------------------------
+
+
+def send_jobs(aws, queue_url, bodies):
+    for start in range(0, len(bodies), 10):
+        aws["sqs"].send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start:start + 10])])
+
+
+def on_queue(aws, queue_url) -> tuple[int, int]:
+    """(visible, in flight), as SQS counts them."""
+    attributes = aws["sqs"].get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_a_receive_takes_at_most_max_jobs_with_bodies_and_handles_and_hides_them(aws, queue_url):
+    bodies = [f"job {n}" for n in range(13)]
+    send_jobs(aws, queue_url, bodies)
+    queue = SqsJobQueue(queue_url, aws["sqs"])
+    first, second, third = queue.receive(10), queue.receive(2), queue.receive(10)
+    assert [len(first), len(second), len(third)] == [10, 2, 1]
+    jobs = first + second + third
+    assert all(isinstance(job, ReceivedJob) and job.receipt_handle and job.receive_count == 1 for job in jobs)
+    assert sorted(job.body for job in jobs) == sorted(bodies) and len({job.message_id for job in jobs}) == 13
+    assert on_queue(aws, queue_url) == (0, 13)  # in flight until deleted or their visibility timeout
+
+
+def test_each_receive_of_a_job_counts_one_more(aws, queue_url):
+    aws["sqs"].send_message(QueueUrl=queue_url, MessageBody="job")
+    queue = SqsJobQueue(queue_url, aws["sqs"])
+    received = []
+    for _ in range(3):
+        (job,) = queue.receive(10)
+        received.append(job)
+        # the visibility timeout passes
+        aws["sqs"].change_message_visibility(QueueUrl=queue_url, ReceiptHandle=job.receipt_handle, VisibilityTimeout=0)
+    assert [job.receive_count for job in received] == [1, 2, 3]
+    assert len({job.message_id for job in received}) == 1 and len({job.receipt_handle for job in received}) == 3
+
+
+def test_an_empty_queue_gives_no_jobs_after_a_long_poll(aws, queue_url):
+    queue = SqsJobQueue(queue_url, aws["sqs"])
+    started = time.monotonic()
+    assert queue.receive(10) == []
+    assert time.monotonic() - started >= 0.9  # WaitTimeSeconds 1: every SQS server asked, not a sample
+
+
+def test_delete_removes_the_jobs_ten_a_call(aws, queue_url):
+    send_jobs(aws, queue_url, [f"job {n}" for n in range(12)])
+    queue = SqsJobQueue(queue_url, aws["sqs"])
+    jobs = queue.receive(10) + queue.receive(10)
+    calls = []
+    aws["sqs"].meta.events.register("before-call.sqs.DeleteMessageBatch", lambda **kw: calls.append(1))
+    assert queue.delete(jobs) == []
+    assert len(calls) == 2 and on_queue(aws, queue_url) == (0, 0)
+    assert queue.receive(10) == []
+
+
+def test_a_receipt_handle_sqs_does_not_take_is_reported_and_the_other_jobs_are_deleted(aws, queue_url):
+    send_jobs(aws, queue_url, [f"job {n}" for n in range(11)])
+    queue = SqsJobQueue(queue_url, aws["sqs"])
+    jobs = queue.receive(10) + queue.receive(10)
+    refused = ReceivedJob("refused-job", "not-a-receipt-handle", "job", 1)
+    # SQS answers ReceiptHandleIsInvalid for that entry alone (in the second call of ten)
+    assert queue.delete([*jobs[:10], refused, jobs[10]]) == ["refused-job"]
+    assert on_queue(aws, queue_url) == (0, 0)
+
+
+def test_a_queue_that_does_not_exist_is_unavailable_to_receive_and_delete(aws, queue_url):
+    missing = SqsJobQueue(queue_url + "-missing", aws["sqs"])
+    with pytest.raises(JobQueueUnavailable, match="ReceiveMessage failed: QueueDoesNotExist"):
+        missing.receive(10)
+    with pytest.raises(JobQueueUnavailable, match="DeleteMessageBatch failed: QueueDoesNotExist"):
+        missing.delete([ReceivedJob("m1", "a-receipt-handle", "job", 1)])
