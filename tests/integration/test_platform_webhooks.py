@@ -17,6 +17,7 @@ import uuid
 import pytest
 
 from pinrelay import config
+from pinrelay.adapters.stripe_api import worst_drain_round_seconds
 from pinrelay.sources.signatures import standard_webhook_signature, stripe_signature_header
 from pinrelay.stripe_fetch import CONTENTS_TRIES
 from pinrelay_local.http_gateway import LambdaContext, build_http_api_event
@@ -375,7 +376,7 @@ def test_a_run_without_time_for_a_worst_case_round_receives_nothing(platforms):
     for session_id in ("cs_live_late_1", "cs_live_late_2", "cs_live_late_3"):
         platforms["stripe"].add_session({"id": session_id}, [stripe_line_item(1, 1, 3000, "usd", "prod_tee", "T")])
         assert post_stripe(platforms, stripe_event(id=session_id))[1]["accepted"] == 1
-    worst = platforms["line_items"].round_worst_seconds()
+    worst = worst_drain_round_seconds()
     assert run_line_items(platforms, timeout_s=worst - 1) == summary(stopped="no time left")
     receives = platforms["line_items_receives"]
     assert receives.answers == []  # no ReceiveMessage: a job received now could be killed with the run
