@@ -16,10 +16,11 @@ sdk_cpu      the AWS SDK's own CPU per call (botocore with HTTP short-circuited)
              ingest (sent in parallel), UpdateItem in the sender's ledger (16 threads).
 sender       10 000 queued events through the sender handler (Pinterest stand-in, in-memory ledger):
              events per Pinterest request, CPU per invocation, log bytes.
-aws_calls    the whole local stack (moto server, HTTP API and SQS event source emulations, stand-in):
-             AWS calls per event counted with botocore hooks on each function's own clients, for web
-             batches, offline batches, single posts and a 5 events/s trickle (accept -> delivery
-             latency); log bytes per function.
+aws_calls    the whole local stack (moto server, HTTP API and SQS event source emulations, the
+             Stripe line-items fetcher on its schedule, stand-ins): AWS calls per event counted with
+             botocore hooks on each function's own clients, for web batches, offline batches, single
+             posts, a 5 events/s trickle (accept -> delivery latency) and 5/s trickles of Stripe and
+             BigCommerce webhooks; log bytes per function.
 cold_start   import time of each handler as Lambda loads the built artifact.
 bill         the modeled AWS bill per million events (pure arithmetic over the numbers above, the
              price table in ``prices-us-east-1.json`` and what template.yaml says about tracing and logs).

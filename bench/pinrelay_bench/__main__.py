@@ -1,4 +1,5 @@
-"""``python -m pinrelay_bench``: run the sections, print the table (and the itemised webhook bill).
+"""``python -m pinrelay_bench``: run the sections, print the table (and the itemised bills of the
+webhook and of the Stripe webhook with line items).
 
 The handlers' log lines go to a byte counter instead of stdout while the sections run; progress
 goes to stderr. A section that fails is reported with its traceback and the others still run
@@ -121,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = table_rows(results)
     results["markdown"] = render_markdown(rows, results)
     print(render_table(rows))
-    itemised = render_itemised_bill(results, "webhook")
-    if itemised:
-        print()
-        print(itemised)
+    for name in ("webhook", "stripe_webhook"):  # the plain webhook, and the one with a second queue and function
+        itemised = render_itemised_bill(results, name)
+        if itemised:
+            print()
+            print(itemised)
     load = results["meta"].get("load_average")
     if load and os.cpu_count() and max(load) > os.cpu_count() * 0.75:
         print(f"note: load average {load} on {os.cpu_count()} CPUs while measuring: timings are inflated; run again on an idle machine")

@@ -2,15 +2,21 @@
 
 ``pinrelay_local.stack.LocalStack`` runs moto in server mode, the real ingest handler behind an
 HTTP API emulation, the real sender handler behind an emulation of Lambda's SQS event source,
-and the Pinterest stand-in. Calls are counted, never assumed: botocore ``before-call`` /
-``after-call`` hooks on
+the BigCommerce fetcher behind another, the Stripe line-items fetcher on its schedule
+(``ScheduledFunction``, here at template.yaml's period, once a minute, as deployed), and the
+Pinterest, Stripe and BigCommerce stand-ins. Calls are counted, never assumed: botocore
+``before-call`` / ``after-call`` hooks on
 
-* each function's own clients. In AWS, ingest and sender run in separate containers with
-  separate clients; in one process they would share ``pinrelay.adapters.aws.client``'s cache, so
-  the bench replaces that recipe (in every module that imported it) with one that gives each
-  function its own client, found by the handler module on the creating thread's stack. A call
-  through a client made outside both handlers is counted as ``other`` (and shown);
-* the event source's client (``stack.sqs``: ReceiveMessage, DeleteMessageBatch), as ``poller``.
+* each function's own clients. In AWS, ingest, sender and the fetchers run in separate
+  containers with separate clients; in one process they would share
+  ``pinrelay.adapters.aws.client``'s cache, so the bench replaces that recipe (in every module
+  that imported it) with one that gives each function its own client, found by the handler
+  module on the creating thread's stack. A call through a client made outside the handlers is
+  counted as ``other`` (and shown). The Stripe line-items fetcher drains its queue itself with
+  such a client: its ReceiveMessage (with jobs, and empty: how long each empty one waited) and
+  DeleteMessageBatch on that queue are counted apart (``job_*`` units), under ``fetcher``;
+* the event sources' client (``stack.sqs``: ReceiveMessage, DeleteMessageBatch on the events
+  queue and the BigCommerce fetch queue), as ``poller``.
 
 Secrets Manager calls are counted under the function on whose stack they run (the secrets
 provider is shared in one process). DynamoDB: write/read requests, items, WRU/RRU (UpdateItem:
@@ -25,11 +31,16 @@ one post (the CSV import's shape); single posts of one web event (8 at a time); 
 latency at the stand-in; then the same trickle of Stripe webhooks (each session's line items read
 by the line-items fetcher from the Stripe stand-in) and of BigCommerce webhooks (each order
 fetched by the fetcher from the BigCommerce stand-in); the fetchers' calls to the platform's API
-and their invocations are counted. Each phase waits until
-every event reached the stand-in and the queue is empty, so the sender's writes and the event
-source's deletes are in its counts. Empty receives
-(the poller's long polls while the queue is idle) are counted but not charged per event: they
-depend on time, not on traffic.
+and their invocations are counted. Each phase waits until every event reached the stand-in and
+the queue is empty, so the sender's writes and the event source's deletes are in its counts.
+Empty receives (the poller's long polls while the queue is idle) are counted but not charged per
+event: they depend on time, not on traffic.
+
+The Stripe phase is the schedule's steady state: it starts as a run of the line-items fetcher
+ends, lasts whole periods (three minutes; one with ``--quick``), so that each run takes what a
+minute of webhooks brings, and ends when the runs that took its jobs have ended; only those runs
+and their calls are its counts. The schedule's runs outside it find the queue empty (one empty
+long poll each, no log line, no metric): the idle cost, measured apart (``idle_line_items_runs``).
 """
 
 from __future__ import annotations
@@ -49,9 +60,11 @@ from typing import Any
 
 from pinrelay_bench.bill import MODEL_ASSUMPTIONS, sqs_billable_requests, template_parameter_default
 from pinrelay_bench.harness import HANDLER_FUNCTIONS, ByteCounter, function_on_stack, percentile
-
-LINE_ITEMS_QUEUE_MARK = "pinrelay-stripe-line-items"  # in the local stack's line-items queue URL (pinrelay_local.platforms)
 from pinrelay_bench.workload import make_events, make_offline_events, request_body
+
+# the Stripe line-items queue's name (pinrelay_local.platforms.LINE_ITEMS_QUEUE_NAME), in its URL;
+# its dead-letter queue's name starts with it too, and is told apart by its "-dlq"
+JOB_QUEUE_MARK = "pinrelay-stripe-line-items"
 
 DYNAMODB_WRITE_UNIT_BYTES = 1024
 TRICKLE_RATE_EVENTS_PER_S = float(MODEL_ASSUMPTIONS["rate_events_per_s"])  # the rate the bill is modeled at
@@ -114,10 +127,21 @@ def ledger_write_kind(request: dict[str, Any]) -> str:
 # ------------------------------------------------------------------------------------------
 
 
+JOB_QUEUE_OPERATIONS = ("ReceiveMessage", "DeleteMessageBatch", "DeleteMessage")
+
+
+def is_job_queue(queue_url: Any) -> bool:
+    """Whether ``queue_url`` is the Stripe line-items queue (not its dead-letter queue)."""
+    name = str(queue_url or "").rstrip("/").rsplit("/", 1)[-1]
+    return name.startswith(JOB_QUEUE_MARK) and "-dlq" not in name
+
+
 class AwsCallCounter:
     """botocore ``before-call`` / ``after-call`` hooks: calls per ``role:service:operation`` and units
     per ``role:unit`` (DynamoDB writes, reads, WRU, RRU, ledger write kinds, conditional check
-    failures; SQS billable requests, messages sent and received, empty receives), secrets read."""
+    failures; SQS billable requests, of which sends, messages sent and received, empty receives;
+    the Stripe line-items queue's receives, empty receives and the ms they waited, and deletes, as
+    ``job_*``), secrets read."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -146,13 +170,15 @@ class AwsCallCounter:
         op = model.name
         body = self._body(params)
         units: Counter[str] = Counter()
-        if role == "poller" and LINE_ITEMS_QUEUE_MARK in str(body.get("QueueUrl") or ""):
-            # the Stripe line-items queue's event source: counted apart too, so that the bill can
-            # tell the webhooks with a key (a job, the fetcher) from those without one
+        if service == "sqs" and is_job_queue(body.get("QueueUrl")) and op in JOB_QUEUE_OPERATIONS:
+            # the Stripe line-items fetcher draining its own queue (pinrelay.job_drain): counted
+            # apart, so that the bill can price its receives and deletes, and time its empty polls
             if context is not None:
-                context["pinrelay_line_items_queue"] = True
+                context["pinrelay_job_queue"] = True
+                context["pinrelay_started"] = time.perf_counter()
             if op in ("DeleteMessageBatch", "DeleteMessage"):
-                units["line_items_deletes"] += 1
+                units["job_deletes"] += 1
+                units["job_delete_billable"] += 1
         if service == "dynamodb":
             if op == "PutItem":
                 units["wru"] += max(1, math.ceil(dynamodb_item_size(body.get("Item") or {}) / DYNAMODB_WRITE_UNIT_BYTES))
@@ -184,9 +210,11 @@ class AwsCallCounter:
             if op == "SendMessageBatch":
                 payload = sum(len((entry.get("MessageBody") or "").encode("utf-8")) for entry in body.get("Entries") or [])
                 units["sqs_billable"] += sqs_billable_requests(payload)
+                units["sqs_send_billable"] += sqs_billable_requests(payload)
                 units["sqs_messages_sent"] += len(body.get("Entries") or [])
             elif op == "SendMessage":
                 units["sqs_billable"] += sqs_billable_requests(len((body.get("MessageBody") or "").encode("utf-8")))
+                units["sqs_send_billable"] += sqs_billable_requests(len((body.get("MessageBody") or "").encode("utf-8")))
                 units["sqs_messages_sent"] += 1
             elif op in ("DeleteMessageBatch", "DeleteMessage", "ChangeMessageVisibilityBatch", "ChangeMessageVisibility"):
                 units["sqs_billable"] += 1
@@ -212,16 +240,23 @@ class AwsCallCounter:
             if model.name != "ReceiveMessage":
                 return
             messages = (parsed or {}).get("Messages") or []
+            job_queue = bool((context or {}).get("pinrelay_job_queue"))
+            billable = sqs_billable_requests(sum(len((m.get("Body") or "").encode("utf-8")) for m in messages))
+            self.units[f"{role}:sqs_billable"] += billable
             if messages:
-                payload = sum(len((m.get("Body") or "").encode("utf-8")) for m in messages)
-                self.units[f"{role}:sqs_billable"] += sqs_billable_requests(payload)
                 self.units[f"{role}:receives_with_messages"] += 1
                 self.units[f"{role}:messages_received"] += len(messages)
-                if (context or {}).get("pinrelay_line_items_queue"):
-                    self.units[f"{role}:line_items_receives_with_messages"] += 1
             else:
-                self.units[f"{role}:sqs_billable"] += 1
                 self.units[f"{role}:receives_empty"] += 1
+            if job_queue:
+                self.units[f"{role}:job_receive_billable"] += billable
+                if messages:
+                    self.units[f"{role}:job_receives_with_messages"] += 1
+                    self.units[f"{role}:job_messages_received"] += len(messages)
+                else:  # the long poll: it waits WaitTimeSeconds (moto too) before it answers empty
+                    self.units[f"{role}:job_receives_empty"] += 1
+                    self.units[f"{role}:job_receive_empty_ms"] += (
+                        time.perf_counter() - context.get("pinrelay_started", time.perf_counter())) * 1e3
 
     def snapshot(self) -> dict[str, Counter]:
         with self._lock:
@@ -256,8 +291,9 @@ class FunctionClients:
 
 def give_each_function_its_own_clients(stack: Any, counter: AwsCallCounter) -> dict[str, Any]:
     """Replace ``pinrelay.adapters.aws.client`` in every pinrelay and handler module that holds it
-    by a ``FunctionClients`` recipe; drop the services and the secrets provider built before, so
-    they are built again with their function's clients. Raises when the recipe is not there."""
+    by a ``FunctionClients`` recipe; drop the services, the line-items fetcher's job queue, the
+    BigCommerce fetch queue and the secrets provider built before, so they are built again with
+    their function's clients. Raises when the recipe is not there."""
     from pinrelay_local.stack import FUNCTION_MODULES
 
     aws = sys.modules.get("pinrelay.adapters.aws")
@@ -276,6 +312,8 @@ def give_each_function_its_own_clients(stack: Any, counter: AwsCallCounter) -> d
     for handler in (stack.ingest_handler, stack.sender_handler, stack.bigcommerce_fetch_handler,
                     stack.stripe_line_items_handler):
         getattr(handler.service, "cache_clear", lambda: None)()
+    # the Stripe line-items fetcher's own queue (it drains it itself): its SQS client too
+    getattr(getattr(stack.stripe_line_items_handler, "job_queue", None), "cache_clear", lambda: None)()
     platform_webhooks = sys.modules.get("platform_webhooks")
     getattr(getattr(platform_webhooks, "fetch_queue", None), "cache_clear", lambda: None)()  # its SQS client
     secrets = sys.modules.get("pinrelay.adapters.secrets")
@@ -325,13 +363,18 @@ def phase_summary(events: int, posts: int, counts: dict[str, dict[str, float]], 
             "sqs_poller_receives_with_messages": receives * per,
             "sqs_poller_receives_empty": units_of("receives_empty", "poller") * per,
             "sqs_poller_deletes": deletes * per,
-            # of which the Stripe line-items queue's (a Stripe webhook with a key: its job)
-            "sqs_poller_line_items_receives_with_messages": units_of("line_items_receives_with_messages", "poller") * per,
-            "sqs_poller_line_items_deletes": units_of("line_items_deletes", "poller") * per,
             "sqs_poller_billable": units_of("sqs_billable", "poller") * per,
             "sqs_sender_requests": calls_of("sender", "sqs") * per,
+            # the fetcher's sends of the events (its receives and deletes of its own jobs: sqs_job_*)
             "sqs_fetcher_requests": calls_of("fetcher", "sqs", "SendMessageBatch", "SendMessage") * per,
-            "sqs_fetcher_billable": units_of("sqs_billable", "fetcher") * per,
+            "sqs_fetcher_billable": units_of("sqs_send_billable", "fetcher") * per,
+            # the Stripe line-items fetcher draining its queue: receives with jobs and empty, deletes
+            "sqs_job_receives_with_messages": units_of("job_receives_with_messages", "fetcher") * per,
+            "sqs_job_receives_empty": units_of("job_receives_empty", "fetcher") * per,
+            "sqs_job_messages_received": units_of("job_messages_received", "fetcher") * per,
+            "sqs_job_deletes": units_of("job_deletes", "fetcher") * per,
+            "sqs_job_receive_billable": units_of("job_receive_billable", "fetcher") * per,
+            "sqs_job_delete_billable": units_of("job_delete_billable", "fetcher") * per,
             "dynamodb_ingest_requests": calls_of("ingest", "dynamodb") * per,
             "dynamodb_write_requests": sum(calls_of(r, "dynamodb", "PutItem", "DeleteItem", "UpdateItem", "BatchWriteItem")
                                            for r in functions) * per,
@@ -440,7 +483,10 @@ def ledger_items(stack: Any) -> dict[str, Any]:
 
 
 def measure_aws_calls(quick: bool, counter: ByteCounter, say: Callable[[str], None]) -> dict[str, Any]:
+    from pinrelay_local.schedule import schedule_seconds
     from pinrelay_local.stack import LocalStack
+
+    from pinrelay_bench import REPO_ROOT
 
     calls = AwsCallCounter()
     results: dict[str, Any] = {}
@@ -455,8 +501,12 @@ def measure_aws_calls(quick: bool, counter: ByteCounter, say: Callable[[str], No
     window_s = float(template_parameter_default("SenderBatchingWindowSeconds", 2))
     batch_limit = int(template_parameter_default("SenderBatchSize", 1000))
     results["sender_event_source"] = {"batching_window_s": window_s, "batch_size": batch_limit}
+    # the Stripe line-items fetcher's schedule as deployed (template.yaml: rate(1 minute)), not the
+    # local stack's 2 s: a run then takes what a minute of webhooks brings
+    period_s = schedule_seconds(REPO_ROOT / "template.yaml", "StripeLineItemsFunction")
+    stripe_periods = 1 if quick else 3  # whole periods of Stripe webhooks: each run a steady-state minute
     with LocalStack(port=0, environ={}, test_mode=False, sender_batch_size=batch_limit, sender_window_s=window_s,
-                    handler_env=handler_env) as stack:
+                    line_items_every_s=period_s, handler_env=handler_env) as stack:
         wiring = give_each_function_its_own_clients(stack, calls)
         results["clients_patched_in"] = wiring["patched_modules"]
         calls.attach(stack.sqs, "poller")  # the emulated Lambda SQS event source mapping
@@ -545,9 +595,19 @@ def measure_aws_calls(quick: bool, counter: ByteCounter, say: Callable[[str], No
             "sender_window_s": window_s,
         })
         results["trickle"] = trickle
-        results["stripe"] = _platform_trickle(stack, "stripe", summarise, snapshot, say, rate, trickle_seconds, nonce)
+        results["stripe"] = _platform_trickle(stack, "stripe", summarise, snapshot, say, rate, stripe_periods * period_s,
+                                              nonce, period_s=period_s)
         results["bigcommerce"] = _platform_trickle(stack, "bigcommerce", summarise, snapshot, say, rate, trickle_seconds,
                                                    nonce)
+        results["idle_line_items_runs"] = _idle_runs(stack, calls, say, samples=3)
+        phase_runs = results["stripe"].pop("_run_indexes")
+        others = [run for index, run in enumerate(stack.line_items_batches) if index not in phase_runs]
+        results["line_items_schedule"] = {
+            "period_s": period_s, "runs_in_the_bench": len(stack.line_items_batches),
+            "runs_outside_the_stripe_phase": len(others),
+            "jobs_received_outside_the_stripe_phase": sum(run.records for run in others),  # 0: the phase has them all
+            "run_errors": [run.error for run in stack.line_items_batches if run.error],
+        }
         results["secret_ids_read"] = sum(len(ids) for ids in calls.secret_ids.values())
         results["secret_ids_read_by_function"] = {role: len(ids) for role, ids in calls.secret_ids.items()}
         results["clients_made"] = sorted(f"{function}:{service}" for function, service in wiring["clients"].made)
@@ -556,21 +616,36 @@ def measure_aws_calls(quick: bool, counter: ByteCounter, say: Callable[[str], No
     return results
 
 
+def _wait_for_run(stack: Any, timeout: float) -> None:
+    """Wait until the line-items fetcher's scheduled run under way, or its next one, has ended."""
+    seen = len(stack.line_items_batches)
+    deadline = time.monotonic() + timeout
+    while len(stack.line_items_batches) == seen:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no run of the line-items fetcher ended in {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 def _platform_trickle(stack: Any, platform: str, summarise: Callable[..., dict[str, Any]], snapshot: Callable[[], Any],
-                      say: Callable[[str], None], rate: float, seconds: float, nonce: str) -> dict[str, Any]:
+                      say: Callable[[str], None], rate: float, seconds: float, nonce: str,
+                      period_s: float | None = None) -> dict[str, Any]:
     """A trickle of Stripe or BigCommerce webhooks at ``rate``, one session or order each, signed as
-    the platform signs them: what the trickle counts, plus the calls to the platform's API and the
-    fetcher's invocations (Stripe's line-items fetcher, BigCommerce's) and their local duration."""
+    the platform signs them: what the trickle counts, plus the calls to the platform's API, the
+    fetcher's invocations and their local duration, and accept -> delivery latency.
+
+    Stripe: the line-items fetcher runs every ``period_s`` (its schedule). The trickle starts as a
+    run ends and lasts ``seconds`` (whole periods), so that each run of the phase takes what a
+    period of webhooks brings; the phase ends when the runs that received its jobs have ended
+    (their deletes and final receives are in its counts), and those runs are its invocations."""
     import copy
 
     from pinrelay_local.platform_standins import example_orders, rfc2822, stripe_line_item
     from pinrelay_local.platforms import bigcommerce_webhook, stripe_webhook
 
     count = int(seconds * rate)
-    say(f"[bench]   local: {platform} webhooks, {rate:g}/s for {seconds:g} s")
     settings = {name: setting.value for name, setting in stack.settings.items()}
     bodies: list[tuple[bytes, dict[str, str]]] = []
-    ids: set[str] = set()
+    event_ids: list[str] = []  # the event id the Pinterest stand-in sees, a body's each
     if platform == "stripe":
         template = json.loads((stack.repo_root / "events" / "webhooks" /
                                "stripe_checkout_session_completed_stripe-ruby-mock.json").read_text(encoding="utf-8"))
@@ -581,7 +656,7 @@ def _platform_trickle(stack: Any, platform: str, summarise: Callable[..., dict[s
             event["data"]["object"].update(id=session_id, livemode=True)
             stack.stripe_standin.add_session({"id": session_id}, [stripe_line_item(index, 3, 1000, "usd", "prod_bench", "T")])
             bodies.append(stripe_webhook(event, settings["STRIPE_WEBHOOK_SECRET"]))
-            ids.add(session_id)
+            event_ids.append(session_id)
         api = stack.stripe_standin
     else:
         store = settings["BIGCOMMERCE_STORE_HASH"]
@@ -595,33 +670,102 @@ def _platform_trickle(stack: Any, platform: str, summarise: Callable[..., dict[s
             hook = {**notice, "data": {"type": "order", "id": first + index}}
             bodies.append(bigcommerce_webhook(hook, store, settings["BIGCOMMERCE_WEBHOOK_SECRET"],
                                               settings["BIGCOMMERCE_CLIENT_SECRET"]))
-            ids.add(f"{store}-{first + index}")
+            event_ids.append(f"{store}-{first + index}")
         api = stack.bigcommerce_standin
         # a store allowed this rate: 5 orders/s take 15 calls/s, a Standard plan allows 150 per 30 s
         # (docs/sources.md), and its 429s would be retries, not what a fetch costs
         api.quota = 1_000_000
     url = f"{stack.url}/webhooks/{platform}"
-    batches = stack.line_items_batches if platform == "stripe" else stack.fetch_batches  # the fetcher's invocations
+    scheduled = platform == "stripe"
+    batches = stack.line_items_batches if scheduled else stack.fetch_batches  # the fetcher's invocations
+    if scheduled:
+        say(f"[bench]   local: stripe webhooks: waiting for a run of the line-items fetcher (every {period_s:g} s) to end")
+        _wait_for_run(stack, (period_s or 60) + 60)
+    say(f"[bench]   local: {platform} webhooks, {rate:g}/s for {seconds:g} s")
     api_before, fetches_before = len(api.requests), len(batches)
     before = snapshot()
     post_ms: list[float] = []
+    accepted: dict[str, float] = {}
     start = time.monotonic()
     for index, (body, headers) in enumerate(bodies):
         delay = start + index / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         began = time.perf_counter()
-        status, text, _ = _post_json(url, body, None, headers=headers)
+        status, text, answered = _post_json(url, body, None, headers=headers)
         post_ms.append((time.perf_counter() - began) * 1e3)
         if status != 200:
             raise RuntimeError(f"POST /webhooks/{platform} answered {status}: {text[:300]}")
-    _wait_delivered(stack, ids, 90)
-    summary = summarise(before, count, count, len(bodies[0][0]), post_ms)
+        accepted[event_ids[index]] = answered
+    posting_s = time.monotonic() - start
+    delivered = _wait_delivered(stack, set(event_ids), (period_s or 0) + 90)
+    if scheduled:  # the run that delivered the last jobs may still be at its final receive
+        deadline = time.monotonic() + 60
+        while sum(run.records for run in batches[fetches_before:]) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the line-items fetcher's runs did not end after delivering the phase's jobs")
+            time.sleep(0.05)
     fetches = batches[fetches_before:]
+    summary = summarise(before, count, count, len(bodies[0][0]), post_ms)
+    latencies = [delivered[event_id] - at for event_id, at in accepted.items() if event_id in delivered]
     summary.update({
+        "seconds": seconds,
+        "posting_s": round(posting_s, 1),
+        "rate_events_per_s": rate,
         "platform_api_requests_per_event": (len(api.requests) - api_before) / count,
+        "fetcher_invocations": len(fetches),
         "fetcher_invocations_per_event": len(fetches) / count,
         "fetcher_local_ms_per_invocation": (statistics.mean(b.duration_ms for b in fetches) if fetches else 0.0),
         "jobs_per_fetcher_invocation": (sum(b.records for b in fetches) / len(fetches)) if fetches else 0.0,
+        "latency_p50_s": percentile(latencies, 0.5),
+        "latency_p99_s": percentile(latencies, 0.99),
+        "latency_max_s": max(latencies) if latencies else float("nan"),
     })
+    if scheduled:
+        units = summary["units"]
+        received = units.get("fetcher:job_messages_received", 0)
+        if received < count:  # a client the counter does not see (a job queue cached before the hooks)
+            raise RuntimeError(f"the line-items fetcher received {sum(b.records for b in fetches)} jobs, the counter "
+                               f"saw {received:.0f}: its SQS client is not hooked (aws_calls.give_each_function_its_own_clients)")
+        runs = len(fetches)
+        summary.update({
+            "schedule_period_s": period_s,
+            "fetcher_jobs_per_invocation": [b.records for b in fetches],
+            "fetcher_local_ms_per_run": [b.duration_ms for b in fetches],
+            "fetcher_rounds_per_invocation": statistics.mean(int((b.response or {}).get("rounds", 0)) for b in fetches),
+            "fetcher_empty_receives_per_invocation": units.get("fetcher:job_receives_empty", 0) / runs,
+            "fetcher_empty_receive_ms_per_invocation": units.get("fetcher:job_receive_empty_ms", 0.0) / runs,
+            "job_messages_per_receive": received / max(1, units.get("fetcher:job_receives_with_messages", 0)),
+            "fetcher_run_errors": [b.error for b in fetches if b.error],
+            "fetcher_stopped": sorted({str((b.response or {}).get("stopped")) for b in fetches}),
+            "_run_indexes": set(range(fetches_before, fetches_before + runs)),
+        })
     return summary
+
+
+def _idle_runs(stack: Any, calls: AwsCallCounter, say: Callable[[str], None], samples: int = 3) -> dict[str, Any]:
+    """Runs of the line-items fetcher on its empty queue, as the schedule makes 43 200 a month
+    whether webhooks come or not: each one's local duration, and how long its empty long poll
+    waited (moto holds it for WaitTimeSeconds, as SQS does). A sample during which another run
+    made calls is left out."""
+    say(f"[bench]   local: {samples} idle runs of the line-items fetcher")
+    kept: list[dict[str, float]] = []
+    for _ in range(samples + 2):
+        before = calls.snapshot()
+        run = stack.line_items_schedule.run_once()
+        units = AwsCallCounter.diff(calls.snapshot(), before)["units"]
+        if (run.records or run.error or units.get("fetcher:job_receives_empty") != 1
+                or units.get("fetcher:job_receives_with_messages")):
+            continue
+        kept.append({"local_ms": run.duration_s * 1e3, "empty_receive_ms": units["fetcher:job_receive_empty_ms"]})
+        if len(kept) == samples:
+            break
+    if not kept:
+        raise RuntimeError("no idle run of the line-items fetcher could be measured")
+    return {
+        "samples": len(kept),
+        "local_ms_per_run": statistics.median(k["local_ms"] for k in kept),
+        "empty_receive_ms_per_run": statistics.median(k["empty_receive_ms"] for k in kept),
+        "local_ms_without_the_long_poll": statistics.median(k["local_ms"] - k["empty_receive_ms"] for k in kept),
+        "receives_per_run": 1,
+    }

@@ -6,12 +6,20 @@ date they were taken). What one million events use comes from the measurements:
 * requests: HTTP API requests (512 KB increments; none through a Lambda Function URL), ingest and
   sender invocations (events per sender invocation as measured in the trickle; 1000 for batches);
 * the Stripe and BigCommerce webhooks (``stripe_webhook``, ``bigcommerce_webhook``): the webhook's
-  usage as their own trickles counted it, the job ingest queues and the fetcher that reads it:
-  the fetcher's invocations, each its local duration (CPU and local I/O, an upper bound of its
-  CPU) plus its modeled waits (Stripe: one ``stripe_line_items`` wait for a batch of up to ten
-  sessions read side by side; BigCommerce: two for the store, the order, then its products and
-  shipping addresses at once) and its SendMessageBatch. ``stripe_webhook_no_key``: without a
-  key ingest queues the event itself, one a webhook, as any webhook: the trickle's counts;
+  usage as their own trickles counted it, the job ingest queues and the fetcher that reads it.
+  BigCommerce: the fetcher's invocations (its queue's event source, batches of up to ten), each
+  its local duration (CPU and local I/O, an upper bound of its CPU) plus its modeled waits (two
+  ``bigcommerce_get``: the order, then its products and shipping addresses at once) and its
+  SendMessageBatch. Stripe: the line-items fetcher runs on a schedule (once a minute) and drains
+  its queue itself (pinrelay.job_drain), ten jobs a round: its invocations are the scheduled runs
+  of the phase per event; a run is billed its local duration without the local long polls, plus
+  per round the modeled waits of the round's ReceiveMessage, one ``stripe_line_items`` wait (the
+  round's sessions read side by side), its SendMessageBatch and its DeleteMessageBatch
+  (``drain_run_ms``), plus the 1-s long poll of its last receive when that one comes back empty;
+  its SQS requests are its receives (with jobs and empty) and deletes on its queue as counted,
+  and its sends. The schedule's runs on an empty queue are time-driven, not per event: a monthly
+  figure beside the bill (``schedule_idle_month``). ``stripe_webhook_no_key``: without a key
+  ingest queues the event itself, one a webhook, as any webhook: the trickle's counts;
 * Lambda duration: CPU measured at full speed (handler CPU + the SDK's CPU per call) plus modeled
   I/O waits: ingest's SendMessageBatch calls (``ingest_queue_workers`` at a time), the sender's
   conditional UpdateItems (claim, mark ``sending`` for offline events, outcome: each a parallel
@@ -76,10 +84,14 @@ MODEL_ASSUMPTIONS: dict[str, Any] = {
     "io_ms": {
         "dynamodb_update_item": 6.0,  # one conditional UpdateItem, in-region p50
         "sqs_send_message_batch": 8.0,  # one SendMessageBatch of up to 10
+        # the line-items fetcher's own queue (unmeasured in-region guesses, as the send): a
+        # ReceiveMessage that finds jobs answers at once; one DeleteMessageBatch of up to 10
+        "sqs_receive_message": 10.0,
+        "sqs_delete_message_batch": 8.0,
         "pinterest_request_base": 100.0,  # one POST to Pinterest: 100 ms + 0.15 ms per event (unmeasured guess)
         "pinterest_request_per_event": 0.15,
         # GET /v1/checkout/sessions/{id}/line_items from AWS (unmeasured guess); the line-items fetcher
-        # reads a batch's sessions side by side: one such wait per invocation
+        # reads a round's sessions (up to ten) side by side: one such wait per round
         "stripe_line_items": 250.0,
         "bigcommerce_get": 200.0,  # one Orders V2 GET from AWS (unmeasured guess); a fetch waits for two rounds
     },
@@ -87,6 +99,10 @@ MODEL_ASSUMPTIONS: dict[str, Any] = {
     "sender_ledger_workers": 16,  # DynamoDeliveryLedger(max_workers=16): claims / marks / outcomes, 16 at a time
     "batch_events_per_sender_invocation": 1000,  # BatchSize 1000 with 1000 messages queued at once
     "poller_messages_per_receive": 10,  # Lambda's SQS poller: ReceiveMessage and DeleteMessageBatch take 10
+    # the Stripe line-items fetcher's drain (pinrelay.job_drain, SqsJobQueue): up to 10 jobs a
+    # receive, long-polled for 1 s; an empty receive is billed, and its Lambda waits that second
+    "job_drain_max_jobs": 10,
+    "job_queue_wait_s": 1,
     "platform_log_bytes_per_invocation": 360,  # START + END + REPORT + XRAY lines, when SystemLogLevel lets them through
     "cold_start_fraction": 0.01,  # INIT is billed since 2025-08-01; AWS: INITs in under ~1% of invocations
     "secrets_max_age_s": 300,  # Powertools cache: one GetSecretValue per secret per warm container per 5 min
@@ -230,6 +246,61 @@ def secrets_calls_per_million(secrets: int, rate_events_per_s: float, max_age_s:
     calls_per_month = secrets * containers_per_secret * seconds_per_month / max_age_s
     events_per_month = rate_events_per_s * seconds_per_month
     return calls_per_month / (events_per_month / 1e6)
+
+
+# ------------------------------------------------------------------------------------------
+# a fetcher draining its queue on a schedule (the Stripe line-items fetcher)
+# ------------------------------------------------------------------------------------------
+
+
+def drain_receives_per_1000_jobs(jobs_per_run: float, max_jobs: int = 10) -> float:
+    """ReceiveMessage requests per 1000 jobs when each run finds ``jobs_per_run`` jobs waiting and
+    drains them (pinrelay.job_drain): one receive per ``max_jobs``, and the one that brings fewer
+    (the rest, or none) ends the run. A shorter schedule leaves fewer jobs a run: more receives."""
+    if jobs_per_run <= 0:
+        raise ValueError("a run with no job has no receives per job")
+    return 1000 * (math.floor(jobs_per_run / max_jobs) + 1) / jobs_per_run
+
+
+def drain_round_io_ms(io: dict[str, float] | None = None) -> float:
+    """The modeled waits of one round of the drain: its ReceiveMessage, the round's sessions read
+    from Stripe side by side (one wait), its events' SendMessageBatch and its DeleteMessageBatch."""
+    io = io or MODEL_ASSUMPTIONS["io_ms"]
+    return io["sqs_receive_message"] + io["stripe_line_items"] + io["sqs_send_message_batch"] + io["sqs_delete_message_batch"]
+
+
+def drain_run_ms(local_ms: float, local_long_poll_ms: float, rounds: float, empty_final_receives: float,
+                 cpu_scale: float = 1.0) -> dict[str, float]:
+    """One scheduled run of the drain, billed: its local duration without the local empty long
+    polls (``local_long_poll_ms``: what moto held them; CPU and local I/O, scaled by ``cpu_scale``)
+    + ``rounds`` times the modeled waits of a round + ``job_queue_wait_s`` for each empty receive
+    (a run's last one, when it comes back empty: SQS answers it after the wait)."""
+    own = max(0.0, local_ms - local_long_poll_ms)
+    rounds_io = rounds * drain_round_io_ms()
+    long_poll = empty_final_receives * MODEL_ASSUMPTIONS["job_queue_wait_s"] * 1000.0
+    return {"own_ms": own, "rounds_io_ms": rounds_io, "long_poll_ms": long_poll,
+            "billed_ms": billed_ms(own * cpu_scale + rounds_io + long_poll)}
+
+
+def schedule_idle_month(idle: dict[str, float], period_s: float, cpu_scale: float = 1.0,
+                        prices: dict[str, float] = PRICES_US_EAST_1) -> dict[str, Any]:
+    """What the schedule costs a month with no job to take: every ``period_s`` a run whose one
+    ReceiveMessage long-polls the empty queue (``idle``: a run's local duration and what its local
+    long poll took, as measured). Time-driven, not per event: a fixed figure beside the bill.
+    Lambda duration at ``MODEL_ASSUMPTIONS["memory_mb"]``; EventBridge's own charge for the rule
+    is not in the price table."""
+    a = MODEL_ASSUMPTIONS
+    runs = a["seconds_per_month"] / period_s
+    run = drain_run_ms(idle["local_ms_per_run"], idle["empty_receive_ms_per_run"], rounds=0,
+                       empty_final_receives=idle.get("receives_per_run", 1), cpu_scale=cpu_scale)
+    gb_seconds = runs * run["billed_ms"] / 1000 * a["memory_mb"] / 1024
+    receives = runs * idle.get("receives_per_run", 1)
+    lines = {"lambda_requests": runs / 1e6 * prices["lambda_per_million_requests"],
+             "lambda_duration": gb_seconds * prices["lambda_arm64_per_gb_second"],
+             "sqs": receives / 1e6 * prices["sqs_per_million_requests"]}
+    return {"period_s": period_s, "runs_per_month": runs, "billed_ms_per_run": run["billed_ms"], "run": run,
+            "gb_seconds": gb_seconds, "receives_per_month": receives, "lines": lines,
+            "total_per_month": sum(lines.values())}
 
 
 # ------------------------------------------------------------------------------------------
@@ -412,12 +483,21 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
     fetcher_sends = per_1000.get("sqs_fetcher_billable", 0.0) * 1000  # the job's event
     fetcher_invocations = 1e6 * phase.get("fetcher_invocations_per_event", 0.0)
     fetcher_ms = 0
-    if fetcher_invocations:  # local duration (CPU + local I/O: an upper bound of its CPU) + the platform's waits
-        if scenario == "stripe_webhook":  # the batch's sessions read side by side: one wait
-            waits = a["io_ms"]["stripe_line_items"]
-        else:  # the order, then its products and shipping addresses at the same time: two waits
-            waits = 2 * a["io_ms"]["bigcommerce_get"]
-        fetcher_ms = billed_ms(phase["fetcher_local_ms_per_invocation"] * cpu_scale + waits
+    fetcher_run: dict[str, float] = {}
+    job_receives = job_deletes = 0.0  # the Stripe line-items fetcher's own queue
+    if scenario == "stripe_webhook" and fetcher_invocations:
+        # scheduled runs draining the line-items queue: per round a receive, one wait for its
+        # sessions read side by side, a send and a delete; an empty last receive waits its 1 s
+        fetcher_run = drain_run_ms(phase["fetcher_local_ms_per_invocation"],
+                                   phase.get("fetcher_empty_receive_ms_per_invocation", 0.0),
+                                   phase["fetcher_rounds_per_invocation"],
+                                   phase.get("fetcher_empty_receives_per_invocation", 0.0), cpu_scale)
+        fetcher_ms = fetcher_run["billed_ms"]
+        job_receives = per_1000["sqs_job_receive_billable"] * 1000
+        job_deletes = per_1000["sqs_job_delete_billable"] * 1000
+    elif fetcher_invocations:  # local duration (CPU + local I/O: an upper bound of its CPU) + the platform's waits
+        # the order, then its products and shipping addresses at the same time: two waits
+        fetcher_ms = billed_ms(phase["fetcher_local_ms_per_invocation"] * cpu_scale + 2 * a["io_ms"]["bigcommerce_get"]
                                + a["io_ms"]["sqs_send_message_batch"])
     if scenario in WEBHOOKS:
         sqs_receive = per_1000["sqs_poller_receives_with_messages"] * 1000
@@ -478,7 +558,7 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
         sender_invocations=sender_invocations,
         sender_billed_ms=sender_ms,
         init_billed_ms=sum(init_ms.values()),
-        sqs_requests=sqs_send + fetcher_sends + sqs_receive + sqs_delete,
+        sqs_requests=sqs_send + job_receives + job_deletes + fetcher_sends + sqs_receive + sqs_delete,
         dynamodb_wru=wru,
         dynamodb_rru=per_1000["dynamodb_rcu"] * 1000,
         log_bytes=log_bytes,
@@ -494,7 +574,10 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
         "lambda_ms": {"ingest": posts * ingest_ms, "sender": sender_invocations * sender_ms,
                       fetcher_name: fetcher_invocations * fetcher_ms,
                       "INIT (ingest)": init_ms["ingest"], "INIT (sender)": init_ms["sender"]},
-        "sqs_requests": {"SendMessageBatch (ingest)": sqs_send, f"SendMessageBatch ({fetcher_name})": fetcher_sends,
+        "sqs_requests": {"SendMessageBatch (ingest)": sqs_send,
+                         f"ReceiveMessage ({fetcher_name}, its queue)": job_receives,
+                         f"DeleteMessageBatch ({fetcher_name}, its queue)": job_deletes,
+                         f"SendMessageBatch ({fetcher_name})": fetcher_sends,
                          "ReceiveMessage (event sources)": sqs_receive, "DeleteMessageBatch (event sources)": sqs_delete},
         "dynamodb_wru": wru_split,
         "log_bytes": log_split,
@@ -503,7 +586,8 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
         "front_door": front_door, "events_per_post": per_post, "body_bytes": body_bytes, "measured_in_phase": phase_name,
         "ingest_duration": ingest, "ingest_billed_ms": ingest_ms, "sender_duration": sender, "sender_billed_ms": sender_ms,
         "events_per_sender_invocation": events_per_sender, "ledger_writes_per_event": writes_per_event,
-        "log_bytes_app_per_event": phase["log_bytes_per_event"], "fetcher_billed_ms": fetcher_ms, "log_bytes_platform": sum(platform_bytes.values()),
+        "log_bytes_app_per_event": phase["log_bytes_per_event"], "fetcher_billed_ms": fetcher_ms, "fetcher_run": fetcher_run,
+        "log_bytes_platform": sum(platform_bytes.values()),
         "log_bytes_access": access_bytes, "secrets": secrets,
         "xray_fraction_ingest": ingest_traced, "xray_fraction_sender": sender_traced, "template": observe,
         "split": split,
@@ -541,4 +625,9 @@ def bill_section(results: dict[str, Any]) -> dict[str, Any]:
         out[name] = {"label": label, "usage": asdict(usage), "lines": bill(usage), "items": itemise(usage, detail["split"]),
                      "detail": detail, "total_if_cpu_at_256mb": bill(slow_usage)["total"],
                      "lambda_if_cpu_at_256mb": bill(slow_usage)["lambda_duration"]}
+    idle, schedule = local.get("idle_line_items_runs"), local.get("line_items_schedule") or {}
+    if idle and schedule.get("period_s"):  # time-driven: a month of the schedule's runs on an empty queue
+        out["stripe_schedule_idle"] = schedule_idle_month(idle, schedule["period_s"])
+        out["stripe_schedule_idle"]["total_if_cpu_at_256mb"] = schedule_idle_month(
+            idle, schedule["period_s"], cpu_scale=slow)["total_per_month"]
     return out

@@ -186,7 +186,9 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             line = _calls_line(per)
             if phase in ("stripe", "bigcommerce"):
                 line += f"; {phase} API calls {_fmt(g('local', phase, 'platform_api_requests_per_event') * 1000, 0)}"
-            if phase in ("stripe", "bigcommerce"):  # the line-items fetcher, the order fetcher
+            if phase == "stripe":  # the line-items fetcher: scheduled runs draining its queue
+                line += "; " + _drain_line(g("local", phase) or {})
+            elif phase == "bigcommerce":  # the order fetcher, fed by its queue's event source
                 line += (f"; fetcher: invocations {_fmt(g('local', phase, 'fetcher_invocations_per_event') * 1000, 0)} "
                          f"({_fmt(g('local', phase, 'fetcher_local_ms_per_invocation'), 0)} ms each locally), "
                          f"SQS {_fmt(per.get('sqs_fetcher_requests'), 0)}")
@@ -231,7 +233,33 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             with_target(f"modeled bill per million events, {label} ($)", value, target_name)
         else:
             rows.append((f"modeled bill per million events, {label} ($)", value, "", ""))
+    idle = g("bill", "stripe_schedule_idle")
+    if idle:  # time-driven: not per event
+        rows.append(("fixed a month: the Stripe line-items schedule with no webhook ($)", _idle_line(idle), "", ""))
     return rows
+
+
+def _drain_line(phase: dict[str, Any]) -> str:
+    """The Stripe line-items fetcher in its phase: scheduled runs, jobs and rounds a run, its own
+    queue's requests per 1000 events, its sends, and accept -> delivery."""
+    per = phase.get("per_1000_events") or {}
+    receives = (per.get("sqs_job_receives_with_messages") or 0) + (per.get("sqs_job_receives_empty") or 0)
+    return (f"fetcher: runs {_fmt(phase.get('fetcher_invocations'))} every {_fmt(phase.get('schedule_period_s'), 0)} s "
+            f"({_fmt(phase.get('jobs_per_fetcher_invocation'), 0)} jobs, {_fmt(phase.get('fetcher_rounds_per_invocation'), 1)} "
+            f"rounds, {_fmt(phase.get('fetcher_local_ms_per_invocation'), 0)} ms each locally), its queue: receive "
+            f"{_fmt(receives, 0)} ({_fmt(per.get('sqs_job_receives_empty'), 1)} empty; "
+            f"{_fmt(phase.get('job_messages_per_receive'), 1)} jobs a receive with jobs) + delete {_fmt(per.get('sqs_job_deletes'), 0)}, "
+            f"SQS sends {_fmt(per.get('sqs_fetcher_requests'), 0)}; accept -> delivery p50 / p99 "
+            f"{_fmt(phase.get('latency_p50_s'), 0)} / {_fmt(phase.get('latency_p99_s'), 0)} s")
+
+
+def _idle_line(idle: dict[str, Any]) -> str:
+    lines = idle.get("lines") or {}
+    return (f"{_fmt(idle.get('total_per_month'), 2)} ({_fmt(idle.get('runs_per_month'), 0)} runs, one every "
+            f"{_fmt(idle.get('period_s'), 0)} s, each an empty {_fmt(idle.get('run', {}).get('long_poll_ms'), 0)}-ms long poll: "
+            f"lambda_duration {_fmt(lines.get('lambda_duration'), 2)} ({idle.get('billed_ms_per_run')} ms billed a run), "
+            f"sqs {_fmt(lines.get('sqs'), 2)}, lambda_requests {_fmt(lines.get('lambda_requests'), 2)}; "
+            f"{_fmt(idle.get('total_if_cpu_at_256mb'), 2)} if CPU runs at 256 MB speed)")
 
 
 def render_table(rows: list[tuple[str, str, str, str]]) -> str:

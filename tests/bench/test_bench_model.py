@@ -300,3 +300,224 @@ def test_targets_read_the_web_and_offline_phases():
     assert targets["sqs_ingest_requests_per_event_batch"]["value"] == pytest.approx(0.12)  # batches only, not single posts
     assert targets["ingest_dynamodb_requests_per_1000"]["ok"] is True
     assert targets["cold_import_ingest_ms"]["ok"] is None  # its section did not run
+
+
+# -- the Stripe line-items fetcher: scheduled runs draining its own queue ----------------------
+
+
+def _stripe_phase(**overrides):
+    """The Stripe phase's counts as aws_calls reports them (per 1000 events), hand-made: 300 jobs a
+    run (5 webhooks/s, a run a minute), 30 full rounds and an empty last receive per run."""
+    per_1000 = {"sqs_ingest_requests": 1000.0, "sqs_ingest_billable": 1000.0,
+                "sqs_job_receive_billable": 1000 * 31 / 300, "sqs_job_delete_billable": 100.0,
+                "sqs_fetcher_billable": 100.0, "sqs_poller_receives_with_messages": 110.0, "sqs_poller_deletes": 100.0,
+                "dynamodb_wcu": 2000.0, "dynamodb_rcu": 0.0, "dynamodb_items_written": 2000.0}
+    phase = {"per_1000_events": per_1000, "dynamodb_writes_per_event": 2.0, "log_bytes_per_event": 60.0,
+             "body_bytes_per_post": 3000, "events_per_sender_invocation": 150.0,
+             "fetcher_invocations_per_event": 1 / 300, "fetcher_local_ms_per_invocation": 1400.0,
+             "fetcher_empty_receive_ms_per_invocation": 1000.0, "fetcher_rounds_per_invocation": 30.0,
+             "fetcher_empty_receives_per_invocation": 1.0}
+    phase.update(overrides)
+    return phase
+
+
+def test_the_stripe_webhook_s_sqs_line_is_the_jobs_sent_the_drain_s_requests_and_the_events_queue_s():
+    from pinrelay_bench.bill import itemise, scenario_usage
+
+    results = {"local": {"stripe": _stripe_phase(), "secret_ids_read": 2}}
+    usage, detail = scenario_usage(results, "stripe_webhook")
+    # ingest's jobs 1e6, the fetcher's receives 103 333 and deletes 100 000 on its queue, its sends
+    # 100 000, the events queue's event source 110 000 receives and 100 000 deletes
+    parts = {"SendMessageBatch (ingest)": 1e6,
+             "ReceiveMessage (Stripe line-items fetcher, its queue)": 1e6 * 31 / 300,
+             "DeleteMessageBatch (Stripe line-items fetcher, its queue)": 100_000,
+             "SendMessageBatch (Stripe line-items fetcher)": 100_000,
+             "ReceiveMessage (event sources)": 110_000, "DeleteMessageBatch (event sources)": 100_000}
+    assert usage.sqs_requests == pytest.approx(sum(parts.values()))
+    sqs = {i["item"]: i["quantity"] for i in itemise(usage, detail["split"]) if i["service"] == "sqs"}
+    assert sqs == {item: pytest.approx(count) for item, count in parts.items()}
+    assert bill(usage)["sqs"] == pytest.approx(sum(parts.values()) / 1e6 * 0.40)  # $0.605
+    assert usage.fetcher_invocations == pytest.approx(1e6 / 300)
+
+
+def test_fewer_jobs_a_run_a_shorter_schedule_cost_more_receives():
+    from pinrelay_bench.bill import drain_receives_per_1000_jobs
+
+    # 5 webhooks/s: a run a minute finds 300 jobs, 30 receives of ten and the empty one that ends it
+    assert drain_receives_per_1000_jobs(300) == pytest.approx(1000 * 31 / 300)
+    assert drain_receives_per_1000_jobs(305) == pytest.approx(1000 * 31 / 305)  # the last brings 5: it ends the run
+    # a run every 2 s finds 10: one receive of ten and an empty one, twice the receives per job
+    assert drain_receives_per_1000_jobs(10) == pytest.approx(200)
+    assert drain_receives_per_1000_jobs(5) == pytest.approx(200)  # one receive of five ends the run
+    assert drain_receives_per_1000_jobs(10) > drain_receives_per_1000_jobs(60) > drain_receives_per_1000_jobs(300)
+    with pytest.raises(ValueError):
+        drain_receives_per_1000_jobs(0)
+
+
+def test_a_shorter_schedule_s_counts_bill_more_requests_and_more_invocations():
+    from pinrelay_bench.bill import scenario_usage
+
+    minute = _stripe_phase()
+    # every 2 s: 10 jobs a run, 2 receives a run (200 per 1000), 100 runs per 1000 events
+    two_s = _stripe_phase(fetcher_invocations_per_event=1 / 10, fetcher_rounds_per_invocation=1.0,
+                          per_1000_events={**minute["per_1000_events"], "sqs_job_receive_billable": 200.0})
+    a, _ = scenario_usage({"local": {"stripe": minute, "secret_ids_read": 2}}, "stripe_webhook")
+    b, _ = scenario_usage({"local": {"stripe": two_s, "secret_ids_read": 2}}, "stripe_webhook")
+    assert b.sqs_requests - a.sqs_requests == pytest.approx((200 - 1000 * 31 / 300) * 1000)
+    assert b.fetcher_invocations == pytest.approx(100_000) and a.fetcher_invocations == pytest.approx(1e6 / 300)
+    assert bill(b)["total"] > bill(a)["total"]
+
+
+def test_a_drain_run_is_billed_its_own_time_each_round_s_waits_and_an_empty_last_long_poll():
+    from pinrelay_bench.bill import MODEL_ASSUMPTIONS, drain_round_io_ms, drain_run_ms
+
+    io = MODEL_ASSUMPTIONS["io_ms"]
+    # a round: its receive, one wait for its ten sessions read side by side, its send, its delete
+    assert drain_round_io_ms() == pytest.approx(io["sqs_receive_message"] + io["stripe_line_items"]
+                                                + io["sqs_send_message_batch"] + io["sqs_delete_message_batch"])
+    assert drain_round_io_ms({"sqs_receive_message": 10, "stripe_line_items": 250, "sqs_send_message_batch": 8,
+                              "sqs_delete_message_batch": 8}) == 276
+    per_round = drain_round_io_ms()
+    # 1300 ms locally, 1000 of them moto holding the empty last receive: 300 ms of its own
+    run = drain_run_ms(1300.0, 1000.0, rounds=31, empty_final_receives=1)
+    assert run["own_ms"] == pytest.approx(300.0)
+    assert run["rounds_io_ms"] == pytest.approx(31 * per_round)
+    assert run["long_poll_ms"] == pytest.approx(1000.0)  # WaitTimeSeconds 1: SQS answers an empty poll after it
+    assert run["billed_ms"] == math.ceil(300 + 31 * per_round + 1000)
+    # a run that ends on a receive of fewer than ten jobs has no empty poll to pay for
+    assert drain_run_ms(300.0, 0.0, rounds=31, empty_final_receives=0)["billed_ms"] == math.ceil(300 + 31 * per_round)
+    # the CPU share scales its own time, not the waits
+    assert drain_run_ms(1300.0, 1000.0, 31, 1, cpu_scale=2.0)["billed_ms"] == math.ceil(600 + 31 * per_round + 1000)
+
+
+def test_the_stripe_webhook_bills_each_scheduled_run_from_its_rounds():
+    from pinrelay_bench.bill import drain_run_ms, scenario_usage
+
+    phase = _stripe_phase()
+    usage, detail = scenario_usage({"local": {"stripe": phase, "secret_ids_read": 2}}, "stripe_webhook")
+    run = drain_run_ms(1400.0, 1000.0, 30.0, 1.0)
+    assert usage.fetcher_billed_ms == run["billed_ms"] == detail["fetcher_run"]["billed_ms"]
+    more_rounds, _ = scenario_usage({"local": {"stripe": _stripe_phase(fetcher_rounds_per_invocation=40.0),
+                                               "secret_ids_read": 2}}, "stripe_webhook")
+    assert more_rounds.fetcher_billed_ms - usage.fetcher_billed_ms == pytest.approx(10 * (250 + 10 + 8 + 8), abs=1)
+
+
+def test_the_idle_schedule_is_a_monthly_figure_of_runs_each_an_empty_long_poll():
+    from pinrelay_bench.bill import schedule_idle_month
+
+    idle = {"local_ms_per_run": 1015.0, "empty_receive_ms_per_run": 1003.0, "receives_per_run": 1}
+    month = schedule_idle_month(idle, 60.0)
+    assert month["runs_per_month"] == pytest.approx(43_200)
+    assert month["billed_ms_per_run"] == 1012  # 12 ms of its own + the 1-s long poll
+    assert month["gb_seconds"] == pytest.approx(43_200 * 1.012 * 0.25)
+    assert month["lines"]["lambda_requests"] == pytest.approx(43_200 * 0.20 / 1e6)
+    assert month["lines"]["lambda_duration"] == pytest.approx(10_929.6 * 0.0000133334)
+    assert month["lines"]["sqs"] == pytest.approx(43_200 * 0.40 / 1e6)
+    assert month["total_per_month"] == pytest.approx(0.00864 + 0.145729 + 0.01728, abs=1e-5)
+    # a run every 2 s: 30 times the runs
+    assert schedule_idle_month(idle, 2.0)["total_per_month"] == pytest.approx(30 * month["total_per_month"])
+
+
+def test_the_model_of_the_drain_matches_the_job_queue_adapter():
+    import inspect
+
+    from pinrelay.adapters.sqs import SqsJobQueue
+    from pinrelay.job_drain import drain
+    from pinrelay_bench.bill import MODEL_ASSUMPTIONS
+
+    assert inspect.signature(SqsJobQueue).parameters["wait_seconds"].default == MODEL_ASSUMPTIONS["job_queue_wait_s"] == 1
+    assert inspect.signature(drain).parameters["max_jobs"].default == MODEL_ASSUMPTIONS["job_drain_max_jobs"] == 10
+
+
+def _answering_sqs(receives):
+    """A real botocore SQS client answering from ``before-call`` (no network): ReceiveMessage from
+    ``receives`` (each a list of message bodies), everything else taken. The answer is registered
+    last, so a counter attached afterwards still sees every call (as sdk_cpu.stub_client)."""
+    import boto3
+
+    from pinrelay_bench.sdk_cpu import _StubHttp
+
+    client = boto3.session.Session(region_name="us-east-1", aws_access_key_id="bench",
+                                   aws_secret_access_key="bench").client("sqs")
+    answers = iter(receives)
+
+    def answer(model, **_):
+        if model.name == "ReceiveMessage":
+            return _StubHttp(), {"Messages": [{"MessageId": f"m{i}", "ReceiptHandle": f"r{i}", "Body": body,
+                                               "Attributes": {"ApproximateReceiveCount": "1"}}
+                                              for i, body in enumerate(next(answers))]}
+        return _StubHttp(), {"Successful": [], "Failed": []}
+
+    client.meta.events.register_last("before-call", answer)
+    return client
+
+
+def test_the_fetcher_s_own_queue_requests_are_counted_apart_from_its_sends():
+    from pinrelay.adapters.sqs import SqsEventQueue, SqsJobQueue
+    from pinrelay_bench.aws_calls import AwsCallCounter, phase_summary
+
+    jobs_url = "http://127.0.0.1:5000/123456789012/pinrelay-stripe-line-items-1a2b3c4d"
+    events_url = "http://127.0.0.1:5000/123456789012/pinrelay-events"
+    client = _answering_sqs([["{}"] * 10, ["{}"] * 3, [], ["{}"]])
+    counter = AwsCallCounter()
+    counter.attach(client, "fetcher")
+    jobs = SqsJobQueue(jobs_url, client)
+    ten, three, none = jobs.receive(10), jobs.receive(10), jobs.receive(10)
+    assert (len(ten), len(three), len(none)) == (10, 3, 0)
+    jobs.delete(ten + three)  # two DeleteMessageBatch: 10, then 3
+    SqsEventQueue(events_url, client, worst_call_seconds=12.0).send(["{}"] * 13, lambda: 900.0)  # 2 SendMessageBatch
+    client.receive_message(QueueUrl=events_url + "-dlq", MaxNumberOfMessages=10)  # not its queue
+    units = counter.snapshot()["units"]
+    assert (units["fetcher:job_receives_with_messages"], units["fetcher:job_receives_empty"],
+            units["fetcher:job_messages_received"], units["fetcher:job_deletes"]) == (2, 1, 13, 2)
+    assert units["fetcher:job_receive_empty_ms"] >= 0 and "fetcher:job_receive_empty_ms" in units
+    per = phase_summary(100, 100, {"calls": dict(counter.snapshot()["calls"]), "units": dict(units)}, {}, [], [], 1000,
+                        [])["per_1000_events"]
+    assert per["sqs_fetcher_billable"] == 20  # its 2 sends per 100 events, not its receives and deletes
+    assert (per["sqs_job_receive_billable"], per["sqs_job_delete_billable"]) == (30, 20)
+    assert (per["sqs_job_receives_with_messages"], per["sqs_job_receives_empty"]) == (20, 10)
+
+
+def test_the_job_queue_is_told_by_the_local_stack_s_queue_name_and_not_its_dlq():
+    from pinrelay_bench.aws_calls import JOB_QUEUE_MARK, is_job_queue
+    from pinrelay_local.platforms import LINE_ITEMS_DLQ_NAME, LINE_ITEMS_QUEUE_NAME
+
+    assert JOB_QUEUE_MARK == LINE_ITEMS_QUEUE_NAME
+    assert is_job_queue(f"http://127.0.0.1:1/123456789012/{LINE_ITEMS_QUEUE_NAME}")
+    assert is_job_queue(f"http://127.0.0.1:1/123456789012/{LINE_ITEMS_QUEUE_NAME}-1a2b3c4d")
+    assert not is_job_queue(f"http://127.0.0.1:1/123456789012/{LINE_ITEMS_DLQ_NAME}-1a2b3c4d")
+    assert not is_job_queue("http://127.0.0.1:1/123456789012/pinrelay-events") and not is_job_queue(None)
+
+
+def test_the_line_items_fetcher_s_cached_job_queue_is_built_again_with_a_hooked_client():
+    import functools
+    import sys
+    import types
+
+    import pinrelay.adapters.aws as aws
+    from pinrelay_bench.aws_calls import AwsCallCounter, give_each_function_its_own_clients
+
+    def handler(**caches):
+        return types.SimpleNamespace(service=functools.cache(object), **caches)
+
+    job_queue = functools.cache(object)
+    stack = types.SimpleNamespace(ingest_handler=handler(), sender_handler=handler(), bigcommerce_fetch_handler=handler(),
+                                  stripe_line_items_handler=handler(job_queue=job_queue))
+    built_before = job_queue()
+    original = aws.client
+    wiring = give_each_function_its_own_clients(stack, AwsCallCounter())
+    try:
+        assert job_queue() is not built_before  # else the fetcher would keep a client the counter does not see
+    finally:
+        for name in wiring["patched_modules"]:
+            sys.modules[name].client = original
+
+
+def test_the_report_shows_the_idle_schedule_as_a_monthly_figure():
+    from pinrelay_bench.bill import schedule_idle_month
+    from pinrelay_bench.report import table_rows
+
+    idle = schedule_idle_month({"local_ms_per_run": 1015.0, "empty_receive_ms_per_run": 1003.0}, 60.0)
+    rows = {metric: value for metric, value, _, _ in table_rows({"bill": {"stripe_schedule_idle": idle}})}
+    value = rows["fixed a month: the Stripe line-items schedule with no webhook ($)"]
+    assert value.startswith("0.17 (43,200 runs, one every 60 s") and "1012 ms billed a run" in value
