@@ -14,7 +14,8 @@ Pinterest, Stripe and BigCommerce stand-ins. Calls are counted, never assumed: b
   module on the creating thread's stack. A call through a client made outside the handlers is
   counted as ``other`` (and shown). The Stripe line-items fetcher drains its queue itself with
   such a client: its ReceiveMessage (with jobs, and empty: how long each empty one waited) and
-  DeleteMessageBatch on that queue are counted apart (``job_*`` units), under ``fetcher``;
+  DeleteMessageBatch on that queue are counted apart (``job_*`` units, with the time moto took
+  to answer them), under ``fetcher``;
 * the event sources' client (``stack.sqs``: ReceiveMessage, DeleteMessageBatch on the events
   queue and the BigCommerce fetch queue), as ``poller``.
 
@@ -140,8 +141,8 @@ class AwsCallCounter:
     """botocore ``before-call`` / ``after-call`` hooks: calls per ``role:service:operation`` and units
     per ``role:unit`` (DynamoDB writes, reads, WRU, RRU, ledger write kinds, conditional check
     failures; SQS billable requests, of which sends, messages sent and received, empty receives;
-    the Stripe line-items queue's receives, empty receives and the ms they waited, and deletes, as
-    ``job_*``), secrets read."""
+    the Stripe line-items queue's receives, empty receives and the ms they waited, deletes, and the
+    ms all its calls took, as ``job_*``), secrets read."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -232,15 +233,19 @@ class AwsCallCounter:
     def _after(self, role: str, model: Any, parsed: dict[str, Any], context: dict[str, Any] | None = None,
                **_: Any) -> None:
         error = ((parsed or {}).get("Error") or {}).get("Code")
+        job_queue = bool((context or {}).get("pinrelay_job_queue"))
+        # how long the fetcher's own queue took to answer (moto's time, here): a part of its local duration
+        elapsed_ms = (time.perf_counter() - context["pinrelay_started"]) * 1e3 if job_queue else 0.0
         with self._lock:
             if error:
                 self.units[f"{role}:errors"] += 1
                 if error == "ConditionalCheckFailedException":
                     self.units[f"{role}:conditional_check_failed"] += 1
+            if job_queue:
+                self.units[f"{role}:job_queue_call_ms"] += elapsed_ms
             if model.name != "ReceiveMessage":
                 return
             messages = (parsed or {}).get("Messages") or []
-            job_queue = bool((context or {}).get("pinrelay_job_queue"))
             billable = sqs_billable_requests(sum(len((m.get("Body") or "").encode("utf-8")) for m in messages))
             self.units[f"{role}:sqs_billable"] += billable
             if messages:
@@ -255,8 +260,7 @@ class AwsCallCounter:
                     self.units[f"{role}:job_messages_received"] += len(messages)
                 else:  # the long poll: it waits WaitTimeSeconds (moto too) before it answers empty
                     self.units[f"{role}:job_receives_empty"] += 1
-                    self.units[f"{role}:job_receive_empty_ms"] += (
-                        time.perf_counter() - context.get("pinrelay_started", time.perf_counter())) * 1e3
+                    self.units[f"{role}:job_receive_empty_ms"] += elapsed_ms
 
     def snapshot(self) -> dict[str, Counter]:
         with self._lock:
@@ -735,6 +739,9 @@ def _platform_trickle(stack: Any, platform: str, summarise: Callable[..., dict[s
             "fetcher_rounds_per_invocation": statistics.mean(int((b.response or {}).get("rounds", 0)) for b in fetches),
             "fetcher_empty_receives_per_invocation": units.get("fetcher:job_receives_empty", 0) / runs,
             "fetcher_empty_receive_ms_per_invocation": units.get("fetcher:job_receive_empty_ms", 0.0) / runs,
+            # of its local duration, the time its queue took to answer its receives and deletes
+            # (moto's, locally; the bill keeps it, as an upper bound, beside the modeled waits)
+            "fetcher_queue_call_ms_per_invocation": units.get("fetcher:job_queue_call_ms", 0.0) / runs,
             "job_messages_per_receive": received / max(1, units.get("fetcher:job_receives_with_messages", 0)),
             "fetcher_run_errors": [b.error for b in fetches if b.error],
             "fetcher_stopped": sorted({str((b.response or {}).get("stopped")) for b in fetches}),

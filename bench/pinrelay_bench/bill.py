@@ -587,6 +587,8 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
         "ingest_duration": ingest, "ingest_billed_ms": ingest_ms, "sender_duration": sender, "sender_billed_ms": sender_ms,
         "events_per_sender_invocation": events_per_sender, "ledger_writes_per_event": writes_per_event,
         "log_bytes_app_per_event": phase["log_bytes_per_event"], "fetcher_billed_ms": fetcher_ms, "fetcher_run": fetcher_run,
+        # of a scheduled run's local duration, what its queue (moto) took to answer: kept in own_ms
+        "fetcher_queue_call_ms_per_run": phase.get("fetcher_queue_call_ms_per_invocation"),
         "log_bytes_platform": sum(platform_bytes.values()),
         "log_bytes_access": access_bytes, "secrets": secrets,
         "xray_fraction_ingest": ingest_traced, "xray_fraction_sender": sender_traced, "template": observe,

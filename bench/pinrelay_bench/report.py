@@ -246,7 +246,8 @@ def _drain_line(phase: dict[str, Any]) -> str:
     receives = (per.get("sqs_job_receives_with_messages") or 0) + (per.get("sqs_job_receives_empty") or 0)
     return (f"fetcher: runs {_fmt(phase.get('fetcher_invocations'))} every {_fmt(phase.get('schedule_period_s'), 0)} s "
             f"({_fmt(phase.get('jobs_per_fetcher_invocation'), 0)} jobs, {_fmt(phase.get('fetcher_rounds_per_invocation'), 1)} "
-            f"rounds, {_fmt(phase.get('fetcher_local_ms_per_invocation'), 0)} ms each locally), its queue: receive "
+            f"rounds, {_fmt(phase.get('fetcher_local_ms_per_invocation'), 0)} ms each locally, "
+            f"{_fmt(phase.get('fetcher_queue_call_ms_per_invocation'), 0)} of them its queue's answers), its queue: receive "
             f"{_fmt(receives, 0)} ({_fmt(per.get('sqs_job_receives_empty'), 1)} empty; "
             f"{_fmt(phase.get('job_messages_per_receive'), 1)} jobs a receive with jobs) + delete {_fmt(per.get('sqs_job_deletes'), 0)}, "
             f"SQS sends {_fmt(per.get('sqs_fetcher_requests'), 0)}; accept -> delivery p50 / p99 "

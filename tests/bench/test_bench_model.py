@@ -471,6 +471,9 @@ def test_the_fetcher_s_own_queue_requests_are_counted_apart_from_its_sends():
     assert (units["fetcher:job_receives_with_messages"], units["fetcher:job_receives_empty"],
             units["fetcher:job_messages_received"], units["fetcher:job_deletes"]) == (2, 1, 13, 2)
     assert units["fetcher:job_receive_empty_ms"] >= 0 and "fetcher:job_receive_empty_ms" in units
+    # the time its queue took to answer its 3 receives and 2 deletes (a part of its local duration)
+    assert "fetcher:job_queue_call_ms" in units
+    assert units["fetcher:job_queue_call_ms"] >= units["fetcher:job_receive_empty_ms"]
     per = phase_summary(100, 100, {"calls": dict(counter.snapshot()["calls"]), "units": dict(units)}, {}, [], [], 1000,
                         [])["per_1000_events"]
     assert per["sqs_fetcher_billable"] == 20  # its 2 sends per 100 events, not its receives and deletes
