@@ -493,6 +493,9 @@ def scenario_usage(results: dict[str, Any], scenario: str, cpu_scale: float = 1.
                                    phase["fetcher_rounds_per_invocation"],
                                    phase.get("fetcher_empty_receives_per_invocation", 0.0), cpu_scale)
         fetcher_ms = fetcher_run["billed_ms"]
+        # beside the receives counted: what a drain of the measured jobs a run would take
+        fetcher_run["receives_per_1000_jobs_by_the_model"] = drain_receives_per_1000_jobs(
+            phase.get("jobs_per_fetcher_invocation") or 1, a["job_drain_max_jobs"])
         job_receives = per_1000["sqs_job_receive_billable"] * 1000
         job_deletes = per_1000["sqs_job_delete_billable"] * 1000
     elif fetcher_invocations:  # local duration (CPU + local I/O: an upper bound of its CPU) + the platform's waits

@@ -188,6 +188,9 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 line += f"; {phase} API calls {_fmt(g('local', phase, 'platform_api_requests_per_event') * 1000, 0)}"
             if phase == "stripe":  # the line-items fetcher: scheduled runs draining its queue
                 line += "; " + _drain_line(g("local", phase) or {})
+                modelled = g("bill", "stripe_webhook", "detail", "fetcher_run", "receives_per_1000_jobs_by_the_model")
+                if modelled is not None:
+                    line += f"; receives per 1000 jobs by the model of a drain: {_fmt(modelled, 0)}"
             elif phase == "bigcommerce":  # the order fetcher, fed by its queue's event source
                 line += (f"; fetcher: invocations {_fmt(g('local', phase, 'fetcher_invocations_per_event') * 1000, 0)} "
                          f"({_fmt(g('local', phase, 'fetcher_local_ms_per_invocation'), 0)} ms each locally), "

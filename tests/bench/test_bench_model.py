@@ -316,7 +316,7 @@ def _stripe_phase(**overrides):
              "body_bytes_per_post": 3000, "events_per_sender_invocation": 150.0,
              "fetcher_invocations_per_event": 1 / 300, "fetcher_local_ms_per_invocation": 1400.0,
              "fetcher_empty_receive_ms_per_invocation": 1000.0, "fetcher_rounds_per_invocation": 30.0,
-             "fetcher_empty_receives_per_invocation": 1.0}
+             "fetcher_empty_receives_per_invocation": 1.0, "jobs_per_fetcher_invocation": 300.0}
     phase.update(overrides)
     return phase
 
@@ -397,6 +397,8 @@ def test_the_stripe_webhook_bills_each_scheduled_run_from_its_rounds():
     usage, detail = scenario_usage({"local": {"stripe": phase, "secret_ids_read": 2}}, "stripe_webhook")
     run = drain_run_ms(1400.0, 1000.0, 30.0, 1.0)
     assert usage.fetcher_billed_ms == run["billed_ms"] == detail["fetcher_run"]["billed_ms"]
+    # beside the receives counted, what the model of a drain gives for the jobs a run measured
+    assert detail["fetcher_run"]["receives_per_1000_jobs_by_the_model"] == pytest.approx(1000 * 31 / 300)
     more_rounds, _ = scenario_usage({"local": {"stripe": _stripe_phase(fetcher_rounds_per_invocation=40.0),
                                                "secret_ids_read": 2}}, "stripe_webhook")
     assert more_rounds.fetcher_billed_ms - usage.fetcher_billed_ms == pytest.approx(10 * (250 + 10 + 8 + 8), abs=1)
