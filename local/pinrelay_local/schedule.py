@@ -2,7 +2,9 @@
 
 ``ScheduledFunction`` invokes its handler every ``every_s`` seconds with the event EventBridge
 sends, and a Lambda context with the function's Timeout, one run at a time (a run longer than
-the period delays the next, where EventBridge would start one beside it). Each run's summary
+the period delays the next, where EventBridge would start one beside it; the runs keep the
+schedule's cadence: they start every ``every_s`` from the start, not ``every_s`` after the end of
+the one before). Each run's summary
 (``RunSummary``) goes to ``on_run``. The Stripe line-items fetcher runs on one: it drains its
 queue itself (pinrelay.job_drain).
 """
@@ -81,8 +83,12 @@ class ScheduledFunction:
             self._thread = None
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
+        # EventBridge's cadence: a run starts every ``every_s`` from the start, however long the
+        # runs take (the next tick is not counted from the end of a run)
+        next_at = time.monotonic() + self.every_s
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
             self.run_once()
+            next_at += self.every_s
 
     def run_once(self) -> RunSummary:
         """One run now, as the schedule's next would be."""

@@ -94,6 +94,23 @@ def test_started_it_runs_once_a_period_reports_every_run_and_stops():
     assert all(later - earlier >= 0.19 for earlier, later in zip(called, called[1:]))  # a period before each
 
 
+def test_runs_keep_the_schedules_cadence_however_long_each_takes():
+    """EventBridge starts a run every period; a run of 0.15 s in a 0.3 s period does not push the
+    next one to 0.45 s after it started."""
+
+    handler = Handler({"received": 0}, sleep_s=0.15)
+    function = scheduled(handler, every_s=0.3, timeout_s=5)
+    started = time.monotonic()
+    function.start()
+    while len(handler.calls) < 4 and time.monotonic() < started + 10:
+        time.sleep(0.02)
+    function.stop()
+    starts = [call[3] - started for call in handler.calls[:4]]
+    assert len(starts) == 4
+    for number, at in enumerate(starts, start=1):  # the n-th run starts n periods after the start
+        assert number * 0.3 - 0.01 <= at < number * 0.3 + 0.1, starts
+
+
 def test_stop_ends_the_wait_for_the_next_run_at_once():
     handler = Handler({"received": 0})
     function = scheduled(handler, every_s=60)
