@@ -208,15 +208,12 @@ class AwsCallCounter:
             elif op in ("Query", "Scan"):
                 units["reads"] += 1
         elif service == "sqs":
-            if op == "SendMessageBatch":
-                payload = sum(len((entry.get("MessageBody") or "").encode("utf-8")) for entry in body.get("Entries") or [])
-                units["sqs_billable"] += sqs_billable_requests(payload)
-                units["sqs_send_billable"] += sqs_billable_requests(payload)
-                units["sqs_messages_sent"] += len(body.get("Entries") or [])
-            elif op == "SendMessage":
-                units["sqs_billable"] += sqs_billable_requests(len((body.get("MessageBody") or "").encode("utf-8")))
-                units["sqs_send_billable"] += sqs_billable_requests(len((body.get("MessageBody") or "").encode("utf-8")))
-                units["sqs_messages_sent"] += 1
+            if op in ("SendMessageBatch", "SendMessage"):
+                entries = (body.get("Entries") or []) if op == "SendMessageBatch" else [body]
+                billable = sqs_billable_requests(sum(len((entry.get("MessageBody") or "").encode("utf-8")) for entry in entries))
+                units["sqs_billable"] += billable
+                units["sqs_send_billable"] += billable
+                units["sqs_messages_sent"] += len(entries)
             elif op in ("DeleteMessageBatch", "DeleteMessage", "ChangeMessageVisibilityBatch", "ChangeMessageVisibility"):
                 units["sqs_billable"] += 1
         elif service == "secretsmanager":
@@ -605,12 +602,12 @@ def measure_aws_calls(quick: bool, counter: ByteCounter, say: Callable[[str], No
                                                    nonce)
         results["idle_line_items_runs"] = _idle_runs(stack, calls, say, samples=3)
         phase_runs = results["stripe"].pop("_run_indexes")
-        others = [run for index, run in enumerate(stack.line_items_batches) if index not in phase_runs]
+        others = [run for index, run in enumerate(stack.line_items_runs) if index not in phase_runs]
         results["line_items_schedule"] = {
-            "period_s": period_s, "runs_in_the_bench": len(stack.line_items_batches),
+            "period_s": period_s, "runs_in_the_bench": len(stack.line_items_runs),
             "runs_outside_the_stripe_phase": len(others),
             "jobs_received_outside_the_stripe_phase": sum(run.records for run in others),  # 0: the phase has them all
-            "run_errors": [run.error for run in stack.line_items_batches if run.error],
+            "run_errors": [run.error for run in stack.line_items_runs if run.error],
         }
         results["secret_ids_read"] = sum(len(ids) for ids in calls.secret_ids.values())
         results["secret_ids_read_by_function"] = {role: len(ids) for role, ids in calls.secret_ids.items()}
@@ -622,9 +619,9 @@ def measure_aws_calls(quick: bool, counter: ByteCounter, say: Callable[[str], No
 
 def _wait_for_run(stack: Any, timeout: float) -> None:
     """Wait until the line-items fetcher's scheduled run under way, or its next one, has ended."""
-    seen = len(stack.line_items_batches)
+    seen = len(stack.line_items_runs)
     deadline = time.monotonic() + timeout
-    while len(stack.line_items_batches) == seen:
+    while len(stack.line_items_runs) == seen:
         if time.monotonic() > deadline:
             raise TimeoutError(f"no run of the line-items fetcher ended in {timeout:.0f} s")
         time.sleep(0.05)
@@ -681,7 +678,7 @@ def _platform_trickle(stack: Any, platform: str, summarise: Callable[..., dict[s
         api.quota = 1_000_000
     url = f"{stack.url}/webhooks/{platform}"
     scheduled = platform == "stripe"
-    batches = stack.line_items_batches if scheduled else stack.fetch_batches  # the fetcher's invocations
+    batches = stack.line_items_runs if scheduled else stack.fetch_batches  # the fetcher's invocations
     if scheduled:
         say(f"[bench]   local: stripe webhooks: waiting for a run of the line-items fetcher (every {period_s:g} s) to end")
         _wait_for_run(stack, (period_s or 60) + 60)

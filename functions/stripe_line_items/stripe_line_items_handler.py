@@ -91,8 +91,7 @@ def lambda_handler(event: dict, context) -> dict:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     # session ids, event ids and reasons only: never the event's data
     summary = {"received": report.received, **counts, "without_contents": without, "rounds": report.rounds,
-               "stopped": report.stopped,
-               "problem": report.problem, "not_deleted": len(report.not_deleted)}
+               "stopped": report.stopped, "problem": report.problem, "not_deleted": len(report.not_deleted)}
     troubled = counts["retry"] or counts["rejected"] or without or report.problem or report.not_deleted
     (logger.info if troubled else logger.debug)("line-items jobs done", extra={**summary, "jobs": [
         {"session_id": o.session_id, "status": o.status, "event_id": o.event_id, "code": o.code, "reason": o.reason}

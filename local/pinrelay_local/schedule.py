@@ -4,9 +4,8 @@
 sends, and a Lambda context with the function's Timeout, one run at a time (a run longer than
 the period delays the next, where EventBridge would start one beside it; the runs keep the
 schedule's cadence: they start every ``every_s`` from the start, not ``every_s`` after the end of
-the one before). Each run's summary
-(``RunSummary``) goes to ``on_run``. The Stripe line-items fetcher runs on one: it drains its
-queue itself (pinrelay.job_drain).
+the one before). Each run's summary (``RunSummary``) goes to ``on_run``. The Stripe line-items
+fetcher runs on one: it drains its queue itself (pinrelay.job_drain).
 """
 
 from __future__ import annotations

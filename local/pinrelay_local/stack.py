@@ -287,7 +287,7 @@ class LocalStack:
         self.line_items_queue_url = ""
         self.line_items_dlq_url = ""
         self.line_items_schedule: ScheduledFunction | None = None
-        self.line_items_batches: list[RunSummary] = []  # the line-items fetcher's runs
+        self.line_items_runs: list[RunSummary] = []  # the line-items fetcher's scheduled runs
         self.gateway: HttpApiGateway | None = None
         self.event_source: SqsEventSource | None = None
         self.batches: list[BatchSummary] = []
@@ -777,7 +777,7 @@ class LocalStack:
         self.fetch_source.start()
         self.line_items_schedule = ScheduledFunction(
             self._line_items_fetcher, every_s=self.line_items_every_s, function_name="pinrelay-stripe-line-items",
-            function_timeout_s=self.timeouts["StripeLineItemsFunction"], on_run=self.line_items_batches.append)
+            function_timeout_s=self.timeouts["StripeLineItemsFunction"], on_run=self.line_items_runs.append)
         self.line_items_schedule.start()
 
     def _fetcher(self, event: dict[str, Any], context: Any) -> Any:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from pinrelay.adapters.aws import worst_call_seconds
 from pinrelay.adapters.http_json import HttpLimits, HttpUnavailable, get_json
 from pinrelay.ports import Deadline, LineItemsRefused, LineItemsUnavailable
 
@@ -133,6 +134,4 @@ def worst_drain_round_seconds() -> float:
     """The longest one round of the line-items fetcher's drain (pinrelay.job_drain) can take:
     ReceiveMessage, the key read from Secrets Manager, the sessions' line items read side by side,
     SendMessageBatch of their events, DeleteMessageBatch of the jobs, and a second to answer."""
-    from pinrelay.adapters.aws import worst_call_seconds
-
     return 3 * worst_call_seconds("sqs") + worst_call_seconds("secretsmanager") + worst_line_items_seconds() + 1.0
