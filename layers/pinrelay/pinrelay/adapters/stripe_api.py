@@ -132,6 +132,8 @@ def worst_line_items_seconds(limits: HttpLimits = STRIPE_CALL) -> float:
 
 def worst_drain_round_seconds() -> float:
     """The longest one round of the line-items fetcher's drain (pinrelay.job_drain) can take:
-    ReceiveMessage, the key read from Secrets Manager, the sessions' line items read side by side,
-    SendMessageBatch of their events, DeleteMessageBatch of the jobs, and a second to answer."""
-    return 3 * worst_call_seconds("sqs") + worst_call_seconds("secretsmanager") + worst_line_items_seconds() + 1.0
+    ReceiveMessage, the keys read from Secrets Manager (the deployment's key and the account map,
+    each at most once a round: the two secrets the fetcher may read, cached between rounds), the
+    sessions' line items read side by side, SendMessageBatch of their events, DeleteMessageBatch of
+    the jobs, and a second to answer."""
+    return 3 * worst_call_seconds("sqs") + 2 * worst_call_seconds("secretsmanager") + worst_line_items_seconds() + 1.0
